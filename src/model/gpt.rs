@@ -1,0 +1,188 @@
+//! The decoder-only GPT: token + learned position embeddings, pre-LayerNorm blocks, final
+//! LayerNorm, LM head tied to the token embedding, and an optional scalar head (reward or
+//! value) on the final hidden states. Parameter shapes are const generics:
+//! `V` vocabulary, `C` maximum context, `M` width, `F = 4 * M` MLP width.
+
+use super::attention::{CausalSelfAttention, KvPair};
+use super::block::{Block, Mlp};
+use super::config::ModelConfig;
+use super::layers::{LayerNorm, Linear};
+use super::params::ParamFn;
+use super::Backend;
+use anyhow::Result;
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+#[derive(Clone, Debug)]
+pub struct Gpt<const V: usize, const C: usize, const M: usize, const F: usize, D: Device<f32>> {
+    pub cfg: ModelConfig,
+    pub wte: Tensor<Rank2<V, M>, f32, D>,
+    pub wpe: Tensor<Rank2<C, M>, f32, D>,
+    pub blocks: Vec<Block<M, F, D>>,
+    pub ln_f: LayerNorm<M, D>,
+    /// Scalar head for reward and value models: `[1, M]` weight and a bias.
+    pub score: Option<Linear<M, 1, D>>,
+}
+
+/// Draws GPT-2's initialisation from a seeded host RNG, so CPU and CUDA start from the same
+/// weights: N(0, 0.02) for matrices, with residual projections scaled by 1/sqrt(2 * n_layer).
+struct Init<'a, D: Device<f32>> {
+    dev: &'a D,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl<'a, D: Device<f32>> Init<'a, D> {
+    fn normal<S: ConstShape>(&mut self, std: f32) -> Tensor<S, f32, D> {
+        let n = S::NUMEL;
+        let dist = Normal::new(0.0, std).unwrap();
+        let data: Vec<f32> = (0..n).map(|_| dist.sample(&mut self.rng)).collect();
+        self.dev.tensor_from_vec(data, S::default())
+    }
+    fn zeros<S: ConstShape>(&mut self) -> Tensor<S, f32, D> {
+        self.dev.zeros()
+    }
+    fn ones<S: ConstShape>(&mut self) -> Tensor<S, f32, D> {
+        self.dev.ones()
+    }
+    fn linear<const I: usize, const O: usize>(&mut self, std: f32) -> Linear<I, O, D> {
+        Linear { weight: self.normal(std), bias: self.zeros() }
+    }
+    fn layer_norm<const N: usize>(&mut self) -> LayerNorm<N, D> {
+        LayerNorm { weight: self.ones(), bias: self.zeros() }
+    }
+}
+
+impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
+    Gpt<V, C, M, F, D>
+{
+    pub fn new(cfg: ModelConfig, dev: &D, seed: u64) -> Self {
+        assert_eq!((cfg.vocab_size, cfg.n_ctx, cfg.n_embd), (V, C, M), "config/type mismatch");
+        assert_eq!(M % cfg.n_head, 0, "width must divide into heads");
+        let mut init = Init { dev, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed) };
+        let std = 0.02;
+        let proj_std = std / (2.0 * cfg.n_layer as f32).sqrt();
+        let blocks = (0..cfg.n_layer)
+            .map(|_| Block {
+                ln_1: init.layer_norm(),
+                attn: CausalSelfAttention {
+                    n_head: cfg.n_head,
+                    q: init.linear(std),
+                    k: init.linear(std),
+                    v: init.linear(std),
+                    proj: init.linear(proj_std),
+                },
+                ln_2: init.layer_norm(),
+                mlp: Mlp { fc: init.linear(std), proj: init.linear(proj_std) },
+            })
+            .collect();
+        Self {
+            wte: init.normal(std),
+            wpe: init.normal(std),
+            blocks,
+            ln_f: init.layer_norm(),
+            score: None,
+            cfg,
+        }
+    }
+
+    /// Adds a freshly initialised scalar head (reward / value model).
+    pub fn add_score_head(&mut self, seed: u64) {
+        let dev = self.wte.device().clone();
+        let mut init = Init { dev: &dev, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed) };
+        self.score = Some(Linear { weight: init.normal(1.0 / (M as f32 + 1.0).sqrt()), bias: init.zeros() });
+    }
+
+    fn embed<T: Tape<f32, D>>(
+        &self,
+        wte: Tensor<Rank2<V, M>, f32, D, T>,
+        tokens: Tensor<(usize, usize), usize, D>,
+        start: usize,
+    ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        let (b, s) = *tokens.shape();
+        assert!(start + s <= C, "sequence of {} exceeds the model context {C}", start + s);
+        let tok = wte.gather(tokens);
+        let pos = self.wpe.retaped::<T>().slice((start..start + s, ..));
+        tok + pos.broadcast_like::<_, Axis<0>>(&(b, s, Const::<M>))
+    }
+
+    /// Final hidden states `(batch, seq, M)` after `ln_f`. The tape enters through the token
+    /// embedding; every other parameter is retaped, so all receive gradients.
+    pub fn hidden<T: Tape<f32, D> + Merge<NoneTape>>(
+        &self,
+        tokens: Tensor<(usize, usize), usize, D>,
+        tape: T,
+    ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        let mut x = self.embed(self.wte.clone().put_tape(tape), tokens, 0);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        self.ln_f.forward(x)
+    }
+
+    /// Next-token logits through the tied LM head.
+    pub fn lm_head<T: Tape<f32, D>>(
+        &self,
+        h: Tensor<(usize, usize, Const<M>), f32, D, T>,
+    ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
+        h.matmul(self.wte.retaped::<T>().permute::<_, Axes2<1, 0>>())
+    }
+
+    /// Scalar head on every position: `(batch, seq)`.
+    pub fn score_head<T: Tape<f32, D>>(
+        &self,
+        h: Tensor<(usize, usize, Const<M>), f32, D, T>,
+    ) -> Tensor<(usize, usize), f32, D, T> {
+        let head = self.score.as_ref().expect("model has no scalar head");
+        let (b, s, _) = *h.shape();
+        head.forward(h).reshape_like(&(b, s))
+    }
+
+    /// Forward of new tokens given the cache of earlier ones (generation).
+    pub fn forward_cached(
+        &self,
+        tokens: Tensor<(usize, usize), usize, D>,
+        cache: &mut Vec<KvPair<D>>,
+    ) -> Tensor<(usize, usize, Const<V>), f32, D> {
+        let start = cache.first().map(|(k, _)| k.shape().2).unwrap_or(0);
+        let mut x = self.embed(self.wte.clone(), tokens, start);
+        let mut grown = Vec::with_capacity(self.blocks.len());
+        let mut old = std::mem::take(cache).into_iter();
+        for block in &self.blocks {
+            let (y, kv) = block.forward_cached(x, old.next());
+            x = y;
+            grown.push(kv);
+        }
+        *cache = grown;
+        self.lm_head(self.ln_f.forward(x))
+    }
+
+    /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.
+    pub fn visit_params(&mut self, f: &mut ParamFn<'_, D>) -> Result<()> {
+        f("transformer.wte.weight", &mut self.wte, true)?;
+        f("transformer.wpe.weight", &mut self.wpe, true)?;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let p = format!("transformer.h.{i}");
+            f(&format!("{p}.ln_1.weight"), &mut b.ln_1.weight, false)?;
+            f(&format!("{p}.ln_1.bias"), &mut b.ln_1.bias, false)?;
+            let attn = &mut b.attn;
+            for (name, lin) in [("q", &mut attn.q), ("k", &mut attn.k), ("v", &mut attn.v), ("c_proj", &mut attn.proj)] {
+                f(&format!("{p}.attn.{name}.weight"), &mut lin.weight, true)?;
+                f(&format!("{p}.attn.{name}.bias"), &mut lin.bias, false)?;
+            }
+            f(&format!("{p}.ln_2.weight"), &mut b.ln_2.weight, false)?;
+            f(&format!("{p}.ln_2.bias"), &mut b.ln_2.bias, false)?;
+            f(&format!("{p}.mlp.c_fc.weight"), &mut b.mlp.fc.weight, true)?;
+            f(&format!("{p}.mlp.c_fc.bias"), &mut b.mlp.fc.bias, false)?;
+            f(&format!("{p}.mlp.c_proj.weight"), &mut b.mlp.proj.weight, true)?;
+            f(&format!("{p}.mlp.c_proj.bias"), &mut b.mlp.proj.bias, false)?;
+        }
+        f("transformer.ln_f.weight", &mut self.ln_f.weight, false)?;
+        f("transformer.ln_f.bias", &mut self.ln_f.bias, false)?;
+        if let Some(head) = &mut self.score {
+            f("score.weight", &mut head.weight, true)?;
+            f("score.bias", &mut head.bias, false)?;
+        }
+        Ok(())
+    }
+}

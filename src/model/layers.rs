@@ -1,0 +1,47 @@
+//! The two parameterised building blocks of the transformer: a linear map and a LayerNorm.
+//! Written from dfdx tensor ops (not dfdx's nn modules) so that parameter names, layout and
+//! initialisation are ours and match GPT-2.
+
+use dfdx::prelude::*;
+
+/// `y = x W^T + b`, weight stored `[out, in]` like PyTorch's `nn.Linear`.
+#[derive(Clone, Debug)]
+pub struct Linear<const I: usize, const O: usize, D: Device<f32>> {
+    pub weight: Tensor<Rank2<O, I>, f32, D>,
+    pub bias: Tensor<Rank1<O>, f32, D>,
+}
+
+impl<const I: usize, const O: usize, D: Device<f32>> Linear<I, O, D> {
+    pub fn forward<T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(usize, usize, Const<I>), f32, D, T>,
+    ) -> Tensor<(usize, usize, Const<O>), f32, D, T> {
+        let (b, s, _) = *x.shape();
+        let y = x.matmul(self.weight.retaped::<T>().permute::<_, Axes2<1, 0>>());
+        y + self
+            .bias
+            .retaped::<T>()
+            .broadcast_like::<_, Axes2<0, 1>>(&(b, s, Const::<O>))
+    }
+}
+
+/// LayerNorm over the last axis, epsilon 1e-5 as in GPT-2.
+#[derive(Clone, Debug)]
+pub struct LayerNorm<const M: usize, D: Device<f32>> {
+    pub weight: Tensor<Rank1<M>, f32, D>,
+    pub bias: Tensor<Rank1<M>, f32, D>,
+}
+
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
+impl<const M: usize, D: Device<f32>> LayerNorm<M, D> {
+    pub fn forward<T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(usize, usize, Const<M>), f32, D, T>,
+    ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        let shape = *x.shape();
+        let x = x.normalize::<Axis<2>>(LAYER_NORM_EPS);
+        x * self.weight.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
+            + self.bias.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
+    }
+}

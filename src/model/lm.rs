@@ -1,0 +1,90 @@
+//! `LanguageModel`: the shape-erased interface the rest of gptlab uses, so training,
+//! evaluation and sampling code is written once, not once per compiled preset.
+
+use super::attention::KvPair;
+use super::config::ModelConfig;
+use super::gpt::Gpt;
+use super::params::ParamFn;
+use super::Backend;
+use anyhow::Result;
+use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
+
+pub type Tokens<D> = Tensor<(usize, usize), usize, D>;
+pub type Logits<D, T = NoneTape> = Tensor<(usize, usize, usize), f32, D, T>;
+pub type Traced<D> = OwnedTape<f32, D>;
+/// Per-layer keys and values of the positions generated so far.
+pub type KvCache<D> = Vec<KvPair<D>>;
+
+pub trait LanguageModel<D: Backend>: Send {
+    fn config(&self) -> &ModelConfig;
+    fn device(&self) -> D;
+    /// Next-token logits `(batch, seq, vocab)` without gradient tracking.
+    fn logits(&self, tokens: Tokens<D>) -> Logits<D>;
+    /// Next-token logits recording a tape into `grads`.
+    fn logits_traced(&self, tokens: Tokens<D>, grads: Gradients<f32, D>) -> Logits<D, Traced<D>>;
+    /// Logits of new tokens continuing the cached ones (generation).
+    fn logits_cached(&self, tokens: Tokens<D>, cache: &mut KvCache<D>) -> Logits<D>;
+    /// Scalar head at every position `(batch, seq)` (reward / value models).
+    fn scores(&self, tokens: Tokens<D>) -> Tensor<(usize, usize), f32, D>;
+    fn scores_traced(
+        &self,
+        tokens: Tokens<D>,
+        grads: Gradients<f32, D>,
+    ) -> Tensor<(usize, usize), f32, D, Traced<D>>;
+    fn has_score_head(&self) -> bool;
+    fn add_score_head(&mut self, seed: u64);
+    fn visit_params(&mut self, f: &mut ParamFn<'_, D>) -> Result<()>;
+    fn boxed_clone(&self) -> Box<dyn LanguageModel<D>>;
+}
+
+impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend> LanguageModel<D>
+    for Gpt<V, C, M, F, D>
+{
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+    fn device(&self) -> D {
+        self.wte.device().clone()
+    }
+    fn logits(&self, tokens: Tokens<D>) -> Logits<D> {
+        self.lm_head(self.hidden(tokens, NoneTape)).realize()
+    }
+    fn logits_traced(&self, tokens: Tokens<D>, grads: Gradients<f32, D>) -> Logits<D, Traced<D>> {
+        let tape = OwnedTape_from(grads, &self.wte);
+        self.lm_head(self.hidden(tokens, tape)).realize()
+    }
+    fn logits_cached(&self, tokens: Tokens<D>, cache: &mut KvCache<D>) -> Logits<D> {
+        self.forward_cached(tokens, cache).realize()
+    }
+    fn scores(&self, tokens: Tokens<D>) -> Tensor<(usize, usize), f32, D> {
+        self.score_head(self.hidden(tokens, NoneTape))
+    }
+    fn scores_traced(
+        &self,
+        tokens: Tokens<D>,
+        grads: Gradients<f32, D>,
+    ) -> Tensor<(usize, usize), f32, D, Traced<D>> {
+        let tape = OwnedTape_from(grads, &self.wte);
+        self.score_head(self.hidden(tokens, tape))
+    }
+    fn has_score_head(&self) -> bool {
+        self.score.is_some()
+    }
+    fn add_score_head(&mut self, seed: u64) {
+        Gpt::add_score_head(self, seed);
+        self.cfg.score_head = true;
+    }
+    fn visit_params(&mut self, f: &mut ParamFn<'_, D>) -> Result<()> {
+        Gpt::visit_params(self, f)
+    }
+    fn boxed_clone(&self) -> Box<dyn LanguageModel<D>> {
+        Box::new(self.clone())
+    }
+}
+
+/// dfdx only builds an `OwnedTape` from gradients through `traced`; take it off a tensor.
+#[allow(non_snake_case)]
+fn OwnedTape_from<S: Shape, D: Backend>(grads: Gradients<f32, D>, any: &Tensor<S, f32, D>) -> Traced<D> {
+    any.clone().traced(grads).split_tape().1
+}

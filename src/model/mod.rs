@@ -1,0 +1,24 @@
+//! The dfdx GPT: layers, attention, blocks, the model, its presets and generation.
+//! Knows nothing about files, stages or specs.
+
+pub mod attention;
+pub mod block;
+pub mod config;
+pub mod gpt;
+pub mod layers;
+pub mod lm;
+pub mod params;
+pub mod presets;
+pub mod raw;
+pub mod sample;
+
+pub use config::ModelConfig;
+pub use lm::{KvCache, LanguageModel, Logits, Tokens};
+pub use params::Param;
+pub use presets::{build_model, preset_info, PresetInfo, PRESETS};
+
+/// Everything a device must offer to run gptlab: dfdx's ops plus raw buffer access.
+pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + Send + Sync {}
+impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + Send + Sync> Backend for D {}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! Training machinery shared by every stage: losses, the optimiser and schedule, the loop,
+//! checkpoints and resume.
+pub mod loss;
+pub mod optim;
