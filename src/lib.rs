@@ -1,3 +1,14 @@
 //! gptlab: train small GPT language models through the whole ChatGPT recipe.
+//!
+//! Data flows one way: spec -> runner -> stage -> (data, tokenizer, model, train) ->
+//! metrics and checkpoints -> report.
+pub mod data;
+pub mod eval;
 pub mod model;
+pub mod report;
+pub mod runner;
+pub mod spec;
+pub mod stages;
+pub mod tokenizer;
 pub mod train;
+pub mod util;

@@ -1,1 +1,293 @@
-fn main(){}
+//! The `gptlab` command line: parse, dispatch, print. Everything else lives in the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use gptlab::data::chat::{Message, Role};
+use gptlab::eval::answers::{answer, complete};
+use gptlab::eval::probe::{continuation_prob, top_tokens};
+use gptlab::model::sample::SampleOptions;
+use gptlab::runner::{self, prompt_ids, RunOptions};
+use gptlab::spec::{data_root_from, expand_spec_args, load_spec, LoadOptions};
+use gptlab::stages::stage_done_marker;
+use gptlab::tokenizer::Tokenizer;
+use gptlab::train::checkpoint::load_model;
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gptlab",
+    version,
+    about = "Train small GPTs through pretrain, SFT, reward and RLHF, from TOML experiments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct SpecArgs {
+    /// Override any spec key, e.g. `--set stages.base.lr=3e-4` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Where `$DATA/...` paths point (default: $GPTLAB_DATA, else ./datasets).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+}
+
+impl SpecArgs {
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            data_root: data_root_from(self.data_root.clone()),
+            sets: self.sets.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args, Clone)]
+struct Sampling {
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    #[arg(long, default_value_t = 20)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Always pick the most likely token (same as --temperature 0).
+    #[arg(long)]
+    greedy: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+}
+
+impl Sampling {
+    fn options(&self) -> SampleOptions {
+        SampleOptions {
+            max_new_tokens: self.max_new_tokens,
+            temperature: if self.greedy { 0.0 } else { self.temperature },
+            top_k: self.top_k,
+            top_p: self.top_p,
+            stop: vec![],
+            use_cache: true,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run experiments (paths or globs); each prints its run folder last.
+    Run {
+        #[arg(required = true)]
+        specs: Vec<String>,
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Results folder (default: $GPTLAB_RESULTS, else ./results).
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Check experiment specs without running them.
+    Validate {
+        #[arg(required = true)]
+        specs: Vec<String>,
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Sample text from a trained stage: RUN/STAGE (a stage folder of a run).
+    Generate {
+        stage: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// Ask through the chat template (default: for every stage but pretrain).
+        #[arg(long)]
+        chat: Option<bool>,
+        #[command(flatten)]
+        sampling: Sampling,
+    },
+    /// The next-token distribution after a prompt, and probabilities of whole continuations.
+    Probe {
+        stage: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Comma-separated continuations to score, e.g. `过山车,大风车`.
+        #[arg(long, value_delimiter = ',')]
+        candidates: Vec<String>,
+        #[arg(long)]
+        chat: Option<bool>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a run's report.html / report.md from its folder.
+    Report { run: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        gptlab::train::trainer::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        eprintln!("\ninterrupt: saving a checkpoint at the next step...");
+    });
+    match dispatch(cli.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn results_root(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("GPTLAB_RESULTS").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("results"))
+}
+
+/// A trained stage folder: its model, the run's tokenizer, and whether it is a chat model.
+fn open_stage(
+    stage: &Path,
+) -> Result<(
+    Box<dyn gptlab::model::LanguageModel<dfdx::tensor::Cpu>>,
+    Tokenizer,
+    bool,
+)> {
+    let dev = dfdx::tensor::Cpu::default();
+    let model = load_model(stage, &dev)?;
+    let run = stage
+        .parent()
+        .context("a stage folder lies inside a run folder")?;
+    let tok = Tokenizer::load(&run.join("tokenizer.json"))?;
+    let kind: Option<runner::StageMeta> = std::fs::read_to_string(stage_done_marker(stage))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let chat = kind.map(|k| k.kind != "pretrain").unwrap_or(false);
+    Ok((model, tok, chat))
+}
+
+fn dispatch(command: Command) -> Result<bool> {
+    match command {
+        Command::Run {
+            specs,
+            spec,
+            results,
+        } => {
+            let opts = RunOptions {
+                results_root: results_root(results),
+                load: spec.load_options(),
+            };
+            let paths = expand_spec_args(&specs)?;
+            let mut failed = Vec::new();
+            for path in &paths {
+                match runner::run_spec(path, &opts) {
+                    Ok(dir) => println!("{}", dir.display()),
+                    Err(e) => {
+                        eprintln!("error: {}: {e:#}", path.display());
+                        failed.push(path.display().to_string());
+                    }
+                }
+            }
+            if paths.len() > 1 && !failed.is_empty() {
+                eprintln!(
+                    "{} of {} experiments failed: {}",
+                    failed.len(),
+                    paths.len(),
+                    failed.join(", ")
+                );
+            }
+            Ok(failed.is_empty())
+        }
+        Command::Validate { specs, spec } => {
+            let mut ok = true;
+            for path in expand_spec_args(&specs)? {
+                match load_spec(&path, &spec.load_options()) {
+                    Ok(l) => println!("ok {}: {}", path.display(), l.summary()),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ok = false;
+                    }
+                }
+            }
+            Ok(ok)
+        }
+        Command::Generate {
+            stage,
+            prompt,
+            chat,
+            sampling,
+        } => {
+            let (model, tok, is_chat) = open_stage(&stage)?;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
+            let opts = sampling.options();
+            let text = if chat.unwrap_or(is_chat) {
+                answer(
+                    model.as_ref(),
+                    &tok,
+                    &[Message {
+                        role: Role::User,
+                        content: prompt.clone(),
+                    }],
+                    &opts,
+                    &mut rng,
+                )
+            } else {
+                format!(
+                    "{prompt}{}",
+                    complete(model.as_ref(), &tok, &prompt, &opts, &mut rng)
+                )
+            };
+            println!("{text}");
+            Ok(true)
+        }
+        Command::Probe {
+            stage,
+            prompt,
+            top,
+            candidates,
+            chat,
+            json,
+        } => {
+            let (model, tok, is_chat) = open_stage(&stage)?;
+            let ids = prompt_ids(&tok, &prompt, chat.unwrap_or(is_chat));
+            let tops = top_tokens(model.as_ref(), &tok, &ids, top);
+            let cands: Vec<(String, f64)> = candidates
+                .iter()
+                .map(|c| {
+                    (
+                        c.clone(),
+                        continuation_prob(model.as_ref(), &ids, &tok.encode(c), tok.vocab_size()),
+                    )
+                })
+                .collect();
+            if json {
+                let c: Vec<_> = cands
+                    .iter()
+                    .map(|(t, p)| serde_json::json!({"text": t, "prob": p}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"prompt": prompt, "top": tops, "candidates": c})
+                );
+            } else {
+                println!("next token after {prompt:?}:");
+                for t in &tops {
+                    println!("  {:>8.4}  {}", t.prob, t.token);
+                }
+                let total: f64 = cands.iter().map(|(_, p)| p).sum();
+                for (t, p) in &cands {
+                    println!(
+                        "  P({t}) = {p:.4}  ({:.1}% of the candidates)",
+                        100.0 * p / total.max(1e-300)
+                    );
+                }
+            }
+            Ok(true)
+        }
+        Command::Report { run } => {
+            let path = gptlab::report::write_run_report(&run)?;
+            println!("{}", path.display());
+            Ok(true)
+        }
+    }
+}

@@ -85,7 +85,8 @@ impl<const M: usize, D: Device<f32>> CausalSelfAttention<M, D> {
         let scale = 1.0 / (dh as f32).sqrt();
         let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale;
         let scores = if s_q > 1 {
-            let mask = q_dev(&scores).upper_tri_like(&(s_q, s_k), f32::NEG_INFINITY, (past + 1) as isize);
+            let mask =
+                q_dev(&scores).upper_tri_like(&(s_q, s_k), f32::NEG_INFINITY, (past + 1) as isize);
             scores + mask.broadcast_like::<_, Axes2<0, 1>>(&(b, h, s_q, s_k))
         } else {
             scores

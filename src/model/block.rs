@@ -37,9 +37,14 @@ impl<const M: usize, const F: usize, D: Device<f32>> Block<M, F, D> {
         // The residual stream is passed without its tape: the add records the backward op
         // for both operands on the tape of the branch.
         let (x, tape) = x.split_tape();
-        let x = self.attn.forward(self.ln_1.forward(x.clone().put_tape(tape))) + x;
+        let x = self
+            .attn
+            .forward(self.ln_1.forward(x.clone().put_tape(tape)))
+            + x;
         let (x, tape) = x.split_tape();
-        self.mlp.forward(self.ln_2.forward(x.clone().put_tape(tape))) + x
+        self.mlp
+            .forward(self.ln_2.forward(x.clone().put_tape(tape)))
+            + x
     }
 
     pub fn forward_cached(
@@ -47,7 +52,9 @@ impl<const M: usize, const F: usize, D: Device<f32>> Block<M, F, D> {
         x: Tensor<(usize, usize, Const<M>), f32, D>,
         cache: Option<KvPair<D>>,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
-        let (a, cache) = self.attn.forward_cached(self.ln_1.forward(x.clone()), cache);
+        let (a, cache) = self
+            .attn
+            .forward_cached(self.ln_1.forward(x.clone()), cache);
         let x = a + x;
         let x = self.mlp.forward(self.ln_2.forward(x.clone())) + x;
         (x, cache)

@@ -46,10 +46,16 @@ impl<'a, D: Device<f32>> Init<'a, D> {
         self.dev.ones()
     }
     fn linear<const I: usize, const O: usize>(&mut self, std: f32) -> Linear<I, O, D> {
-        Linear { weight: self.normal(std), bias: self.zeros() }
+        Linear {
+            weight: self.normal(std),
+            bias: self.zeros(),
+        }
     }
     fn layer_norm<const N: usize>(&mut self) -> LayerNorm<N, D> {
-        LayerNorm { weight: self.ones(), bias: self.zeros() }
+        LayerNorm {
+            weight: self.ones(),
+            bias: self.zeros(),
+        }
     }
 }
 
@@ -57,9 +63,16 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     Gpt<V, C, M, F, D>
 {
     pub fn new(cfg: ModelConfig, dev: &D, seed: u64) -> Self {
-        assert_eq!((cfg.vocab_size, cfg.n_ctx, cfg.n_embd), (V, C, M), "config/type mismatch");
+        assert_eq!(
+            (cfg.vocab_size, cfg.n_ctx, cfg.n_embd),
+            (V, C, M),
+            "config/type mismatch"
+        );
         assert_eq!(M % cfg.n_head, 0, "width must divide into heads");
-        let mut init = Init { dev, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed) };
+        let mut init = Init {
+            dev,
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        };
         let std = 0.02;
         let proj_std = std / (2.0 * cfg.n_layer as f32).sqrt();
         let blocks = (0..cfg.n_layer)
@@ -73,7 +86,10 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
                     proj: init.linear(proj_std),
                 },
                 ln_2: init.layer_norm(),
-                mlp: Mlp { fc: init.linear(std), proj: init.linear(proj_std) },
+                mlp: Mlp {
+                    fc: init.linear(std),
+                    proj: init.linear(proj_std),
+                },
             })
             .collect();
         Self {
@@ -89,8 +105,14 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     /// Adds a freshly initialised scalar head (reward / value model).
     pub fn add_score_head(&mut self, seed: u64) {
         let dev = self.wte.device().clone();
-        let mut init = Init { dev: &dev, rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed) };
-        self.score = Some(Linear { weight: init.normal(1.0 / (M as f32 + 1.0).sqrt()), bias: init.zeros() });
+        let mut init = Init {
+            dev: &dev,
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        };
+        self.score = Some(Linear {
+            weight: init.normal(1.0 / (M as f32 + 1.0).sqrt()),
+            bias: init.zeros(),
+        });
     }
 
     fn embed<T: Tape<f32, D>>(
@@ -100,7 +122,11 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         start: usize,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         let (b, s) = *tokens.shape();
-        assert!(start + s <= C, "sequence of {} exceeds the model context {C}", start + s);
+        assert!(
+            start + s <= C,
+            "sequence of {} exceeds the model context {C}",
+            start + s
+        );
         let tok = wte.gather(tokens);
         let pos = self.wpe.retaped::<T>().slice((start..start + s, ..));
         tok + pos.broadcast_like::<_, Axis<0>>(&(b, s, Const::<M>))
@@ -166,7 +192,12 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             f(&format!("{p}.ln_1.weight"), &mut b.ln_1.weight, false)?;
             f(&format!("{p}.ln_1.bias"), &mut b.ln_1.bias, false)?;
             let attn = &mut b.attn;
-            for (name, lin) in [("q", &mut attn.q), ("k", &mut attn.k), ("v", &mut attn.v), ("c_proj", &mut attn.proj)] {
+            for (name, lin) in [
+                ("q", &mut attn.q),
+                ("k", &mut attn.k),
+                ("v", &mut attn.v),
+                ("c_proj", &mut attn.proj),
+            ] {
                 f(&format!("{p}.attn.{name}.weight"), &mut lin.weight, true)?;
                 f(&format!("{p}.attn.{name}.bias"), &mut lin.bias, false)?;
             }
@@ -174,7 +205,11 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             f(&format!("{p}.ln_2.bias"), &mut b.ln_2.bias, false)?;
             f(&format!("{p}.mlp.c_fc.weight"), &mut b.mlp.fc.weight, true)?;
             f(&format!("{p}.mlp.c_fc.bias"), &mut b.mlp.fc.bias, false)?;
-            f(&format!("{p}.mlp.c_proj.weight"), &mut b.mlp.proj.weight, true)?;
+            f(
+                &format!("{p}.mlp.c_proj.weight"),
+                &mut b.mlp.proj.weight,
+                true,
+            )?;
             f(&format!("{p}.mlp.c_proj.bias"), &mut b.mlp.proj.bias, false)?;
         }
         f("transformer.ln_f.weight", &mut self.ln_f.weight, false)?;

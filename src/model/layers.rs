@@ -41,7 +41,13 @@ impl<const M: usize, D: Device<f32>> LayerNorm<M, D> {
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         let shape = *x.shape();
         let x = x.normalize::<Axis<2>>(LAYER_NORM_EPS);
-        x * self.weight.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
-            + self.bias.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
+        x * self
+            .weight
+            .retaped::<T>()
+            .broadcast_like::<_, Axes2<0, 1>>(&shape)
+            + self
+                .bias
+                .retaped::<T>()
+                .broadcast_like::<_, Axes2<0, 1>>(&shape)
     }
 }

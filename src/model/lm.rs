@@ -85,6 +85,9 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
 
 /// dfdx only builds an `OwnedTape` from gradients through `traced`; take it off a tensor.
 #[allow(non_snake_case)]
-fn OwnedTape_from<S: Shape, D: Backend>(grads: Gradients<f32, D>, any: &Tensor<S, f32, D>) -> Traced<D> {
+fn OwnedTape_from<S: Shape, D: Backend>(
+    grads: Gradients<f32, D>,
+    any: &Tensor<S, f32, D>,
+) -> Traced<D> {
     any.clone().traced(grads).split_tape().1
 }

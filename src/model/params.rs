@@ -14,7 +14,10 @@ pub trait Param<D: Device<f32>> {
     fn to_host(&self) -> Vec<f32>;
     fn copy_from_host(&mut self, values: &[f32]);
     /// Gradient storage of this parameter (allocated as zeros if it got none).
-    fn grad_mut<'g>(&self, grads: &'g mut Gradients<f32, D>) -> Result<&'g mut <D as Storage<f32>>::Vec>;
+    fn grad_mut<'g>(
+        &self,
+        grads: &'g mut Gradients<f32, D>,
+    ) -> Result<&'g mut <D as Storage<f32>>::Vec>;
     /// One Adam step with moments kept in `m1`/`m2` (keyed by this parameter).
     fn adam_step(
         &mut self,
@@ -29,7 +32,10 @@ pub trait Param<D: Device<f32>> {
         &self,
         m1: &'g mut Gradients<f32, D>,
         m2: &'g mut Gradients<f32, D>,
-    ) -> Result<(&'g mut <D as Storage<f32>>::Vec, &'g mut <D as Storage<f32>>::Vec)>;
+    ) -> Result<(
+        &'g mut <D as Storage<f32>>::Vec,
+        &'g mut <D as Storage<f32>>::Vec,
+    )>;
 }
 
 fn dev_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -49,7 +55,10 @@ impl<S: Shape, D: Device<f32> + RawStorage> Param<D> for Tensor<S, f32, D> {
     fn copy_from_host(&mut self, values: &[f32]) {
         self.copy_from(values)
     }
-    fn grad_mut<'g>(&self, grads: &'g mut Gradients<f32, D>) -> Result<&'g mut <D as Storage<f32>>::Vec> {
+    fn grad_mut<'g>(
+        &self,
+        grads: &'g mut Gradients<f32, D>,
+    ) -> Result<&'g mut <D as Storage<f32>>::Vec> {
         grads.get_or_alloc_mut(self).map_err(dev_err)
     }
     fn adam_step(
@@ -69,8 +78,14 @@ impl<S: Shape, D: Device<f32> + RawStorage> Param<D> for Tensor<S, f32, D> {
         &self,
         m1: &'g mut Gradients<f32, D>,
         m2: &'g mut Gradients<f32, D>,
-    ) -> Result<(&'g mut <D as Storage<f32>>::Vec, &'g mut <D as Storage<f32>>::Vec)> {
-        Ok((m1.get_or_alloc_mut(self).map_err(dev_err)?, m2.get_or_alloc_mut(self).map_err(dev_err)?))
+    ) -> Result<(
+        &'g mut <D as Storage<f32>>::Vec,
+        &'g mut <D as Storage<f32>>::Vec,
+    )> {
+        Ok((
+            m1.get_or_alloc_mut(self).map_err(dev_err)?,
+            m2.get_or_alloc_mut(self).map_err(dev_err)?,
+        ))
     }
 }
 

@@ -44,10 +44,17 @@ presets! {
 }
 
 pub fn preset_info(name: &str) -> Result<PresetInfo> {
-    PRESETS.iter().copied().find(|p| p.name == name).ok_or_else(|| {
-        let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
-        anyhow::anyhow!("unknown preset `{name}`; expected one of {}", names.join(", "))
-    })
+    PRESETS
+        .iter()
+        .copied()
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
+            anyhow::anyhow!(
+                "unknown preset `{name}`; expected one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// The configuration for `preset` with the smallest compiled vocabulary holding `vocab_needed`.
@@ -71,12 +78,28 @@ pub fn model_config(preset: &str, vocab_needed: usize) -> Result<ModelConfig> {
 }
 
 /// A freshly initialised model for `cfg` (which must come from `model_config` or a checkpoint).
-pub fn build_model<D: Backend>(cfg: &ModelConfig, dev: &D, seed: u64) -> Result<Box<dyn LanguageModel<D>>> {
+pub fn build_model<D: Backend>(
+    cfg: &ModelConfig,
+    dev: &D,
+    seed: u64,
+) -> Result<Box<dyn LanguageModel<D>>> {
     let info = preset_info(&cfg.preset)?;
-    if (info.n_layer, info.n_head, info.n_embd, info.n_ctx) != (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.n_ctx) {
-        bail!("model config {cfg:?} does not match the compiled preset `{}` ({info:?})", cfg.preset);
+    if (info.n_layer, info.n_head, info.n_embd, info.n_ctx)
+        != (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.n_ctx)
+    {
+        bail!(
+            "model config {cfg:?} does not match the compiled preset `{}` ({info:?})",
+            cfg.preset
+        );
     }
-    let mut model = instantiate(ModelConfig { score_head: false, ..cfg.clone() }, dev, seed)?;
+    let mut model = instantiate(
+        ModelConfig {
+            score_head: false,
+            ..cfg.clone()
+        },
+        dev,
+        seed,
+    )?;
     if cfg.score_head {
         model.add_score_head(seed ^ 0x5c0e);
     }

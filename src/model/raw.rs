@@ -33,7 +33,9 @@ impl RawStorage for Cuda {
         v.device().dtoh_sync_copy(v).expect("CUDA copy to host")
     }
     fn raw_from_host(&self, v: &mut Self::Vec, values: &[f32]) {
-        v.device().htod_sync_copy_into(values, v).expect("CUDA copy to device")
+        v.device()
+            .htod_sync_copy_into(values, v)
+            .expect("CUDA copy to device")
     }
     fn raw_scale(&self, v: &mut Self::Vec, factor: f32) {
         let mut host = self.raw_to_host(v);
@@ -41,6 +43,9 @@ impl RawStorage for Cuda {
         self.raw_from_host(v, &host)
     }
     fn raw_sum_squares(&self, v: &Self::Vec) -> f64 {
-        self.raw_to_host(v).iter().map(|&x| (x as f64) * (x as f64)).sum()
+        self.raw_to_host(v)
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum()
     }
 }

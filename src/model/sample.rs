@@ -20,7 +20,14 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 64, temperature: 1.0, top_k: 0, top_p: 1.0, stop: vec![], use_cache: true }
+        Self {
+            max_new_tokens: 64,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            stop: vec![],
+            use_cache: true,
+        }
     }
 }
 
@@ -35,12 +42,22 @@ pub fn sample_next(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> 
         idx.truncate(opts.top_k);
     }
     let max = logits[idx[0]];
-    let mut probs: Vec<f32> = idx.iter().map(|&i| ((logits[i] - max) / opts.temperature).exp()).collect();
+    let mut probs: Vec<f32> = idx
+        .iter()
+        .map(|&i| ((logits[i] - max) / opts.temperature).exp())
+        .collect();
     let total: f32 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if opts.top_p < 1.0 {
         let mut cum = 0.0;
-        let keep = probs.iter().take_while(|&&p| { let before = cum; cum += p; before < opts.top_p }).count();
+        let keep = probs
+            .iter()
+            .take_while(|&&p| {
+                let before = cum;
+                cum += p;
+                before < opts.top_p
+            })
+            .count();
         probs.truncate(keep.max(1));
         idx.truncate(keep.max(1));
         let total: f32 = probs.iter().sum();
@@ -57,7 +74,9 @@ pub fn sample_next(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> 
 }
 
 pub fn argmax(xs: &[f32]) -> usize {
-    xs.iter().enumerate().fold(0, |best, (i, &x)| if x > xs[best] { i } else { best })
+    xs.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > xs[best] { i } else { best })
 }
 
 /// Generates continuations of one prompt for `n` samples at once (a batch of identical
@@ -88,9 +107,16 @@ pub fn generate<D: Backend>(
             (window_start, false)
         };
         let width = len - input_start;
-        let flat: Vec<usize> = seqs.iter().flat_map(|s| s[input_start..].iter().map(|&t| t as usize)).collect();
+        let flat: Vec<usize> = seqs
+            .iter()
+            .flat_map(|s| s[input_start..].iter().map(|&t| t as usize))
+            .collect();
         let tokens = dev.tensor_from_vec(flat, (n, width));
-        let logits = if cached { model.logits_cached(tokens, &mut cache) } else { model.logits(tokens) };
+        let logits = if cached {
+            model.logits_cached(tokens, &mut cache)
+        } else {
+            model.logits(tokens)
+        };
         fed = if cached { len } else { 0 };
         let vocab = logits.shape().2;
         let last = logits.slice((.., width - 1.., ..)).as_vec();

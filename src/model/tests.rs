@@ -2,8 +2,8 @@
 //! every parameter learns, the KV cache matches the full forward.
 
 use super::presets::model_config;
-use super::sample::{generate, SampleOptions};
 use super::raw::RawStorage;
+use super::sample::{generate, SampleOptions};
 use super::*;
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use dfdx::prelude::*;
@@ -15,7 +15,10 @@ fn nano(dev: &Cpu) -> Box<dyn LanguageModel<Cpu>> {
 
 fn tokens(dev: &Cpu, rows: &[&[usize]]) -> Tokens<Cpu> {
     let s = rows[0].len();
-    dev.tensor_from_vec(rows.iter().flat_map(|r| r.iter().copied()).collect(), (rows.len(), s))
+    dev.tensor_from_vec(
+        rows.iter().flat_map(|r| r.iter().copied()).collect(),
+        (rows.len(), s),
+    )
 }
 
 fn loss_of(model: &dyn LanguageModel<Cpu>, dev: &Cpu) -> f64 {
@@ -32,8 +35,16 @@ fn changing_a_later_token_leaves_earlier_logits_unchanged() {
     let a = model.logits(tokens(&dev, &[&[1, 2, 3, 4, 5, 6]])).as_vec();
     let b = model.logits(tokens(&dev, &[&[1, 2, 3, 77, 5, 6]])).as_vec();
     let v = model.config().vocab_size;
-    assert_eq!(&a[..3 * v], &b[..3 * v], "positions before the change must not move");
-    assert_ne!(&a[3 * v..4 * v], &b[3 * v..4 * v], "the changed position must move");
+    assert_eq!(
+        &a[..3 * v],
+        &b[..3 * v],
+        "positions before the change must not move"
+    );
+    assert_ne!(
+        &a[3 * v..4 * v],
+        &b[3 * v..4 * v],
+        "the changed position must move"
+    );
 }
 
 #[test]
@@ -43,7 +54,8 @@ fn gradients_match_finite_differences_for_every_kind_of_parameter() {
     let x = tokens(&dev, &[&[3, 17, 42, 9, 11, 5], &[8, 8, 1, 2, 99, 4]]);
     let y = tokens(&dev, &[&[17, 42, 9, 11, 5, 6], &[8, 1, 2, 99, 4, 7]]);
     let (w, _) = mask_weights(&dev, &[true; 12], (2, 6));
-    let mut grads = masked_cross_entropy(model.logits_traced(x, Gradients::leaky()), y, w).backward();
+    let mut grads =
+        masked_cross_entropy(model.logits_traced(x, Gradients::leaky()), y, w).backward();
 
     // (parameter, element) pairs covering embeddings, attention, MLP and LayerNorm.
     let probes = [
@@ -63,7 +75,10 @@ fn gradients_match_finite_differences_for_every_kind_of_parameter() {
     model
         .visit_params(&mut |name, p, _| {
             if let Some(&(_, i)) = probes.iter().find(|(n, _)| *n == name) {
-                analytic.insert(name.to_string(), dev.raw_to_host(p.grad_mut(&mut grads)?)[i] as f64);
+                analytic.insert(
+                    name.to_string(),
+                    dev.raw_to_host(p.grad_mut(&mut grads)?)[i] as f64,
+                );
             }
             Ok(())
         })
@@ -90,7 +105,10 @@ fn gradients_match_finite_differences_for_every_kind_of_parameter() {
         let numeric = (up - down) / (2.0 * eps as f64);
         let a = analytic[name];
         let tol = 2e-3 + 0.05 * a.abs().max(numeric.abs());
-        assert!((a - numeric).abs() < tol, "{name}[{i}]: autograd {a:.6} vs finite difference {numeric:.6}");
+        assert!(
+            (a - numeric).abs() < tol,
+            "{name}[{i}]: autograd {a:.6} vs finite difference {numeric:.6}"
+        );
     }
 }
 
@@ -121,9 +139,15 @@ fn kv_cache_logits_match_the_full_forward() {
     let seq = [5usize, 9, 2, 44, 17, 3, 8, 8];
     let full = model.logits(tokens(&dev, &[&seq])).as_vec();
     let mut cache = Vec::new();
-    let mut cached = model.logits_cached(tokens(&dev, &[&seq[..5]]), &mut cache).as_vec();
+    let mut cached = model
+        .logits_cached(tokens(&dev, &[&seq[..5]]), &mut cache)
+        .as_vec();
     for &t in &seq[5..] {
-        cached.extend(model.logits_cached(tokens(&dev, &[&[t]]), &mut cache).as_vec());
+        cached.extend(
+            model
+                .logits_cached(tokens(&dev, &[&[t]]), &mut cache)
+                .as_vec(),
+        );
     }
     assert_eq!(full.len(), cached.len());
     for (a, b) in full.iter().zip(&cached) {
@@ -136,7 +160,11 @@ fn cached_and_uncached_greedy_generation_agree() {
     let dev = Cpu::default();
     let model = nano(&dev);
     let mut rng = rand::thread_rng();
-    let mut opts = SampleOptions { max_new_tokens: 40, temperature: 0.0, ..Default::default() };
+    let mut opts = SampleOptions {
+        max_new_tokens: 40,
+        temperature: 0.0,
+        ..Default::default()
+    };
     let cached = generate(model.as_ref(), &[1, 2, 3], 2, 100, &opts, &mut rng);
     opts.use_cache = false;
     let plain = generate(model.as_ref(), &[1, 2, 3], 2, 100, &opts, &mut rng);

@@ -24,7 +24,11 @@ pub fn masked_cross_entropy<D: Backend, T: Tape<f32, D>>(
 }
 
 /// Builds the weight tensor for `masked_cross_entropy` from a 0/1 mask; also returns the count.
-pub fn mask_weights<D: Backend>(dev: &D, mask: &[bool], shape: (usize, usize)) -> (Tensor<(usize, usize), f32, D>, usize) {
+pub fn mask_weights<D: Backend>(
+    dev: &D,
+    mask: &[bool],
+    shape: (usize, usize),
+) -> (Tensor<(usize, usize), f32, D>, usize) {
     let count = mask.iter().filter(|&&m| m).count();
     let w = if count == 0 { 0.0 } else { 1.0 / count as f32 };
     let data = mask.iter().map(|&m| if m { w } else { 0.0 }).collect();

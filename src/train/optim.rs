@@ -48,11 +48,19 @@ pub struct AdamW<D: Backend> {
 
 impl<D: Backend> AdamW<D> {
     pub fn new(cfg: AdamWConfig) -> Self {
-        Self { cfg, t: 0, m1: Gradients::leaky(), m2: Gradients::leaky() }
+        Self {
+            cfg,
+            t: 0,
+            m1: Gradients::leaky(),
+            m2: Gradients::leaky(),
+        }
     }
 
     /// Global L2 norm of the gradients of every parameter.
-    pub fn grad_norm(model: &mut dyn LanguageModel<D>, grads: &mut Gradients<f32, D>) -> Result<f64> {
+    pub fn grad_norm(
+        model: &mut dyn LanguageModel<D>,
+        grads: &mut Gradients<f32, D>,
+    ) -> Result<f64> {
         let dev = model.device();
         let mut sum = 0.0;
         model.visit_params(&mut |_, p, _| {
@@ -63,7 +71,11 @@ impl<D: Backend> AdamW<D> {
     }
 
     /// Scales every gradient by `factor` (clipping, or averaging accumulated micro-batches).
-    pub fn scale_grads(model: &mut dyn LanguageModel<D>, grads: &mut Gradients<f32, D>, factor: f32) -> Result<()> {
+    pub fn scale_grads(
+        model: &mut dyn LanguageModel<D>,
+        grads: &mut Gradients<f32, D>,
+        factor: f32,
+    ) -> Result<()> {
         let dev = model.device();
         model.visit_params(&mut |_, p, _| {
             dev.raw_scale(p.grad_mut(grads)?, factor);
@@ -72,7 +84,12 @@ impl<D: Backend> AdamW<D> {
     }
 
     /// Clips, then applies one update at learning rate `lr`. Returns the pre-clip grad norm.
-    pub fn step(&mut self, model: &mut dyn LanguageModel<D>, grads: &mut Gradients<f32, D>, lr: f64) -> Result<f64> {
+    pub fn step(
+        &mut self,
+        model: &mut dyn LanguageModel<D>,
+        grads: &mut Gradients<f32, D>,
+        lr: f64,
+    ) -> Result<f64> {
         let norm = Self::grad_norm(model, grads)?;
         if !norm.is_finite() {
             anyhow::bail!("gradient norm is {norm}");
@@ -88,7 +105,8 @@ impl<D: Backend> AdamW<D> {
                 lr,
                 betas: cfg.betas,
                 eps: cfg.eps,
-                weight_decay: (decay && cfg.weight_decay > 0.0).then_some(WeightDecay::Decoupled(cfg.weight_decay)),
+                weight_decay: (decay && cfg.weight_decay > 0.0)
+                    .then_some(WeightDecay::Decoupled(cfg.weight_decay)),
             };
             p.adam_step(t, &adam, grads, m1, m2)
         })?;
@@ -96,7 +114,10 @@ impl<D: Backend> AdamW<D> {
     }
 
     /// The moments of every parameter, by name, for checkpoints.
-    pub fn export_state(&mut self, model: &mut dyn LanguageModel<D>) -> Result<Vec<(String, Vec<f32>, Vec<f32>)>> {
+    pub fn export_state(
+        &mut self,
+        model: &mut dyn LanguageModel<D>,
+    ) -> Result<Vec<(String, Vec<f32>, Vec<f32>)>> {
         let dev = model.device();
         let (m1, m2) = (&mut self.m1, &mut self.m2);
         let mut out = Vec::new();
@@ -139,7 +160,12 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_min() {
-        let s = LrSchedule { max_lr: 1e-3, min_lr: 1e-4, warmup: 10, total: 110 };
+        let s = LrSchedule {
+            max_lr: 1e-3,
+            min_lr: 1e-4,
+            warmup: 10,
+            total: 110,
+        };
         assert!((s.at(0) - 1e-4).abs() < 1e-12);
         assert!((s.at(9) - 1e-3).abs() < 1e-12);
         assert!((s.at(10) - 1e-3).abs() < 1e-12);

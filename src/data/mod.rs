@@ -1,0 +1,20 @@
+//! Reading training data: file patterns, text corpora, JSONL datasets in the TRL schemas,
+//! the chat template, and validation splits.
+
+pub mod chat;
+pub mod jsonl;
+pub mod paths;
+pub mod split;
+pub mod text;
+
+pub use chat::{decode_chat, encode_chat, encode_prompt, render_chat, EncodedChat, Message, Role};
+pub use jsonl::{
+    read_preferences, read_prompts, read_sft, sniff_jsonl_kind, Feedback, JsonlKind,
+    PreferencePair, PreferenceRecord, PromptExample, SftExample,
+};
+pub use paths::expand_paths;
+pub use split::split_off_validation;
+pub use text::read_text_corpus;
+
+#[cfg(test)]
+mod shared_datasets;

@@ -1,0 +1,72 @@
+//! Every dataset shipped with gptlab must load. Skipped when the datasets folder is absent
+//! (searched in $GPTLAB_DATA, ./datasets, then /work/shared/datasets).
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn datasets_root() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("GPTLAB_DATA").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets")),
+        Some(PathBuf::from("/work/shared/datasets")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_dir())
+}
+
+fn non_blank_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+#[test]
+fn every_shared_dataset_loads() {
+    let Some(root) = datasets_root() else {
+        eprintln!("no datasets folder found: skipped");
+        return;
+    };
+    let files = expand_paths(&[root.join("*/*.jsonl"), root.join("*/*.txt")]).unwrap();
+    assert!(!files.is_empty());
+    for file in files {
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        let start = std::time::Instant::now();
+        let (kind, count) = match file.extension().and_then(|e| e.to_str()) {
+            Some("txt") => (
+                "text",
+                read_text_corpus(std::slice::from_ref(&file)).unwrap().len(),
+            ),
+            _ => match sniff_jsonl_kind(&file).unwrap() {
+                JsonlKind::Text => (
+                    "text",
+                    read_text_corpus(std::slice::from_ref(&file)).unwrap().len(),
+                ),
+                JsonlKind::Sft => {
+                    let sft = read_sft(&file).unwrap();
+                    assert_eq!(
+                        read_prompts(&file).unwrap().len(),
+                        sft.len(),
+                        "{name} as prompts"
+                    );
+                    assert!(
+                        sft.iter()
+                            .all(|e| e.messages.len() == 2 && e.task.is_some()),
+                        "{name}"
+                    );
+                    ("sft", sft.len())
+                }
+                JsonlKind::Preference => ("preference", read_preferences(&file).unwrap().len()),
+                JsonlKind::Prompts => ("prompts", read_prompts(&file).unwrap().len()),
+            },
+        };
+        if kind != "text" || name.ends_with(".jsonl") {
+            assert_eq!(count, non_blank_lines(&file), "{name}: one record per line");
+        }
+        println!(
+            "{name}: {count} {kind} records in {:.0} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Asking a model questions: greedy (or sampled) answers through the chat template, and
+//! exact match against reference answers, overall and per task.
+
+use crate::data::chat::{encode_prompt, Message, Role};
+use crate::model::sample::{generate, SampleOptions};
+use crate::model::{Backend, LanguageModel};
+use crate::tokenizer::{Special, Tokenizer};
+use std::collections::BTreeMap;
+
+/// The assistant's answer to a conversation (which ends with a user turn). The prompt is cut
+/// from the left to leave room for the answer within the context.
+pub fn answer<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    messages: &[Message],
+    opts: &SampleOptions,
+    rng: &mut impl rand::Rng,
+) -> String {
+    let mut prompt = encode_prompt(tok, messages);
+    let room = model
+        .config()
+        .n_ctx
+        .saturating_sub(opts.max_new_tokens)
+        .max(1);
+    if prompt.len() > room {
+        prompt.drain(..prompt.len() - room);
+    }
+    let mut opts = opts.clone();
+    opts.stop = vec![
+        tok.special(Special::EndOfTurn),
+        tok.special(Special::EndOfText),
+    ];
+    let out = generate(model, &prompt, 1, tok.vocab_size(), &opts, rng).remove(0);
+    tok.decode(&out)
+}
+
+/// A plain completion of raw text (how a base model is asked).
+pub fn complete<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    text: &str,
+    opts: &SampleOptions,
+    rng: &mut impl rand::Rng,
+) -> String {
+    let mut prompt = tok.encode(text);
+    let room = model
+        .config()
+        .n_ctx
+        .saturating_sub(opts.max_new_tokens)
+        .max(1);
+    if prompt.len() > room {
+        prompt.drain(..prompt.len() - room);
+    }
+    let mut opts = opts.clone();
+    opts.stop = vec![tok.special(Special::EndOfText)];
+    let out = generate(model, &prompt, 1, tok.vocab_size(), &opts, rng).remove(0);
+    tok.decode(&out)
+}
+
+pub fn greedy(max_new_tokens: usize) -> SampleOptions {
+    SampleOptions {
+        max_new_tokens,
+        temperature: 0.0,
+        ..Default::default()
+    }
+}
+
+/// Exact match after trimming whitespace.
+pub fn is_exact_match(answer: &str, reference: &str) -> bool {
+    answer.trim() == reference.trim()
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct MatchScore {
+    pub correct: usize,
+    pub total: usize,
+}
+
+impl MatchScore {
+    pub fn rate(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.total as f64
+        }
+    }
+}
+
+/// One evaluated question.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Judged {
+    pub prompt: String,
+    pub reference: String,
+    pub answer: String,
+    pub task: Option<String>,
+    pub correct: bool,
+}
+
+/// Greedy answers to `(conversation, reference, task)` items; overall and per-task scores.
+pub fn exact_match<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    items: &[(Vec<Message>, String, Option<String>)],
+    max_new_tokens: usize,
+) -> (MatchScore, BTreeMap<String, MatchScore>, Vec<Judged>) {
+    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+    let opts = greedy(max_new_tokens);
+    let (mut all, mut per_task, mut judged) = (MatchScore::default(), BTreeMap::new(), Vec::new());
+    for (messages, reference, task) in items {
+        let ans = answer(model, tok, messages, &opts, &mut rng);
+        let ok = is_exact_match(&ans, reference);
+        all.total += 1;
+        all.correct += ok as usize;
+        if let Some(t) = task {
+            let s: &mut MatchScore = per_task.entry(t.clone()).or_default();
+            s.total += 1;
+            s.correct += ok as usize;
+        }
+        let prompt = messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .map(|m| m.content.clone())
+            .last()
+            .unwrap_or_default();
+        judged.push(Judged {
+            prompt,
+            reference: reference.clone(),
+            answer: ans,
+            task: task.clone(),
+            correct: ok,
+        });
+    }
+    (all, per_task, judged)
+}

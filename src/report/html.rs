@@ -1,0 +1,485 @@
+//! The per-run HTML page: one self-contained file (CSS and SVG charts inline, no script, no
+//! network) that reads top to bottom: cost, the side-by-side answers, each stage's curves,
+//! probes, and the resolved spec.
+
+use super::bars::probability;
+use super::chart::palette_hex;
+use super::format;
+use super::run::RunData;
+
+/// A chart already written to disk, ready to be placed on a page.
+#[derive(Debug, Clone)]
+pub struct RenderedChart {
+    pub title: String,
+    /// The SVG document, inlined into the HTML page.
+    pub svg: String,
+    /// The PNG's path relative to the page, linked from the Markdown twin.
+    pub png: String,
+}
+
+/// All charts of a run report.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    /// Stage name → its charts, in page order.
+    pub stages: Vec<(String, Vec<RenderedChart>)>,
+    pub probes: Vec<ProbeCharts>,
+}
+
+/// Probe prompt → (stage, bar chart of its top next tokens).
+pub type ProbeCharts = (String, Vec<(String, RenderedChart)>);
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An SVG document made fit for inlining: no fixed size (CSS scales it), labelled for readers.
+pub fn inline_svg(svg: &str, title: &str) -> String {
+    let svg = svg.trim_start();
+    let svg = svg.strip_prefix("<?xml").map_or(svg, |rest| {
+        rest.split_once("?>").map_or(rest, |(_, r)| r.trim_start())
+    });
+    let Some(end) = svg.find('>') else {
+        return String::new();
+    };
+    let (open, rest) = svg.split_at(end);
+    let open: String = open
+        .split(' ')
+        .filter(|attr| !attr.starts_with("width=") && !attr.starts_with("height="))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let label = escape(title);
+    format!("{open} class=\"chart\" role=\"img\" aria-label=\"{label}\"{rest}")
+}
+
+pub const CSS: &str = r#"
+:root { --ink:#1f2328; --muted:#656d76; --line:#d8dee4; --bg:#f6f8fa; --card:#fff; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+  font: 15px/1.55 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", "Source Han Sans SC",
+  "WenQuanYi Micro Hei", "Microsoft YaHei", "PingFang SC", "Hiragino Sans GB", Roboto, Arial, sans-serif; }
+main { max-width: 1240px; margin: 0 auto; padding: 28px 24px 60px; }
+h1 { font-size: 28px; margin: 0 0 4px; letter-spacing: -0.01em; }
+h2 { font-size: 20px; margin: 0 0 14px; display:flex; align-items:center; gap:10px; }
+h3 { font-size: 16px; margin: 18px 0 10px; }
+h2 small, h3 small { color: var(--muted); font-weight: 500; font-size: 14px; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background:#eff2f5; padding:1px 5px; border-radius:4px; }
+section, header.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 22px 24px; margin: 0 0 22px; }
+.sub { color: var(--muted); margin-bottom: 16px; }
+.badge { display:inline-block; padding: 1px 9px; border-radius: 999px; font-size: 13px; font-weight: 600; }
+.badge.ok { background:#dafbe1; color:#116329; } .badge.warn { background:#fff1c2; color:#7d4e00; }
+.stats { display:grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 10px; margin: 0 0 16px; }
+.stat { border:1px solid var(--line); border-radius: 8px; padding: 8px 12px; }
+.stat .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.stat .v { font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.legend { display:flex; flex-wrap: wrap; gap: 8px 18px; }
+.chip { display:inline-flex; align-items:center; gap:7px; font-weight:600; }
+.chip small { color: var(--muted); font-weight: 500; }
+.dot { width: 12px; height: 12px; border-radius: 50%; display:inline-block; background: var(--c); flex: none; }
+.lede { color: var(--muted); margin: -6px 0 14px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { text-align: left; vertical-align: top; padding: 8px 10px; border-bottom: 1px solid var(--line); }
+thead th { font-size: 13px; color: var(--muted); font-weight: 600; border-bottom: 2px solid var(--line); white-space: nowrap; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+table.answers th.stage { border-top: 4px solid var(--c); color: var(--ink); font-size: 14px; }
+table.answers td { white-space: pre-wrap; word-break: break-word; }
+table.answers th.prompt { width: 16%; font-weight: 600; white-space: pre-wrap; }
+table.answers .p { color: #8c959f; }
+table.probe { width: auto; min-width: 40%; margin-bottom: 12px; }
+table.probe td.num { padding-left: 36px; }
+.none { color: #8c959f; font-style: italic; }
+.grid { display:grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 14px; }
+figure { margin: 0; border:1px solid var(--line); border-radius: 8px; padding: 6px; background:#fff; }
+svg.chart { width: 100%; height: auto; display:block; }
+.finals { display:flex; flex-wrap: wrap; gap: 6px 8px; margin: 0 0 14px; }
+.finals span { background: #f3f4f6; border-radius: 6px; padding: 2px 9px; font-size: 13px; }
+.finals b { font-variant-numeric: tabular-nums; }
+section.stage h2 { border-left: 5px solid var(--c); padding-left: 10px; }
+details summary { cursor: pointer; font-weight: 600; }
+pre.spec { background: #f6f8fa; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; overflow-x: auto;
+  font: 13px/1.5 ui-monospace, SFMono-Regular, Menlo, Consolas, "Noto Sans Mono CJK SC", monospace; }
+footer { color: var(--muted); font-size: 13px; text-align: center; }
+"#;
+
+/// A complete HTML document around `body`.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"zh\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n\
+         <footer>made by gptlab from the files of this folder</footer>\n</main>\n</body>\n</html>\n",
+        escape(title)
+    )
+}
+
+/// A figure holding an inline chart.
+pub fn figure(chart: &RenderedChart) -> String {
+    format!(
+        "<figure>{}</figure>\n",
+        inline_svg(&chart.svg, &chart.title)
+    )
+}
+
+pub fn stat(key: &str, value: &str) -> String {
+    format!(
+        "<div class=\"stat\"><div class=\"k\">{}</div><div class=\"v\">{}</div></div>",
+        escape(key),
+        escape(value)
+    )
+}
+
+/// A stage name with its colour dot and kind.
+pub fn stage_chip(name: &str, kind: &str, colour: usize) -> String {
+    let kind = if kind.is_empty() {
+        String::new()
+    } else {
+        format!(" <small>{}</small>", escape(kind))
+    };
+    format!(
+        "<span class=\"chip\" style=\"--c:{}\"><span class=\"dot\"></span>{}{kind}</span>",
+        palette_hex(colour),
+        escape(name)
+    )
+}
+
+/// The whole run report page.
+pub fn run_page(run: &RunData, figures: &RunFigures) -> String {
+    let mut body = String::new();
+    body.push_str(&header(run));
+    body.push_str(&answers(run));
+    body.push_str(&stage_table(run));
+    for (stage, charts) in &figures.stages {
+        body.push_str(&stage_section(run, stage, charts));
+    }
+    body.push_str(&probes(run, figures));
+    if let Some(spec) = &run.spec_text {
+        body.push_str(&format!(
+            "<section><details><summary>Resolved spec (spec.toml)</summary>\n<pre class=\"spec\">{}</pre></details></section>\n",
+            escape(spec)
+        ));
+    }
+    page(&format!("{} · {}", run.name(), run.run_id()), &body)
+}
+
+fn header(run: &RunData) -> String {
+    let mut h = String::from("<header class=\"card\">\n");
+    h.push_str(&format!("<h1>{}</h1>\n", escape(&run.name())));
+    let meta = run.meta.as_ref();
+    let badge = match meta {
+        Some(m) if m.complete => "<span class=\"badge ok\">complete</span>",
+        Some(_) => "<span class=\"badge warn\">incomplete</span>",
+        None => "<span class=\"badge warn\">no meta.json</span>",
+    };
+    let mut sub = vec![
+        format!("run <code>{}</code>", escape(&run.run_id())),
+        badge.to_string(),
+    ];
+    if let Some(m) = meta {
+        if let Some(s) = &m.started {
+            sub.push(format!("started {}", escape(s)));
+        }
+        if let Some(f) = &m.finished {
+            sub.push(format!("finished {}", escape(f)));
+        }
+        if let Some(g) = m.git_rev.as_ref().filter(|g| !g.is_empty()) {
+            sub.push(format!("git <code>{}</code>", escape(g)));
+        }
+        if let Some(host) = m.host.as_ref().filter(|g| !g.is_empty()) {
+            sub.push(format!("on {}", escape(host)));
+        }
+    }
+    h.push_str(&format!("<div class=\"sub\">{}</div>\n", sub.join(" · ")));
+
+    let cost = RunCost::of(run);
+    let mut stats = String::new();
+    if let Some(p) = cost.params {
+        stats.push_str(&stat("parameters", &format::count(p)));
+    }
+    if let Some(t) = cost.tokens {
+        stats.push_str(&stat("tokens", &format::count(t)));
+    }
+    if let Some(w) = cost.wall_s {
+        stats.push_str(&stat("wall time", &format::duration(w)));
+    }
+    if let Some(r) = cost.tok_per_sec {
+        stats.push_str(&stat("tokens / s", &format::count(r)));
+    }
+    if let Some(d) = meta.and_then(|m| m.device.as_deref()) {
+        stats.push_str(&stat("device", d));
+    }
+    if let Some(p) = meta.and_then(|m| m.preset.as_deref()) {
+        stats.push_str(&stat("preset", p));
+    }
+    if !stats.is_empty() {
+        h.push_str(&format!("<div class=\"stats\">{stats}</div>\n"));
+    }
+    if !run.stages.is_empty() {
+        h.push_str("<div class=\"legend\">");
+        for (i, s) in run.stages.iter().enumerate() {
+            h.push_str(&stage_chip(&s.name, &s.kind, i));
+        }
+        h.push_str("</div>\n");
+    }
+    h.push_str("</header>\n");
+    h
+}
+
+/// Totals over the stages of a run (what it cost to train).
+pub struct RunCost {
+    pub params: Option<f64>,
+    pub tokens: Option<f64>,
+    pub wall_s: Option<f64>,
+    pub tok_per_sec: Option<f64>,
+}
+
+impl RunCost {
+    pub fn of(run: &RunData) -> RunCost {
+        let meta = run.meta.as_ref();
+        let stages = meta.map(|m| m.stages.as_slice()).unwrap_or(&[]);
+        let sum = |f: fn(&super::run::StageMeta) -> Option<f64>| -> Option<f64> {
+            let values: Vec<f64> = stages.iter().filter_map(f).collect();
+            (!values.is_empty()).then(|| values.iter().sum())
+        };
+        let tokens = sum(|s| s.tokens);
+        let wall_s = sum(|s| s.wall_s);
+        let tok_per_sec = match (tokens, wall_s) {
+            (Some(t), Some(w)) if w > 0.0 => Some(t / w),
+            _ => None,
+        };
+        RunCost {
+            params: meta.and_then(|m| m.params),
+            tokens,
+            wall_s,
+            tok_per_sec,
+        }
+    }
+}
+
+fn answers(run: &RunData) -> String {
+    let prompts = run.prompts();
+    let stages = run.compared_stages();
+    if prompts.is_empty() || stages.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from("<section id=\"answers\">\n<h2>Same prompts, every stage</h2>\n");
+    t.push_str("<p class=\"lede\">The base model continues the text; the assistant answers. The prompt is shown in grey before each completion.</p>\n");
+    t.push_str("<div class=\"scroll\"><table class=\"answers\">\n<thead><tr><th>prompt</th>");
+    for s in &stages {
+        let kind = run.stage_kind(s);
+        let kind = if kind.is_empty() {
+            String::new()
+        } else {
+            format!(" <small>{}</small>", escape(kind))
+        };
+        t.push_str(&format!(
+            "<th class=\"stage\" style=\"--c:{}\">{}{kind}</th>",
+            palette_hex(run.stage_colour(s)),
+            escape(s)
+        ));
+    }
+    t.push_str("</tr></thead>\n<tbody>\n");
+    for p in &prompts {
+        t.push_str(&format!("<tr><th class=\"prompt\">{}</th>", escape(p)));
+        for s in &stages {
+            match run.completion(s, p) {
+                Some(c) => t.push_str(&format!(
+                    "<td><span class=\"p\">{}</span>{}</td>",
+                    escape(p),
+                    escape(c)
+                )),
+                None => t.push_str("<td class=\"none\">no sample</td>"),
+            }
+        }
+        t.push_str("</tr>\n");
+    }
+    t.push_str("</tbody></table></div>\n</section>\n");
+    t
+}
+
+/// Per stage: what it cost and where its loss ended.
+fn stage_table(run: &RunData) -> String {
+    if run.stages.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from("<section id=\"stages\">\n<h2>Stages</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>stage</th><th class=\"num\">steps</th><th class=\"num\">tokens</th><th class=\"num\">wall time</th><th class=\"num\">tokens / s</th><th class=\"num\">final loss</th><th class=\"num\">final val/loss</th></tr></thead>\n<tbody>\n");
+    let dash = || "—".to_string();
+    for (i, s) in run.stages.iter().enumerate() {
+        let cost = s.cost.as_ref();
+        let steps = cost
+            .and_then(|c| c.steps)
+            .map(format::count)
+            .unwrap_or_else(dash);
+        let tokens = cost
+            .and_then(|c| c.tokens)
+            .map(format::count)
+            .unwrap_or_else(dash);
+        let wall = cost
+            .and_then(|c| c.wall_s)
+            .map(format::duration)
+            .unwrap_or_else(dash);
+        let rate = cost
+            .and_then(|c| c.tok_per_sec)
+            .map(format::count)
+            .unwrap_or_else(dash);
+        let loss = final_metric(run, &s.name, "loss")
+            .map(format::number)
+            .unwrap_or_else(dash);
+        let val = final_metric(run, &s.name, "val/loss")
+            .map(format::number)
+            .unwrap_or_else(dash);
+        t.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{steps}</td><td class=\"num\">{tokens}</td><td class=\"num\">{wall}</td><td class=\"num\">{rate}</td><td class=\"num\">{loss}</td><td class=\"num\">{val}</td></tr>\n",
+            stage_chip(&s.name, &s.kind, i)
+        ));
+    }
+    t.push_str("</tbody></table></div>\n</section>\n");
+    t
+}
+
+/// summary.json's value, else the last value in metrics.csv.
+pub fn final_metric(run: &RunData, stage: &str, metric: &str) -> Option<f64> {
+    run.summary
+        .get(stage)
+        .and_then(|m| m.get(metric).copied())
+        .or_else(|| {
+            run.stages
+                .iter()
+                .find(|s| s.name == stage)?
+                .metrics
+                .as_ref()?
+                .last(metric)
+        })
+}
+
+fn stage_section(run: &RunData, stage: &str, charts: &[RenderedChart]) -> String {
+    let colour = run.stage_colour(stage);
+    let mut s = format!(
+        "<section class=\"stage\" id=\"stage-{}\" style=\"--c:{}\">\n",
+        escape(stage),
+        palette_hex(colour)
+    );
+    let kind = run.stage_kind(stage);
+    let kind = if kind.is_empty() {
+        String::new()
+    } else {
+        format!(" <small>{}</small>", escape(kind))
+    };
+    s.push_str(&format!("<h2>{}{kind}</h2>\n", escape(stage)));
+    if let Some(finals) = run.summary.get(stage).filter(|m| !m.is_empty()) {
+        s.push_str("<div class=\"finals\">");
+        for (k, v) in finals {
+            s.push_str(&format!(
+                "<span>{} <b>{}</b></span>",
+                escape(k),
+                escape(&format::number(*v))
+            ));
+        }
+        s.push_str("</div>\n");
+    }
+    if charts.is_empty() {
+        s.push_str("<p class=\"none\">no metrics logged</p>\n");
+    } else {
+        s.push_str("<div class=\"grid\">\n");
+        for c in charts {
+            s.push_str(&figure(c));
+        }
+        s.push_str("</div>\n");
+    }
+    s.push_str("</section>\n");
+    s
+}
+
+fn probes(run: &RunData, figures: &RunFigures) -> String {
+    if run.probes.is_empty() {
+        return String::new();
+    }
+    let mut s =
+        String::from("<section id=\"probes\">\n<h2>Probes: the next-token distribution</h2>\n");
+    let mut prompts: Vec<&str> = Vec::new();
+    for p in &run.probes {
+        if !prompts.contains(&p.prompt.as_str()) {
+            prompts.push(&p.prompt);
+        }
+    }
+    for prompt in prompts {
+        s.push_str(&format!("<h3>{} <small>→ ?</small></h3>\n", escape(prompt)));
+        let rows: Vec<_> = run.probes.iter().filter(|p| p.prompt == prompt).collect();
+        let mut candidates: Vec<&str> = Vec::new();
+        for r in &rows {
+            for c in &r.candidates {
+                if !candidates.contains(&c.text.as_str()) {
+                    candidates.push(&c.text);
+                }
+            }
+        }
+        if !candidates.is_empty() {
+            s.push_str("<div class=\"scroll\"><table class=\"answers probe\"><thead><tr><th>candidate</th>");
+            for r in &rows {
+                s.push_str(&format!(
+                    "<th class=\"stage num\" style=\"--c:{}\">{}</th>",
+                    palette_hex(run.stage_colour(&r.stage)),
+                    escape(&r.stage)
+                ));
+            }
+            s.push_str("</tr></thead><tbody>\n");
+            for c in &candidates {
+                s.push_str(&format!("<tr><th class=\"prompt\">{}</th>", escape(c)));
+                for r in &rows {
+                    let p = r
+                        .candidates
+                        .iter()
+                        .find(|x| x.text == *c)
+                        .map(|x| probability(x.prob))
+                        .unwrap_or_else(|| "—".into());
+                    s.push_str(&format!("<td class=\"num\">{p}</td>"));
+                }
+                s.push_str("</tr>\n");
+            }
+            s.push_str("</tbody></table></div>\n");
+        }
+        if let Some((_, charts)) = figures.probes.iter().find(|(p, _)| p == prompt) {
+            s.push_str("<div class=\"grid\">\n");
+            for (_, c) in charts {
+                s.push_str(&figure(c));
+            }
+            s.push_str("</div>\n");
+        }
+    }
+    s.push_str("</section>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(
+            escape("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(escape("香蕉是"), "香蕉是");
+    }
+
+    #[test]
+    fn inline_svg_drops_fixed_size_and_keeps_view_box() {
+        let svg = "<svg width=\"800\" height=\"440\" viewBox=\"0 0 800 440\" xmlns=\"http://www.w3.org/2000/svg\">\n<rect/></svg>";
+        let out = inline_svg(svg, "a <b>");
+        assert!(out.starts_with("<svg viewBox=\"0 0 800 440\""), "{out}");
+        assert!(out.contains("aria-label=\"a &lt;b&gt;\"") && out.ends_with("<rect/></svg>"));
+        assert!(!out.contains("width=\"800\""));
+    }
+}

@@ -1,0 +1,227 @@
+//! The Markdown twin of the run page: same sections, charts linked as PNG files.
+
+use super::bars::probability;
+use super::format;
+use super::html::{final_metric, RunCost, RunFigures};
+use super::run::RunData;
+
+/// Text for a Markdown table cell: one line, no column breaks, no raw HTML.
+pub fn cell(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
+}
+
+/// A Markdown table.
+pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut t = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for r in rows {
+        t.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    t.push('\n');
+    t
+}
+
+/// A fenced code block whose fence is longer than any backtick run inside.
+pub fn code_block(lang: &str, text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{lang}\n{}\n{fence}\n\n", text.trim_end())
+}
+
+pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
+    let mut md = format!("# {}\n\n", run.name());
+    let status = match &run.meta {
+        Some(m) if m.complete => "complete",
+        Some(_) => "incomplete",
+        None => "no meta.json",
+    };
+    md.push_str(&format!("Run `{}` · **{status}**", run.run_id()));
+    if let Some(s) = run.meta.as_ref().and_then(|m| m.started.as_deref()) {
+        md.push_str(&format!(" · started {s}"));
+    }
+    md.push_str("\n\n");
+
+    let cost = RunCost::of(run);
+    let meta = run.meta.as_ref();
+    let mut facts = Vec::new();
+    if let Some(p) = cost.params {
+        facts.push(format!("parameters **{}**", format::count(p)));
+    }
+    if let Some(t) = cost.tokens {
+        facts.push(format!("tokens **{}**", format::count(t)));
+    }
+    if let Some(w) = cost.wall_s {
+        facts.push(format!("wall time **{}**", format::duration(w)));
+    }
+    if let Some(r) = cost.tok_per_sec {
+        facts.push(format!("**{}** tokens/s", format::count(r)));
+    }
+    if let Some(d) = meta.and_then(|m| m.device.as_deref()) {
+        facts.push(format!("device **{d}**"));
+    }
+    if let Some(p) = meta.and_then(|m| m.preset.as_deref()) {
+        facts.push(format!("preset **{p}**"));
+    }
+    if !facts.is_empty() {
+        md.push_str(&format!("{}\n\n", facts.join(" · ")));
+    }
+
+    let prompts = run.prompts();
+    let stages = run.compared_stages();
+    if !prompts.is_empty() && !stages.is_empty() {
+        md.push_str("## Same prompts, every stage\n\nThe base model continues the text; the assistant answers.\n\n");
+        let mut header = vec!["prompt".to_string()];
+        header.extend(stages.iter().map(|s| cell(s)));
+        let rows: Vec<Vec<String>> = prompts
+            .iter()
+            .map(|p| {
+                let mut row = vec![format!("**{}**", cell(p))];
+                row.extend(
+                    stages
+                        .iter()
+                        .map(|s| run.completion(s, p).map(cell).unwrap_or_else(|| "—".into())),
+                );
+                row
+            })
+            .collect();
+        md.push_str(&table(&header, &rows));
+    }
+
+    if !run.stages.is_empty() {
+        md.push_str("## Stages\n\n");
+        let header: Vec<String> = [
+            "stage",
+            "kind",
+            "steps",
+            "tokens",
+            "wall time",
+            "tokens/s",
+            "final loss",
+            "final val/loss",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let dash = || "—".to_string();
+        let rows: Vec<Vec<String>> = run
+            .stages
+            .iter()
+            .map(|s| {
+                let c = s.cost.as_ref();
+                vec![
+                    cell(&s.name),
+                    cell(&s.kind),
+                    c.and_then(|c| c.steps)
+                        .map(format::count)
+                        .unwrap_or_else(dash),
+                    c.and_then(|c| c.tokens)
+                        .map(format::count)
+                        .unwrap_or_else(dash),
+                    c.and_then(|c| c.wall_s)
+                        .map(format::duration)
+                        .unwrap_or_else(dash),
+                    c.and_then(|c| c.tok_per_sec)
+                        .map(format::count)
+                        .unwrap_or_else(dash),
+                    final_metric(run, &s.name, "loss")
+                        .map(format::number)
+                        .unwrap_or_else(dash),
+                    final_metric(run, &s.name, "val/loss")
+                        .map(format::number)
+                        .unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        md.push_str(&table(&header, &rows));
+    }
+
+    for (stage, charts) in &figures.stages {
+        let kind = run.stage_kind(stage);
+        md.push_str(&format!(
+            "## {stage}{}\n\n",
+            if kind.is_empty() {
+                String::new()
+            } else {
+                format!(" ({kind})")
+            }
+        ));
+        if let Some(finals) = run.summary.get(stage).filter(|m| !m.is_empty()) {
+            let list: Vec<String> = finals
+                .iter()
+                .map(|(k, v)| format!("`{k}` {}", format::number(*v)))
+                .collect();
+            md.push_str(&format!("Final: {}\n\n", list.join(" · ")));
+        }
+        for c in charts {
+            md.push_str(&format!("![{}]({})\n\n", cell(&c.title), c.png));
+        }
+    }
+
+    if !run.probes.is_empty() {
+        md.push_str("## Probes: the next-token distribution\n\n");
+        for (prompt, charts) in &figures.probes {
+            md.push_str(&format!("### {} → ?\n\n", cell(prompt)));
+            let rows: Vec<_> = run.probes.iter().filter(|p| &p.prompt == prompt).collect();
+            let mut candidates: Vec<&str> = Vec::new();
+            for r in &rows {
+                for c in &r.candidates {
+                    if !candidates.contains(&c.text.as_str()) {
+                        candidates.push(&c.text);
+                    }
+                }
+            }
+            if !candidates.is_empty() {
+                let mut header = vec!["candidate".to_string()];
+                header.extend(rows.iter().map(|r| cell(&r.stage)));
+                let body: Vec<Vec<String>> = candidates
+                    .iter()
+                    .map(|c| {
+                        let mut row = vec![cell(c)];
+                        row.extend(rows.iter().map(|r| {
+                            r.candidates
+                                .iter()
+                                .find(|x| x.text == *c)
+                                .map(|x| probability(x.prob))
+                                .unwrap_or_else(|| "—".into())
+                        }));
+                        row
+                    })
+                    .collect();
+                md.push_str(&table(&header, &body));
+            }
+            for (_, c) in charts {
+                md.push_str(&format!("![{}]({})\n\n", cell(&c.title), c.png));
+            }
+        }
+    }
+
+    if let Some(spec) = &run.spec_text {
+        md.push_str("## Resolved spec\n\n");
+        md.push_str(&code_block("toml", spec));
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_stay_on_one_line_and_in_their_column() {
+        assert_eq!(cell("a|b\nc <d>"), "a\\|b<br>c &lt;d&gt;");
+    }
+
+    #[test]
+    fn code_fence_outgrows_backticks_inside() {
+        let block = code_block("toml", "x = \"```\"");
+        assert!(block.starts_with("````toml\n"), "{block}");
+    }
+}

@@ -1,0 +1,229 @@
+//! Charts and reports, made only from the files of a results run folder, so a report can
+//! always be rebuilt from the folder alone.
+//!
+//! - `metrics`: read and write `metrics.csv`
+//! - `font`, `chart`, `bars`: plotters charts to SVG and PNG, Chinese included
+//! - `run`: everything a run folder holds; `figures`: which charts a stage gets
+//! - `html`, `markdown`: the per-run page and its Markdown twin
+//! - `spec_keys`, `compare`: the cross-run comparison
+
+pub mod bars;
+pub mod chart;
+pub mod compare;
+pub mod figures;
+pub mod font;
+pub mod format;
+pub mod html;
+pub mod markdown;
+pub mod metrics;
+pub mod run;
+pub mod spec_keys;
+
+#[cfg(test)]
+pub(crate) mod fixture;
+
+pub use chart::{render_png, render_svg, write_chart, ChartSpec, Series};
+pub use compare::write_comparison;
+pub use metrics::{read_metrics_csv, MetricsTable, MetricsWriter};
+
+use anyhow::{Context, Result};
+use html::{RenderedChart, RunFigures};
+use run::RunData;
+use std::path::{Path, PathBuf};
+
+/// Writes the charts of every stage (`<stage>/*.svg|png`), `report.html` and `report.md`
+/// into `run_dir`, from the files found there. Returns the path of `report.html`.
+pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
+    let run = RunData::load(run_dir)
+        .with_context(|| format!("cannot read the run folder {}", run_dir.display()))?;
+    let mut figures = RunFigures::default();
+    for stage in &run.stages {
+        let Some(table) = &stage.metrics else {
+            continue;
+        };
+        let folder = figures::file_stem(&stage.name);
+        let mut rendered = Vec::new();
+        for planned in figures::stage_charts(&stage.name, table) {
+            rendered.push(render_chart(
+                &planned.spec,
+                run_dir,
+                &folder,
+                &planned.stem,
+            )?);
+        }
+        figures.stages.push((stage.name.clone(), rendered));
+    }
+    figures.probes = probe_charts(&run, run_dir)?;
+
+    let html_path = run_dir.join("report.html");
+    write_atomic(&html_path, html::run_page(&run, &figures).as_bytes())?;
+    write_atomic(
+        &run_dir.join("report.md"),
+        markdown::run_markdown(&run, &figures).as_bytes(),
+    )?;
+    Ok(html_path)
+}
+
+/// One bar chart per (probe prompt, stage): `<stage>/probe-<n>.svg|png`.
+fn probe_charts(run: &RunData, run_dir: &Path) -> Result<Vec<html::ProbeCharts>> {
+    let mut prompts: Vec<String> = Vec::new();
+    for p in &run.probes {
+        if !prompts.contains(&p.prompt) {
+            prompts.push(p.prompt.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (n, prompt) in prompts.iter().enumerate() {
+        let mut charts = Vec::new();
+        for probe in run
+            .probes
+            .iter()
+            .filter(|p| &p.prompt == prompt && !p.top.is_empty())
+        {
+            let labels: Vec<String> = probe.top.iter().map(|t| t.token.clone()).collect();
+            let values: Vec<f64> = probe.top.iter().map(|t| t.prob).collect();
+            let mut spec =
+                bars::render_bars(&format!("{} · {prompt} → ?", probe.stage), &labels, &values);
+            spec.colour = run.stage_colour(&probe.stage);
+            let folder = figures::file_stem(&probe.stage);
+            charts.push((
+                probe.stage.clone(),
+                render_chart(&spec, run_dir, &folder, &format!("probe-{}", n + 1))?,
+            ));
+        }
+        out.push((prompt.clone(), charts));
+    }
+    Ok(out)
+}
+
+/// Writes `base/folder/stem.svg|png` and returns the chart for the pages.
+fn render_chart<C: chart::Chart>(
+    spec: &C,
+    base: &Path,
+    folder: &str,
+    stem: &str,
+) -> Result<RenderedChart> {
+    let (svg_path, _) = write_chart(spec, &base.join(folder), stem)?;
+    let svg = std::fs::read_to_string(&svg_path)
+        .with_context(|| format!("cannot read back {}", svg_path.display()))?;
+    let title = spec.title().to_string();
+    let png = if folder.is_empty() {
+        format!("{stem}.png")
+    } else {
+        format!("{folder}/{stem}.png")
+    };
+    Ok(RenderedChart { title, svg, png })
+}
+
+/// Writes `path` via `path.tmp` + rename, so readers never see half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// External references a self-contained page must not have.
+    fn assert_self_contained(html: &str) {
+        for bad in [
+            "src=\"http",
+            "href=\"http",
+            "<script",
+            "<link",
+            "@import",
+            "url(",
+        ] {
+            assert!(
+                !html.contains(bad),
+                "page is not self-contained: found `{bad}`"
+            );
+        }
+    }
+
+    #[test]
+    fn run_report_is_self_contained_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("quickstart/r1");
+        fixture::write_run(&run, "r1", 1e-3, "nano");
+        let html_path = write_run_report(&run).unwrap();
+        assert_eq!(html_path, run.join("report.html"));
+        let html = std::fs::read_to_string(&html_path).unwrap();
+        assert_self_contained(&html);
+
+        // The centrepiece: every prompt, and every compared stage's answer (escaped).
+        for p in fixture::PROMPTS {
+            assert!(html.contains(&html::escape(p)), "missing prompt {p}");
+        }
+        for answer in [
+            "一种黄色的水果,香蕉是一种",
+            "中国的首都是北京。",
+            "北京。",
+            "我是一个小助手 &lt;3 &amp; 很高兴认识你。",
+        ] {
+            assert!(html.contains(answer), "missing answer {answer}");
+        }
+        assert!(!html.contains("<3 &"), "answers must be escaped");
+        let answers_at = html.find("id=\"answers\"").unwrap();
+        let first_stage_at = html.find("class=\"stage\" id=\"stage-").unwrap();
+        assert!(
+            answers_at < first_stage_at,
+            "answers come before the stage charts"
+        );
+
+        // One inline <svg> per chart file written.
+        let mut chart_files = 0;
+        for stage in ["base", "assistant", "rm", "rlhf"] {
+            for entry in std::fs::read_dir(run.join(stage)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "svg") {
+                    chart_files += 1;
+                    assert!(
+                        path.with_extension("png").is_file(),
+                        "{} has no PNG twin",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(
+            run.join("base/loss.svg").is_file()
+                && run.join("base/lr.svg").is_file()
+                && run.join("rlhf/objective.svg").is_file()
+        );
+        assert!(run.join("base/probe-1.png").is_file(), "probe bar chart");
+        assert_eq!(html.matches("<svg").count(), chart_files);
+        assert!(html.contains("Resolved spec") && html.contains("reward_model = &quot;rm&quot;"));
+        assert!(
+            html.contains("812.54k") || html.contains("813k") || html.contains("812.5k"),
+            "parameter count shown"
+        );
+
+        let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+        assert!(
+            md.contains("![base · loss](base/loss.png)"),
+            "markdown links PNGs"
+        );
+        assert!(md.contains("| **香蕉是** |"));
+        assert!(!dir.path().join("quickstart/r1/report.html.tmp").exists());
+    }
+
+    #[test]
+    fn report_of_a_folder_with_only_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = MetricsWriter::create(&dir.path().join("base/metrics.csv"), &["loss"]).unwrap();
+        for s in 1..=30 {
+            w.log(s, s * 10, &[("loss", 3.0 / s as f64)]).unwrap();
+        }
+        w.flush().unwrap();
+        let html = std::fs::read_to_string(write_run_report(dir.path()).unwrap()).unwrap();
+        assert_self_contained(&html);
+        assert!(html.contains("<svg") && !html.contains("id=\"answers\""));
+        assert!(html.contains("no meta.json"));
+    }
+}

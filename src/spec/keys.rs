@@ -1,0 +1,215 @@
+//! The tables of a spec and the keys each accepts, used to reject unknown keys (with a
+//! suggestion) before serde sees them, and to check `--set` paths. The key lists come from
+//! the serde structs themselves, so they cannot drift from `schema.rs`.
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use super::schema::{Experiment, ModelSpec, Probe, ReportSpec, Sampling, Stage, TokenizerSpec};
+use super::source::{Segment, SourceIndex};
+use super::suggest;
+
+/// A kind of table in the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Root,
+    Model,
+    Tokenizer,
+    Stage,
+    Report,
+    Sampling,
+    Probe,
+}
+
+/// What a key of a table holds, where that matters for walking paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Child {
+    Table(Table),
+    ListOf(Table),
+}
+
+impl Table {
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Table::Root => field_names::<Experiment>(),
+            Table::Model => field_names::<ModelSpec>(),
+            Table::Tokenizer => field_names::<TokenizerSpec>(),
+            Table::Stage => field_names::<Stage>(),
+            Table::Report => field_names::<ReportSpec>(),
+            Table::Sampling => field_names::<Sampling>(),
+            Table::Probe => field_names::<Probe>(),
+        }
+    }
+
+    /// How the table is written in a spec, for messages.
+    pub fn header(self) -> &'static str {
+        match self {
+            Table::Root => "the top level",
+            Table::Model => "[model]",
+            Table::Tokenizer => "[tokenizer]",
+            Table::Stage => "[[stages]]",
+            Table::Report => "[report]",
+            Table::Sampling => "report.sampling",
+            Table::Probe => "report.probes",
+        }
+    }
+
+    pub fn child(self, key: &str) -> Option<Child> {
+        match (self, key) {
+            (Table::Root, "model") => Some(Child::Table(Table::Model)),
+            (Table::Root, "tokenizer") => Some(Child::Table(Table::Tokenizer)),
+            (Table::Root, "stages") => Some(Child::ListOf(Table::Stage)),
+            (Table::Root, "report") => Some(Child::Table(Table::Report)),
+            (Table::Report, "sampling") => Some(Child::Table(Table::Sampling)),
+            (Table::Report, "probes") => Some(Child::ListOf(Table::Probe)),
+            _ => None,
+        }
+    }
+
+    /// "unknown key `lrr` in [[stages]]; did you mean `lr`?" (or the valid keys when none
+    /// is close).
+    pub fn unknown_key_message(self, key: &str) -> String {
+        let keys = self.keys().iter().copied();
+        match suggest::closest(key, keys.clone()) {
+            Some(near) => format!(
+                "unknown key `{key}` in {}; did you mean `{near}`?",
+                self.header()
+            ),
+            None => format!(
+                "unknown key `{key}` in {}; expected one of {}",
+                self.header(),
+                suggest::list(keys)
+            ),
+        }
+    }
+}
+
+/// The first key of the document that no table accepts, as (canonical path, message).
+pub fn find_unknown_key(index: &SourceIndex) -> Option<(String, String)> {
+    index.entries().iter().find_map(|entry| {
+        unknown_in_path(&entry.segments)
+            .map(|(table, key)| (entry.path.clone(), table.unknown_key_message(&key)))
+    })
+}
+
+/// Walks a key path through the tables; returns the table and key that do not fit. Paths
+/// into values that are not tables (a table written where a number belongs) are left to
+/// serde, which reports them as type errors.
+fn unknown_in_path(segments: &[Segment]) -> Option<(Table, String)> {
+    let mut table = Table::Root;
+    let mut rest = segments.iter();
+    while let Some(segment) = rest.next() {
+        let Segment::Key(key) = segment else {
+            return None;
+        };
+        if !table.keys().contains(&key.as_str()) {
+            return Some((table, key.clone()));
+        }
+        match table.child(key) {
+            Some(Child::Table(inner)) => table = inner,
+            Some(Child::ListOf(inner)) => {
+                let Some(Segment::Index(_)) = rest.next() else {
+                    return None;
+                };
+                table = inner;
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
+/// The field names serde-derive passes to `deserialize_struct`, captured by a deserializer
+/// that does nothing else.
+fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldCapture(&mut fields));
+    fields
+}
+
+struct FieldCapture<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> Deserializer<'de> for FieldCapture<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only structs have field names"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(de::Error::custom("field names captured"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn key_lists_come_from_the_structs() {
+        assert_eq!(Table::Model.keys(), &["preset", "block_size"]);
+        assert!(Table::Stage.keys().contains(&"warmup_steps"));
+        assert!(Table::Stage.keys().contains(&"temperature"));
+        assert_eq!(Table::Stage.keys().len(), 33);
+        assert!(Table::Root.keys().contains(&"report"));
+        assert_eq!(Table::Sampling.keys().len(), 5);
+    }
+
+    #[test]
+    fn finds_unknown_keys_with_suggestions() {
+        let text = "name = \"x\"\n[[stages]]\nname = \"base\"\nlrr = 1\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        let (path, message) = find_unknown_key(&index).unwrap();
+        assert_eq!(path, "stages[0].lrr");
+        assert!(message.contains("did you mean `lr`?"), "{message}");
+    }
+
+    #[test]
+    fn unknown_keys_in_nested_and_inline_tables() {
+        let text = "[report]\nsampling = { temprature = 1.0 }\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        let (path, message) = find_unknown_key(&index).unwrap();
+        assert_eq!(path, "report.sampling.temprature");
+        assert!(message.contains("`temperature`"), "{message}");
+
+        let text = "[report]\nprobes = [{ prompt = \"a\", candidate = [\"b\"] }]\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        assert_eq!(
+            find_unknown_key(&index).unwrap().0,
+            "report.probes[0].candidate"
+        );
+
+        let text = "modle = 1\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        let (_, message) = find_unknown_key(&index).unwrap();
+        assert!(message.contains("did you mean `model`?"), "{message}");
+    }
+
+    #[test]
+    fn far_off_keys_list_the_valid_ones() {
+        let message = Table::Model.unknown_key_message("zzzzzz");
+        assert!(
+            message.contains("expected one of `preset`, `block_size`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn valid_documents_have_no_unknown_keys() {
+        let text = "name = \"x\"\nseed = 1\n[model]\npreset = \"nano\"\nblock_size = 4\n[[stages]]\nname = \"a\"\nbetas = [0.9, 0.9]\n[report]\nprobes = [{ prompt = \"a\", candidates = [\"b\"] }]\nsampling = { top_k = 1 }\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        assert_eq!(find_unknown_key(&index), None);
+    }
+}

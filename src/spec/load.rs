@@ -1,0 +1,826 @@
+//! Reading a spec file: `--set` overrides, unknown keys, types, ranges, stage references,
+//! path resolution, and the run id of the fully resolved result.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use sha2::{Digest, Sha256};
+
+use super::errors::SpecErrors;
+use super::keys::find_unknown_key;
+use super::overrides::apply_sets;
+use super::paths::{absolute, is_pattern, resolve_paths};
+use super::schema::Experiment;
+use super::source::SourceIndex;
+use super::validate;
+
+pub use super::paths::data_root_from;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    /// Where `$DATA/...` paths point.
+    pub data_root: PathBuf,
+    /// `key=value` overrides, applied in order.
+    pub sets: Vec<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            data_root: data_root_from(None),
+            sets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedSpec {
+    /// Validated, with every path absolute.
+    pub spec: Experiment,
+    /// The spec file, absolute.
+    pub path: PathBuf,
+    /// `spec` as TOML with every default written out: saved as `spec.toml` with each run.
+    pub resolved_toml: String,
+    /// First 12 hex digits of the SHA-256 of `resolved_toml`: identical resolved specs share
+    /// a run id, which is how re-running resumes or skips.
+    pub run_id: String,
+    /// The `--set` overrides that were applied (already part of `spec`).
+    pub sets: Vec<String>,
+}
+
+impl LoadedSpec {
+    /// "3 stages (pretrain, sft, rlhf/ppo)", for `gptlab validate`.
+    pub fn summary(&self) -> String {
+        let stages = &self.spec.stages;
+        let kinds: Vec<String> = stages
+            .iter()
+            .map(|stage| match stage.algorithm {
+                Some(algorithm) => format!("{}/{}", stage.kind, algorithm.as_str()),
+                None => stage.kind.to_string(),
+            })
+            .collect();
+        let plural = if stages.len() == 1 { "" } else { "s" };
+        format!("{} stage{plural} ({})", stages.len(), kinds.join(", "))
+    }
+}
+
+/// Reads, overrides, checks and resolves one experiment spec. Every error is one paragraph
+/// naming the file, the line and column (or the `--set` argument), the key and what was
+/// expected.
+pub fn load_spec(path: &Path, opts: &LoadOptions) -> anyhow::Result<LoadedSpec> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read experiment spec `{}`", path.display()))?;
+    let original = SourceIndex::parse(path, &text)?;
+    let (edited_text, applied) = apply_sets(path, &text, &opts.sets)?;
+    let edited = match applied.is_empty() {
+        true => None,
+        false => Some(SourceIndex::parse(path, &edited_text)?),
+    };
+    let errors = SpecErrors::new(original, edited, applied);
+
+    // Unknown keys first: serde would stop at the first one too, but without a suggestion.
+    if let Some((key_path, message)) = find_unknown_key(errors.latest()) {
+        return Err(errors.at(&key_path, message));
+    }
+    let mut spec: Experiment =
+        toml::from_str(&edited_text).map_err(|error| errors.from_toml(&error))?;
+    validate::check(&spec).map_err(|problem| errors.at(&problem.path, problem.message))?;
+
+    let spec_dir = path.parent().unwrap_or(Path::new("."));
+    resolve_paths(&mut spec, spec_dir, &opts.data_root)
+        .map_err(|problem| errors.at(&problem.path, problem.message))?;
+    // Written out so that the saved spec (and the run id) does not depend on defaults.
+    for stage in &mut spec.stages {
+        stage.min_lr = Some(stage.min_lr());
+    }
+
+    let resolved_toml = toml::to_string(&spec).context("cannot write the resolved spec as TOML")?;
+    let run_id = run_id_of(&resolved_toml);
+    Ok(LoadedSpec {
+        spec,
+        path: absolute(path),
+        resolved_toml,
+        run_id,
+        sets: opts.sets.clone(),
+    })
+}
+
+/// The run id of a resolved spec text.
+pub fn run_id_of(resolved_toml: &str) -> String {
+    let digest = Sha256::digest(resolved_toml.as_bytes());
+    digest
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Spec files named on the command line: each argument is a file, a folder (its `*.toml`)
+/// or a glob; a pattern that matches nothing is an error naming it. Sorted within each
+/// argument, duplicates dropped.
+pub fn expand_spec_args(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for arg in args {
+        let path = Path::new(arg);
+        let matched = if is_pattern(arg) {
+            glob_files(arg)?
+        } else if path.is_dir() {
+            glob_files(&path.join("*.toml").to_string_lossy())?
+        } else if path.is_file() {
+            vec![path.to_path_buf()]
+        } else {
+            return Err(anyhow!("no such spec file `{arg}`"));
+        };
+        if matched.is_empty() {
+            return Err(anyhow!("no spec files match `{arg}`"));
+        }
+        for file in matched {
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn glob_files(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let paths = glob::glob(pattern)
+        .map_err(|error| anyhow!("invalid glob pattern `{pattern}`: {error}"))?;
+    let mut files: Vec<PathBuf> = paths
+        .filter_map(Result::ok)
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::schema::{Algorithm, Preset};
+
+    const QUICKSTART: &str = r#"name = "quickstart"
+seed = 1
+device = "cpu"
+
+[model]
+preset = "nano"
+block_size = 64
+
+[tokenizer]
+kind = "char"
+vocab_size = 512
+
+[[stages]]
+name = "base"
+kind = "pretrain"
+data = "corpus.txt"
+steps = 100
+lr = 1e-3
+warmup_steps = 10
+
+[[stages]]
+name = "assistant"
+kind = "sft"
+from = "base"
+data = "$DATA/demo/sft.jsonl"
+
+[[stages]]
+name = "rm"
+kind = "reward"
+from = "assistant"
+data = ["prefs.jsonl"]
+
+[[stages]]
+name = "rlhf"
+kind = "rlhf"
+algorithm = "ppo"
+from = "assistant"
+reward_model = "rm"
+prompts = "prompts.jsonl"
+
+[report]
+prompts = ["香蕉是"]
+probes = [{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }]
+compare = ["base", "assistant", "rlhf"]
+sampling = { temperature = 0.8, top_k = 20 }
+"#;
+
+    /// A temporary project: `experiments/quickstart.toml` and a data root with `demo/`.
+    struct Project {
+        dir: tempfile::TempDir,
+    }
+
+    impl Project {
+        fn new() -> Project {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("experiments")).unwrap();
+            std::fs::create_dir_all(dir.path().join("data/demo")).unwrap();
+            Project { dir }
+        }
+
+        fn spec_dir(&self) -> PathBuf {
+            self.dir.path().join("experiments")
+        }
+
+        fn data_root(&self) -> PathBuf {
+            self.dir.path().join("data")
+        }
+
+        fn write(&self, text: &str) -> PathBuf {
+            let path = self.spec_dir().join("quickstart.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+
+        fn load(&self, text: &str, sets: &[&str]) -> anyhow::Result<LoadedSpec> {
+            let path = self.write(text);
+            let opts = LoadOptions {
+                data_root: self.data_root(),
+                sets: sets.iter().map(|s| s.to_string()).collect(),
+            };
+            load_spec(&path, &opts)
+        }
+    }
+
+    fn load(text: &str, sets: &[&str]) -> anyhow::Result<LoadedSpec> {
+        Project::new().load(text, sets)
+    }
+
+    fn error_of(text: &str, sets: &[&str]) -> String {
+        match load(text, sets) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    /// 1-based line of the first line of `text` that contains `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines()
+            .position(|line| line.contains(needle))
+            .expect("needle in text")
+            + 1
+    }
+
+    /// The error for `text` is one paragraph naming the file, the line of `line_needle`, the
+    /// key and `what`.
+    fn assert_error(text: &str, line_needle: &str, key: &str, what: &str) {
+        let error = error_of(text, &[]);
+        let line = line_of(text, line_needle);
+        assert!(
+            error.contains(&format!("quickstart.toml:{line}:")),
+            "expected line {line}: {error}"
+        );
+        assert!(
+            error.contains(&format!("`{key}`")),
+            "expected key `{key}`: {error}"
+        );
+        assert!(error.contains(what), "expected `{what}`: {error}");
+        assert!(!error.contains('\n'), "not one paragraph: {error}");
+    }
+
+    fn edit(from: &str, to: &str) -> String {
+        assert!(QUICKSTART.contains(from), "fixture lacks {from:?}");
+        QUICKSTART.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn loads_the_quickstart() {
+        let loaded = load(QUICKSTART, &[]).unwrap();
+        assert_eq!(loaded.spec.stages.len(), 4);
+        assert_eq!(loaded.spec.model.preset, Preset::Nano);
+        assert_eq!(loaded.spec.stages[3].algorithm, Some(Algorithm::Ppo));
+        assert_eq!(
+            loaded.summary(),
+            "4 stages (pretrain, sft, reward, rlhf/ppo)"
+        );
+        assert!(loaded.path.is_absolute());
+    }
+
+    #[test]
+    fn malformed_toml() {
+        let text = edit("steps = 100", "steps = = 100");
+        let error = error_of(&text, &[]);
+        assert!(
+            error.contains(&format!(
+                "quickstart.toml:{}:",
+                line_of(&text, "steps = = 100")
+            )),
+            "{error}"
+        );
+        assert!(error.contains("malformed TOML"), "{error}");
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_nearest() {
+        assert_error(
+            &edit("lr = 1e-3", "lrr = 1e-3"),
+            "lrr = 1e-3",
+            "stages.base.lrr",
+            "did you mean `lr`?",
+        );
+        assert_error(
+            &edit("block_size = 64", "blocksize = 64"),
+            "blocksize",
+            "model.blocksize",
+            "did you mean `block_size`?",
+        );
+        assert_error(
+            &edit("seed = 1", "sed = 1"),
+            "sed = 1",
+            "sed",
+            "did you mean `seed`?",
+        );
+        assert_error(
+            &edit("top_k = 20", "topk = 20"),
+            "topk",
+            "report.sampling.topk",
+            "did you mean `top_k`?",
+        );
+    }
+
+    #[test]
+    fn wrong_types() {
+        assert_error(
+            &edit("steps = 100", "steps = \"many\""),
+            "steps = \"many\"",
+            "stages.base.steps",
+            "invalid type",
+        );
+        assert_error(
+            &edit("lr = 1e-3", "lr = \"fast\""),
+            "lr = \"fast\"",
+            "stages.base.lr",
+            "expected a number",
+        );
+        assert_error(
+            &edit("steps = 100", "steps = -5"),
+            "steps = -5",
+            "stages.base.steps",
+            "-5",
+        );
+        assert_error(
+            &edit("data = \"corpus.txt\"", "data = 3"),
+            "data = 3",
+            "stages.base.data",
+            "a path or a list of paths",
+        );
+    }
+
+    #[test]
+    fn out_of_range_values() {
+        assert_error(
+            &edit("lr = 1e-3", "lr = -1e-3"),
+            "lr = -1e-3",
+            "stages.base.lr",
+            "expected a number > 0",
+        );
+        assert_error(
+            &edit("lr = 1e-3", "lr = 0.0"),
+            "lr = 0.0",
+            "stages.base.lr",
+            "> 0",
+        );
+        assert_error(
+            &edit("steps = 100", "steps = 0"),
+            "steps = 0",
+            "stages.base.steps",
+            "> 0",
+        );
+        let text = edit("steps = 100", "steps = 100\nbatch_size = 0");
+        assert_error(&text, "batch_size = 0", "stages.base.batch_size", "> 0");
+        assert_error(
+            &edit("block_size = 64", "block_size = 500"),
+            "block_size",
+            "model.block_size",
+            "1..=128",
+        );
+        assert_error(
+            &edit("block_size = 64", "block_size = 0"),
+            "block_size",
+            "model.block_size",
+            "found 0",
+        );
+        assert_error(
+            &edit("vocab_size = 512", "vocab_size = 10"),
+            "vocab_size",
+            "tokenizer.vocab_size",
+            "16..=8192",
+        );
+        assert_error(
+            &edit("warmup_steps = 10", "warmup_steps = 100"),
+            "warmup_steps",
+            "stages.base.warmup_steps",
+            "fewer warmup steps",
+        );
+        let text = edit("warmup_steps = 10", "warmup_steps = 10\nval_fraction = 0.7");
+        assert_error(
+            &text,
+            "val_fraction",
+            "stages.base.val_fraction",
+            "[0, 0.5]",
+        );
+        let text = edit("warmup_steps = 10", "warmup_steps = 10\nbetas = [0.9, 1.0]");
+        assert_error(&text, "betas", "stages.base.betas[1]", "[0, 1)");
+        let text = edit("kind = \"rlhf\"", "kind = \"rlhf\"\ngamma = 1.5");
+        assert_error(&text, "gamma", "stages.rlhf.gamma", "[0, 1]");
+        assert_error(
+            &edit("top_k = 20", "top_k = 20, top_p = 0.0"),
+            "top_p",
+            "report.sampling.top_p",
+            "(0, 1]",
+        );
+    }
+
+    #[test]
+    fn unknown_enum_values_list_the_valid_ones() {
+        assert_error(
+            &edit("preset = \"nano\"", "preset = \"nanoo\""),
+            "nanoo",
+            "model.preset",
+            "`small`",
+        );
+        assert_error(
+            &edit("preset = \"nano\"", "preset = \"nanoo\""),
+            "nanoo",
+            "model.preset",
+            "did you mean `nano`?",
+        );
+        assert_error(
+            &edit("device = \"cpu\"", "device = \"gpu\""),
+            "gpu",
+            "device",
+            "`cuda`",
+        );
+        assert_error(
+            &edit("kind = \"pretrain\"", "kind = \"pretrian\""),
+            "pretrian",
+            "stages.base.kind",
+            "did you mean `pretrain`?",
+        );
+        assert_error(
+            &edit("algorithm = \"ppo\"", "algorithm = \"ppp\""),
+            "ppp",
+            "stages.rlhf.algorithm",
+            "`grpo`",
+        );
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"grpo\"\nchecker = \"exakt\"",
+        );
+        assert_error(
+            &text,
+            "exakt",
+            "stages.rlhf.checker",
+            "did you mean `exact`?",
+        );
+    }
+
+    #[test]
+    fn missing_keys_point_at_their_table() {
+        let text = edit("block_size = 64\n", "");
+        assert_error(&text, "[model]", "model", "missing key `block_size`");
+        let text = edit("name = \"rm\"\n", "");
+        let error = error_of(&text, &[]);
+        assert!(
+            error.contains(&format!(
+                ":{}:1: `stages[2]`: missing key `name`",
+                line_of(&text, "kind = \"reward\"") - 1
+            )),
+            "{error}"
+        );
+        let error = error_of(&edit("name = \"quickstart\"\n", ""), &[]);
+        assert!(
+            error.ends_with("quickstart.toml:1:1: missing key `name`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn duplicate_stage_names() {
+        let text = edit("name = \"assistant\"", "name = \"base\"");
+        let error = error_of(&text, &[]);
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains("name = \"base\""))
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        assert!(
+            error.contains(&format!("quickstart.toml:{line}:")),
+            "{error}"
+        );
+        assert!(error.contains("duplicate stage name `base`"), "{error}");
+    }
+
+    #[test]
+    fn from_must_name_an_earlier_stage() {
+        assert_error(
+            &edit("from = \"base\"", "from = \"bse\""),
+            "bse",
+            "stages.assistant.from",
+            "did you mean `base`?",
+        );
+        let text = edit(
+            "kind = \"pretrain\"",
+            "kind = \"pretrain\"\nfrom = \"assistant\"",
+        );
+        assert_error(
+            &text,
+            "from = \"assistant\"",
+            "stages.base.from",
+            "comes later",
+        );
+        assert_error(
+            &edit("from = \"base\"", "from = \"assistant\""),
+            "from = \"assistant\"",
+            "stages.assistant.from",
+            "itself",
+        );
+        // reward and rlhf stages must start from something: pointed at their header.
+        let text = QUICKSTART.replacen(
+            "from = \"assistant\"\ndata = [\"prefs.jsonl\"]",
+            "data = [\"prefs.jsonl\"]",
+            1,
+        );
+        let error = error_of(&text, &[]);
+        assert!(
+            error.contains(&format!(":{}:", line_of(&text, "name = \"rm\"") - 1)),
+            "{error}"
+        );
+        assert!(error.contains("`stages.rm.from`"), "{error}");
+    }
+
+    #[test]
+    fn reward_model_must_be_an_earlier_reward_stage() {
+        let text = edit("reward_model = \"rm\"", "reward_model = \"assistant\"");
+        assert_error(
+            &text,
+            "reward_model",
+            "stages.rlhf.reward_model",
+            "kind `reward`",
+        );
+        assert_error(
+            &edit("reward_model = \"rm\"", "reward_model = \"rmm\""),
+            "rmm",
+            "stages.rlhf.reward_model",
+            "did you mean `rm`?",
+        );
+        let text = edit("from = \"base\"", "from = \"base\"\nreward_model = \"rm\"");
+        assert_error(
+            &text,
+            "reward_model = \"rm\"",
+            "stages.assistant.reward_model",
+            "only used by rlhf",
+        );
+    }
+
+    #[test]
+    fn algorithm_rules() {
+        let text = edit("algorithm = \"ppo\"\n", "");
+        let error = error_of(&text, &[]);
+        assert!(
+            error.contains("`stages.rlhf.algorithm`") && error.contains("`ppo`, `dpo`, `grpo`"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!(":{}:", line_of(&text, "name = \"rlhf\"") - 1)),
+            "{error}"
+        );
+        let text = edit("from = \"base\"", "from = \"base\"\nalgorithm = \"dpo\"");
+        assert_error(
+            &text,
+            "algorithm = \"dpo\"",
+            "stages.assistant.algorithm",
+            "only for rlhf",
+        );
+        let error = error_of(&edit("reward_model = \"rm\"\n", ""), &[]);
+        assert!(
+            error.contains("`stages.rlhf.reward_model`")
+                && error.contains("ppo needs `reward_model`"),
+            "{error}"
+        );
+        let error = error_of(&edit("prompts = \"prompts.jsonl\"\n", ""), &[]);
+        assert!(
+            error.contains("`stages.rlhf.prompts`") && error.contains("ppo needs `prompts`"),
+            "{error}"
+        );
+        let text = edit("algorithm = \"ppo\"", "algorithm = \"grpo\"")
+            .replace("prompts = \"prompts.jsonl\"\n", "");
+        assert!(error_of(&text, &[]).contains("grpo needs `prompts`"));
+        let text = edit("algorithm = \"ppo\"", "algorithm = \"dpo\"")
+            .replace("reward_model = \"rm\"\n", "")
+            .replace("prompts = \"prompts.jsonl\"\n", "");
+        assert!(error_of(&text, &[]).contains("dpo needs `data`"));
+        let with_data = text.replace(
+            "algorithm = \"dpo\"",
+            "algorithm = \"dpo\"\ndata = \"prefs.jsonl\"",
+        );
+        assert!(load(&with_data, &[]).is_ok());
+    }
+
+    #[test]
+    fn training_stages_need_data() {
+        let text = edit("data = \"corpus.txt\"\n", "");
+        let error = error_of(&text, &[]);
+        assert!(
+            error.contains("`stages.base.data`") && error.contains("a pretrain stage needs `data`"),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!(":{}:", line_of(&text, "name = \"base\"") - 1)),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn report_compare_names_existing_stages() {
+        let text = edit("\"assistant\", \"rlhf\"]", "\"assistant\", \"rlfh\"]");
+        assert_error(
+            &text,
+            "compare",
+            "report.compare[2]",
+            "did you mean `rlhf`?",
+        );
+        let text = edit("candidates = [\"过山车\", \"大风车\"]", "candidates = []");
+        assert_error(
+            &text,
+            "candidates",
+            "report.probes[0].candidates",
+            "at least one candidate",
+        );
+    }
+
+    #[test]
+    fn report_is_optional() {
+        let text = &QUICKSTART[..QUICKSTART.find("[report]").unwrap()];
+        let loaded = load(text, &[]).unwrap();
+        assert_eq!(
+            loaded.spec.report,
+            crate::spec::schema::ReportSpec::default()
+        );
+    }
+
+    #[test]
+    fn sets_override_by_stage_name() {
+        let sets = [
+            "stages.assistant.lr=3e-4",
+            "model.preset=small",
+            "report.sampling.temperature=0.5",
+            "seed=7",
+        ];
+        let loaded = load(QUICKSTART, &sets).unwrap();
+        assert_eq!(loaded.spec.stages[1].lr, 3e-4);
+        assert_eq!(loaded.spec.stages[0].lr, 1e-3);
+        assert_eq!(loaded.spec.model.preset, Preset::Small);
+        assert_eq!(loaded.spec.report.sampling.temperature, 0.5);
+        assert_eq!(loaded.spec.report.sampling.top_k, 20);
+        assert_eq!(loaded.spec.seed, 7);
+        assert_eq!(loaded.sets, sets.to_vec());
+    }
+
+    #[test]
+    fn bad_set_values_name_the_argument() {
+        let error = error_of(QUICKSTART, &["stages.base.lr=-1"]);
+        assert!(
+            error.contains("quickstart.toml (--set `stages.base.lr=-1`)"),
+            "{error}"
+        );
+        assert!(
+            error.contains("`stages.base.lr`: expected a number > 0"),
+            "{error}"
+        );
+        let error = error_of(QUICKSTART, &["stages.base.steps=many"]);
+        assert!(
+            error.contains("--set `stages.base.steps=many`") && error.contains("invalid type"),
+            "{error}"
+        );
+        let error = error_of(QUICKSTART, &["stages.base.lrr=1"]);
+        assert!(error.contains("did you mean `lr`?"), "{error}");
+        let error = error_of(QUICKSTART, &["stages.sft.lr=1"]);
+        assert!(
+            error.contains("no stage named `sft`") && error.contains("`assistant`"),
+            "{error}"
+        );
+        // Keys the set did not touch keep their line numbers.
+        let text = edit("lr = 1e-3", "lr = -1.0");
+        let error = error_of(&text, &["seed=3", "stages.rm.steps=5"]);
+        assert!(
+            error.contains(&format!("quickstart.toml:{}:", line_of(&text, "lr = -1.0"))),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn paths_resolve_against_the_spec_folder_and_data_root() {
+        let project = Project::new();
+        let loaded = project.load(QUICKSTART, &[]).unwrap();
+        let stages = &loaded.spec.stages;
+        assert_eq!(stages[0].data, vec![project.spec_dir().join("corpus.txt")]);
+        assert_eq!(
+            stages[1].data,
+            vec![project.data_root().join("demo/sft.jsonl")]
+        );
+        assert_eq!(
+            stages[3].prompts.as_deref(),
+            Some(project.spec_dir().join("prompts.jsonl").as_path())
+        );
+
+        let text = edit("$DATA/demo/sft.jsonl", "$DATA/missing/*.jsonl");
+        let error = format!("{:#}", project.load(&text, &[]).unwrap_err());
+        assert!(
+            error.contains(&format!("quickstart.toml:{}:", line_of(&text, "missing"))),
+            "{error}"
+        );
+        assert!(
+            error.contains("`stages.assistant.data") && error.contains("does not exist"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn run_id_is_stable_and_tracks_values() {
+        let project = Project::new();
+        let first = project.load(QUICKSTART, &[]).unwrap();
+        let again = project.load(QUICKSTART, &[]).unwrap();
+        assert_eq!(first.run_id, again.run_id);
+        assert_eq!(first.run_id.len(), 12);
+        assert!(first.run_id.chars().all(|c| c.is_ascii_hexdigit()));
+        // The same value written differently, or set to what it already was: same run.
+        let reformatted = project
+            .load(
+                &QUICKSTART.replace("lr = 1e-3", "lr   =   0.001 # peak"),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(reformatted.run_id, first.run_id);
+        let same = project.load(QUICKSTART, &["stages.base.lr=0.001"]).unwrap();
+        assert_eq!(same.run_id, first.run_id);
+        let changed = project.load(QUICKSTART, &["stages.base.lr=0.002"]).unwrap();
+        assert_ne!(changed.run_id, first.run_id);
+        // Writing a default out explicitly does not change the run either.
+        let explicit = project
+            .load(&edit("lr = 1e-3", "lr = 1e-3\nbatch_size = 16"), &[])
+            .unwrap();
+        assert_eq!(explicit.run_id, first.run_id);
+    }
+
+    #[test]
+    fn resolved_toml_has_every_default_and_reads_back() {
+        let loaded = load(QUICKSTART, &[]).unwrap();
+        let text = &loaded.resolved_toml;
+        for key in [
+            "min_lr = 0.0001",
+            "batch_size = 16",
+            "val_fraction = 0.1",
+            "kl_coef = 0.05",
+            "top_p = 1.0",
+        ] {
+            assert!(text.contains(key), "{key} missing from\n{text}");
+        }
+        let back: Experiment = toml::from_str(text).unwrap();
+        assert_eq!(back, loaded.spec);
+        assert_eq!(back.report.probes[0].candidates, vec!["过山车", "大风车"]);
+    }
+
+    #[test]
+    fn expands_files_folders_and_globs() {
+        let project = Project::new();
+        let dir = project.spec_dir();
+        for name in ["b.toml", "a.toml", "notes.txt"] {
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        let glob = dir.join("*.toml").to_string_lossy().into_owned();
+        let files =
+            expand_spec_args(&[glob, dir.join("b.toml").to_string_lossy().into_owned()]).unwrap();
+        assert_eq!(files, vec![dir.join("a.toml"), dir.join("b.toml")]);
+        let folder = expand_spec_args(&[dir.to_string_lossy().into_owned()]).unwrap();
+        assert_eq!(folder, files);
+
+        let empty = dir.join("poetry-*.toml").to_string_lossy().into_owned();
+        let error = expand_spec_args(std::slice::from_ref(&empty))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&empty), "{error}");
+        let missing = dir.join("nope.toml").to_string_lossy().into_owned();
+        assert!(expand_spec_args(std::slice::from_ref(&missing))
+            .unwrap_err()
+            .to_string()
+            .contains(&missing));
+    }
+
+    #[test]
+    fn data_root_comes_from_flag_env_or_default() {
+        // The only test that touches GPTLAB_DATA.
+        std::env::set_var("GPTLAB_DATA", "/from/env");
+        assert_eq!(data_root_from(None), PathBuf::from("/from/env"));
+        assert_eq!(
+            data_root_from(Some(PathBuf::from("/flag"))),
+            PathBuf::from("/flag")
+        );
+        std::env::remove_var("GPTLAB_DATA");
+        assert_eq!(data_root_from(None), PathBuf::from("datasets"));
+    }
+}

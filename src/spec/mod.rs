@@ -1,0 +1,32 @@
+//! Experiment specs: the TOML schema, loading with `--set` overrides and errors that point
+//! at `file:line:column`, and sweep expansion.
+//!
+//! Files, in the order a spec flows through them:
+//! - `schema.rs`    the serde types and their defaults
+//! - `source.rs`    where each key sits in the text (for error positions)
+//! - `overrides.rs` `--set key=value`, applied to the TOML document
+//! - `keys.rs`      which keys each table accepts (unknown-key errors)
+//! - `suggest.rs`   "did you mean ...?"
+//! - `validate.rs`  ranges and references between stages
+//! - `paths.rs`     data paths: spec-relative, `$DATA/...`, data root
+//! - `errors.rs`    one-paragraph located error messages
+//! - `load.rs`      `load_spec`: all of the above, plus the run id
+//! - `sweep.rs`     sweep files: grid and random points over spec keys
+
+pub mod errors;
+pub mod keys;
+pub mod load;
+pub mod overrides;
+pub mod paths;
+pub mod schema;
+pub mod source;
+pub mod suggest;
+pub mod sweep;
+pub mod validate;
+
+pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
+pub use schema::{
+    Algorithm, Checker, Device, Experiment, ModelSpec, Preset, Probe, ReportSpec, Sampling, Stage,
+    StageKind, TokenizerKindSpec, TokenizerSpec,
+};
+pub use sweep::{load_sweep, load_sweep_with, Sweep, SweepPoint};

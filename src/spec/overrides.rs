@@ -1,0 +1,309 @@
+//! `--set key=value` overrides, applied to the TOML document before it is deserialised so
+//! that they go through exactly the same checks as values written in the file. Keys are
+//! dotted paths and stages are addressed by name: `stages.base.lr=3e-4`, `model.preset=small`,
+//! `report.sampling.temperature=0.5`, `seed=7`.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use toml_edit::{DocumentMut, Item, TableLike, Value};
+
+use super::keys::{Child, Table};
+use super::source::{canonical, Segment};
+use super::suggest;
+
+/// An override that was applied: the argument as given and the canonical key it set
+/// (`stages[0].lr`), so that errors about that key can name the argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedSet {
+    pub arg: String,
+    pub path: String,
+}
+
+/// Splits `key=value`; the value is read as a TOML value (`3e-4`, `true`, `[1, 2]`, `"x"`)
+/// and otherwise taken as a plain string, so `model.preset=small` needs no quotes.
+pub fn parse_set(arg: &str) -> anyhow::Result<(String, Value)> {
+    let (key, raw) = arg.split_once('=').ok_or_else(|| {
+        anyhow!("--set `{arg}`: expected key=value, for example `stages.base.lr=3e-4`")
+    })?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(anyhow!("--set `{arg}`: the key before `=` is empty"));
+    }
+    let raw = raw.trim();
+    let value = raw.parse::<Value>().unwrap_or_else(|_| Value::from(raw));
+    Ok((key.to_string(), value))
+}
+
+/// Applies every `--set` to `text`, keeping the rest of the document as written.
+pub fn apply_sets(
+    file: &Path,
+    text: &str,
+    sets: &[String],
+) -> anyhow::Result<(String, Vec<AppliedSet>)> {
+    if sets.is_empty() {
+        return Ok((text.to_string(), Vec::new()));
+    }
+    let mut document: DocumentMut = text
+        .parse()
+        .map_err(|error| anyhow!("{}: malformed TOML: {error}", file.display()))?;
+    let mut applied = Vec::new();
+    for arg in sets {
+        let (key, value) = parse_set(arg)?;
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut segments = Vec::new();
+        set_in(
+            document.as_table_mut(),
+            Table::Root,
+            &parts,
+            value,
+            &mut segments,
+        )
+        .map_err(|message| anyhow!("{} (--set `{arg}`): {message}", file.display()))?;
+        applied.push(AppliedSet {
+            arg: arg.clone(),
+            path: canonical(&segments),
+        });
+    }
+    Ok((document.to_string(), applied))
+}
+
+/// Walks `parts` down from `table` (a table of kind `kind`) and stores `value` at the end.
+/// Errors are messages; the caller adds the file and the argument.
+fn set_in(
+    table: &mut dyn TableLike,
+    kind: Table,
+    parts: &[&str],
+    value: Value,
+    segments: &mut Vec<Segment>,
+) -> Result<(), String> {
+    let (&key, rest) = parts.split_first().ok_or("the key is empty")?;
+    if !kind.keys().contains(&key) {
+        return Err(kind.unknown_key_message(key));
+    }
+    segments.push(Segment::Key(key.to_string()));
+    match (kind.child(key), rest.is_empty()) {
+        (None, true) => {
+            set_value(table, key, value);
+            Ok(())
+        }
+        (None, false) => Err(format!(
+            "`{key}` holds a value, not a table, so `{key}.{}` does not exist",
+            rest.join(".")
+        )),
+        (Some(Child::Table(inner)), true) => Err(format!(
+            "`{key}` is a table; set one of its keys instead ({})",
+            inner
+                .keys()
+                .iter()
+                .map(|k| format!("`{key}.{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (Some(Child::Table(inner)), false) => {
+            if !table.contains_key(key) {
+                table.insert(key, Item::Table(toml_edit::Table::new()));
+            }
+            let inner_table = table
+                .get_mut(key)
+                .and_then(|item| item.as_table_like_mut())
+                .ok_or_else(|| format!("`{key}` in the file is not a table"))?;
+            set_in(inner_table, inner, rest, value, segments)
+        }
+        (Some(Child::ListOf(Table::Stage)), _) => {
+            let (&stage_name, rest) = rest.split_first().ok_or(
+                "address a key of one stage by its name, for example `stages.base.lr=3e-4`",
+            )?;
+            if rest.is_empty() {
+                return Err(format!(
+                    "set a key of stage `{stage_name}`, for example `stages.{stage_name}.lr=3e-4`"
+                ));
+            }
+            let (index, stage) = find_stage(table, stage_name)?;
+            segments.push(Segment::Index(index));
+            set_in(stage, Table::Stage, rest, value, segments)
+        }
+        (Some(Child::ListOf(_)), true) => {
+            set_value(table, key, value);
+            Ok(())
+        }
+        (Some(Child::ListOf(_)), false) => Err(format!(
+            "`{key}` is a list; set it as a whole, for example `{key}=[...]`"
+        )),
+    }
+}
+
+/// Replaces a value in place, keeping its spacing and trailing comment.
+fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
+    match table.get_mut(key) {
+        Some(Item::Value(old)) => {
+            *value.decor_mut() = old.decor().clone();
+            *old = value;
+        }
+        Some(item) => *item = Item::Value(value),
+        None => {
+            table.insert(key, Item::Value(value));
+        }
+    }
+}
+
+/// The stage table called `name`, with its position in `stages`.
+fn find_stage<'t>(
+    root: &'t mut dyn TableLike,
+    name: &str,
+) -> Result<(usize, &'t mut dyn TableLike), String> {
+    let stages: Vec<&mut dyn TableLike> = match root.get_mut("stages") {
+        Some(Item::ArrayOfTables(tables)) => {
+            tables.iter_mut().map(|t| t as &mut dyn TableLike).collect()
+        }
+        Some(Item::Value(Value::Array(array))) => array
+            .iter_mut()
+            .filter_map(|value| value.as_inline_table_mut().map(|t| t as &mut dyn TableLike))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let names: Vec<String> = stages
+        .iter()
+        .map(|stage| {
+            stage
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    match names.iter().position(|n| n == name) {
+        Some(index) => Ok((
+            index,
+            stages
+                .into_iter()
+                .nth(index)
+                .expect("index from the same list"),
+        )),
+        None if names.is_empty() => Err(format!("no stage named `{name}`: the spec has no stages")),
+        None => Err(format!(
+            "no stage named `{name}`; the stages are {}{}",
+            suggest::list(names.iter().map(String::as_str)),
+            suggest::did_you_mean(name, names.iter().map(String::as_str))
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "name = \"x\" # the name\n\n[model]\npreset = \"nano\"\nblock_size = 64\n\n[[stages]]\nname = \"base\"\nlr = 1e-3   # peak\n\n[[stages]]\nname = \"sft\"\nlr = 1e-4\n";
+
+    fn apply(sets: &[&str]) -> anyhow::Result<(String, Vec<AppliedSet>)> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        apply_sets(Path::new("t.toml"), TEXT, &sets)
+    }
+
+    #[test]
+    fn values_parse_as_toml_with_a_string_fallback() {
+        assert_eq!(parse_set("lr=3e-4").unwrap().1.as_float(), Some(3e-4));
+        assert_eq!(parse_set("seed = 7").unwrap().1.as_integer(), Some(7));
+        assert_eq!(parse_set("x=true").unwrap().1.as_bool(), Some(true));
+        assert_eq!(
+            parse_set("x=[1,2]").unwrap().1.as_array().map(|a| a.len()),
+            Some(2)
+        );
+        assert_eq!(parse_set("x=\"a b\"").unwrap().1.as_str(), Some("a b"));
+        assert_eq!(
+            parse_set("model.preset=small").unwrap().1.as_str(),
+            Some("small")
+        );
+        assert_eq!(
+            parse_set("data=a/b.txt").unwrap().1.as_str(),
+            Some("a/b.txt")
+        );
+        assert!(parse_set("novalue")
+            .unwrap_err()
+            .to_string()
+            .contains("key=value"));
+    }
+
+    #[test]
+    fn sets_a_stage_key_by_name_and_keeps_the_layout() {
+        let (text, applied) = apply(&["stages.sft.lr=3e-4", "stages.base.lr=0.002"]).unwrap();
+        assert!(text.contains("name = \"sft\"\nlr = 3e-4\n"), "{text}");
+        assert!(text.contains("lr = 0.002   # peak\n"), "{text}");
+        assert!(
+            text.starts_with("name = \"x\" # the name\n\n[model]\n"),
+            "{text}"
+        );
+        assert_eq!(
+            applied[0],
+            AppliedSet {
+                arg: "stages.sft.lr=3e-4".into(),
+                path: "stages[1].lr".into()
+            }
+        );
+        assert_eq!(applied[1].path, "stages[0].lr");
+    }
+
+    #[test]
+    fn sets_new_keys_and_tables() {
+        let (text, applied) = apply(&[
+            "model.preset=small",
+            "seed=7",
+            "report.sampling.temperature=0.5",
+        ])
+        .unwrap();
+        let value: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(value["model"]["preset"].as_str(), Some("small"));
+        assert_eq!(value["seed"].as_integer(), Some(7));
+        assert_eq!(
+            value["report"]["sampling"]["temperature"].as_float(),
+            Some(0.5)
+        );
+        assert_eq!(applied[2].path, "report.sampling.temperature");
+    }
+
+    #[test]
+    fn sets_inside_inline_tables() {
+        let text = "[report]\nsampling = { top_k = 5 }\n";
+        let (text, _) = apply_sets(
+            Path::new("t.toml"),
+            text,
+            &["report.sampling.top_p=0.9".into()],
+        )
+        .unwrap();
+        let value: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(value["report"]["sampling"]["top_k"].as_integer(), Some(5));
+        assert_eq!(value["report"]["sampling"]["top_p"].as_float(), Some(0.9));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_suggestions() {
+        let error = apply(&["stages.base.lrr=1"]).unwrap_err().to_string();
+        assert!(error.contains("t.toml"), "{error}");
+        assert!(
+            error.contains("t.toml (--set `stages.base.lrr=1`)"),
+            "{error}"
+        );
+        assert!(error.contains("did you mean `lr`?"), "{error}");
+
+        let error = apply(&["modle.preset=small"]).unwrap_err().to_string();
+        assert!(error.contains("did you mean `model`?"), "{error}");
+    }
+
+    #[test]
+    fn unknown_stage_lists_the_stages() {
+        let error = apply(&["stages.bse.lr=1"]).unwrap_err().to_string();
+        assert!(error.contains("no stage named `bse`"), "{error}");
+        assert!(error.contains("`base`, `sft`"), "{error}");
+        assert!(error.contains("did you mean `base`?"), "{error}");
+    }
+
+    #[test]
+    fn tables_cannot_be_set_whole() {
+        let error = apply(&["model=small"]).unwrap_err().to_string();
+        assert!(error.contains("`model.preset`"), "{error}");
+        let error = apply(&["stages.base=1"]).unwrap_err().to_string();
+        assert!(error.contains("stages.base.lr"), "{error}");
+        let error = apply(&["seed.x=1"]).unwrap_err().to_string();
+        assert!(error.contains("holds a value"), "{error}");
+    }
+}

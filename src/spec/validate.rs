@@ -1,0 +1,337 @@
+//! Checks that serde cannot express: value ranges, and how stages refer to each other.
+//! Each problem names a canonical key path (`stages[1].lr`) that `errors.rs` locates in the
+//! file; the first problem found is reported.
+
+use std::fmt::Display;
+
+use super::schema::{Algorithm, Experiment, Stage, StageKind};
+use super::suggest;
+
+/// A value that breaks a rule: which key, and what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+type Checked = Result<(), Problem>;
+
+fn require(ok: bool, path: impl Into<String>, message: impl FnOnce() -> String) -> Checked {
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem {
+            path: path.into(),
+            message: message(),
+        })
+    }
+}
+
+pub fn check(spec: &Experiment) -> Checked {
+    check_name("name", &spec.name, "an experiment", true)?;
+    check_model(spec)?;
+    require(!spec.stages.is_empty(), "stages", || {
+        "an experiment needs at least one [[stages]] table".into()
+    })?;
+    for (index, stage) in spec.stages.iter().enumerate() {
+        check_stage(spec, index, stage)?;
+    }
+    check_report(spec)
+}
+
+/// Names end up in folder names and `--set` paths: keep them to safe characters.
+fn check_name(path: &str, name: &str, what: &str, allow_dot: bool) -> Checked {
+    let valid =
+        |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (allow_dot && c == '.');
+    let allowed = if allow_dot {
+        "letters, digits, `-`, `_` and `.`"
+    } else {
+        "letters, digits, `-` and `_`"
+    };
+    require(!name.is_empty() && name.chars().all(valid), path, || {
+        format!("{what} name may only use {allowed}, found {name:?}")
+    })
+}
+
+fn check_model(spec: &Experiment) -> Checked {
+    let preset = spec.model.preset;
+    let max = preset.max_context();
+    let block_size = spec.model.block_size;
+    require((1..=max).contains(&block_size), "model.block_size", || {
+        format!(
+            "expected 1..={max} (the context of preset `{}`), found {block_size}",
+            preset.as_str()
+        )
+    })?;
+    let range = spec.tokenizer.kind.vocab_range();
+    let vocab_size = spec.tokenizer.vocab_size;
+    require(range.contains(&vocab_size), "tokenizer.vocab_size", || {
+        format!(
+            "expected {}..={} for a {} tokenizer, found {vocab_size}",
+            range.start(),
+            range.end(),
+            spec.tokenizer.kind.as_str()
+        )
+    })
+}
+
+fn check_stage(spec: &Experiment, index: usize, stage: &Stage) -> Checked {
+    let at = |key: &str| format!("stages[{index}].{key}");
+    check_name(&at("name"), &stage.name, "a stage", false)?;
+    if let Some(first) = spec.stages[..index]
+        .iter()
+        .position(|s| s.name == stage.name)
+    {
+        return Err(Problem {
+            path: at("name"),
+            message: format!(
+                "duplicate stage name `{}` (stage {} has it too); stage names must be unique",
+                stage.name,
+                first + 1
+            ),
+        });
+    }
+    check_numbers(stage, &at)?;
+    check_from(spec, index, stage, &at)?;
+    check_inputs(spec, index, stage, &at)
+}
+
+fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
+    positive_int(at("steps"), stage.steps)?;
+    positive_int(at("batch_size"), stage.batch_size)?;
+    positive_int(at("grad_accum"), stage.grad_accum)?;
+    positive(at("lr"), stage.lr)?;
+    if let Some(min_lr) = stage.min_lr {
+        non_negative(at("min_lr"), min_lr)?;
+        require(min_lr <= stage.lr, at("min_lr"), || {
+            format!("expected at most lr ({}), found {min_lr}", stage.lr)
+        })?;
+    }
+    require(stage.warmup_steps < stage.steps, at("warmup_steps"), || {
+        format!(
+            "expected fewer warmup steps than steps ({}), found {}",
+            stage.steps, stage.warmup_steps
+        )
+    })?;
+    non_negative(at("weight_decay"), stage.weight_decay)?;
+    non_negative(at("grad_clip"), stage.grad_clip)?;
+    for (k, beta) in stage.betas.iter().enumerate() {
+        require(
+            (0.0..1.0).contains(beta),
+            at(&format!("betas[{k}]")),
+            || format!("each Adam beta must be in [0, 1), found {beta}"),
+        )?;
+    }
+    positive_int(at("eval_batches"), stage.eval_batches)?;
+    between(at("val_fraction"), stage.val_fraction, 0.0, 0.5)?;
+    non_negative(at("kl_coef"), stage.kl_coef)?;
+    positive(at("beta"), stage.beta)?;
+    require(stage.group_size >= 2, at("group_size"), || {
+        format!(
+            "GRPO compares completions within a group: expected at least 2, found {}",
+            stage.group_size
+        )
+    })?;
+    positive_int(at("ppo_epochs"), stage.ppo_epochs)?;
+    positive(at("clip_range"), stage.clip_range)?;
+    non_negative(at("vf_coef"), stage.vf_coef)?;
+    between(at("gamma"), stage.gamma, 0.0, 1.0)?;
+    between(at("lam"), stage.lam, 0.0, 1.0)?;
+    positive_int(at("rollout_batch"), stage.rollout_batch)?;
+    positive_int(at("max_new_tokens"), stage.max_new_tokens)?;
+    positive(at("temperature"), stage.temperature)
+}
+
+/// `from` must name an earlier stage: the runner trains stages in order and hands each one
+/// the finished checkpoint of its `from`.
+fn check_from(
+    spec: &Experiment,
+    index: usize,
+    stage: &Stage,
+    at: &dyn Fn(&str) -> String,
+) -> Checked {
+    let Some(from) = &stage.from else {
+        return require(
+            !matches!(stage.kind, StageKind::Reward | StageKind::Rlhf),
+            at("from"),
+            || {
+                format!(
+                    "a {} stage starts from a trained model: set `from` to an earlier stage",
+                    stage.kind
+                )
+            },
+        );
+    };
+    require(from != &stage.name, at("from"), || {
+        format!("stage `{from}` cannot start from itself")
+    })?;
+    match spec.stages.iter().position(|s| &s.name == from) {
+        Some(source) => require(source < index, at("from"), || {
+            format!("`{from}` comes later in the file; `from` must name an earlier stage so that it is trained first")
+        }),
+        None => Err(Problem {
+            path: at("from"),
+            message: no_such_stage(from, &spec.stages[..index], "earlier stages"),
+        }),
+    }
+}
+
+/// Which inputs each kind (and RLHF algorithm) needs, and which it must not have.
+fn check_inputs(
+    spec: &Experiment,
+    index: usize,
+    stage: &Stage,
+    at: &dyn Fn(&str) -> String,
+) -> Checked {
+    let algorithm = stage.algorithm;
+    match (stage.kind, algorithm) {
+        (StageKind::Rlhf, None) => {
+            return Err(Problem {
+                path: at("algorithm"),
+                message: "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`".into(),
+            })
+        }
+        (kind, Some(_)) if kind != StageKind::Rlhf => {
+            return Err(Problem {
+                path: at("algorithm"),
+                message: format!("`algorithm` is only for rlhf stages, not {kind}"),
+            })
+        }
+        _ => {}
+    }
+    let uses_prompts = matches!(algorithm, Some(Algorithm::Ppo | Algorithm::Grpo));
+    if uses_prompts {
+        require(stage.prompts.is_some(), at("prompts"), || {
+            format!(
+                "{} needs `prompts`: a JSONL file of prompts to sample completions for",
+                algorithm_name(algorithm)
+            )
+        })?;
+    } else {
+        require(stage.prompts.is_none(), at("prompts"), || {
+            "`prompts` is only used by rlhf stages with algorithm `ppo` or `grpo`".into()
+        })?;
+        require(!stage.data.is_empty(), at("data"), || match algorithm {
+            Some(_) => {
+                "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
+            }
+            None => format!(
+                "a {} stage needs `data`: a path, a glob or a list of them",
+                stage.kind
+            ),
+        })?;
+    }
+    match (&stage.reward_model, algorithm) {
+        (None, Some(Algorithm::Ppo)) => Err(Problem {
+            path: at("reward_model"),
+            message: "ppo needs `reward_model`: the name of an earlier stage of kind `reward`"
+                .into(),
+        }),
+        (Some(_), Some(Algorithm::Ppo | Algorithm::Grpo)) => {
+            check_reward_model(spec, index, stage, at)
+        }
+        (Some(_), _) => Err(Problem {
+            path: at("reward_model"),
+            message: "`reward_model` is only used by rlhf stages with algorithm `ppo` or `grpo`"
+                .into(),
+        }),
+        (None, _) => Ok(()),
+    }
+}
+
+fn check_reward_model(
+    spec: &Experiment,
+    index: usize,
+    stage: &Stage,
+    at: &dyn Fn(&str) -> String,
+) -> Checked {
+    let name = stage.reward_model.as_deref().unwrap_or_default();
+    let earlier = &spec.stages[..index];
+    match earlier.iter().find(|s| s.name == name) {
+        Some(found) => require(found.kind == StageKind::Reward, at("reward_model"), || {
+            format!("`{name}` is a {} stage; `reward_model` must name a stage of kind `reward`", found.kind)
+        }),
+        None if spec.stages[index..].iter().any(|s| s.name == name) => Err(Problem {
+            path: at("reward_model"),
+            message: format!("`{name}` comes later in the file; `reward_model` must name an earlier stage of kind `reward`"),
+        }),
+        None => {
+            let rewards: Vec<Stage> = earlier.iter().filter(|s| s.kind == StageKind::Reward).cloned().collect();
+            Err(Problem { path: at("reward_model"), message: no_such_stage(name, &rewards, "earlier reward stages") })
+        }
+    }
+}
+
+fn check_report(spec: &Experiment) -> Checked {
+    let report = &spec.report;
+    for (k, name) in report.compare.iter().enumerate() {
+        require(
+            spec.stages.iter().any(|s| &s.name == name),
+            format!("report.compare[{k}]"),
+            || no_such_stage(name, &spec.stages, "the stages"),
+        )?;
+    }
+    for (k, probe) in report.probes.iter().enumerate() {
+        require(
+            !probe.candidates.is_empty(),
+            format!("report.probes[{k}].candidates"),
+            || "a probe needs at least one candidate continuation".into(),
+        )?;
+    }
+    let sampling = &report.sampling;
+    non_negative("report.sampling.temperature".into(), sampling.temperature)?;
+    require(
+        sampling.top_p > 0.0 && sampling.top_p <= 1.0,
+        "report.sampling.top_p",
+        || format!("expected a probability in (0, 1], found {}", sampling.top_p),
+    )?;
+    positive_int(
+        "report.sampling.max_new_tokens".into(),
+        sampling.max_new_tokens,
+    )
+}
+
+fn algorithm_name(algorithm: Option<Algorithm>) -> &'static str {
+    algorithm.map(|a| a.as_str()).unwrap_or("this stage")
+}
+
+/// "no stage named `x`; earlier stages are `a`, `b`; did you mean `a`?"
+fn no_such_stage(name: &str, candidates: &[Stage], which: &str) -> String {
+    let names: Vec<&str> = candidates.iter().map(|s| s.name.as_str()).collect();
+    if names.is_empty() {
+        return format!("no stage named `{name}`, and there are no {which}");
+    }
+    format!(
+        "no stage named `{name}`; {which} are {}{}",
+        suggest::list(names.clone()),
+        suggest::did_you_mean(name, names)
+    )
+}
+
+fn positive(path: String, value: f64) -> Checked {
+    require(value > 0.0 && value.is_finite(), path, || {
+        expected("a number > 0", value)
+    })
+}
+
+fn non_negative(path: String, value: f64) -> Checked {
+    require(value >= 0.0 && value.is_finite(), path, || {
+        expected("a number >= 0", value)
+    })
+}
+
+fn between(path: String, value: f64, low: f64, high: f64) -> Checked {
+    require((low..=high).contains(&value), path, || {
+        expected(&format!("a number in [{low}, {high}]"), value)
+    })
+}
+
+fn positive_int<T: PartialOrd + Default + Display>(path: String, value: T) -> Checked {
+    require(value > T::default(), path, || {
+        expected("a whole number > 0", value)
+    })
+}
+
+fn expected(what: &str, found: impl Display) -> String {
+    format!("expected {what}, found {found}")
+}

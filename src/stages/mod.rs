@@ -1,0 +1,252 @@
+//! The stages of the recipe, each a small file on top of `train/`: it turns its data into an
+//! `Objective` and hands it to the shared loop. Stages never call each other; the runner
+//! gives each the model of its `from` stage.
+
+pub mod batches;
+pub mod pretrain;
+pub mod reward;
+pub mod rlhf;
+pub mod sft;
+
+use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
+use crate::model::{Backend, LanguageModel};
+use crate::spec::{Algorithm, Experiment, Stage, StageKind};
+use crate::tokenizer::Tokenizer;
+use crate::train::checkpoint::load_model;
+use crate::train::optim::{AdamWConfig, LrSchedule};
+use crate::train::trainer::{train, TrainResult, TrainSettings};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// What the runner hands a stage.
+pub struct StageEnv<'a, D: Backend> {
+    pub spec: &'a Experiment,
+    pub stage: &'a Stage,
+    pub tokenizer: &'a Tokenizer,
+    pub dev: D,
+    pub dir: PathBuf,
+    /// The run folder, where other stages' checkpoints live.
+    pub run_dir: PathBuf,
+    pub block_size: usize,
+    pub peak_flops: f64,
+}
+
+/// A stage's data, read once (the tokenizer is trained on all of it before any stage runs).
+pub enum StageData {
+    Text {
+        train: Vec<String>,
+        val: Option<Vec<String>>,
+    },
+    Chat {
+        train: Vec<SftExample>,
+        val: Vec<SftExample>,
+    },
+    Preferences {
+        train: Vec<PreferenceRecord>,
+        val: Vec<PreferenceRecord>,
+    },
+    Prompts {
+        train: Vec<PromptExample>,
+        val: Vec<PromptExample>,
+    },
+}
+
+impl StageData {
+    /// Every piece of text, for training the tokenizer.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            StageData::Text { train, val } => train
+                .iter()
+                .chain(val.iter().flatten())
+                .map(|s| s.as_str())
+                .collect(),
+            StageData::Chat { train, val } => train
+                .iter()
+                .chain(val)
+                .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
+                .collect(),
+            StageData::Preferences { train, val } => train
+                .iter()
+                .chain(val)
+                .flat_map(|r| match r {
+                    PreferenceRecord::Pair(p) => p
+                        .prompt
+                        .iter()
+                        .chain(&p.chosen)
+                        .chain(&p.rejected)
+                        .collect::<Vec<_>>(),
+                    PreferenceRecord::Feedback(f) => f.prompt.iter().chain(&f.completion).collect(),
+                })
+                .map(|m| m.content.as_str())
+                .collect(),
+            StageData::Prompts { train, val } => train
+                .iter()
+                .chain(val)
+                .flat_map(|p| {
+                    p.prompt
+                        .iter()
+                        .map(|m| m.content.as_str())
+                        .chain(p.reference.as_deref())
+                })
+                .collect(),
+        }
+    }
+}
+
+fn read_many<T>(paths: &[PathBuf], read: fn(&Path) -> Result<Vec<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for p in data::expand_paths(paths)? {
+        out.extend(read(&p)?);
+    }
+    Ok(out)
+}
+
+fn read_sft_files(paths: &[PathBuf]) -> Result<Vec<SftExample>> {
+    read_many(paths, data::read_sft)
+}
+
+pub fn load_stage_data(stage: &Stage, seed: u64) -> Result<StageData> {
+    let ctx = || format!("stage `{}`", stage.name);
+    match stage.kind {
+        StageKind::Pretrain => {
+            let train =
+                data::read_text_corpus(&data::expand_paths(&stage.data)?).with_context(ctx)?;
+            let val = match &stage.val_data {
+                Some(p) => Some(
+                    data::read_text_corpus(&data::expand_paths(std::slice::from_ref(p))?)
+                        .with_context(ctx)?,
+                ),
+                None => None,
+            };
+            Ok(StageData::Text { train, val })
+        }
+        StageKind::Sft => {
+            let all = read_sft_files(&stage.data).with_context(ctx)?;
+            let (train, val) = match &stage.val_data {
+                Some(p) => (
+                    all,
+                    read_sft_files(std::slice::from_ref(p)).with_context(ctx)?,
+                ),
+                None => data::split_off_validation(all, stage.val_fraction, seed),
+            };
+            Ok(StageData::Chat { train, val })
+        }
+        StageKind::Reward | StageKind::Rlhf
+            if stage.algorithm != Some(Algorithm::Ppo)
+                && stage.algorithm != Some(Algorithm::Grpo) =>
+        {
+            let all = read_many(&stage.data, data::read_preferences).with_context(ctx)?;
+            let (train, val) = match &stage.val_data {
+                Some(p) => (
+                    all,
+                    read_many(std::slice::from_ref(p), data::read_preferences).with_context(ctx)?,
+                ),
+                None => data::split_off_validation(all, stage.val_fraction, seed),
+            };
+            Ok(StageData::Preferences { train, val })
+        }
+        StageKind::Reward | StageKind::Rlhf => {
+            let prompts = stage.prompts.clone().into_iter().collect::<Vec<_>>();
+            let all = read_many(&prompts, data::read_prompts).with_context(ctx)?;
+            let (train, val) = match &stage.val_data {
+                Some(p) => (
+                    all,
+                    read_many(std::slice::from_ref(p), data::read_prompts).with_context(ctx)?,
+                ),
+                None => data::split_off_validation(all, stage.val_fraction, seed),
+            };
+            Ok(StageData::Prompts { train, val })
+        }
+    }
+}
+
+fn settings(
+    env: &StageEnv<impl Backend>,
+    model: &dyn LanguageModel<impl Backend>,
+    params: usize,
+) -> TrainSettings {
+    let s = env.stage;
+    TrainSettings {
+        stage: s.name.clone(),
+        steps: s.steps,
+        schedule: LrSchedule {
+            max_lr: s.lr,
+            min_lr: s.min_lr(),
+            warmup: s.warmup_steps,
+            total: s.steps,
+        },
+        adamw: AdamWConfig {
+            betas: s.betas,
+            eps: 1e-8,
+            weight_decay: s.weight_decay,
+            grad_clip: s.grad_clip,
+        },
+        eval_every: s.eval_every,
+        checkpoint_every: s.checkpoint_every,
+        seed: env.spec.seed ^ fxhash(&s.name),
+        flops_per_token: model.config().flops_per_token(params, env.block_size),
+        peak_flops: env.peak_flops,
+    }
+}
+
+/// A stable small hash so each stage draws its own random stream from the experiment seed.
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Trains `model` for this stage, leaving its checkpoint in `env.dir`.
+pub fn run_stage<D: Backend>(
+    env: &StageEnv<D>,
+    model: &mut dyn LanguageModel<D>,
+    data: &StageData,
+    params: usize,
+) -> Result<TrainResult> {
+    let settings = settings(env, model, params);
+    match (env.stage.kind, data) {
+        (StageKind::Pretrain, StageData::Text { train: docs, val }) => {
+            let mut obj = pretrain::Pretrain::new(env, docs, val.as_deref())?;
+            train(model, &mut obj, &settings, &env.dir)
+        }
+        (StageKind::Sft, StageData::Chat { train: t, val }) => {
+            let mut obj = sft::Sft::new(env, t, val)?;
+            train(model, &mut obj, &settings, &env.dir)
+        }
+        (StageKind::Reward, StageData::Preferences { train: t, val }) => {
+            let mut obj = reward::Reward::new(env, t, val)?;
+            train(model, &mut obj, &settings, &env.dir)
+        }
+        (StageKind::Rlhf, StageData::Preferences { train: t, val }) => {
+            // The reference is the frozen `from` model: a copy taken before any update.
+            let reference = model.boxed_clone();
+            let mut obj = rlhf::dpo::Dpo::new(env, reference.as_ref(), t, val)?;
+            drop(reference);
+            train(model, &mut obj, &settings, &env.dir)
+        }
+        (StageKind::Rlhf, StageData::Prompts { train: t, val }) => {
+            let rm = match &env.stage.reward_model {
+                Some(name) => Some(
+                    load_model(&env.run_dir.join(name), &env.dev)
+                        .with_context(|| format!("reward model `{name}`"))?,
+                ),
+                None => None,
+            };
+            if env.stage.algorithm == Some(Algorithm::Ppo) {
+                let rm = rm.ok_or_else(|| {
+                    anyhow::anyhow!("stage `{}`: PPO needs reward_model", env.stage.name)
+                })?;
+                let mut obj = rlhf::ppo::Ppo::new(env, model, rm, t.clone(), val.clone())?;
+                train(model, &mut obj, &settings, &env.dir)
+            } else {
+                let mut obj = rlhf::grpo::Grpo::new(env, model, rm, t.clone(), val.clone())?;
+                train(model, &mut obj, &settings, &env.dir)
+            }
+        }
+        _ => bail!("stage `{}`: data does not match its kind", env.stage.name),
+    }
+}
+
+pub fn stage_done_marker(dir: &Path) -> PathBuf {
+    dir.join("done.json")
+}

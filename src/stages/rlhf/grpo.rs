@@ -1,0 +1,203 @@
+//! GRPO (DeepSeekMath): for each prompt sample a group of G answers, reward each (a checker
+//! against the reference answer, or a reward model), use the group-normalised reward as every
+//! token's advantage, and take clipped policy steps with an optional k3 KL penalty.
+
+use super::clipped::{clipped_policy_loss, k3_kl, Flat};
+use super::rollout::*;
+use crate::data::PromptExample;
+use crate::eval::answers::exact_match;
+use crate::model::sample::SampleOptions;
+use crate::model::{Backend, LanguageModel};
+use crate::spec::Stage;
+use crate::stages::StageEnv;
+use crate::tokenizer::{Special, Tokenizer};
+use crate::train::loss::token_logprobs;
+use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
+use anyhow::{bail, Result};
+use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
+use rand::Rng;
+
+pub struct Grpo<D: Backend> {
+    prompts: Vec<PromptExample>,
+    val_prompts: Vec<PromptExample>,
+    reference: Option<Box<dyn LanguageModel<D>>>,
+    reward_model: Option<Box<dyn LanguageModel<D>>>,
+    stage: Stage,
+    tokenizer: Tokenizer,
+    dev: D,
+}
+
+/// Group-normalised advantages (r − mean) / (std + ε) and whether the group had zero spread.
+pub fn group_advantages(rewards: &[f64]) -> (Vec<f64>, bool) {
+    let (m, s) = (mean(rewards), std(rewards));
+    (
+        rewards.iter().map(|r| (r - m) / (s + 1e-4)).collect(),
+        s == 0.0,
+    )
+}
+
+impl<D: Backend> Grpo<D> {
+    pub fn new(
+        env: &StageEnv<D>,
+        policy: &dyn LanguageModel<D>,
+        reward_model: Option<Box<dyn LanguageModel<D>>>,
+        prompts: Vec<PromptExample>,
+        val_prompts: Vec<PromptExample>,
+    ) -> Result<Self> {
+        if prompts.is_empty() {
+            bail!("stage `{}`: no prompts", env.stage.name);
+        }
+        if reward_model.is_none() && prompts.iter().all(|p| p.reference.is_none()) {
+            bail!("stage `{}`: GRPO with a checker needs reference answers (\"completion\") in its prompts file", env.stage.name);
+        }
+        Ok(Self {
+            prompts,
+            val_prompts,
+            reference: (env.stage.kl_coef > 0.0).then(|| policy.boxed_clone()),
+            reward_model,
+            stage: env.stage.clone(),
+            tokenizer: env.tokenizer.clone(),
+            dev: env.dev.clone(),
+        })
+    }
+}
+
+impl<D: Backend> Objective<D> for Grpo<D> {
+    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
+        let s = &self.stage;
+        let pad = self.tokenizer.special(Special::Pad);
+        let g = s.group_size;
+        let opts = SampleOptions {
+            max_new_tokens: s.max_new_tokens,
+            temperature: s.temperature as f32,
+            ..Default::default()
+        };
+        let n_prompts = (s.rollout_batch / g).max(1);
+        let (mut samples, mut rewards, mut advantages, mut zero_std) = (vec![], vec![], vec![], 0);
+        for _ in 0..n_prompts {
+            let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
+            let group = sample_group(ctx.model, &self.tokenizer, p, g, &opts, ctx.rng);
+            let r: Vec<f64> = match &self.reward_model {
+                Some(rm) => reward_model_scores(rm.as_ref(), &group, pad),
+                None => group
+                    .iter()
+                    .map(|x| check(s.checker, &x.text, x.reference.as_deref()))
+                    .collect(),
+            };
+            let (a, flat) = group_advantages(&r);
+            zero_std += flat as usize;
+            rewards.extend(r);
+            advantages.extend(a);
+            samples.extend(group);
+        }
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let rb = rollout_batch(&self.dev, &refs, pad);
+        let shape = (rb.batch.batch, rb.batch.seq);
+        let adv_rows: Vec<Vec<f64>> = samples
+            .iter()
+            .zip(&advantages)
+            .map(|(x, &a)| vec![a; x.completion.len()])
+            .collect();
+        let adv: Flat<D> = self
+            .dev
+            .tensor_from_vec(scatter_rows(&adv_rows, &rb.batch), shape);
+        let count = rb.batch.mask.iter().filter(|&&m| m).count().max(1) as f32;
+        let weights: Flat<D> = rb.mask.clone() / count;
+        let old = logprobs_of(ctx.model, &rb);
+        let ref_lp = self
+            .reference
+            .as_ref()
+            .map(|r| logprobs_of(r.as_ref(), &rb));
+        let (mut losses, mut kls, mut clipfracs) = (vec![], vec![], vec![]);
+        for _ in 0..s.ppo_epochs {
+            let new = token_logprobs(
+                ctx.model
+                    .logits_traced(rb.inputs.clone(), Gradients::leaky()),
+                rb.targets.clone(),
+            );
+            let old_t: Flat<D> = self.dev.tensor_from_vec(old.clone(), shape);
+            let (new, tape) = new.split_tape();
+            let (mut loss, ratios) = clipped_policy_loss(
+                new.clone().put_tape(tape),
+                old_t,
+                adv.clone(),
+                weights.clone(),
+                s.clip_range as f32,
+            );
+            if let Some(r) = &ref_lp {
+                let r_t: Flat<D> = self.dev.tensor_from_vec(r.clone(), shape);
+                let kl = (k3_kl(new.retaped::<OwnedTape<f32, D>>(), r_t) * weights.clone())
+                    .sum::<Rank0, _>();
+                kls.push(kl.retaped::<NoneTape>().as_vec()[0] as f64);
+                loss = loss + kl * s.kl_coef as f32;
+            }
+            let masked: Vec<f32> = ratios
+                .iter()
+                .zip(&rb.batch.mask)
+                .filter(|(_, &m)| m)
+                .map(|(&r, _)| r)
+                .collect();
+            clipfracs.push(
+                masked
+                    .iter()
+                    .filter(|r| (**r - 1.0).abs() > s.clip_range as f32)
+                    .count() as f64
+                    / masked.len().max(1) as f64,
+            );
+            losses.push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
+            ctx.apply(loss.backward())?;
+        }
+        let lengths: Vec<f64> = samples.iter().map(|x| x.completion.len() as f64).collect();
+        let mut metrics = vec![
+            ("reward".into(), mean(&rewards)),
+            ("reward_std".into(), std(&rewards)),
+            (
+                "frac_reward_zero_std".into(),
+                zero_std as f64 / n_prompts as f64,
+            ),
+            ("completions/mean_length".into(), mean(&lengths)),
+            ("clip_ratio".into(), mean(&clipfracs)),
+        ];
+        if !kls.is_empty() {
+            metrics.push(("kl".into(), mean(&kls)));
+        }
+        Ok(StepOutput {
+            loss: mean(&losses),
+            tokens: (shape.0 * shape.1 * s.ppo_epochs) as u64,
+            metrics,
+        })
+    }
+
+    fn evaluate(&mut self, model: &dyn LanguageModel<D>) -> Result<Metrics> {
+        let items: Vec<_> = self
+            .val_prompts
+            .iter()
+            .filter_map(|p| Some((p.prompt.clone(), p.reference.clone()?, p.task.clone())))
+            .take(self.stage.eval_batches * 8)
+            .collect();
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let (score, _, _) = exact_match(model, &self.tokenizer, &items, self.stage.max_new_tokens);
+        Ok(vec![("val/exact_match".into(), score.rate())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_advantages_are_normalised_and_flat_groups_flagged() {
+        let (a, flat) = group_advantages(&[1.0, 0.0, 0.0, 1.0]);
+        assert!(!flat);
+        // mean 0.5, population std 0.5: (1 − 0.5) / (0.5 + 1e-4).
+        assert!(
+            (a[0] - 0.5 / 0.5001).abs() < 1e-12 && (a[1] + 0.5 / 0.5001).abs() < 1e-12,
+            "{a:?}"
+        );
+        let (a, flat) = group_advantages(&[1.0, 1.0]);
+        assert!(flat && a.iter().all(|&x| x == 0.0));
+    }
+}

@@ -1,0 +1,281 @@
+//! PPO, the InstructGPT recipe: sample completions, score them with the reward model,
+//! penalise per-token KL to the frozen reference, estimate advantages with GAE from a value
+//! model (initialised from the reward model, as TRL does), then several epochs of clipped
+//! policy and value updates on the same rollout.
+
+use super::clipped::{clipped_policy_loss, Flat};
+use super::gae::{gae, whiten};
+use super::rollout::*;
+use crate::data::PromptExample;
+use crate::model::sample::SampleOptions;
+use crate::model::{Backend, LanguageModel};
+use crate::spec::Stage;
+use crate::stages::StageEnv;
+use crate::tokenizer::{Special, Tokenizer};
+use crate::train::loss::token_logprobs;
+use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
+use anyhow::{bail, Result};
+use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
+use rand::Rng;
+
+pub struct Ppo<D: Backend> {
+    prompts: Vec<PromptExample>,
+    val_prompts: Vec<PromptExample>,
+    reference: Box<dyn LanguageModel<D>>,
+    reward_model: Box<dyn LanguageModel<D>>,
+    value: Box<dyn LanguageModel<D>>,
+    value_optim: AdamW<D>,
+    stage: Stage,
+    tokenizer: Tokenizer,
+    minibatch: usize,
+    dev: D,
+    /// Ratios seen on the first minibatch of the first epoch of the last step (a test hook:
+    /// the policy has not moved yet, so they must all be exactly 1).
+    pub first_ratios: Vec<f32>,
+}
+
+impl<D: Backend> Ppo<D> {
+    pub fn new(
+        env: &StageEnv<D>,
+        policy: &dyn LanguageModel<D>,
+        reward_model: Box<dyn LanguageModel<D>>,
+        prompts: Vec<PromptExample>,
+        val_prompts: Vec<PromptExample>,
+    ) -> Result<Self> {
+        if prompts.is_empty() {
+            bail!("stage `{}`: no prompts", env.stage.name);
+        }
+        if !reward_model.has_score_head() {
+            bail!(
+                "stage `{}`: reward_model is not a reward stage",
+                env.stage.name
+            );
+        }
+        let s = env.stage;
+        Ok(Self {
+            prompts,
+            val_prompts,
+            reference: policy.boxed_clone(),
+            value: reward_model.boxed_clone(),
+            reward_model,
+            value_optim: AdamW::new(AdamWConfig {
+                betas: s.betas,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                grad_clip: s.grad_clip,
+            }),
+            stage: s.clone(),
+            tokenizer: env.tokenizer.clone(),
+            minibatch: s.batch_size.min(s.rollout_batch).max(1),
+            dev: env.dev.clone(),
+            first_ratios: vec![],
+        })
+    }
+
+    fn sample_options(&self) -> SampleOptions {
+        SampleOptions {
+            max_new_tokens: self.stage.max_new_tokens,
+            temperature: self.stage.temperature as f32,
+            ..Default::default()
+        }
+    }
+}
+
+/// Everything PPO keeps about one minibatch of the rollout.
+struct Minibatch<D: Backend> {
+    rb: RolloutBatch<D>,
+    old_logps: Vec<f32>,
+    old_values: Vec<f32>,
+    advantages: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+impl<D: Backend> Objective<D> for Ppo<D> {
+    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
+        let s = self.stage.clone();
+        let pad = self.tokenizer.special(Special::Pad);
+        let opts = self.sample_options();
+        // 1. Rollout.
+        let samples: Vec<Sample> = (0..s.rollout_batch)
+            .flat_map(|_| {
+                let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
+                sample_group(ctx.model, &self.tokenizer, p, 1, &opts, ctx.rng)
+            })
+            .collect();
+        let scores = reward_model_scores(self.reward_model.as_ref(), &samples, pad);
+
+        // 2. Old log-probs, reference log-probs and values, per minibatch (the same grouping
+        // the updates use, so the first update sees ratio exactly 1).
+        let mut minibatches = Vec::new();
+        let (mut kl_sum, mut entropy, mut rlhf_reward, mut lengths) = (0.0, 0.0, 0.0, 0.0);
+        let groups: Vec<Vec<&Sample>> = samples
+            .chunks(self.minibatch)
+            .map(|c| c.iter().collect())
+            .collect();
+        let mut offset = 0;
+        let mut all_rewards: Vec<Vec<f64>> = Vec::new();
+        let mut staged = Vec::new();
+        for group in &groups {
+            let rb = rollout_batch(&self.dev, group, pad);
+            let old = logprobs_of(ctx.model, &rb);
+            let reference = logprobs_of(self.reference.as_ref(), &rb);
+            let values = self.value.scores(rb.inputs.clone()).as_vec();
+            entropy +=
+                mean_entropy(ctx.model, &rb, self.tokenizer.vocab_size()) * group.len() as f64;
+            let old_rows = masked_rows(&old, &rb.batch);
+            let ref_rows = masked_rows(&reference, &rb.batch);
+            // Per-token reward: −β·KL estimate, plus the score on the last token.
+            for (i, (o, r)) in old_rows.iter().zip(&ref_rows).enumerate() {
+                let mut rewards: Vec<f64> =
+                    o.iter().zip(r).map(|(o, r)| -s.kl_coef * (o - r)).collect();
+                let kl: f64 = o.iter().zip(r).map(|(o, r)| o - r).sum();
+                kl_sum += kl;
+                *rewards.last_mut().unwrap() += scores[offset + i];
+                rlhf_reward += scores[offset + i] - s.kl_coef * kl;
+                lengths += o.len() as f64;
+                all_rewards.push(rewards);
+            }
+            offset += group.len();
+            staged.push((rb, old, values));
+        }
+        // 3. Advantages (rewards whitened without shifting, advantages fully whitened).
+        whiten(&mut all_rewards, false);
+        let mut row = 0;
+        let mut all_adv = Vec::new();
+        let mut all_ret = Vec::new();
+        for (rb, _, values) in &staged {
+            let value_rows = masked_rows(values, &rb.batch);
+            for v in value_rows {
+                let (a, r) = gae(&all_rewards[row], &v, s.gamma, s.lam);
+                all_adv.push(a);
+                all_ret.push(r);
+                row += 1;
+            }
+        }
+        whiten(&mut all_adv, true);
+        let mut row = 0;
+        for (rb, old, values) in staged {
+            let n = rb.batch.batch;
+            let advantages = scatter_rows(&all_adv[row..row + n], &rb.batch);
+            let returns = scatter_rows(&all_ret[row..row + n], &rb.batch);
+            row += n;
+            minibatches.push(Minibatch {
+                rb,
+                old_logps: old,
+                old_values: values,
+                advantages,
+                returns,
+            });
+        }
+
+        // 4. Epochs of clipped updates.
+        let (mut pg_losses, mut v_losses, mut clipfracs, mut approxkls, mut ratios) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let clip = s.clip_range as f32;
+        let mut tokens = 0usize;
+        for epoch in 0..s.ppo_epochs {
+            for (mi, mb) in minibatches.iter().enumerate() {
+                let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
+                let count = mb.rb.batch.mask.iter().filter(|&&m| m).count().max(1) as f32;
+                let weights: Flat<D> = mb.rb.mask.clone() / count;
+                let old: Flat<D> = self.dev.tensor_from_vec(mb.old_logps.clone(), shape);
+                let adv: Flat<D> = self.dev.tensor_from_vec(mb.advantages.clone(), shape);
+                let new = token_logprobs(
+                    ctx.model
+                        .logits_traced(mb.rb.inputs.clone(), Gradients::leaky()),
+                    mb.rb.targets.clone(),
+                );
+                let (loss, r) = clipped_policy_loss(new, old, adv, weights.clone(), clip);
+                let masked: Vec<(f32, f32)> = r
+                    .iter()
+                    .zip(&mb.old_logps)
+                    .zip(&mb.rb.batch.mask)
+                    .filter(|(_, &m)| m)
+                    .map(|((&r, &o), _)| (r, o))
+                    .collect();
+                if epoch == 0 && mi == 0 {
+                    self.first_ratios = masked.iter().map(|(r, _)| *r).collect();
+                }
+                clipfracs.push(
+                    masked
+                        .iter()
+                        .filter(|(r, _)| (r - 1.0).abs() > clip)
+                        .count() as f64
+                        / masked.len().max(1) as f64,
+                );
+                approxkls.push(
+                    masked
+                        .iter()
+                        .map(|(r, _)| 0.5 * (r.ln() as f64).powi(2))
+                        .sum::<f64>()
+                        / masked.len().max(1) as f64,
+                );
+                ratios.push(
+                    masked.iter().map(|(r, _)| *r as f64).sum::<f64>() / masked.len().max(1) as f64,
+                );
+                pg_losses.push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
+                ctx.apply(loss.backward())?;
+
+                // Clipped value loss: 0.5·max((V − R)², (clip(V, V_old ± ε) − R)²).
+                let old_v: Flat<D> = self.dev.tensor_from_vec(mb.old_values.clone(), shape);
+                let ret: Flat<D> = self.dev.tensor_from_vec(mb.returns.clone(), shape);
+                let v = self
+                    .value
+                    .scores_traced(mb.rb.inputs.clone(), Gradients::leaky());
+                let (v, tape) = v.split_tape();
+                let v_clipped =
+                    (v.retaped::<OwnedTape<f32, D>>() - old_v.clone()).clamp(-clip, clip) + old_v;
+                let l1 = (v.put_tape(tape) - ret.clone()).square();
+                let l2 = (v_clipped - ret).square();
+                let v_loss =
+                    (l1.maximum(l2) * weights).sum::<Rank0, _>() * (0.5 * s.vf_coef as f32);
+                v_losses.push(v_loss.retaped::<NoneTape>().as_vec()[0] as f64);
+                let mut vg = v_loss.backward();
+                self.value_optim
+                    .step(self.value.as_mut(), &mut vg, ctx.lr)?;
+                tokens += shape.0 * shape.1;
+            }
+        }
+        let n = samples.len() as f64;
+        let metrics = vec![
+            ("objective/rlhf_reward".into(), rlhf_reward / n),
+            ("objective/scores".into(), mean(&scores)),
+            ("objective/kl".into(), kl_sum / n),
+            ("objective/entropy".into(), entropy / n),
+            ("policy/clipfrac_avg".into(), mean(&clipfracs)),
+            ("policy/approxkl_avg".into(), mean(&approxkls)),
+            ("loss/policy_avg".into(), mean(&pg_losses)),
+            ("loss/value_avg".into(), mean(&v_losses)),
+            ("val/ratio".into(), mean(&ratios)),
+            ("completions/mean_length".into(), lengths / n),
+        ];
+        Ok(StepOutput {
+            loss: mean(&pg_losses) + mean(&v_losses),
+            tokens: tokens as u64,
+            metrics,
+        })
+    }
+
+    fn evaluate(&mut self, model: &dyn LanguageModel<D>) -> Result<Metrics> {
+        if self.val_prompts.is_empty() {
+            return Ok(vec![]);
+        }
+        // Greedy answers to held-out prompts, scored by the reward model.
+        let pad = self.tokenizer.special(Special::Pad);
+        let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+        let opts = SampleOptions {
+            temperature: 0.0,
+            ..self.sample_options()
+        };
+        let samples: Vec<Sample> = self
+            .val_prompts
+            .iter()
+            .take(32)
+            .flat_map(|p| sample_group(model, &self.tokenizer, p, 1, &opts, &mut rng))
+            .collect();
+        let scores = reward_model_scores(self.reward_model.as_ref(), &samples, pad);
+        Ok(vec![("val/score".into(), mean(&scores))])
+    }
+}

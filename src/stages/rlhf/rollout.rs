@@ -1,0 +1,199 @@
+//! Rollouts shared by PPO and GRPO: sample completions with the KV cache, lay prompt +
+//! completion out as a padded batch whose mask marks the completion tokens, score them.
+
+use crate::data::chat::encode_prompt;
+use crate::data::PromptExample;
+use crate::model::sample::{generate, SampleOptions};
+use crate::model::{Backend, LanguageModel};
+use crate::spec::Checker;
+use crate::stages::batches::{pad_examples, Batch, Example};
+use crate::stages::reward::rewards;
+use crate::tokenizer::{Special, Tokenizer};
+use crate::train::loss::token_logprobs;
+use dfdx::prelude::*;
+
+/// One sampled completion of a prompt.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub prompt: Vec<u32>,
+    pub completion: Vec<u32>,
+    pub text: String,
+    pub reference: Option<String>,
+}
+
+impl Sample {
+    pub fn example(&self) -> Example {
+        let ids: Vec<u32> = self
+            .prompt
+            .iter()
+            .chain(&self.completion)
+            .copied()
+            .collect();
+        let loss_mask = (0..ids.len()).map(|i| i >= self.prompt.len()).collect();
+        Example { ids, loss_mask }
+    }
+}
+
+/// The prompt ids of a prompt record, cut from the left to leave room for the answer.
+pub fn prompt_ids(tok: &Tokenizer, p: &PromptExample, ctx: usize, max_new: usize) -> Vec<u32> {
+    let mut ids = encode_prompt(tok, &p.prompt);
+    let room = ctx.saturating_sub(max_new).max(1);
+    if ids.len() > room {
+        ids.drain(..ids.len() - room);
+    }
+    ids
+}
+
+/// `n` completions of one prompt, stopping at end of turn.
+pub fn sample_group<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    p: &PromptExample,
+    n: usize,
+    opts: &SampleOptions,
+    rng: &mut impl rand::Rng,
+) -> Vec<Sample> {
+    let prompt = prompt_ids(tok, p, model.config().n_ctx, opts.max_new_tokens);
+    let mut opts = opts.clone();
+    opts.stop = vec![tok.special(Special::EndOfTurn)];
+    generate(model, &prompt, n, tok.vocab_size(), &opts, rng)
+        .into_iter()
+        .map(|completion| Sample {
+            text: tok.decode(&completion),
+            prompt: prompt.clone(),
+            completion: if completion.is_empty() {
+                vec![tok.special(Special::EndOfTurn)]
+            } else {
+                completion
+            },
+            reference: p.reference.clone(),
+        })
+        .collect()
+}
+
+/// A verifiable reward: 1 when the answer matches the reference, else 0.
+pub fn check(checker: Checker, answer: &str, reference: Option<&str>) -> f64 {
+    let Some(reference) = reference else {
+        return 0.0;
+    };
+    let (a, r) = (answer.trim(), reference.trim());
+    let ok = match checker {
+        Checker::Exact => a == r,
+        Checker::Contains => !r.is_empty() && a.contains(r),
+    };
+    ok as u8 as f64
+}
+
+/// Scores of samples from a reward model (read at each sequence's last token).
+pub fn reward_model_scores<D: Backend>(
+    rm: &dyn LanguageModel<D>,
+    samples: &[Sample],
+    pad: u32,
+) -> Vec<f64> {
+    let seqs: Vec<Vec<u32>> = samples.iter().map(|s| s.example().ids).collect();
+    let mut out = Vec::new();
+    for chunk in seqs.chunks(16) {
+        let rows: Vec<&[u32]> = chunk.iter().map(|s| s.as_slice()).collect();
+        out.extend(rewards(rm, &rows, pad).into_iter().map(|r| r as f64));
+    }
+    out
+}
+
+/// A padded batch of samples and its tensors.
+pub struct RolloutBatch<D: Backend> {
+    pub batch: Batch,
+    pub inputs: Tensor<(usize, usize), usize, D>,
+    pub targets: Tensor<(usize, usize), usize, D>,
+    pub mask: Tensor<(usize, usize), f32, D>,
+}
+
+pub fn rollout_batch<D: Backend>(dev: &D, samples: &[&Sample], pad: u32) -> RolloutBatch<D> {
+    let examples: Vec<Example> = samples.iter().map(|s| s.example()).collect();
+    let refs: Vec<&Example> = examples.iter().collect();
+    let batch = pad_examples(&refs, pad);
+    let shape = (batch.batch, batch.seq);
+    RolloutBatch {
+        inputs: dev.tensor_from_vec(batch.inputs.clone(), shape),
+        targets: dev.tensor_from_vec(batch.targets.clone(), shape),
+        mask: dev.tensor_from_vec(batch.mask.iter().map(|&m| m as u8 as f32).collect(), shape),
+        batch,
+    }
+}
+
+/// Per-position log-probabilities of the targets `(batch * seq)` without gradients.
+pub fn logprobs_of<D: Backend>(model: &dyn LanguageModel<D>, rb: &RolloutBatch<D>) -> Vec<f32> {
+    token_logprobs(model.logits(rb.inputs.clone()), rb.targets.clone()).as_vec()
+}
+
+/// Mean entropy of the policy over completion positions.
+pub fn mean_entropy<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    rb: &RolloutBatch<D>,
+    vocab: usize,
+) -> f64 {
+    let logits = model.logits(rb.inputs.clone());
+    let v = logits.shape().2;
+    let lp = logits.log_softmax::<Axis<2>>().as_vec();
+    let (mut total, mut n) = (0.0, 0);
+    for (i, &m) in rb.batch.mask.iter().enumerate() {
+        if m {
+            let row = &lp[i * v..i * v + vocab.min(v)];
+            total -= row
+                .iter()
+                .map(|&l| (l as f64).exp() * l as f64)
+                .sum::<f64>();
+            n += 1;
+        }
+    }
+    total / n.max(1) as f64
+}
+
+/// The values at masked positions of each row, in order.
+pub fn masked_rows(values: &[f32], b: &Batch) -> Vec<Vec<f64>> {
+    (0..b.batch)
+        .map(|r| {
+            (r * b.seq..(r + 1) * b.seq)
+                .filter(|&i| b.mask[i])
+                .map(|i| values[i] as f64)
+                .collect()
+        })
+        .collect()
+}
+
+/// Puts per-row values back at the masked positions of a `(batch * seq)` layout.
+pub fn scatter_rows(rows: &[Vec<f64>], b: &Batch) -> Vec<f32> {
+    let mut out = vec![0.0f32; b.batch * b.seq];
+    for (r, row) in rows.iter().enumerate() {
+        let positions = (r * b.seq..(r + 1) * b.seq).filter(|&i| b.mask[i]);
+        for (i, v) in positions.zip(row) {
+            out[i] = *v as f32;
+        }
+    }
+    out
+}
+
+pub fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
+
+pub fn std(xs: &[f64]) -> f64 {
+    let m = mean(xs);
+    (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len().max(1) as f64).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkers_compare_trimmed_answers() {
+        assert_eq!(check(Checker::Exact, " 北京。 ", Some("北京。")), 1.0);
+        assert_eq!(check(Checker::Exact, "北京", Some("北京。")), 0.0);
+        assert_eq!(check(Checker::Contains, "答案是北京。", Some("北京")), 1.0);
+        assert_eq!(check(Checker::Contains, "上海", None), 0.0);
+    }
+}

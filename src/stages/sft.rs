@@ -1,0 +1,206 @@
+//! Supervised fine-tuning: conversations through the chat template, loss on assistant tokens
+//! only. Logs val/loss, mean_token_accuracy and exact match on the validation split.
+
+use super::batches::{pad_examples, Batch, Example};
+use super::StageEnv;
+use crate::data::chat::{encode_chat, Message, Role};
+use crate::data::SftExample;
+use crate::eval::answers::exact_match;
+use crate::model::{Backend, LanguageModel, Logits};
+use crate::train::loss::{mask_weights, masked_cross_entropy};
+use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
+use anyhow::{bail, Result};
+use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
+use rand::Rng;
+
+pub struct Sft<D: Backend> {
+    train: Vec<Example>,
+    val: Vec<Example>,
+    /// Validation questions with reference answers, for exact match.
+    val_questions: Vec<(Vec<Message>, String, Option<String>)>,
+    batch: usize,
+    accum: usize,
+    pad: u32,
+    max_answer_tokens: usize,
+    tokenizer: crate::tokenizer::Tokenizer,
+    dev: D,
+}
+
+/// Tokenises conversations, cutting those longer than the context (counted, never silent).
+pub fn encode_examples(
+    env: &StageEnv<impl Backend>,
+    examples: &[SftExample],
+    what: &str,
+) -> Vec<Example> {
+    let limit = env.block_size + 1;
+    let mut truncated = 0;
+    let out: Vec<Example> = examples
+        .iter()
+        .map(|e| {
+            let enc = encode_chat(env.tokenizer, &e.messages);
+            let mut ex = Example {
+                ids: enc.ids,
+                loss_mask: enc.loss_mask,
+            };
+            if ex.ids.len() > limit {
+                truncated += 1;
+                ex.ids.truncate(limit);
+                ex.loss_mask.truncate(limit);
+            }
+            ex
+        })
+        .filter(|e| e.loss_mask[1..].iter().any(|&m| m))
+        .collect();
+    if truncated > 0 {
+        println!("[{}] {truncated} of {} {what} conversations were longer than the context ({limit} tokens) and were truncated", env.stage.name, examples.len());
+    }
+    out
+}
+
+/// The last assistant answer of each conversation as a reference, with what came before it.
+pub fn questions(examples: &[SftExample]) -> Vec<(Vec<Message>, String, Option<String>)> {
+    examples
+        .iter()
+        .filter_map(|e| {
+            let last = e.messages.iter().rposition(|m| m.role == Role::Assistant)?;
+            Some((
+                e.messages[..last].to_vec(),
+                e.messages[last].content.clone(),
+                e.task.clone(),
+            ))
+        })
+        .collect()
+}
+
+impl<D: Backend> Sft<D> {
+    pub fn new(env: &StageEnv<D>, train: &[SftExample], val: &[SftExample]) -> Result<Self> {
+        let train_ex = encode_examples(env, train, "training");
+        if train_ex.is_empty() {
+            bail!(
+                "stage `{}`: no training conversation has an assistant answer within the context",
+                env.stage.name
+            );
+        }
+        let val_ex = encode_examples(env, val, "validation");
+        // Exact match generates answers, which is slow: a bounded sample of the split.
+        let val_questions = questions(val)
+            .into_iter()
+            .take(env.stage.eval_batches * 8)
+            .collect();
+        println!(
+            "[{}] {} training and {} validation conversations",
+            env.stage.name,
+            train_ex.len(),
+            val_ex.len()
+        );
+        Ok(Self {
+            train: train_ex,
+            val: val_ex,
+            val_questions,
+            batch: env.stage.batch_size,
+            accum: env.stage.grad_accum,
+            pad: env.tokenizer.special(crate::tokenizer::Special::Pad),
+            max_answer_tokens: 48.min(env.block_size / 2).max(8),
+            tokenizer: env.tokenizer.clone(),
+            dev: env.dev.clone(),
+        })
+    }
+
+    fn tensors(
+        &self,
+        b: &Batch,
+    ) -> (
+        Tensor<(usize, usize), usize, D>,
+        Tensor<(usize, usize), usize, D>,
+    ) {
+        (
+            self.dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq)),
+            self.dev
+                .tensor_from_vec(b.targets.clone(), (b.batch, b.seq)),
+        )
+    }
+}
+
+/// Share of counted target tokens the model ranks first.
+fn token_accuracy(logits: &[f32], vocab: usize, b: &Batch) -> (usize, usize) {
+    let mut correct = 0;
+    let mut total = 0;
+    for (i, (&t, &m)) in b.targets.iter().zip(&b.mask).enumerate() {
+        if m {
+            let row = &logits[i * vocab..(i + 1) * vocab];
+            correct += (crate::model::sample::argmax(row) == t) as usize;
+            total += 1;
+        }
+    }
+    (correct, total)
+}
+
+impl<D: Backend> Objective<D> for Sft<D> {
+    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
+        let mut grads = Gradients::leaky();
+        let (mut loss_sum, mut tokens, mut correct, mut counted) = (0.0, 0, 0, 0);
+        for _ in 0..self.accum {
+            let picks: Vec<&Example> = (0..self.batch)
+                .map(|_| &self.train[ctx.rng.gen_range(0..self.train.len())])
+                .collect();
+            let b = pad_examples(&picks, self.pad);
+            let (x, y) = self.tensors(&b);
+            let (w, _) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
+            let logits: Logits<D, _> = ctx.model.logits_traced(x, grads);
+            let (plain, tape) = logits.split_tape();
+            let (c, n) = token_accuracy(&plain.as_vec(), plain.shape().2, &b);
+            correct += c;
+            counted += n;
+            let loss = masked_cross_entropy(plain.put_tape(tape), y, w) / self.accum as f32;
+            loss_sum += loss.retaped::<NoneTape>().as_vec()[0] as f64;
+            grads = loss.backward();
+            tokens += b.batch * b.seq;
+        }
+        ctx.apply(grads)?;
+        let acc = correct as f64 / counted.max(1) as f64;
+        Ok(StepOutput {
+            loss: loss_sum,
+            tokens: tokens as u64,
+            metrics: vec![("mean_token_accuracy".into(), acc)],
+        })
+    }
+
+    fn evaluate(&mut self, model: &dyn LanguageModel<D>) -> Result<Metrics> {
+        let mut out = Vec::new();
+        if !self.val.is_empty() {
+            let (mut nats, mut counted, mut correct) = (0.0, 0, 0);
+            for chunk in self.val.chunks(self.batch) {
+                let refs: Vec<&Example> = chunk.iter().collect();
+                let b = pad_examples(&refs, self.pad);
+                let (x, y) = self.tensors(&b);
+                let logits = model.logits(x);
+                let (c, n) = token_accuracy(&logits.as_vec(), logits.shape().2, &b);
+                correct += c;
+                let lp = crate::train::loss::token_logprobs(logits, y).as_vec();
+                nats -= lp
+                    .iter()
+                    .zip(&b.mask)
+                    .filter(|(_, &m)| m)
+                    .map(|(&v, _)| v as f64)
+                    .sum::<f64>();
+                counted += n;
+            }
+            out.push(("val/loss".into(), nats / counted.max(1) as f64));
+            out.push((
+                "val/mean_token_accuracy".into(),
+                correct as f64 / counted.max(1) as f64,
+            ));
+        }
+        if !self.val_questions.is_empty() {
+            let (score, _, _) = exact_match(
+                model,
+                &self.tokenizer,
+                &self.val_questions,
+                self.max_answer_tokens,
+            );
+            out.push(("val/exact_match".into(), score.rate()));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,168 @@
+//! End to end: a tiny experiment through every stage (pretrain, SFT, reward, PPO, DPO, GRPO),
+//! checking the files a user relies on and that each stage learns.
+
+mod common;
+use common::*;
+
+const SPEC: &str = r#"
+name = "tiny"
+seed = 7
+[model]
+preset = "nano"
+block_size = 48
+[tokenizer]
+kind = "char"
+vocab_size = 512
+[[stages]]
+name = "base"
+kind = "pretrain"
+data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+steps = 120
+batch_size = 16
+lr = 3e-3
+warmup_steps = 10
+eval_every = 60
+[[stages]]
+name = "assistant"
+kind = "sft"
+from = "base"
+data = "{demo}/sft.jsonl"
+val_data = "{demo}/sft_val.jsonl"
+steps = 80
+batch_size = 16
+eval_every = 40
+eval_batches = 2
+[[stages]]
+name = "rm"
+kind = "reward"
+from = "assistant"
+data = ["{demo}/prefs.jsonl", "{demo}/feedback.jsonl"]
+val_data = "{demo}/prefs_val.jsonl"
+steps = 40
+eval_every = 20
+[[stages]]
+name = "ppo"
+kind = "rlhf"
+algorithm = "ppo"
+from = "assistant"
+reward_model = "rm"
+prompts = "{demo}/prompts.jsonl"
+steps = 4
+rollout_batch = 8
+batch_size = 4
+ppo_epochs = 2
+max_new_tokens = 8
+lr = 1e-4
+eval_every = 2
+[[stages]]
+name = "dpo"
+kind = "rlhf"
+algorithm = "dpo"
+from = "assistant"
+data = "{demo}/prefs.jsonl"
+val_data = "{demo}/prefs_val.jsonl"
+steps = 10
+batch_size = 8
+lr = 1e-4
+eval_every = 5
+[[stages]]
+name = "grpo"
+kind = "rlhf"
+algorithm = "grpo"
+from = "assistant"
+prompts = "{demo}/prompts.jsonl"
+checker = "exact"
+group_size = 4
+rollout_batch = 8
+steps = 3
+max_new_tokens = 8
+lr = 1e-4
+eval_every = 3
+eval_batches = 1
+[report]
+prompts = ["中国的首都是哪里?", "香蕉是"]
+probes = [{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }]
+compare = ["base", "assistant", "ppo"]
+sampling = { temperature = 0.0, max_new_tokens = 12 }
+"#;
+
+#[test]
+fn every_stage_runs_end_to_end_and_leaves_a_complete_run() {
+    let tmp = tempdir();
+    let spec = write_spec(tmp.path(), "tiny.toml", SPEC);
+    let out = gptlab(&["run", spec.to_str().unwrap()], tmp.path());
+    let run = run_dir(&out);
+
+    for f in [
+        "spec.toml",
+        "meta.json",
+        "summary.json",
+        "tokenizer.json",
+        "samples.jsonl",
+        "probes.jsonl",
+        "report.html",
+        "report.md",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["complete"], true);
+    assert_eq!(meta["stages"].as_array().unwrap().len(), 6);
+    for stage in ["base", "assistant", "rm", "ppo", "dpo", "grpo"] {
+        for f in ["model.safetensors", "config.json", "metrics.csv"] {
+            assert!(run.join(stage).join(f).is_file(), "{stage}/{f} missing");
+        }
+        assert!(
+            !run.join(stage).join("resume.safetensors").exists(),
+            "finished stage keeps resume state"
+        );
+    }
+
+    // Pretraining and SFT learn.
+    let loss = read_metric(&run.join("base/metrics.csv"), "loss");
+    assert!(
+        loss.last().unwrap() < &(loss[0] * 0.6),
+        "pretrain loss {} -> {}",
+        loss[0],
+        loss.last().unwrap()
+    );
+    let sft = read_metric(&run.join("assistant/metrics.csv"), "loss");
+    assert!(sft.last().unwrap() < &sft[0], "sft loss did not fall");
+    let rm_acc = read_metric(&run.join("rm/metrics.csv"), "val/accuracy");
+    assert!(
+        *rm_acc.last().unwrap() > 0.6,
+        "reward model accuracy {rm_acc:?}"
+    );
+    for (stage, metric) in [
+        ("ppo", "objective/kl"),
+        ("ppo", "policy/clipfrac_avg"),
+        ("dpo", "rewards/margins"),
+        ("grpo", "reward"),
+    ] {
+        assert!(
+            !read_metric(&run.join(stage).join("metrics.csv"), metric).is_empty(),
+            "{stage} lacks {metric}"
+        );
+    }
+
+    // One sample per (compared stage, prompt), probes for each compared stage.
+    let samples = std::fs::read_to_string(run.join("samples.jsonl")).unwrap();
+    assert_eq!(samples.lines().count(), 6);
+    assert_eq!(
+        std::fs::read_to_string(run.join("probes.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+
+    // Running the same spec again finds the run complete and does no work.
+    let again = gptlab(&["run", spec.to_str().unwrap()], tmp.path());
+    assert_eq!(run_dir(&again), run);
+    assert!(
+        text(&again).contains("already complete"),
+        "{}",
+        text(&again)
+    );
+}
