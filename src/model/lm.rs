@@ -16,7 +16,7 @@ pub type Traced<D> = OwnedTape<f32, D>;
 /// Per-layer keys and values of the positions generated so far.
 pub type KvCache<D> = Vec<KvPair<D>>;
 
-pub trait LanguageModel<D: Backend>: Send {
+pub trait LanguageModel<D: Backend> {
     fn config(&self) -> &ModelConfig;
     fn device(&self) -> D;
     /// Next-token logits `(batch, seq, vocab)` without gradient tracking.

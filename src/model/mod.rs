@@ -18,7 +18,7 @@ pub use params::Param;
 pub use presets::{build_model, preset_info, PresetInfo, PRESETS};
 
 /// Everything a device must offer to run gptlab: dfdx's ops plus raw buffer access.
-pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + Send + Sync {}
-impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + Send + Sync> Backend for D {}
+pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage {}
+impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage> Backend for D {}
 #[cfg(test)]
 mod tests;
