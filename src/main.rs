@@ -120,8 +120,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate a stage on a data file: exact match (questions with answers), preference
+    /// accuracy (chosen/rejected pairs) or loss and bits per byte (plain text).
+    Eval {
+        stage: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Evaluate at most N records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Ask questions through the chat template (default: for every stage but pretrain).
+        #[arg(long)]
+        chat: Option<bool>,
+    },
+    /// Talk to a stage; rate answers with + / - to collect feedback for a reward stage.
+    Chat {
+        stage: PathBuf,
+        /// Feedback file (default: RUN/feedback.jsonl).
+        #[arg(long)]
+        feedback: Option<PathBuf>,
+        #[command(flatten)]
+        sampling: Sampling,
+    },
     /// Rebuild a run's report.html / report.md from its folder.
     Report { run: PathBuf },
+    /// Overlay several runs (or every run under a folder) in one report.
+    Compare {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "results/compare")]
+        out: PathBuf,
+        /// Sort the table by this metric (`stage/metric`, `-` prefix for descending).
+        #[arg(long)]
+        sort_by: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -282,6 +317,59 @@ fn dispatch(command: Command) -> Result<bool> {
                     );
                 }
             }
+            Ok(true)
+        }
+        Command::Eval {
+            stage,
+            data,
+            json,
+            limit,
+            chat,
+        } => {
+            let (model, tok, is_chat) = open_stage(&stage)?;
+            let block = runner::read_meta(stage.parent().unwrap_or(&stage))
+                .map(|m| m.block_size)
+                .filter(|&b| b > 0)
+                .unwrap_or(model.config().n_ctx);
+            let report = gptlab::eval::dataset::evaluate_file(
+                model.as_ref(),
+                &tok,
+                &data,
+                chat.unwrap_or(is_chat),
+                limit,
+                block,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}: {}", data.display(), report.describe());
+            }
+            Ok(true)
+        }
+        Command::Chat {
+            stage,
+            feedback,
+            sampling,
+        } => {
+            let (model, tok, _) = open_stage(&stage)?;
+            let run = stage
+                .parent()
+                .context("a stage folder lies inside a run folder")?;
+            let feedback = feedback.unwrap_or_else(|| run.join("feedback.jsonl"));
+            let opts = gptlab::chat::ChatOptions {
+                sampling: sampling.options(),
+                seed: sampling.seed,
+                feedback: &feedback,
+                model_name: &stage.display().to_string(),
+                interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            };
+            let stdin = std::io::stdin();
+            gptlab::chat::run_chat(model.as_ref(), &tok, &opts, stdin.lock(), std::io::stdout())?;
+            Ok(true)
+        }
+        Command::Compare { runs, out, sort_by } => {
+            let path = gptlab::report::write_comparison(&runs, &out, sort_by.as_deref())?;
+            println!("{}", path.display());
             Ok(true)
         }
         Command::Report { run } => {

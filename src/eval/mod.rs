@@ -1,4 +1,6 @@
-//! Evaluation: answers and exact match, next-token probes, answer log-probabilities.
+//! Evaluation: answers and exact match, next-token probes, answer log-probabilities, and the
+//! `gptlab eval` dispatcher over data kinds.
 pub mod answers;
+pub mod dataset;
 pub mod logprob;
 pub mod probe;

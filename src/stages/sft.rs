@@ -204,3 +204,78 @@ impl<D: Backend> Objective<D> for Sft<D> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets::{build_model, model_config};
+    use crate::stages::batches::pad_examples;
+    use crate::tokenizer::{Tokenizer, TokenizerKind};
+
+    /// The SFT loss of one conversation whose targets may be altered at chosen positions.
+    fn loss_with(
+        model: &dyn LanguageModel<Cpu>,
+        b: &Batch,
+        alter: impl Fn(usize, bool) -> bool,
+    ) -> f32 {
+        let dev = Cpu::default();
+        let targets: Vec<usize> = b
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                if alter(i, b.mask[i]) {
+                    (t + 1) % 100
+                } else {
+                    t
+                }
+            })
+            .collect();
+        let x = dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq));
+        let y = dev.tensor_from_vec(targets, (b.batch, b.seq));
+        let (w, _) = mask_weights(&dev, &b.mask, (b.batch, b.seq));
+        masked_cross_entropy(model.logits(x), y, w).array()
+    }
+
+    #[test]
+    fn prompt_tokens_carry_no_loss_and_answer_tokens_do() {
+        let tok =
+            Tokenizer::train(TokenizerKind::Char, &["中国的首都是哪里?北京。你好"], 64).unwrap();
+        let model = build_model(
+            &model_config("nano", tok.vocab_size()).unwrap(),
+            &Cpu::default(),
+            1,
+        )
+        .unwrap();
+        let conv = [
+            Message {
+                role: Role::User,
+                content: "中国的首都是哪里?".into(),
+            },
+            Message {
+                role: Role::Assistant,
+                content: "北京。".into(),
+            },
+        ];
+        let enc = encode_chat(&tok, &conv);
+        let ex = Example {
+            ids: enc.ids,
+            loss_mask: enc.loss_mask,
+        };
+        let b = pad_examples(&[&ex], 0);
+        let base = loss_with(model.as_ref(), &b, |_, _| false);
+        // Changing every prompt target leaves the loss exactly as it was...
+        assert_eq!(base, loss_with(model.as_ref(), &b, |_, counted| !counted));
+        // ...while changing one answer target changes it.
+        let first_answer = b.mask.iter().position(|&m| m).unwrap();
+        assert_ne!(
+            base,
+            loss_with(model.as_ref(), &b, |i, _| i == first_answer)
+        );
+        // The counted positions are the answer and its end-of-turn token only.
+        assert_eq!(
+            b.mask.iter().filter(|&&m| m).count(),
+            "北京。".chars().count() + 1
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! `gptlab chat`: a multi-turn assistant in the terminal. After each answer the user may rate
+//! it with `+` or `-`; each rating is appended to a feedback file in TRL's unpaired-preference
+//! format, which a reward stage reads. Works from a pipe (one message or rating per line).
+
+use crate::data::chat::{encode_prompt, Message, Role};
+use crate::eval::answers::answer;
+use crate::model::sample::SampleOptions;
+use crate::model::{Backend, LanguageModel};
+use crate::tokenizer::Tokenizer;
+use anyhow::{Context, Result};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// One line of the feedback file.
+#[derive(serde::Serialize)]
+struct FeedbackLine<'a> {
+    prompt: &'a [Message],
+    completion: [Message; 1],
+    label: bool,
+    model: &'a str,
+    ts: String,
+}
+
+pub struct ChatOptions<'a> {
+    pub sampling: SampleOptions,
+    pub seed: u64,
+    pub feedback: &'a Path,
+    /// Recorded in each feedback line.
+    pub model_name: &'a str,
+    /// Print prompts and hints (a terminal); off when piped.
+    pub interactive: bool,
+}
+
+/// Drops the oldest turns until the conversation plus an answer fits the context.
+fn fit_history(tok: &Tokenizer, history: &mut Vec<Message>, ctx: usize, room: usize) {
+    while history.len() > 1 && encode_prompt(tok, history).len() + room > ctx {
+        history.remove(0);
+        // Keep the conversation starting at a user turn.
+        while history.len() > 1 && history[0].role != Role::User {
+            history.remove(0);
+        }
+    }
+}
+
+pub fn run_chat<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    opts: &ChatOptions,
+    input: impl BufRead,
+    mut out: impl Write,
+) -> Result<usize> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut history: Vec<Message> = Vec::new();
+    // The conversation before the last answer, and the answer, until it is rated.
+    let mut unrated: Option<(Vec<Message>, String)> = None;
+    let mut ratings = 0;
+    if opts.interactive {
+        writeln!(
+            out,
+            "Chat with {} — rate an answer with + or -, /reset to start over, /quit to leave.",
+            opts.model_name
+        )?;
+    }
+    let mut lines = input.lines();
+    loop {
+        if opts.interactive {
+            write!(out, "you> ")?;
+            out.flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.context("reading input")?;
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                history.clear();
+                unrated = None;
+                continue;
+            }
+            "+" | "-" => {
+                if let Some((prompt, completion)) = unrated.take() {
+                    let record = FeedbackLine {
+                        prompt: &prompt,
+                        completion: [Message {
+                            role: Role::Assistant,
+                            content: completion,
+                        }],
+                        label: line == "+",
+                        model: opts.model_name,
+                        ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    };
+                    append_line(opts.feedback, &serde_json::to_string(&record)?)?;
+                    ratings += 1;
+                    if opts.interactive {
+                        writeln!(out, "(saved to {})", opts.feedback.display())?;
+                    }
+                } else if opts.interactive {
+                    writeln!(out, "(nothing to rate yet)")?;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        history.push(Message {
+            role: Role::User,
+            content: line.to_string(),
+        });
+        fit_history(
+            tok,
+            &mut history,
+            model.config().n_ctx,
+            opts.sampling.max_new_tokens,
+        );
+        let reply = answer(model, tok, &history, &opts.sampling, &mut rng);
+        writeln!(
+            out,
+            "{}{}",
+            if opts.interactive { "assistant> " } else { "" },
+            reply.trim()
+        )?;
+        unrated = Some((history.clone(), reply.clone()));
+        history.push(Message {
+            role: Role::Assistant,
+            content: reply,
+        });
+    }
+    Ok(ratings)
+}
+
+/// Appends one line with a single write, so concurrent writers do not interleave lines.
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the feedback file {}", path.display()))?;
+    f.write_all(format!("{line}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}

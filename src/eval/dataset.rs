@@ -1,0 +1,262 @@
+//! `gptlab eval RUN/STAGE --data FILE`: one evaluation entry point whose measure depends on the
+//! data: exact match for questions with answers, preference accuracy for chosen/rejected pairs,
+//! loss and bits per byte for plain text.
+
+use super::answers::{exact_match, Judged, MatchScore};
+use super::logprob::answer_logprobs;
+use crate::data::chat::{encode_chat, Message, Role};
+use crate::data::{self, JsonlKind, PreferenceRecord};
+use crate::model::{Backend, LanguageModel};
+use crate::stages::batches::Example;
+use crate::stages::pretrain::{stream_loss, token_stream};
+use crate::stages::reward::pair_accuracy;
+use crate::tokenizer::{Special, Tokenizer};
+use anyhow::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EvalReport {
+    ExactMatch {
+        exact_match: f64,
+        correct: usize,
+        count: usize,
+        per_task: BTreeMap<String, TaskScore>,
+        #[serde(skip)]
+        judged: Vec<Judged>,
+    },
+    Preference {
+        accuracy: f64,
+        correct: usize,
+        count: usize,
+        measure: &'static str,
+    },
+    Text {
+        loss: f64,
+        bpb: f64,
+        tokens: usize,
+        bytes: usize,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskScore {
+    pub exact_match: f64,
+    pub correct: usize,
+    pub count: usize,
+}
+
+fn task_score(s: &MatchScore) -> TaskScore {
+    TaskScore {
+        exact_match: s.rate(),
+        correct: s.correct,
+        count: s.total,
+    }
+}
+
+/// Evaluates `model` on the file; `chat` says whether questions go through the chat template
+/// (a base model is asked with the raw question text).
+pub fn evaluate_file<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    path: &Path,
+    chat: bool,
+    limit: Option<usize>,
+    block_size: usize,
+) -> Result<EvalReport> {
+    let kind = if path.extension().is_some_and(|e| e == "txt") {
+        JsonlKind::Text
+    } else {
+        data::sniff_jsonl_kind(path)?
+    };
+    let take = |n: usize| limit.unwrap_or(n).min(n);
+    match kind {
+        JsonlKind::Sft | JsonlKind::Prompts => {
+            let mut items: Vec<(Vec<Message>, String, Option<String>)> = match kind {
+                JsonlKind::Sft => crate::stages::sft::questions(&data::read_sft(path)?),
+                _ => data::read_prompts(path)?
+                    .into_iter()
+                    .filter_map(|p| Some((p.prompt, p.reference?, p.task)))
+                    .collect(),
+            };
+            items.truncate(take(items.len()));
+            let max_new = items
+                .iter()
+                .map(|(_, r, _)| tok.encode(r).len())
+                .max()
+                .unwrap_or(16)
+                + 8;
+            let (all, per_task, judged) = if chat {
+                exact_match(model, tok, &items, max_new)
+            } else {
+                raw_exact_match(model, tok, &items, max_new)
+            };
+            Ok(EvalReport::ExactMatch {
+                exact_match: all.rate(),
+                correct: all.correct,
+                count: all.total,
+                per_task: per_task
+                    .iter()
+                    .map(|(k, v)| (k.clone(), task_score(v)))
+                    .collect(),
+                judged,
+            })
+        }
+        JsonlKind::Preference => {
+            let mut records = data::read_preferences(path)?;
+            records.truncate(take(records.len()));
+            if model.has_score_head() {
+                let (correct, count) = pair_accuracy(model, tok, &records, block_size);
+                return Ok(EvalReport::Preference {
+                    accuracy: correct as f64 / count.max(1) as f64,
+                    correct,
+                    count,
+                    measure: "reward",
+                });
+            }
+            let pad = tok.special(Special::Pad);
+            let encode = |prompt: &[Message], answer: &[Message]| {
+                let all: Vec<Message> = prompt.iter().chain(answer).cloned().collect();
+                let e = encode_chat(tok, &all);
+                let cut = e.ids.len().saturating_sub(block_size + 1);
+                Example {
+                    ids: e.ids[cut..].to_vec(),
+                    loss_mask: e.loss_mask[cut..].to_vec(),
+                }
+            };
+            let pairs: Vec<(Example, Example)> = records
+                .iter()
+                .filter_map(|r| match r {
+                    PreferenceRecord::Pair(p) => {
+                        Some((encode(&p.prompt, &p.chosen), encode(&p.prompt, &p.rejected)))
+                    }
+                    PreferenceRecord::Feedback(_) => None,
+                })
+                .collect();
+            let chosen =
+                answer_logprobs(model, &pairs.iter().map(|p| &p.0).collect::<Vec<_>>(), pad);
+            let rejected =
+                answer_logprobs(model, &pairs.iter().map(|p| &p.1).collect::<Vec<_>>(), pad);
+            let correct = chosen.iter().zip(&rejected).filter(|(c, r)| c > r).count();
+            Ok(EvalReport::Preference {
+                accuracy: correct as f64 / pairs.len().max(1) as f64,
+                correct,
+                count: pairs.len(),
+                measure: "sum of answer log-probabilities",
+            })
+        }
+        JsonlKind::Text => {
+            let docs = data::read_text_corpus(&[path.to_path_buf()])?;
+            let stream = token_stream(tok, &docs);
+            let seq = block_size.min(stream.len().saturating_sub(1)).max(1);
+            // Non-overlapping windows over the whole text.
+            let windows = take(((stream.len() - 1) / seq).max(1));
+            let token_bytes: Vec<usize> = (0..tok.vocab_size() as u32)
+                .map(|i| tok.token_bytes(i))
+                .collect();
+            let (nats, tokens, bytes) = stream_loss(
+                model,
+                &model.device(),
+                &stream,
+                seq,
+                windows,
+                16,
+                &token_bytes,
+            );
+            Ok(EvalReport::Text {
+                loss: nats / tokens.max(1) as f64,
+                bpb: nats / bytes.max(1) as f64 / std::f64::consts::LN_2,
+                tokens,
+                bytes,
+            })
+        }
+    }
+}
+
+/// A base model is asked with the raw question; its answer is the rest of that line.
+fn raw_exact_match<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    items: &[(Vec<Message>, String, Option<String>)],
+    max_new: usize,
+) -> (MatchScore, BTreeMap<String, MatchScore>, Vec<Judged>) {
+    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
+    let opts = super::answers::greedy(max_new);
+    let (mut all, mut per_task, mut judged) = (MatchScore::default(), BTreeMap::new(), Vec::new());
+    for (messages, reference, task) in items {
+        let question = messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .map(|m| m.content.as_str())
+            .last()
+            .unwrap_or("");
+        let text = super::answers::complete(model, tok, question, &opts, &mut rng);
+        let answer = text.lines().next().unwrap_or("").to_string();
+        let ok = super::answers::is_exact_match(&answer, reference);
+        all.total += 1;
+        all.correct += ok as usize;
+        if let Some(t) = task {
+            let s: &mut MatchScore = per_task.entry(t.clone()).or_default();
+            s.total += 1;
+            s.correct += ok as usize;
+        }
+        judged.push(Judged {
+            prompt: question.to_string(),
+            reference: reference.clone(),
+            answer,
+            task: task.clone(),
+            correct: ok,
+        });
+    }
+    (all, per_task, judged)
+}
+
+impl EvalReport {
+    /// A short human-readable summary.
+    pub fn describe(&self) -> String {
+        match self {
+            EvalReport::ExactMatch {
+                exact_match,
+                correct,
+                count,
+                per_task,
+                ..
+            } => {
+                let mut s = format!(
+                    "exact match {:.1}% ({correct}/{count})",
+                    100.0 * exact_match
+                );
+                for (t, v) in per_task {
+                    s += &format!(
+                        "\n  {t:<12} {:>5.1}% ({}/{})",
+                        100.0 * v.exact_match,
+                        v.correct,
+                        v.count
+                    );
+                }
+                s
+            }
+            EvalReport::Preference {
+                accuracy,
+                correct,
+                count,
+                measure,
+            } => {
+                format!(
+                    "prefers chosen in {:.1}% of pairs ({correct}/{count}), by {measure}",
+                    100.0 * accuracy
+                )
+            }
+            EvalReport::Text {
+                loss,
+                bpb,
+                tokens,
+                bytes,
+            } => {
+                format!("loss {loss:.4} nats/token, {bpb:.4} bits/byte over {tokens} tokens ({bytes} bytes)")
+            }
+        }
+    }
+}
