@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: spec -> runner -> stage -> (data, tokenizer, model, train) ->
 //! metrics and checkpoints -> report.
+pub mod bench;
 pub mod chat;
 pub mod data;
 pub mod eval;

@@ -147,6 +147,17 @@ enum Command {
     },
     /// Rebuild a run's report.html / report.md from its folder.
     Report { run: PathBuf },
+    /// Training and generation speed per preset vs the measured matmul peak (JSON).
+    Bench {
+        /// Presets to measure (default: nano, small, medium).
+        #[arg(long, value_delimiter = ',')]
+        presets: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Write the JSON here as well as to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Overlay several runs (or every run under a folder) in one report.
     Compare {
         #[arg(required = true)]
@@ -370,6 +381,19 @@ fn dispatch(command: Command) -> Result<bool> {
         Command::Compare { runs, out, sort_by } => {
             let path = gptlab::report::write_comparison(&runs, &out, sort_by.as_deref())?;
             println!("{}", path.display());
+            Ok(true)
+        }
+        Command::Bench {
+            presets,
+            steps,
+            out,
+        } => {
+            let report = gptlab::bench::run_bench(&presets, steps)?;
+            let json = serde_json::to_string_pretty(&report)?;
+            if let Some(out) = out {
+                gptlab::util::write_atomic(&out, json.as_bytes())?;
+            }
+            println!("{json}");
             Ok(true)
         }
         Command::Report { run } => {

@@ -19,7 +19,7 @@ pub type KvPair<D> = (
     Tensor<(usize, usize, usize, usize), f32, D>,
 );
 
-impl<const M: usize, D: Device<f32>> CausalSelfAttention<M, D> {
+impl<const M: usize, D: Device<f32> + super::kernels::FusedOps> CausalSelfAttention<M, D> {
     fn split_heads<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,

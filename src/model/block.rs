@@ -1,6 +1,7 @@
 //! One pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
 
 use super::attention::{CausalSelfAttention, KvPair};
+use super::kernels::FusedOps;
 use super::layers::{LayerNorm, Linear};
 use dfdx::prelude::*;
 
@@ -11,13 +12,13 @@ pub struct Mlp<const M: usize, const F: usize, D: Device<f32>> {
     pub proj: Linear<F, M, D>,
 }
 
-impl<const M: usize, const F: usize, D: Device<f32>> Mlp<M, F, D> {
+impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Mlp<M, F, D> {
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         // tanh-approximated GELU, as GPT-2 ("gelu_new").
-        self.proj.forward(self.fc.forward(x).fast_gelu())
+        self.proj.forward(D::gelu(self.fc.forward(x)))
     }
 }
 
@@ -29,7 +30,7 @@ pub struct Block<const M: usize, const F: usize, D: Device<f32>> {
     pub mlp: Mlp<M, F, D>,
 }
 
-impl<const M: usize, const F: usize, D: Device<f32>> Block<M, F, D> {
+impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
     pub fn forward<T: Tape<f32, D> + Merge<NoneTape>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,

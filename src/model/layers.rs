@@ -2,6 +2,7 @@
 //! Written from dfdx tensor ops (not dfdx's nn modules) so that parameter names, layout and
 //! initialisation are ours and match GPT-2.
 
+use super::kernels::FusedOps;
 use dfdx::prelude::*;
 
 /// `y = x W^T + b`, weight stored `[out, in]` like PyTorch's `nn.Linear`.
@@ -34,7 +35,7 @@ pub struct LayerNorm<const M: usize, D: Device<f32>> {
 
 pub const LAYER_NORM_EPS: f64 = 1e-5;
 
-impl<const M: usize, D: Device<f32>> LayerNorm<M, D> {
+impl<const M: usize, D: Device<f32> + FusedOps> LayerNorm<M, D> {
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod gpt;
+pub mod kernels;
 pub mod layers;
 pub mod lm;
 pub mod params;
@@ -18,7 +19,7 @@ pub use params::Param;
 pub use presets::{build_model, preset_info, PresetInfo, PRESETS};
 
 /// Everything a device must offer to run gptlab: dfdx's ops plus raw buffer access.
-pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage {}
-impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage> Backend for D {}
+pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + kernels::FusedOps {}
+impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + kernels::FusedOps> Backend for D {}
 #[cfg(test)]
 mod tests;

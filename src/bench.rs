@@ -1,0 +1,216 @@
+//! `gptlab bench`: training and generation speed per preset, against this machine's measured
+//! fp32 matmul peak, written as JSON. Run the PyTorch peer (`shared/bench/torch_gpt.py`) right
+//! before or after on the same machine: only ratios measured together mean anything.
+
+use crate::model::presets::{build_model, model_config};
+use crate::model::sample::{generate, SampleOptions};
+use crate::model::LanguageModel;
+use crate::train::loss::{mask_weights, masked_cross_entropy};
+use crate::train::optim::{AdamW, AdamWConfig};
+use anyhow::Result;
+use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBench {
+    pub preset: String,
+    pub vocab: usize,
+    pub batch: usize,
+    pub seq: usize,
+    pub params: usize,
+    pub ms_per_step: f64,
+    pub tokens_per_sec: f64,
+    pub gflops: f64,
+    pub mfu: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GenBench {
+    pub preset: String,
+    pub context: usize,
+    pub cached_tokens_per_sec: f64,
+    pub uncached_tokens_per_sec: f64,
+    pub speedup: f64,
+    pub identical_greedy_output: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub threads: usize,
+    pub matmul_peak_gflops: f64,
+    pub train: Vec<TrainBench>,
+    pub generate: Vec<GenBench>,
+    pub peak_rss_mb: f64,
+}
+
+/// The best of several large f32 matrix products, in GFLOP/s: the "peak" MFU is measured against.
+pub fn matmul_peak(dev: &Cpu, n: usize, reps: usize) -> f64 {
+    let a: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, n));
+    let b: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, n));
+    let mut best = f64::MAX;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let c = a.clone().matmul(b.clone());
+        std::hint::black_box(&c);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Median time of full training steps (forward, backward, clip, AdamW) on random tokens.
+pub fn bench_train(
+    dev: &Cpu,
+    preset: &str,
+    vocab: usize,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    peak: f64,
+) -> Result<TrainBench> {
+    let cfg = model_config(preset, vocab)?;
+    let mut model = build_model(&cfg, dev, 0)?;
+    let params = crate::train::checkpoint::model_tensors(model.as_mut())?
+        .iter()
+        .map(|t| t.2.len())
+        .sum();
+    let mut optim = AdamW::new(AdamWConfig {
+        betas: [0.9, 0.95],
+        eps: 1e-8,
+        weight_decay: 0.1,
+        grad_clip: 1.0,
+    });
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut times = Vec::new();
+    for i in 0..steps + 3 {
+        let x: Vec<usize> = (0..batch * seq).map(|_| rng.gen_range(0..vocab)).collect();
+        let y: Vec<usize> = (0..batch * seq).map(|_| rng.gen_range(0..vocab)).collect();
+        let t = Instant::now();
+        let (w, _) = mask_weights(dev, &vec![true; batch * seq], (batch, seq));
+        let logits = model.logits_traced(dev.tensor_from_vec(x, (batch, seq)), Gradients::leaky());
+        let mut grads =
+            masked_cross_entropy(logits, dev.tensor_from_vec(y, (batch, seq)), w).backward();
+        optim.step(model.as_mut(), &mut grads, 1e-4)?;
+        if i >= 3 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let step = median(times);
+    let tokens = (batch * seq) as f64;
+    let flops = cfg.flops_per_token(params, seq) * tokens / step;
+    Ok(TrainBench {
+        preset: preset.into(),
+        vocab: cfg.vocab_size,
+        batch,
+        seq,
+        params,
+        ms_per_step: step * 1e3,
+        tokens_per_sec: tokens / step,
+        gflops: flops / 1e9,
+        mfu: flops / 1e9 / peak,
+    })
+}
+
+/// Tokens per second generating up to the full context, with and without the KV cache.
+pub fn bench_generate(dev: &Cpu, preset: &str, vocab: usize, context: usize) -> Result<GenBench> {
+    let cfg = model_config(preset, vocab)?;
+    let model: Box<dyn LanguageModel<Cpu>> = build_model(&cfg, dev, 0)?;
+    let prompt = vec![1u32, 2, 3, 4];
+    let new = context.min(cfg.n_ctx) - prompt.len();
+    let run = |use_cache: bool| {
+        let opts = SampleOptions {
+            max_new_tokens: new,
+            temperature: 0.0,
+            use_cache,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let out = generate(
+            model.as_ref(),
+            &prompt,
+            1,
+            vocab,
+            &opts,
+            &mut rand::rngs::mock::StepRng::new(0, 1),
+        );
+        (new as f64 / t.elapsed().as_secs_f64(), out)
+    };
+    let (cached, a) = run(true);
+    let (uncached, b) = run(false);
+    Ok(GenBench {
+        preset: preset.into(),
+        context: new + prompt.len(),
+        cached_tokens_per_sec: cached,
+        uncached_tokens_per_sec: uncached,
+        speedup: cached / uncached,
+        identical_greedy_output: a == b,
+    })
+}
+
+/// Peak resident memory of this process so far (Linux), in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// The configurations of the peer benchmark: (preset, vocab, batch, seq).
+pub const CONFIGS: &[(&str, usize, usize, usize)] = &[
+    ("nano", 128, 16, 64),
+    ("small", 128, 12, 64),
+    ("medium", 128, 8, 256),
+];
+
+pub fn run_bench(presets: &[String], steps: usize) -> Result<BenchReport> {
+    let dev = Cpu::default();
+    let peak = matmul_peak(&dev, 1024, 10);
+    let mut train = Vec::new();
+    let mut gen = Vec::new();
+    for &(preset, vocab, batch, seq) in CONFIGS {
+        if !presets.is_empty() && !presets.iter().any(|p| p == preset) {
+            continue;
+        }
+        let t = bench_train(&dev, preset, vocab, batch, seq, steps, peak)?;
+        eprintln!(
+            "{preset:>7} train: {:.1} ms/step, {:.0} tok/s, {:.1} GFLOP/s, MFU {:.1}%",
+            t.ms_per_step,
+            t.tokens_per_sec,
+            t.gflops,
+            100.0 * t.mfu
+        );
+        train.push(t);
+        let g = bench_generate(&dev, preset, vocab, 256)?;
+        eprintln!(
+            "{preset:>7} generate: {:.0} tok/s cached, {:.0} uncached ({:.1}x), same output: {}",
+            g.cached_tokens_per_sec,
+            g.uncached_tokens_per_sec,
+            g.speedup,
+            g.identical_greedy_output
+        );
+        gen.push(g);
+    }
+    Ok(BenchReport {
+        threads: rayon::current_num_threads(),
+        matmul_peak_gflops: peak,
+        train,
+        generate: gen,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
