@@ -71,7 +71,7 @@ impl<const M: usize, D: Device<f32> + super::kernels::FusedOps> CausalSelfAttent
         (out, (k, v))
     }
 
-    /// softmax(q k^T / sqrt(d) + causal mask) v, then the output projection. `past` is the
+    /// causal softmax(q k^T / sqrt(d)) v, then the output projection. `past` is the
     /// number of cached positions before the first query, so query i may see keys <= past + i.
     fn attend<T: Tape<f32, D> + Merge<NoneTape>>(
         &self,
@@ -80,26 +80,13 @@ impl<const M: usize, D: Device<f32> + super::kernels::FusedOps> CausalSelfAttent
         v: Tensor<(usize, usize, usize, usize), f32, D, T>,
         past: usize,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
-        let (b, h, s_q, dh) = *q.shape();
-        let s_k = k.shape().2;
+        let (b, s_q, dh) = (q.shape().0, q.shape().2, q.shape().3);
         let scale = 1.0 / (dh as f32).sqrt();
-        let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale;
-        let scores = if s_q > 1 {
-            let mask =
-                q_dev(&scores).upper_tri_like(&(s_q, s_k), f32::NEG_INFINITY, (past + 1) as isize);
-            scores + mask.broadcast_like::<_, Axes2<0, 1>>(&(b, h, s_q, s_k))
-        } else {
-            scores
-        };
-        let weights = scores.softmax::<Axis<3>>();
+        let weights = D::causal_softmax(q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()), scale, past);
         let out = weights
             .matmul(v)
             .permute::<_, Axes4<0, 2, 1, 3>>()
             .reshape_like(&(b, s_q, Const::<M>));
         self.proj.forward(out)
     }
-}
-
-fn q_dev<S: Shape, D: Device<f32>, T>(t: &Tensor<S, f32, D, T>) -> D {
-    t.device().clone()
 }

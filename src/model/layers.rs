@@ -12,17 +12,15 @@ pub struct Linear<const I: usize, const O: usize, D: Device<f32>> {
     pub bias: Tensor<Rank1<O>, f32, D>,
 }
 
-impl<const I: usize, const O: usize, D: Device<f32>> Linear<I, O, D> {
+impl<const I: usize, const O: usize, D: Device<f32> + FusedOps> Linear<I, O, D> {
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<I>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<O>), f32, D, T> {
-        let (b, s, _) = *x.shape();
-        let y = x.matmul(self.weight.retaped::<T>().permute::<_, Axes2<1, 0>>());
-        y + self
-            .bias
-            .retaped::<T>()
-            .broadcast_like::<_, Axes2<0, 1>>(&(b, s, Const::<O>))
+        D::add_bias(
+            x.matmul(self.weight.retaped::<T>().permute::<_, Axes2<1, 0>>()),
+            &self.bias,
+        )
     }
 }
 
