@@ -1,0 +1,124 @@
+//! The report as a reader sees it: a real run's report.html opened in headless Chromium loads
+//! with no failed requests, and its charts are there.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+const SPEC: &str = r#"
+name = "browser"
+[model]
+preset = "nano"
+block_size = 32
+[tokenizer]
+kind = "char"
+vocab_size = 512
+[[stages]]
+name = "base"
+kind = "pretrain"
+data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+steps = 30
+batch_size = 8
+eval_every = 10
+[[stages]]
+name = "assistant"
+kind = "sft"
+from = "base"
+data = "{demo}/sft.jsonl"
+val_data = "{demo}/sft_val.jsonl"
+steps = 20
+batch_size = 8
+eval_every = 10
+eval_batches = 1
+[report]
+prompts = ["中国的首都是哪里?", "香蕉是"]
+probes = [{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }]
+compare = ["base", "assistant"]
+sampling = { temperature = 0.0, max_new_tokens = 8 }
+"#;
+
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+#[test]
+fn report_loads_in_headless_chromium_with_its_charts() {
+    let Some(browser) = chromium() else {
+        // CI installs chromium (.ci/run), so there a missing browser is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed"
+        );
+        eprintln!("skipped: chromium is not installed");
+        return;
+    };
+    let tmp = tempdir();
+    let spec = write_spec(tmp.path(), "browser.toml", SPEC);
+    let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
+    let page = run.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("中国的首都是哪里?"),
+        "the answers table is missing"
+    );
+
+    let shot = tmp.path().join("report.png");
+    let profile = tmp.path().join("profile");
+    let url = format!("file://{}", page.display());
+    let common_flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+    ];
+    let out = Command::new(browser)
+        .args(common_flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1280,2400")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {log}");
+    for failure in ["Failed to load resource", "net::ERR_"] {
+        assert!(
+            !log.contains(failure),
+            "the page made a failed request: {log}"
+        );
+    }
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.len() > 20_000,
+        "screenshot is suspiciously small ({} bytes): a blank page?",
+        png.len()
+    );
+
+    // The DOM as rendered: charts are inline SVG elements with drawn paths.
+    let dom = Command::new(browser)
+        .args(common_flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let svgs = dom.matches("<svg").count();
+    assert!(
+        svgs >= 4,
+        "expected the loss, metric and probe charts, found {svgs} <svg> elements"
+    );
+    assert!(
+        dom.contains("<path") || dom.contains("<polyline"),
+        "charts have no curves"
+    );
+    assert!(dom.contains("assistant") && dom.contains("base"));
+}
