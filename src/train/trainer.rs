@@ -167,6 +167,17 @@ pub fn train<D: Backend>(
     }
 
     let progress = Progress::new(&settings.stage, settings.steps, step);
+    if step == 0 {
+        // The held-out metrics before any update: the "before" of every before/after comparison
+        // (the base model's exact match, the SFT model's preference accuracy...).
+        let val = objective.evaluate(model)?;
+        if !val.is_empty() {
+            let shown: Vec<String> = val.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            progress.println(format!("[{}] step 0: {}", settings.stage, shown.join(" ")));
+            let row: Vec<(&str, f64)> = val.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            metrics.log(0, 0, &row)?;
+        }
+    }
     let started = Instant::now();
     let mut window = (Instant::now(), 0u64);
     let mut last_loss = f64::NAN;
