@@ -9,6 +9,7 @@ pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod stages;
+pub mod sweep;
 pub mod tokenizer;
 pub mod train;
 pub mod util;

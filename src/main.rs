@@ -122,6 +122,8 @@ enum Command {
     },
     /// Rebuild a run's report.html / report.md from its folder.
     Report { run: PathBuf },
+    /// Run a sweep's points (grid / random over spec keys), resumably, or emit a Slurm script.
+    Sweep(gptlab::sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -289,5 +291,6 @@ fn dispatch(command: Command) -> Result<bool> {
             println!("{}", path.display());
             Ok(true)
         }
+        Command::Sweep(args) => gptlab::sweep::run_cli(args),
     }
 }
