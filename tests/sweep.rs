@@ -313,9 +313,9 @@ fn slurm_script_is_valid_bash_names_every_point_and_runs_one() {
         "#SBATCH --partition=gpu",
         "#SBATCH --gpus-per-task=1",
         "#SBATCH --time=00:30:00",
-        "#   0: stages.base.lr=0.001",
-        "#   1: stages.base.lr=0.003",
-        "#   2: stages.base.lr=0.01",
+        "#   0: lr=0.001   [stages.base.lr=0.001]",
+        "#   1: lr=0.003   [stages.base.lr=0.003]",
+        "#   2: lr=0.01   [stages.base.lr=0.01]",
         "--point \"$SLURM_ARRAY_TASK_ID\"",
     ] {
         assert!(text_of.contains(line), "missing {line:?} in\n{text_of}");

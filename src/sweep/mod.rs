@@ -96,6 +96,12 @@ pub fn run_cli(args: SweepArgs) -> Result<bool> {
             cpus_per_task: args.cpus_per_task,
             rerun_failed: args.rerun_failed,
         };
+        // Say now, not on the cluster, which points cannot run.
+        for resolved in &open.points {
+            if let Err(error) = &resolved.spec {
+                eprintln!("warning: point {} will fail: {error}", resolved.point.index);
+            }
+        }
         let path = slurm::write_slurm_script(&open, &options)?;
         println!(
             "{} points; submit with: sbatch {}",

@@ -59,11 +59,12 @@ pub fn slurm_script(open: &OpenSweep, options: &SlurmOptions, exe: &Path, cwd: &
     if let Some(c) = options.cpus_per_task {
         s += &format!("#SBATCH --cpus-per-task={c}\n");
     }
-    s += "#\n# Points (array task id: overrides):\n";
+    s += "#\n# Points (array task id: label [overrides]):\n";
     for resolved in &open.points {
         s += &format!(
-            "#   {}: {}\n",
+            "#   {}: {}   [{}]\n",
             resolved.point.index,
+            open.label(resolved.point.index),
             resolved.point.set_args().join(" ")
         );
     }
