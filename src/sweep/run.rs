@@ -255,7 +255,7 @@ fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<P
             .unwrap_or_default();
     } else if INTERRUPTED.load(Ordering::SeqCst) || output.contains("interrupted at step") {
         status.state = State::Interrupted;
-        status.error = Some("interrupted; run the sweep again to resume".into());
+        status.error = Some("stopped by an interrupt (checkpoint saved); run the sweep again to resume".into());
     } else {
         status.state = State::Failed;
         status.error = Some(failure_message(&output, exit));
