@@ -94,7 +94,10 @@ fn batch_run_reports_a_failure_and_runs_the_others() {
     );
     let out = gptlab(&["run", "a.toml", "bad.toml", "b.toml"], tmp.path());
     let log = text(&out);
-    assert!(!out.status.success(), "one spec failed: exit status must say so\n{log}");
+    assert!(
+        !out.status.success(),
+        "one spec failed: exit status must say so\n{log}"
+    );
     assert!(log.contains("1 of 3 experiments failed"), "{log}");
     assert!(log.contains("bad.toml"), "{log}");
     let complete = std::fs::read_dir(tmp.path().join("results/tiny"))
@@ -119,7 +122,10 @@ fn list_prints_points_without_running_them() {
         let line = format!("{i}  pending     lr={lr}   [stages.base.lr={lr} stages.base.steps=20]");
         assert!(log.contains(&line), "{line:?} not in\n{log}");
     }
-    assert!(!tmp.path().join("results/lr/runs").exists(), "--list ran something");
+    assert!(
+        !tmp.path().join("results/lr/runs").exists(),
+        "--list ran something"
+    );
 }
 
 #[test]
@@ -189,7 +195,10 @@ fn killed_sweep_resumes_without_rerunning_finished_points() {
     }
     let compare = root.join("compare/compare.html");
     assert!(compare.is_file(), "{log}");
-    assert!(log.contains(&format!("comparison: {}", compare.display())), "{log}");
+    assert!(
+        log.contains(&format!("comparison: {}", compare.display())),
+        "{log}"
+    );
 
     // Everything finished: running it again does nothing.
     let again = gptlab(&["sweep", sweep.to_str().unwrap()], tmp.path());
@@ -209,7 +218,11 @@ name = "fails"
 "stages.base.data" = ["{demo}/corpus.txt", "broken.jsonl"]
 "#;
     let (tmp, sweep) = setup(sweep);
-    std::fs::write(tmp.path().join("broken.jsonl"), "{\"text\": \"天\"}\nnot json\n").unwrap();
+    std::fs::write(
+        tmp.path().join("broken.jsonl"),
+        "{\"text\": \"天\"}\nnot json\n",
+    )
+    .unwrap();
     let root = tmp.path().join("results/fails");
     let run = |extra: &[&str]| {
         let mut args = vec!["sweep", sweep.to_str().unwrap(), "--jobs", "2"];
@@ -219,7 +232,10 @@ name = "fails"
 
     let out = run(&[]);
     let log = text(&out);
-    assert!(!out.status.success(), "failed points must fail the sweep\n{log}");
+    assert!(
+        !out.status.success(),
+        "failed points must fail the sweep\n{log}"
+    );
     assert_eq!(states(&root), ["ok", "failed", "failed", "failed"], "{log}");
     let rows = summary(&root);
     assert!(rows[1]["error"].contains("broken.jsonl:2"), "{:?}", rows[1]);
@@ -232,18 +248,29 @@ name = "fails"
 
     // Without --rerun-failed, a failed point stays failed and nothing runs.
     let out = run(&[]);
-    assert!(text(&out).contains("failed before, skipping"), "{}", text(&out));
+    assert!(
+        text(&out).contains("failed before, skipping"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(attempts(&root, 1), 1);
 
     // Fix the data; --rerun-failed runs point 1 (and the still-invalid 2, 3 fail at once).
-    std::fs::write(tmp.path().join("broken.jsonl"), "{\"text\": \"天地玄黄宇宙洪荒\"}\n".repeat(200)).unwrap();
+    std::fs::write(
+        tmp.path().join("broken.jsonl"),
+        "{\"text\": \"天地玄黄宇宙洪荒\"}\n".repeat(200),
+    )
+    .unwrap();
     let out = run(&["--rerun-failed"]);
     let log = text(&out);
     assert_eq!(states(&root), ["ok", "ok", "failed", "failed"], "{log}");
     assert_eq!(attempts(&root, 0), 1, "point 0 ran again\n{log}");
     assert_eq!(attempts(&root, 1), 2);
     assert_eq!(attempts(&root, 2), 0, "an invalid point never starts a run");
-    assert!(log.contains("[point 0/4] lr=0.003 data=") && log.contains("already complete"), "{log}");
+    assert!(
+        log.contains("[point 0/4] lr=0.003 data=") && log.contains("already complete"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -304,9 +331,16 @@ fn slurm_script_is_valid_bash_names_every_point_and_runs_one() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     let script = tmp.path().join("results/lr/sweep.sbatch");
-    assert!(log.contains(&format!("sbatch {}", script.display())), "{log}");
+    assert!(
+        log.contains(&format!("sbatch {}", script.display())),
+        "{log}"
+    );
     let text_of = std::fs::read_to_string(&script).unwrap();
-    let syntax = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
     assert!(syntax.status.success(), "bash -n: {}", text(&syntax));
     for line in [
         "#SBATCH --array=0-2",
@@ -328,5 +362,8 @@ fn slurm_script_is_valid_bash_names_every_point_and_runs_one() {
         .output()
         .unwrap();
     assert!(task.status.success(), "{}", text(&task));
-    assert_eq!(states(&tmp.path().join("results/lr")), ["pending", "ok", "pending"]);
+    assert_eq!(
+        states(&tmp.path().join("results/lr")),
+        ["pending", "ok", "pending"]
+    );
 }

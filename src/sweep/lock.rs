@@ -69,6 +69,9 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(200));
         released.store(true, Ordering::SeqCst);
         drop(first);
-        assert!(waiter.join().unwrap(), "second lock taken while the first was held");
+        assert!(
+            waiter.join().unwrap(),
+            "second lock taken while the first was held"
+        );
     }
 }

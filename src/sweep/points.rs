@@ -81,21 +81,23 @@ impl OpenSweep {
     pub fn label(&self, index: usize) -> String {
         let point = &self.points[index].point;
         let varies = |key: &str| {
-            let mut values = self.points.iter().filter_map(|r| {
-                r.point.sets.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-            });
+            let mut values = self
+                .points
+                .iter()
+                .filter_map(|r| r.point.sets.iter().find(|(k, _)| k == key).map(|(_, v)| v));
             let first = values.next();
             values.any(|v| Some(v) != first)
         };
-        let sets: Vec<_> = point.sets.iter().filter(|(k, _)| varies(k)).cloned().collect();
+        let sets: Vec<_> = point
+            .sets
+            .iter()
+            .filter(|(k, _)| varies(k))
+            .cloned()
+            .collect();
         if sets.is_empty() {
             return point.label();
         }
-        SweepPoint {
-            index,
-            sets,
-        }
-        .label()
+        SweepPoint { index, sets }.label()
     }
 
     /// A fresh status for a point that has none (or an outdated one).
@@ -152,8 +154,7 @@ pub fn final_metrics(run_dir: &Path) -> Vec<(String, f64)> {
     let Ok(text) = std::fs::read_to_string(run_dir.join("summary.json")) else {
         return Vec::new();
     };
-    let Ok(summary) = serde_json::from_str::<BTreeMap<String, BTreeMap<String, f64>>>(&text)
-    else {
+    let Ok(summary) = serde_json::from_str::<BTreeMap<String, BTreeMap<String, f64>>>(&text) else {
         return Vec::new();
     };
     let mut stages: Vec<String> = read_meta(run_dir)

@@ -229,7 +229,12 @@ fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<P
         .open(&log_path)
         .with_context(|| format!("cannot open the log {}", log_path.display()))?;
     let log_start = log.seek(SeekFrom::End(0))?;
-    writeln!(log, "=== attempt {} at {}: {command:?}", status.attempts, now())?;
+    writeln!(
+        log,
+        "=== attempt {} at {}: {command:?}",
+        status.attempts,
+        now()
+    )?;
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -255,7 +260,9 @@ fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<P
             .unwrap_or_default();
     } else if INTERRUPTED.load(Ordering::SeqCst) || output.contains("interrupted at step") {
         status.state = State::Interrupted;
-        status.error = Some("stopped by an interrupt (checkpoint saved); run the sweep again to resume".into());
+        status.error = Some(
+            "stopped by an interrupt (checkpoint saved); run the sweep again to resume".into(),
+        );
     } else {
         status.state = State::Failed;
         status.error = Some(failure_message(&output, exit));

@@ -23,8 +23,7 @@ pub fn write_slurm_script(open: &OpenSweep, options: &SlurmOptions) -> Result<Pa
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     let script = slurm_script(open, options, &exe, &cwd);
     let logs = open.dirs.slurm_logs();
-    std::fs::create_dir_all(&logs)
-        .with_context(|| format!("cannot create {}", logs.display()))?;
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let path = open.dirs.slurm_script();
     write_atomic(&path, script.as_bytes())?;
     Ok(path)
@@ -38,7 +37,8 @@ pub fn slurm_script(open: &OpenSweep, options: &SlurmOptions, exe: &Path, cwd: &
         "# gptlab sweep `{name}`: {n} points of {}, one per array task.\n",
         open.sweep.base.display()
     );
-    s += "# Submit with `sbatch` this file. Resubmitting is safe: finished points are skipped and\n";
+    s +=
+        "# Submit with `sbatch` this file. Resubmitting is safe: finished points are skipped and\n";
     s += "# interrupted ones resume. The gptlab binary, the sweep and base files, the data and\n";
     s += "# the results folder must be on a filesystem every node sees.\n";
     s += &format!("#SBATCH --job-name=gptlab-{name}\n");

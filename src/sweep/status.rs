@@ -105,12 +105,18 @@ fn process_alive(pid: u32) -> bool {
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
     if let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) {
         // `pid (name) state ...`: the state follows the last `)`.
-        let state = stat.rsplit(')').next().and_then(|rest| rest.trim().chars().next());
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.trim().chars().next());
         if matches!(state, Some('Z') | Some('X')) {
             return false;
         }
     }
-    match (std::fs::read_link(proc_dir.join("exe")), std::env::current_exe()) {
+    match (
+        std::fs::read_link(proc_dir.join("exe")),
+        std::env::current_exe(),
+    ) {
         (Ok(theirs), Ok(ours)) => theirs == ours,
         _ => true,
     }
@@ -161,7 +167,10 @@ mod tests {
         let me = std::process::id();
         assert!(status(State::Running, Some(me), &this_host()).is_live());
         // A live process running another program is not one of ours.
-        let mut other = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut other = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         assert!(!status(State::Running, Some(other.id()), &this_host()).is_live());
         other.kill().unwrap();
         other.wait().unwrap();

@@ -105,7 +105,12 @@ pub fn summary_table(statuses: &[PointStatus]) -> String {
         .into_iter()
         .filter(|m| m.ends_with("/val/loss") || m.ends_with("/val/accuracy"))
         .collect();
-    let mut header = vec!["point".to_string(), "values".into(), "status".into(), "wall".into()];
+    let mut header = vec![
+        "point".to_string(),
+        "values".into(),
+        "status".into(),
+        "wall".into(),
+    ];
     header.extend(metrics.iter().cloned());
     header.push("run / error".into());
     let mut out = format!("| {} |\n", header.join(" | "));
