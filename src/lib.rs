@@ -11,6 +11,7 @@ pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod stages;
+pub mod sweep;
 pub mod tokenizer;
 pub mod train;
 pub mod util;

@@ -168,6 +168,8 @@ enum Command {
         #[arg(long)]
         sort_by: Option<String>,
     },
+    /// Run a sweep's points (grid / random over spec keys), resumably, or emit a Slurm script.
+    Sweep(gptlab::sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -401,5 +403,6 @@ fn dispatch(command: Command) -> Result<bool> {
             println!("{}", path.display());
             Ok(true)
         }
+        Command::Sweep(args) => gptlab::sweep::run_cli(args),
     }
 }

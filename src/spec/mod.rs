@@ -29,4 +29,4 @@ pub use schema::{
     Algorithm, Checker, Device, Experiment, ModelSpec, Preset, Probe, ReportSpec, Sampling, Stage,
     StageKind, TokenizerKindSpec, TokenizerSpec,
 };
-pub use sweep::{load_sweep, load_sweep_with, Sweep, SweepPoint};
+pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

@@ -55,6 +55,17 @@ impl SweepPoint {
             .collect()
     }
 
+    /// The options that load this point's spec: `shared` (data root and the `--set`s every
+    /// point gets), then the point's own overrides.
+    pub fn load_options(&self, shared: &LoadOptions) -> LoadOptions {
+        let mut sets = shared.sets.clone();
+        sets.extend(self.set_args());
+        LoadOptions {
+            data_root: shared.data_root.clone(),
+            sets,
+        }
+    }
+
     /// A short label such as `lr=0.001 preset=nano`: each key's last part (or more, where
     /// two keys share it) and values rounded to 4 significant digits.
     pub fn label(&self) -> String {
@@ -76,6 +87,23 @@ pub fn load_sweep(path: &Path) -> anyhow::Result<Sweep> {
 /// As `load_sweep`, with a data root and `--set` overrides shared by every point (applied
 /// before the point's own; a runner should pass the same to `load_spec`).
 pub fn load_sweep_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Sweep> {
+    let sweep = read_sweep(path)?;
+    for point in &sweep.points {
+        load_spec(&sweep.base, &point.load_options(opts)).map_err(|error| {
+            anyhow!(
+                "{}: point {} ({}): {error:#}",
+                path.display(),
+                point.index,
+                point.label()
+            )
+        })?;
+    }
+    Ok(sweep)
+}
+
+/// Reads and expands a sweep file without loading its points: a runner that reports each
+/// point's errors on its own (one bad value fails one point, not the sweep) starts here.
+pub fn read_sweep(path: &Path) -> anyhow::Result<Sweep> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| anyhow!("cannot read sweep `{}`: {error}", path.display()))?;
     let index = SourceIndex::parse(path, &text)?;
@@ -105,22 +133,6 @@ pub fn load_sweep_with(path: &Path, opts: &LoadOptions) -> anyhow::Result<Sweep>
     }
 
     let points = expand(&file.grid, &file.random);
-    for point in &points {
-        let mut sets = opts.sets.clone();
-        sets.extend(point.set_args());
-        let point_opts = LoadOptions {
-            data_root: opts.data_root.clone(),
-            sets,
-        };
-        load_spec(&base, &point_opts).map_err(|error| {
-            anyhow!(
-                "{}: point {} ({}): {error:#}",
-                path.display(),
-                point.index,
-                point.label()
-            )
-        })?;
-    }
     Ok(Sweep { name, base, points })
 }
 
