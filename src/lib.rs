@@ -4,6 +4,7 @@
 //! metrics and checkpoints -> report.
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod model;
 pub mod report;
 pub mod runner;
