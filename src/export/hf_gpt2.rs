@@ -123,11 +123,7 @@ fn readme(stage_dir: &Path, stage: &Stage, has_score: bool) -> String {
          transposed to GPT-2's Conv1D `[in, out]` layout and the separate q/k/v projections are \
          fused into `attn.c_attn` (columns `[q | k | v]`). `gptlab import` reads this folder back.\n\n\
          ## Vocabulary\n\n\
-         The tokenizer has {tok_vocab} ids, but the model was compiled with a vocabulary of \
-         {v} (a fixed bucket), so `vocab_size` is {v} and the embedding matrix has {v} rows. \
-         Ids {tok_vocab}..{v} never occur in training data and carry no meaning; \
-         `generation_config.json` lists them in `suppress_tokens` so `generate` never picks them \
-         (gptlab's own sampling excludes them too). Ignore those columns of the logits.\n\n\
+         {padding}\
          Special tokens have fixed ids: `<|pad|>` 0, `<|unk|>` 1, `<|endoftext|>` 2 (bos/eos), \
          `<|system|>` 3, `<|user|>` 4, `<|assistant|>` 5, `<|end|>` 6 (closes a chat turn). \
          Chat models expect the template in `tokenizer_config.json` \
@@ -141,7 +137,7 @@ fn readme(stage_dir: &Path, stage: &Stage, has_score: bool) -> String {
         h = cfg.n_head,
         m = cfg.n_embd,
         c = cfg.n_ctx,
-        v = cfg.vocab_size,
+        padding = padding_note(tok_vocab, cfg.vocab_size),
     );
     if has_score {
         s.push_str(&format!(
@@ -160,4 +156,20 @@ fn readme(stage_dir: &Path, stage: &Stage, has_score: bool) -> String {
         ));
     }
     s
+}
+
+/// Why the embedding has more rows than the tokenizer has ids, when it does.
+fn padding_note(tok_vocab: usize, vocab_size: usize) -> String {
+    if tok_vocab >= vocab_size {
+        return format!("The tokenizer's {tok_vocab} ids are the model's vocabulary.\n\n");
+    }
+    format!(
+        "The tokenizer has {tok_vocab} ids, but the model was compiled with a vocabulary of \
+         {vocab_size} (a fixed bucket), so `vocab_size` is {vocab_size} and the embedding matrix \
+         has {vocab_size} rows. Ids {tok_vocab} to {last} never occur in training data and carry \
+         no meaning; `generation_config.json` lists them in `suppress_tokens` so `generate` never \
+         picks them (gptlab's own sampling excludes them too). Ignore those columns of the \
+         logits.\n\n",
+        last = vocab_size - 1
+    )
 }
