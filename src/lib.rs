@@ -6,6 +6,7 @@ pub mod bench;
 pub mod chat;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod model;
 pub mod report;
 pub mod runner;

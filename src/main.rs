@@ -170,6 +170,12 @@ enum Command {
     },
     /// Run a sweep's points (grid / random over spec keys), resumably, or emit a Slurm script.
     Sweep(gptlab::sweep::SweepArgs),
+    /// Write a stage as a Hugging Face transformers GPT-2 folder.
+    Export(gptlab::export::hf_gpt2::ExportArgs),
+    /// Read a Hugging Face GPT-2 folder (of a compiled preset's shape) into a stage folder.
+    Import(gptlab::export::import::ImportArgs),
+    /// Print a stage's raw logits for given token ids (and a greedy continuation), for cross-checks.
+    Logits(gptlab::export::logits::LogitsArgs),
 }
 
 fn main() -> ExitCode {
@@ -398,6 +404,15 @@ fn dispatch(command: Command) -> Result<bool> {
             println!("{json}");
             Ok(true)
         }
+        Command::Export(args) => {
+            println!("{}", gptlab::export::hf_gpt2::run(&args)?.display());
+            Ok(true)
+        }
+        Command::Import(args) => {
+            println!("{}", gptlab::export::import::run(&args)?.display());
+            Ok(true)
+        }
+        Command::Logits(args) => gptlab::export::logits::run(&args).map(|()| true),
         Command::Report { run } => {
             let path = gptlab::report::write_run_report(&run)?;
             println!("{}", path.display());

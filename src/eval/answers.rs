@@ -42,7 +42,19 @@ pub fn complete<D: Backend>(
     opts: &SampleOptions,
     rng: &mut impl rand::Rng,
 ) -> String {
-    let mut prompt = tok.encode(text);
+    tok.decode(&complete_ids(model, tok, tok.encode(text), opts, rng))
+}
+
+/// The ids [`complete`] decodes: a continuation of `prompt` (cut from the left to leave room
+/// within the context) that stops after `<|endoftext|>`. `gptlab logits --generate` prints
+/// them, so other implementations can be checked against `gptlab generate` id for id.
+pub fn complete_ids<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    mut prompt: Vec<u32>,
+    opts: &SampleOptions,
+    rng: &mut impl rand::Rng,
+) -> Vec<u32> {
     let room = model
         .config()
         .n_ctx
@@ -53,8 +65,7 @@ pub fn complete<D: Backend>(
     }
     let mut opts = opts.clone();
     opts.stop = vec![tok.special(Special::EndOfText)];
-    let out = generate(model, &prompt, 1, tok.vocab_size(), &opts, rng).remove(0);
-    tok.decode(&out)
+    generate(model, &prompt, 1, tok.vocab_size(), &opts, rng).remove(0)
 }
 
 pub fn greedy(max_new_tokens: usize) -> SampleOptions {

@@ -98,7 +98,16 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
 /// Overwrites a model's parameters from a safetensors file; shapes must match exactly.
 pub fn load_weights<D: Backend>(model: &mut dyn LanguageModel<D>, path: &Path) -> Result<()> {
     let (tensors, _) = read_tensors(path)?;
-    let what = path.display().to_string();
+    assign_tensors(model, &tensors, &path.display().to_string())
+}
+
+/// Overwrites a model's parameters from named tensors (from `what`, for errors); every
+/// parameter must be present with exactly its shape.
+pub fn assign_tensors<D: Backend>(
+    model: &mut dyn LanguageModel<D>,
+    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    what: &str,
+) -> Result<()> {
     model.visit_params(&mut |name, p, _| {
         let (shape, values) = tensors
             .get(name)

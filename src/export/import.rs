@@ -1,0 +1,147 @@
+//! `gptlab import HF_DIR --out STAGE_DIR`: an HF GPT-2 folder (as `gptlab export` writes, or
+//! any GPT-2 of a compiled preset's shape with a gptlab-layout tokenizer) becomes a gptlab
+//! stage folder, with the tokenizer beside it where `gptlab generate` looks for it.
+
+use super::hf_config::read_hf_config;
+use super::hf_gpt2::SCORE_HEAD_FILE;
+use super::layout::{from_hf, rules, TensorMap};
+use super::stage::{run_folder, TOKENIZER_FILE};
+use crate::model::presets::build_model;
+use crate::runner::StageMeta;
+use crate::stages::stage_done_marker;
+use crate::tokenizer::Tokenizer;
+use crate::train::checkpoint::{assign_tensors, read_tensors, save_model, CONFIG_FILE, MODEL_FILE};
+use crate::util::{write_atomic, write_json_atomic};
+use anyhow::{bail, Context, Result};
+use dfdx::tensor::Cpu;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ImportArgs {
+    /// A Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json.
+    pub hf_dir: PathBuf,
+    /// The stage folder to write; the tokenizer goes to its parent folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace a different tokenizer.json already in the parent folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Imports and returns the stage folder written.
+pub fn run(args: &ImportArgs) -> Result<PathBuf> {
+    import_hf_gpt2(&args.hf_dir, &args.out, args.force)?;
+    Ok(args.out.clone())
+}
+
+/// GPT-2 checkpoints saved from `GPT2Model` name tensors without the `transformer.` prefix.
+fn with_prefix(tensors: TensorMap) -> TensorMap {
+    if tensors.keys().any(|k| k.starts_with("transformer.")) {
+        return tensors;
+    }
+    tensors
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "lm_head.weight" => (k, v),
+            _ => (format!("transformer.{k}"), v),
+        })
+        .collect()
+}
+
+/// Tensors in the HF file that no rule consumed: buffers and a tied LM head are fine;
+/// anything else is a part of the model gptlab would silently drop.
+fn check_leftovers(hf: &TensorMap, gpt: &TensorMap, used: &[String], what: &str) -> Result<()> {
+    for (name, (_, values)) in hf {
+        if used.contains(name)
+            || name.ends_with(".attn.bias")
+            || name.ends_with(".attn.masked_bias")
+        {
+            continue;
+        }
+        if name == "lm_head.weight" {
+            let wte = &gpt["transformer.wte.weight"].1;
+            if values != wte {
+                bail!("{what}: `lm_head.weight` differs from `transformer.wte.weight`; gptlab's LM head is tied to the token embedding");
+            }
+            continue;
+        }
+        bail!(
+            "{what}: tensor `{name}` has no place in a gptlab model; refusing to import without it"
+        );
+    }
+    Ok(())
+}
+
+pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()> {
+    let mut cfg = read_hf_config(&hf_dir.join(CONFIG_FILE))?;
+    let weights = hf_dir.join(MODEL_FILE);
+    if !weights.exists() {
+        bail!("{} is missing: gptlab imports safetensors weights only (save with safe_serialization=True)", weights.display());
+    }
+    let what = weights.display().to_string();
+    let hf = with_prefix(read_tensors(&weights)?.0);
+    let rules = rules(cfg.n_layer);
+    let mut gpt = from_hf(&hf, &rules).with_context(|| what.clone())?;
+    let used: Vec<String> = rules.iter().map(|r| r.hf.clone()).collect();
+    check_leftovers(&hf, &gpt, &used, &what)?;
+    let score_file = hf_dir.join(SCORE_HEAD_FILE);
+    if score_file.exists() {
+        gpt.extend(read_tensors(&score_file)?.0);
+        cfg.score_head = true;
+    }
+
+    let tok_src = hf_dir.join(TOKENIZER_FILE);
+    let tokenizer = Tokenizer::load(&tok_src)
+        .context("gptlab needs its own tokenizer layout (special tokens at ids 0..7)")?;
+    if tokenizer.vocab_size() > cfg.vocab_size {
+        bail!(
+            "{}: {} ids do not fit the model's vocabulary of {}",
+            tok_src.display(),
+            tokenizer.vocab_size(),
+            cfg.vocab_size
+        );
+    }
+    let tok_bytes = std::fs::read(&tok_src)?;
+    let tok_dst = run_folder(stage_dir).join(TOKENIZER_FILE);
+    if let Ok(existing) = std::fs::read(&tok_dst) {
+        if existing != tok_bytes && !force {
+            bail!(
+                "{} already holds a different tokenizer (other stages of that run use it); \
+                 import into another folder or pass --force",
+                tok_dst.display()
+            );
+        }
+    }
+
+    let mut model = build_model(&cfg, &Cpu::default(), 0)?;
+    assign_tensors(model.as_mut(), &gpt, &what)?;
+    save_model(model.as_mut(), stage_dir)?;
+    write_atomic(&tok_dst, &tok_bytes)?;
+    if let Some(kind) = stage_kind(hf_dir) {
+        // So `gptlab generate` asks chat models through the template, as for the original.
+        let name = stage_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let meta = StageMeta {
+            name,
+            kind,
+            steps: 0,
+            tokens: 0,
+            wall_s: 0.0,
+            tok_per_sec: 0.0,
+        };
+        write_json_atomic(&stage_done_marker(stage_dir), &meta)?;
+    }
+    Ok(())
+}
+
+/// The stage kind `gptlab export` recorded in `config.json`, if any.
+fn stage_kind(hf_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(hf_dir.join(CONFIG_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let kind = v.get("gptlab")?.get("stage_kind")?.as_str()?;
+    ["pretrain", "sft", "reward", "rlhf"]
+        .contains(&kind)
+        .then(|| kind.to_string())
+}

@@ -1,0 +1,105 @@
+//! `gptlab logits RUN/STAGE --tokens 1,2,3 [--generate N] [--json]`: the model's raw next-token
+//! logits at every position, and optionally its greedy continuation as ids, so that other
+//! implementations (an exported model in Python) can be checked number for number.
+
+use super::stage::open_stage;
+use crate::eval::answers::{complete_ids, greedy};
+use anyhow::{bail, Result};
+use dfdx::prelude::*;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct LogitsArgs {
+    /// A trained stage folder, RUN/STAGE.
+    pub stage: PathBuf,
+    /// Comma-separated token ids, e.g. `--tokens 7,8,9`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "text",
+        conflicts_with = "text"
+    )]
+    pub tokens: Vec<u32>,
+    /// Text to encode with the run's tokenizer instead of ids.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Also continue the ids greedily for up to N tokens, exactly as
+    /// `gptlab generate --greedy` continues a base model's prompt (stops after <|endoftext|>).
+    #[arg(long, default_value_t = 0)]
+    pub generate: usize,
+    /// One JSON object: tokens, logits (one row of vocab_size values per position), generated.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &LogitsArgs) -> Result<()> {
+    let stage = open_stage(&args.stage)?;
+    let model = stage.model.as_ref();
+    let cfg = model.config().clone();
+    let ids = match &args.text {
+        Some(text) => stage.tokenizer.encode(text),
+        None => args.tokens.clone(),
+    };
+    if ids.is_empty() {
+        bail!("no tokens given (--tokens or a non-empty --text)");
+    }
+    if let Some(bad) = ids.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+        bail!(
+            "token id {bad} is outside the model's vocabulary 0..{}",
+            cfg.vocab_size
+        );
+    }
+    if ids.len() > cfg.n_ctx {
+        bail!(
+            "{} tokens exceed the model's context of {}",
+            ids.len(),
+            cfg.n_ctx
+        );
+    }
+    let dev = model.device();
+    let x = dev.tensor_from_vec(ids.iter().map(|&t| t as usize).collect(), (1, ids.len()));
+    let flat = model.logits(x).as_vec();
+    let rows: Vec<&[f32]> = flat.chunks(cfg.vocab_size).collect();
+    let generated = (args.generate > 0).then(|| {
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        complete_ids(
+            model,
+            &stage.tokenizer,
+            ids.clone(),
+            &greedy(args.generate),
+            &mut rng,
+        )
+    });
+
+    if args.json {
+        let mut out = json!({
+            "tokens": ids,
+            "vocab_size": cfg.vocab_size,
+            "tokenizer_vocab_size": stage.tokenizer.vocab_size(),
+            "logits": rows,
+        });
+        if let Some(g) = &generated {
+            out["generated"] = json!(g);
+            out["generated_text"] = json!(stage.tokenizer.decode(g));
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "# position token argmax: {} logits (ids >= {} are vocabulary padding)",
+        cfg.vocab_size,
+        stage.tokenizer.vocab_size()
+    );
+    for (i, (row, id)) in rows.iter().zip(&ids).enumerate() {
+        let argmax = crate::model::sample::argmax(row);
+        let values: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        println!("{i} {id} {argmax}: {}", values.join(" "));
+    }
+    if let Some(g) = &generated {
+        let list: Vec<String> = g.iter().map(u32::to_string).collect();
+        println!("generated: {}", list.join(","));
+        println!("generated text: {}", stage.tokenizer.decode(g));
+    }
+    Ok(())
+}

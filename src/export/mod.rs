@@ -1,0 +1,17 @@
+//! Taking models elsewhere and back: `gptlab export --format hf-gpt2` writes a folder Python
+//! `transformers` loads as `GPT2LMHeadModel`, `gptlab import` reads such a folder back into a
+//! stage, and `gptlab logits` prints raw logits so the two sides can be compared.
+//!
+//! `layout.rs` is the one tensor mapping both directions use; `hf_config.rs` the one
+//! `config.json` mapping, which refuses what gptlab cannot compute exactly.
+
+pub mod hf_config;
+pub mod hf_files;
+pub mod hf_gpt2;
+pub mod import;
+pub mod layout;
+pub mod logits;
+pub mod stage;
+
+#[cfg(test)]
+mod tests;
