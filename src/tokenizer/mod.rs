@@ -171,19 +171,13 @@ impl Tokenizer {
         &self.hf
     }
 
-    /// Writes the HF `tokenizer.json` atomically (`<path>.tmp`, then rename).
+    /// Writes the HF `tokenizer.json` atomically.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let json = self
             .hf
             .to_string(true)
             .map_err(|e| anyhow::anyhow!("serializing tokenizer for {}: {e}", path.display()))?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        Ok(())
+        crate::util::write_atomic(path, json.as_bytes())
     }
 
     /// Reads a `tokenizer.json` written by [`Tokenizer::save`] (or any HF tokenizer with the
