@@ -156,6 +156,15 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         let dir = run_dir.join(&stage.name);
         if stage_done_marker(&dir).exists() {
             println!("[{}] already trained, skipping", stage.name);
+            // A kill between writing done.json and meta.json leaves meta without the stage.
+            if !meta.stages.iter().any(|s| s.name == stage.name) {
+                let done = stage_done_marker(&dir);
+                let text = std::fs::read_to_string(&done)
+                    .with_context(|| format!("cannot read {}", done.display()))?;
+                let sm: StageMeta = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a stage record", done.display()))?;
+                meta.stages.push(sm);
+            }
             continue;
         }
         let mut model: Box<dyn LanguageModel<D>> = match &stage.from {

@@ -251,3 +251,40 @@ fn scramble_weights(path: &Path) {
         .collect();
     std::fs::write(path, encode_tensors(&scrambled, meta).unwrap()).unwrap();
 }
+
+/// A kill after a stage wrote done.json but before meta.json was updated: the re-run skips the
+/// stage and still records it in meta.json.
+#[test]
+fn a_stage_finished_just_before_a_kill_is_recorded_on_the_rerun() {
+    let tmp = tempdir();
+    let spec = write_spec(
+        tmp.path(),
+        "one.toml",
+        r#"name = "one"
+[model]
+preset = "nano"
+block_size = 16
+[tokenizer]
+kind = "char"
+vocab_size = 512
+[[stages]]
+name = "base"
+kind = "pretrain"
+data = "{demo}/corpus.txt"
+steps = 2
+batch_size = 2
+"#,
+    );
+    let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
+    let mut meta = read_meta_json(&run);
+    meta["complete"] = false.into();
+    meta["stages"] = serde_json::json!([]);
+    std::fs::write(run.join("meta.json"), meta.to_string()).unwrap();
+
+    let out = gptlab(&["run", spec.to_str().unwrap()], tmp.path());
+    assert_eq!(run_dir(&out), run);
+    assert!(text(&out).contains("already trained"), "{}", text(&out));
+    let meta = read_meta_json(&run);
+    assert_eq!(meta["complete"], true);
+    assert_eq!(meta["stages"][0]["name"], "base", "{meta}");
+}
