@@ -180,10 +180,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = ctrlc::set_handler(|| {
-        gptlab::train::trainer::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-        eprintln!("\ninterrupt: saving a checkpoint at the next step...");
-    });
+    let _ = ctrlc::set_handler(gptlab::train::trainer::on_interrupt);
     match dispatch(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -237,7 +234,12 @@ fn dispatch(command: Command) -> Result<bool> {
                 match runner::run_spec(path, &opts) {
                     Ok(dir) => println!("{}", dir.display()),
                     Err(e) => {
-                        eprintln!("error: {}: {e:#}", path.display());
+                        // Most errors already start with the spec's `file:line`.
+                        let message = format!("{e:#}");
+                        match message.contains(&*path.to_string_lossy()) {
+                            true => eprintln!("error: {message}"),
+                            false => eprintln!("error: {}: {message}", path.display()),
+                        }
                         failed.push(path.display().to_string());
                     }
                 }

@@ -103,6 +103,18 @@ pub fn run_spec(spec_path: &Path, opts: &RunOptions) -> Result<PathBuf> {
 
 fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()> {
     let spec = &loaded.spec;
+    // All data first: errors in any stage's files surface before hours of training, and
+    // before a run folder exists that could be mistaken for a run.
+    let datas: Vec<StageData> = spec
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            load_stage_data(s, spec.seed, &|key| {
+                loaded.locate(&format!("stages[{i}].{key}"))
+            })
+        })
+        .collect::<Result<_>>()?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create the results folder {}", run_dir.display()))?;
     write_atomic(&run_dir.join("spec.toml"), loaded.resolved_toml.as_bytes())?;
@@ -119,12 +131,6 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     meta.device = format!("{:?}", spec.device).to_lowercase();
     write_json_atomic(&run_dir.join("meta.json"), &meta)?;
 
-    // All data first: errors in any stage's files surface before hours of training.
-    let datas: Vec<StageData> = spec
-        .stages
-        .iter()
-        .map(|s| load_stage_data(s, spec.seed))
-        .collect::<Result<_>>()?;
     let tokenizer = tokenizer_for(loaded, run_dir, &datas)?;
     let cfg = model_config(spec.model.preset.as_str(), tokenizer.vocab_size())
         .with_context(|| format!("{}: [tokenizer] vocab_size", loaded.path.display()))?;
@@ -150,6 +156,15 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         let dir = run_dir.join(&stage.name);
         if stage_done_marker(&dir).exists() {
             println!("[{}] already trained, skipping", stage.name);
+            // A kill between writing done.json and meta.json leaves meta without the stage.
+            if !meta.stages.iter().any(|s| s.name == stage.name) {
+                let done = stage_done_marker(&dir);
+                let text = std::fs::read_to_string(&done)
+                    .with_context(|| format!("cannot read {}", done.display()))?;
+                let sm: StageMeta = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a stage record", done.display()))?;
+                meta.stages.push(sm);
+            }
             continue;
         }
         let mut model: Box<dyn LanguageModel<D>> = match &stage.from {

@@ -10,7 +10,7 @@ use crate::model::presets::build_model;
 use crate::runner::StageMeta;
 use crate::stages::stage_done_marker;
 use crate::tokenizer::Tokenizer;
-use crate::train::checkpoint::{assign_tensors, read_tensors, save_model, CONFIG_FILE, MODEL_FILE};
+use crate::train::checkpoint::{load_weights_from, read_tensors, save_model, CONFIG_FILE, MODEL_FILE};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Cpu;
@@ -114,7 +114,7 @@ pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()
     }
 
     let mut model = build_model(&cfg, &Cpu::default(), 0)?;
-    assign_tensors(model.as_mut(), &gpt, &what)?;
+    load_weights_from(model.as_mut(), &gpt, "", &what)?;
     save_model(model.as_mut(), stage_dir)?;
     write_atomic(&tok_dst, &tok_bytes)?;
     if let Some(kind) = stage_kind(hf_dir) {

@@ -115,15 +115,8 @@ fn render_chart<C: chart::Chart>(
     Ok(RenderedChart { title, svg, png })
 }
 
-/// Writes `path` via `path.tmp` + rename, so readers never see half a file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-}
+/// Reports use the crate's one atomic writer (temp file, fsync, rename).
+pub(crate) use crate::util::write_atomic;
 
 #[cfg(test)]
 mod tests {

@@ -62,6 +62,25 @@ impl LoadedSpec {
         let plural = if stages.len() == 1 { "" } else { "s" };
         format!("{} stage{plural} ({})", stages.len(), kinds.join(", "))
     }
+
+    /// `file:line:column` of a key (`stages[0].data`) followed by the key as users write it,
+    /// for errors found after loading (a data file); only the file when the key is not
+    /// written in it (a default, or set with `--set`).
+    pub fn locate(&self, key: &str) -> String {
+        let file = self.path.display();
+        let index = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|text| SourceIndex::parse(&self.path, &text).ok());
+        match index {
+            Some(index) => match index.position_of(key) {
+                Some((line, column)) => {
+                    format!("{file}:{line}:{column}: `{}`", index.display_path(key))
+                }
+                None => format!("{file}: `{}`", index.display_path(key)),
+            },
+            None => format!("{file}: `{key}`"),
+        }
+    }
 }
 
 /// Reads, overrides, checks and resolves one experiment spec. Every error is one paragraph

@@ -105,27 +105,31 @@ fn read_sft_files(paths: &[PathBuf]) -> Result<Vec<SftExample>> {
     read_many(paths, data::read_sft)
 }
 
-pub fn load_stage_data(stage: &Stage, seed: u64) -> Result<StageData> {
-    let ctx = || format!("stage `{}`", stage.name);
+/// Reads a stage's data. Errors start with `locate(key)` for the stage's key that named the
+/// failing file (`data`, `val_data` or `prompts`): where that key is in the spec.
+pub fn load_stage_data(
+    stage: &Stage,
+    seed: u64,
+    locate: &dyn Fn(&str) -> String,
+) -> Result<StageData> {
+    let at_data = || locate("data");
+    let at_val_data = || locate("val_data");
+    let read_text = |paths: &[PathBuf]| data::read_text_corpus(&data::expand_paths(paths)?);
     match stage.kind {
         StageKind::Pretrain => {
-            let train =
-                data::read_text_corpus(&data::expand_paths(&stage.data)?).with_context(ctx)?;
+            let train = read_text(&stage.data).with_context(at_data)?;
             let val = match &stage.val_data {
-                Some(p) => Some(
-                    data::read_text_corpus(&data::expand_paths(std::slice::from_ref(p))?)
-                        .with_context(ctx)?,
-                ),
+                Some(p) => Some(read_text(std::slice::from_ref(p)).with_context(at_val_data)?),
                 None => None,
             };
             Ok(StageData::Text { train, val })
         }
         StageKind::Sft => {
-            let all = read_sft_files(&stage.data).with_context(ctx)?;
+            let all = read_sft_files(&stage.data).with_context(at_data)?;
             let (train, val) = match &stage.val_data {
                 Some(p) => (
                     all,
-                    read_sft_files(std::slice::from_ref(p)).with_context(ctx)?,
+                    read_sft_files(std::slice::from_ref(p)).with_context(at_val_data)?,
                 ),
                 None => data::split_off_validation(all, stage.val_fraction, seed),
             };
@@ -135,11 +139,12 @@ pub fn load_stage_data(stage: &Stage, seed: u64) -> Result<StageData> {
             if stage.algorithm != Some(Algorithm::Ppo)
                 && stage.algorithm != Some(Algorithm::Grpo) =>
         {
-            let all = read_many(&stage.data, data::read_preferences).with_context(ctx)?;
+            let all = read_many(&stage.data, data::read_preferences).with_context(at_data)?;
             let (train, val) = match &stage.val_data {
                 Some(p) => (
                     all,
-                    read_many(std::slice::from_ref(p), data::read_preferences).with_context(ctx)?,
+                    read_many(std::slice::from_ref(p), data::read_preferences)
+                        .with_context(at_val_data)?,
                 ),
                 None => data::split_off_validation(all, stage.val_fraction, seed),
             };
@@ -147,11 +152,12 @@ pub fn load_stage_data(stage: &Stage, seed: u64) -> Result<StageData> {
         }
         StageKind::Reward | StageKind::Rlhf => {
             let prompts = stage.prompts.clone().into_iter().collect::<Vec<_>>();
-            let all = read_many(&prompts, data::read_prompts).with_context(ctx)?;
+            let all = read_many(&prompts, data::read_prompts).with_context(|| locate("prompts"))?;
             let (train, val) = match &stage.val_data {
                 Some(p) => (
                     all,
-                    read_many(std::slice::from_ref(p), data::read_prompts).with_context(ctx)?,
+                    read_many(std::slice::from_ref(p), data::read_prompts)
+                        .with_context(at_val_data)?,
                 ),
                 None => data::split_off_validation(all, stage.val_fraction, seed),
             };

@@ -98,19 +98,20 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
 /// Overwrites a model's parameters from a safetensors file; shapes must match exactly.
 pub fn load_weights<D: Backend>(model: &mut dyn LanguageModel<D>, path: &Path) -> Result<()> {
     let (tensors, _) = read_tensors(path)?;
-    assign_tensors(model, &tensors, &path.display().to_string())
+    load_weights_from(model, &tensors, "", &path.display().to_string())
 }
 
-/// Overwrites a model's parameters from named tensors (from `what`, for errors); every
-/// parameter must be present with exactly its shape.
-pub fn assign_tensors<D: Backend>(
+/// Overwrites a model's parameters from tensors named `<prefix><parameter name>` (a resume
+/// file keeps several models side by side); `what` names the source in errors.
+pub fn load_weights_from<D: Backend>(
     model: &mut dyn LanguageModel<D>,
     tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    prefix: &str,
     what: &str,
 ) -> Result<()> {
     model.visit_params(&mut |name, p, _| {
         let (shape, values) = tensors
-            .get(name)
+            .get(&format!("{prefix}{name}"))
             .ok_or_else(|| anyhow::anyhow!("{what}: tensor `{name}` is missing"))?;
         if *shape != p.shape() {
             bail!(

@@ -2,7 +2,9 @@
 //! model into gradients for one step, and how to evaluate it); the loop owns the optimiser,
 //! the schedule, logging, evaluation, checkpoints, resume, the NaN guard and Ctrl-C.
 
-use super::checkpoint::{encode_tensors, load_weights, read_tensors, save_model, MODEL_FILE};
+use super::checkpoint::{
+    encode_tensors, load_weights_from, model_tensors, read_tensors, save_model,
+};
 use super::optim::{AdamW, AdamWConfig, LrSchedule};
 use crate::model::{Backend, LanguageModel};
 use crate::report::metrics::MetricsWriter;
@@ -21,6 +23,35 @@ pub const METRICS_FILE: &str = "metrics.csv";
 
 /// Set by the Ctrl-C / SIGTERM handler; the loop checkpoints and stops at the next step.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether a training loop is running (and so will act on `INTERRUPTED`).
+static TRAINING: AtomicBool = AtomicBool::new(false);
+
+/// What Ctrl-C / SIGTERM does: inside a training loop, ask it to checkpoint and stop; outside
+/// one (loading data, sampling, reports: every file there is written atomically), or when
+/// asked a second time, exit at once.
+pub fn on_interrupt() {
+    if !TRAINING.load(Ordering::SeqCst) || INTERRUPTED.swap(true, Ordering::SeqCst) {
+        eprintln!("\ninterrupted");
+        std::process::exit(130);
+    }
+    eprintln!("\ninterrupt: saving a checkpoint at the next step...");
+}
+
+/// Marks a training loop as running for as long as it lives.
+struct TrainingGuard;
+
+impl TrainingGuard {
+    fn new() -> Self {
+        TRAINING.store(true, Ordering::SeqCst);
+        TrainingGuard
+    }
+}
+
+impl Drop for TrainingGuard {
+    fn drop(&mut self) {
+        TRAINING.store(false, Ordering::SeqCst);
+    }
+}
 
 pub type Metrics = Vec<(String, f64)>;
 
@@ -71,10 +102,26 @@ impl<'a, D: Backend> StepContext<'a, D> {
     }
 }
 
+/// Named tensors and string values an objective keeps between steps.
+#[derive(Default)]
+pub struct ObjectiveState {
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub meta: HashMap<String, String>,
+}
+
 pub trait Objective<D: Backend> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput>;
     /// Held-out metrics, named `val/...` by convention.
     fn evaluate(&mut self, model: &dyn LanguageModel<D>) -> Result<Metrics>;
+    /// State that changes from step to step besides the model and its optimizer (PPO's value
+    /// model and its optimizer): saved with each checkpoint so a resume continues exactly.
+    fn save_state(&mut self) -> Result<ObjectiveState> {
+        Ok(ObjectiveState::default())
+    }
+    /// Restores what `save_state` returned.
+    fn load_state(&mut self, _state: ObjectiveState) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Progress: a bar on a terminal, log lines otherwise.
@@ -142,6 +189,8 @@ pub fn train<D: Backend>(
     dir: &Path,
 ) -> Result<TrainResult> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    remove_stale_temporaries(dir);
+    let _training = TrainingGuard::new();
     let mut optim = AdamW::new(settings.adamw);
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let resume_path = dir.join(RESUME_FILE);
@@ -149,9 +198,21 @@ pub fn train<D: Backend>(
     let (mut step, mut tokens, mut wall_before) = (0u64, 0u64, 0f64);
     let mut metrics;
     if resume_path.exists() {
-        let r = read_resume(&resume_path)?;
-        load_weights(model, &dir.join(MODEL_FILE))?;
-        optim.import_state(model, r.adam_t, &r.moments)?;
+        let r = read_resume(&resume_path).with_context(|| {
+            format!(
+                "cannot resume stage `{}` (delete {} to train the stage from its start)",
+                settings.stage,
+                resume_path.display()
+            )
+        })?;
+        let what = resume_path.display().to_string();
+        load_weights_from(model, &r.tensors, MODEL_PREFIX, &what)?;
+        optim
+            .import_state(model, r.adam_t, &r.moments)
+            .with_context(|| what.clone())?;
+        objective
+            .load_state(r.objective)
+            .with_context(|| what.clone())?;
         rng = r.rng;
         (step, tokens, wall_before) = (r.step, r.tokens, r.wall_s);
         metrics = MetricsWriter::open_existing(&metrics_path)?;
@@ -180,13 +241,13 @@ pub fn train<D: Backend>(
     }
     let started = Instant::now();
     let mut window = (Instant::now(), 0u64);
-    let mut last_loss = f64::NAN;
     let mut last_checkpoint: Option<u64> = (step > 0).then_some(step);
     while step < settings.steps {
         if INTERRUPTED.load(Ordering::SeqCst) {
             save_checkpoint(
                 model,
                 &mut optim,
+                objective,
                 &rng,
                 step,
                 tokens,
@@ -226,7 +287,6 @@ pub fn train<D: Backend>(
         step += 1;
         tokens += out.tokens;
         window.1 += out.tokens;
-        last_loss = out.loss;
         let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
         let tok_per_sec = window.1 as f64 / elapsed;
         let mut row: Vec<(String, f64)> = vec![
@@ -275,6 +335,7 @@ pub fn train<D: Backend>(
             save_checkpoint(
                 model,
                 &mut optim,
+                objective,
                 &rng,
                 step,
                 tokens,
@@ -297,7 +358,6 @@ pub fn train<D: Backend>(
             final_metrics.insert(name.to_string(), v);
         }
     }
-    let _ = last_loss;
     Ok(TrainResult {
         tokens,
         wall_s: wall_before + started.elapsed().as_secs_f64(),
@@ -330,19 +390,43 @@ fn guard_message(
     }
 }
 
+/// Prefixes of the tensors in a resume file.
+const MODEL_PREFIX: &str = "model/";
+const OBJECTIVE_PREFIX: &str = "objective/";
+
 struct ResumeState {
     step: u64,
     tokens: u64,
     wall_s: f64,
     adam_t: i32,
     rng: ChaCha8Rng,
+    /// Every tensor of the file; the model's weights are under `MODEL_PREFIX`.
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
     moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
+    objective: ObjectiveState,
 }
 
+/// A temporary file of an atomic write that a killed process never renamed.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The whole resume state (weights, optimizer moments, objective state, step, RNG) is one
+/// file written atomically, so a kill at any moment leaves either the previous checkpoint or
+/// the new one, never a mix. `model.safetensors` beside it is a copy for `generate`/`probe`.
 #[allow(clippy::too_many_arguments)]
 fn save_checkpoint<D: Backend>(
     model: &mut dyn LanguageModel<D>,
     optim: &mut AdamW<D>,
+    objective: &mut dyn Objective<D>,
     rng: &ChaCha8Rng,
     step: u64,
     tokens: u64,
@@ -350,15 +434,23 @@ fn save_checkpoint<D: Backend>(
     dir: &Path,
     metrics: &mut MetricsWriter,
 ) -> Result<()> {
+    // Rows up to `step` must be on disk before the resume file says `step`; rows past it
+    // (written by a later flush) are dropped on resume.
     metrics.flush()?;
-    save_model(model, dir)?;
     let mut tensors = Vec::new();
+    for (name, shape, values) in model_tensors(model)? {
+        tensors.push((format!("{MODEL_PREFIX}{name}"), shape, values));
+    }
     for (name, m, v) in optim.export_state(model)? {
         tensors.push((format!("m1/{name}"), vec![m.len()], m));
         tensors.push((format!("m2/{name}"), vec![v.len()], v));
     }
+    let state = objective.save_state()?;
+    for (name, shape, values) in state.tensors {
+        tensors.push((format!("{OBJECTIVE_PREFIX}{name}"), shape, values));
+    }
     let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("step".to_string(), step.to_string()),
         ("tokens".to_string(), tokens.to_string()),
         ("wall_s".to_string(), wall_s.to_string()),
@@ -367,8 +459,11 @@ fn save_checkpoint<D: Backend>(
         ("rng_stream".to_string(), rng.get_stream().to_string()),
         ("rng_word_pos".to_string(), rng.get_word_pos().to_string()),
     ]);
-    // Written last: its presence says the weights and metrics beside it are consistent.
-    write_atomic(&dir.join(RESUME_FILE), &encode_tensors(&tensors, meta)?)
+    for (k, v) in state.meta {
+        meta.insert(format!("{OBJECTIVE_PREFIX}{k}"), v);
+    }
+    write_atomic(&dir.join(RESUME_FILE), &encode_tensors(&tensors, meta)?)?;
+    save_model(model, dir)
 }
 
 fn read_resume(path: &Path) -> Result<ResumeState> {
@@ -392,11 +487,21 @@ fn read_resume(path: &Path) -> Result<ResumeState> {
     rng.set_stream(num("rng_stream")? as u64);
     rng.set_word_pos(num("rng_word_pos")?);
     let mut moments: HashMap<String, (Vec<f32>, Vec<f32>)> = HashMap::new();
-    for (name, (_, values)) in tensors {
+    let mut objective = ObjectiveState::default();
+    for (name, (shape, values)) in &tensors {
         if let Some(p) = name.strip_prefix("m1/") {
-            moments.entry(p.to_string()).or_default().0 = values;
+            moments.entry(p.to_string()).or_default().0 = values.clone();
         } else if let Some(p) = name.strip_prefix("m2/") {
-            moments.entry(p.to_string()).or_default().1 = values;
+            moments.entry(p.to_string()).or_default().1 = values.clone();
+        } else if let Some(p) = name.strip_prefix(OBJECTIVE_PREFIX) {
+            objective
+                .tensors
+                .push((p.to_string(), shape.clone(), values.clone()));
+        }
+    }
+    for (k, v) in &meta {
+        if let Some(k) = k.strip_prefix(OBJECTIVE_PREFIX) {
+            objective.meta.insert(k.to_string(), v.clone());
         }
     }
     Ok(ResumeState {
@@ -405,7 +510,9 @@ fn read_resume(path: &Path) -> Result<ResumeState> {
         wall_s: get("wall_s")?.parse().unwrap_or(0.0),
         adam_t: num("adam_t")? as i32,
         rng,
+        tensors,
         moments,
+        objective,
     })
 }
 

@@ -12,9 +12,10 @@ use crate::model::{Backend, LanguageModel};
 use crate::spec::Stage;
 use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};
+use crate::train::checkpoint::{load_weights_from, model_tensors};
 use crate::train::loss::token_logprobs;
 use crate::train::optim::{AdamW, AdamWConfig};
-use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
+use crate::train::trainer::{Metrics, Objective, ObjectiveState, StepContext, StepOutput};
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
@@ -256,6 +257,43 @@ impl<D: Backend> Objective<D> for Ppo<D> {
             tokens: tokens as u64,
             metrics,
         })
+    }
+
+    /// The value model and its optimizer change every step: a resume needs both.
+    fn save_state(&mut self) -> Result<ObjectiveState> {
+        let mut tensors = Vec::new();
+        for (name, shape, values) in model_tensors(self.value.as_mut())? {
+            tensors.push((format!("value/{name}"), shape, values));
+        }
+        for (name, m, v) in self.value_optim.export_state(self.value.as_mut())? {
+            tensors.push((format!("value_m1/{name}"), vec![m.len()], m));
+            tensors.push((format!("value_m2/{name}"), vec![v.len()], v));
+        }
+        let meta = [("value_adam_t".to_string(), self.value_optim.t.to_string())].into();
+        Ok(ObjectiveState { tensors, meta })
+    }
+
+    fn load_state(&mut self, state: ObjectiveState) -> Result<()> {
+        let t: i32 = state
+            .meta
+            .get("value_adam_t")
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("PPO resume state lacks `value_adam_t`"))?;
+        let mut weights = std::collections::HashMap::new();
+        let mut moments: std::collections::HashMap<String, (Vec<f32>, Vec<f32>)> =
+            Default::default();
+        for (name, shape, values) in state.tensors {
+            if let Some(p) = name.strip_prefix("value_m1/") {
+                moments.entry(p.to_string()).or_default().0 = values;
+            } else if let Some(p) = name.strip_prefix("value_m2/") {
+                moments.entry(p.to_string()).or_default().1 = values;
+            } else {
+                weights.insert(name, (shape, values));
+            }
+        }
+        load_weights_from(self.value.as_mut(), &weights, "value/", "PPO value model")?;
+        self.value_optim
+            .import_state(self.value.as_mut(), t, &moments)
     }
 
     fn evaluate(&mut self, model: &dyn LanguageModel<D>) -> Result<Metrics> {
