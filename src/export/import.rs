@@ -10,7 +10,9 @@ use crate::model::presets::build_model;
 use crate::runner::StageMeta;
 use crate::stages::stage_done_marker;
 use crate::tokenizer::Tokenizer;
-use crate::train::checkpoint::{load_weights_from, read_tensors, save_model, CONFIG_FILE, MODEL_FILE};
+use crate::train::checkpoint::{
+    load_weights_from, read_tensors, save_model, CONFIG_FILE, MODEL_FILE,
+};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Cpu;

@@ -303,14 +303,43 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         // Greedy answers of the policy and of the frozen reference (the SFT model) to held-out
         // prompts, both scored by the reward model: the mean score and the policy's win rate.
         let pad = self.tokenizer.special(Special::Pad);
-        let opts = SampleOptions { temperature: 0.0, ..self.sample_options() };
+        let opts = SampleOptions {
+            temperature: 0.0,
+            ..self.sample_options()
+        };
         let answers = |m: &dyn LanguageModel<D>| -> Vec<Sample> {
             let mut rng = rand::rngs::mock::StepRng::new(0, 1);
-            self.val_prompts.iter().take(64).flat_map(|p| sample_group(m, &self.tokenizer, p, 1, &opts, &mut rng)).collect()
+            self.val_prompts
+                .iter()
+                .take(64)
+                .flat_map(|p| sample_group(m, &self.tokenizer, p, 1, &opts, &mut rng))
+                .collect()
         };
         let policy = reward_model_scores(self.reward_model.as_ref(), &answers(model), pad);
-        let reference = reward_model_scores(self.reward_model.as_ref(), &answers(self.reference.as_ref()), pad);
-        let wins: f64 = policy.iter().zip(&reference).map(|(p, r)| if p > r { 1.0 } else if p == r { 0.5 } else { 0.0 }).sum();
-        Ok(vec![("val/score".into(), mean(&policy)), ("val/win_rate_vs_ref".into(), wins / policy.len().max(1) as f64)])
+        let reference = reward_model_scores(
+            self.reward_model.as_ref(),
+            &answers(self.reference.as_ref()),
+            pad,
+        );
+        let wins: f64 = policy
+            .iter()
+            .zip(&reference)
+            .map(|(p, r)| {
+                if p > r {
+                    1.0
+                } else if p == r {
+                    0.5
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        Ok(vec![
+            ("val/score".into(), mean(&policy)),
+            (
+                "val/win_rate_vs_ref".into(),
+                wins / policy.len().max(1) as f64,
+            ),
+        ])
     }
 }
