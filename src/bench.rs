@@ -4,7 +4,7 @@
 
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::{generate, SampleOptions};
-use crate::model::LanguageModel;
+use crate::model::{Backend, LanguageModel};
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::optim::{AdamW, AdamWConfig};
 use anyhow::Result;
@@ -39,6 +39,7 @@ pub struct GenBench {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    pub device: String,
     pub threads: usize,
     pub matmul_peak_gflops: f64,
     pub train: Vec<TrainBench>,
@@ -47,14 +48,15 @@ pub struct BenchReport {
 }
 
 /// The best of several large f32 matrix products, in GFLOP/s: the "peak" MFU is measured against.
-pub fn matmul_peak(dev: &Cpu, n: usize, reps: usize) -> f64 {
-    let a: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, n));
-    let b: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, n));
+pub fn matmul_peak<D: Backend>(dev: &D, n: usize, reps: usize) -> f64 {
+    let a: Tensor<(usize, usize), f32, D> = dev.sample_normal_like(&(n, n));
+    let b: Tensor<(usize, usize), f32, D> = dev.sample_normal_like(&(n, n));
     let mut best = f64::MAX;
     for _ in 0..reps {
         let t = Instant::now();
         let c = a.clone().matmul(b.clone());
-        std::hint::black_box(&c);
+        // Reading one value waits for the device to finish (CUDA runs asynchronously).
+        std::hint::black_box(c.slice((0..1, 0..1)).as_vec());
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
@@ -66,8 +68,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Median time of full training steps (forward, backward, clip, AdamW) on random tokens.
-pub fn bench_train(
-    dev: &Cpu,
+pub fn bench_train<D: Backend>(
+    dev: &D,
     preset: &str,
     vocab: usize,
     batch: usize,
@@ -98,6 +100,8 @@ pub fn bench_train(
         let mut grads =
             masked_cross_entropy(logits, dev.tensor_from_vec(y, (batch, seq)), w).backward();
         optim.step(model.as_mut(), &mut grads, 1e-4)?;
+        // Wait for the device before reading the clock.
+        let _ = model.logits(dev.tensor_from_vec(vec![0usize], (1, 1))).as_vec();
         if i >= 3 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -119,9 +123,9 @@ pub fn bench_train(
 }
 
 /// Tokens per second generating up to the full context, with and without the KV cache.
-pub fn bench_generate(dev: &Cpu, preset: &str, vocab: usize, context: usize) -> Result<GenBench> {
+pub fn bench_generate<D: Backend>(dev: &D, preset: &str, vocab: usize, context: usize) -> Result<GenBench> {
     let cfg = model_config(preset, vocab)?;
-    let model: Box<dyn LanguageModel<Cpu>> = build_model(&cfg, dev, 0)?;
+    let model: Box<dyn LanguageModel<D>> = build_model(&cfg, dev, 0)?;
     let prompt = vec![1u32, 2, 3, 4];
     let new = context.min(cfg.n_ctx) - prompt.len();
     let run = |use_cache: bool| {
@@ -171,23 +175,38 @@ pub fn peak_rss_mb() -> f64 {
         / 1024.0
 }
 
-/// The configurations of the peer benchmark: (preset, vocab, batch, seq).
+/// The configurations of the peer benchmark: (preset, vocab, batch, seq). gpt2 (124M) is only
+/// measured when asked for (it is meant for a GPU).
 pub const CONFIGS: &[(&str, usize, usize, usize)] = &[
     ("nano", 128, 16, 64),
     ("small", 128, 12, 64),
     ("medium", 128, 8, 256),
+    ("gpt2", 8192, 8, 1024),
 ];
 
-pub fn run_bench(presets: &[String], steps: usize) -> Result<BenchReport> {
-    let dev = Cpu::default();
-    let peak = matmul_peak(&dev, 1024, 10);
+pub fn run_bench(device: &str, presets: &[String], steps: usize) -> Result<BenchReport> {
+    match device {
+        "cpu" => bench_on(&Cpu::default(), device, presets, steps),
+        #[cfg(feature = "cuda")]
+        "cuda" => bench_on(&Cuda::default(), device, presets, steps),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => anyhow::bail!(
+            "--device cuda needs a build with CUDA support: cargo build --release --features cuda"
+        ),
+        other => anyhow::bail!("unknown device `{other}`; expected cpu or cuda"),
+    }
+}
+
+fn bench_on<D: Backend>(dev: &D, device: &str, presets: &[String], steps: usize) -> Result<BenchReport> {
+    let peak = matmul_peak(dev, if device == "cpu" { 1024 } else { 4096 }, 10);
     let mut train = Vec::new();
     let mut gen = Vec::new();
     for &(preset, vocab, batch, seq) in CONFIGS {
-        if !presets.is_empty() && !presets.iter().any(|p| p == preset) {
+        let wanted = if presets.is_empty() { preset != "gpt2" } else { presets.iter().any(|p| p == preset) };
+        if !wanted {
             continue;
         }
-        let t = bench_train(&dev, preset, vocab, batch, seq, steps, peak)?;
+        let t = bench_train(dev, preset, vocab, batch, seq, steps, peak)?;
         eprintln!(
             "{preset:>7} train: {:.1} ms/step, {:.0} tok/s, {:.1} GFLOP/s, MFU {:.1}%",
             t.ms_per_step,
@@ -196,7 +215,7 @@ pub fn run_bench(presets: &[String], steps: usize) -> Result<BenchReport> {
             100.0 * t.mfu
         );
         train.push(t);
-        let g = bench_generate(&dev, preset, vocab, 256)?;
+        let g = bench_generate(dev, preset, vocab, 256)?;
         eprintln!(
             "{preset:>7} generate: {:.0} tok/s cached, {:.0} uncached ({:.1}x), same output: {}",
             g.cached_tokens_per_sec,
@@ -207,6 +226,7 @@ pub fn run_bench(presets: &[String], steps: usize) -> Result<BenchReport> {
         gen.push(g);
     }
     Ok(BenchReport {
+        device: device.to_string(),
         threads: rayon::current_num_threads(),
         matmul_peak_gflops: peak,
         train,

@@ -149,9 +149,12 @@ enum Command {
     Report { run: PathBuf },
     /// Training and generation speed per preset vs the measured matmul peak (JSON).
     Bench {
-        /// Presets to measure (default: nano, small, medium).
+        /// Presets to measure (default: nano, small, medium; gpt2 on request).
         #[arg(long, value_delimiter = ',')]
         presets: Vec<String>,
+        /// cpu, or cuda in a build with --features cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long, default_value_t = 10)]
         steps: usize,
         /// Write the JSON here as well as to stdout.
@@ -395,10 +398,11 @@ fn dispatch(command: Command) -> Result<bool> {
         }
         Command::Bench {
             presets,
+            device,
             steps,
             out,
         } => {
-            let report = gptlab::bench::run_bench(&presets, steps)?;
+            let report = gptlab::bench::run_bench(&device, &presets, steps)?;
             let json = serde_json::to_string_pretty(&report)?;
             if let Some(out) = out {
                 gptlab::util::write_atomic(&out, json.as_bytes())?;
