@@ -101,7 +101,9 @@ pub fn bench_train<D: Backend>(
             masked_cross_entropy(logits, dev.tensor_from_vec(y, (batch, seq)), w).backward();
         optim.step(model.as_mut(), &mut grads, 1e-4)?;
         // Wait for the device before reading the clock.
-        let _ = model.logits(dev.tensor_from_vec(vec![0usize], (1, 1))).as_vec();
+        let _ = model
+            .logits(dev.tensor_from_vec(vec![0usize], (1, 1)))
+            .as_vec();
         if i >= 3 {
             times.push(t.elapsed().as_secs_f64());
         }
@@ -123,7 +125,12 @@ pub fn bench_train<D: Backend>(
 }
 
 /// Tokens per second generating up to the full context, with and without the KV cache.
-pub fn bench_generate<D: Backend>(dev: &D, preset: &str, vocab: usize, context: usize) -> Result<GenBench> {
+pub fn bench_generate<D: Backend>(
+    dev: &D,
+    preset: &str,
+    vocab: usize,
+    context: usize,
+) -> Result<GenBench> {
     let cfg = model_config(preset, vocab)?;
     let model: Box<dyn LanguageModel<D>> = build_model(&cfg, dev, 0)?;
     let prompt = vec![1u32, 2, 3, 4];
@@ -197,12 +204,21 @@ pub fn run_bench(device: &str, presets: &[String], steps: usize) -> Result<Bench
     }
 }
 
-fn bench_on<D: Backend>(dev: &D, device: &str, presets: &[String], steps: usize) -> Result<BenchReport> {
+fn bench_on<D: Backend>(
+    dev: &D,
+    device: &str,
+    presets: &[String],
+    steps: usize,
+) -> Result<BenchReport> {
     let peak = matmul_peak(dev, if device == "cpu" { 1024 } else { 4096 }, 10);
     let mut train = Vec::new();
     let mut gen = Vec::new();
     for &(preset, vocab, batch, seq) in CONFIGS {
-        let wanted = if presets.is_empty() { preset != "gpt2" } else { presets.iter().any(|p| p == preset) };
+        let wanted = if presets.is_empty() {
+            preset != "gpt2"
+        } else {
+            presets.iter().any(|p| p == preset)
+        };
         if !wanted {
             continue;
         }

@@ -135,6 +135,12 @@ enum Command {
         /// Ask questions through the chat template (default: for every stage but pretrain).
         #[arg(long)]
         chat: Option<bool>,
+        /// Only the validation split a stage with this val_fraction held out of the file...
+        #[arg(long)]
+        held_out: Option<f64>,
+        /// ...with this experiment seed.
+        #[arg(long, default_value_t = 1337)]
+        seed: u64,
     },
     /// Talk to a stage; rate answers with + / - to collect feedback for a reward stage.
     Chat {
@@ -349,6 +355,8 @@ fn dispatch(command: Command) -> Result<bool> {
             json,
             limit,
             chat,
+            held_out,
+            seed,
         } => {
             let (model, tok, is_chat) = open_stage(&stage)?;
             let block = runner::read_meta(stage.parent().unwrap_or(&stage))
@@ -362,6 +370,7 @@ fn dispatch(command: Command) -> Result<bool> {
                 chat.unwrap_or(is_chat),
                 limit,
                 block,
+                held_out.map(|f| (f, seed)),
             )?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);

@@ -65,7 +65,16 @@ pub fn evaluate_file<D: Backend>(
     chat: bool,
     limit: Option<usize>,
     block_size: usize,
+    held_out: Option<(f64, u64)>,
 ) -> Result<EvalReport> {
+    // `held_out = (fraction, seed)`: only the validation split a stage with that val_fraction
+    // and experiment seed held out of this file.
+    fn held<T>(items: Vec<T>, split: Option<(f64, u64)>) -> Vec<T> {
+        match split {
+            Some((fraction, seed)) => data::split_off_validation(items, fraction, seed).1,
+            None => items,
+        }
+    }
     let kind = if path.extension().is_some_and(|e| e == "txt") {
         JsonlKind::Text
     } else {
@@ -75,8 +84,10 @@ pub fn evaluate_file<D: Backend>(
     match kind {
         JsonlKind::Sft | JsonlKind::Prompts => {
             let mut items: Vec<(Vec<Message>, String, Option<String>)> = match kind {
-                JsonlKind::Sft => crate::stages::sft::questions(&data::read_sft(path)?),
-                _ => data::read_prompts(path)?
+                JsonlKind::Sft => {
+                    crate::stages::sft::questions(&held(data::read_sft(path)?, held_out))
+                }
+                _ => held(data::read_prompts(path)?, held_out)
                     .into_iter()
                     .filter_map(|p| Some((p.prompt, p.reference?, p.task)))
                     .collect(),
@@ -105,7 +116,7 @@ pub fn evaluate_file<D: Backend>(
             })
         }
         JsonlKind::Preference => {
-            let mut records = data::read_preferences(path)?;
+            let mut records = held(data::read_preferences(path)?, held_out);
             records.truncate(take(records.len()));
             if model.has_score_head() {
                 let (correct, count) = pair_accuracy(model, tok, &records, block_size);
