@@ -343,3 +343,103 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::chat::{Message, Role};
+    use crate::model::presets::{build_model, model_config};
+    use crate::spec::{Algorithm, Experiment};
+    use crate::tokenizer::TokenizerKind;
+    use crate::train::optim::LrSchedule;
+    use crate::train::trainer::{train, TrainSettings};
+
+    /// One PPO step on a tiny untrained policy; returns the objective and the stage folder.
+    fn one_step() -> (Ppo<Cpu>, tempfile::TempDir) {
+        let dev = Cpu::default();
+        let tok = Tokenizer::train(
+            TokenizerKind::Char,
+            &["中国的首都是哪里?北京。你好小狗怎么叫汪"],
+            64,
+        )
+        .unwrap();
+        let cfg = model_config("nano", tok.vocab_size()).unwrap();
+        let mut policy = build_model(&cfg, &dev, 1).unwrap();
+        let mut rm = build_model(&cfg, &dev, 2).unwrap();
+        rm.add_score_head(3);
+        let spec: Experiment = toml::from_str(
+            "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 32\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"p\"\nkind = \"pretrain\"",
+        )
+        .unwrap();
+        let mut stage = spec.stages[0].clone();
+        stage.kind = crate::spec::StageKind::Rlhf;
+        stage.algorithm = Some(Algorithm::Ppo);
+        (
+            stage.rollout_batch,
+            stage.batch_size,
+            stage.ppo_epochs,
+            stage.max_new_tokens,
+        ) = (8, 4, 2, 6);
+        let dir = tempfile::tempdir().unwrap();
+        let env = StageEnv {
+            spec: &spec,
+            stage: &stage,
+            tokenizer: &tok,
+            dev: dev.clone(),
+            dir: dir.path().to_path_buf(),
+            run_dir: dir.path().to_path_buf(),
+            block_size: 32,
+            peak_flops: 0.0,
+        };
+        let prompt = |q: &str| PromptExample {
+            prompt: vec![Message {
+                role: Role::User,
+                content: q.into(),
+            }],
+            reference: None,
+            task: None,
+        };
+        let prompts = vec![prompt("中国的首都是哪里?"), prompt("小狗怎么叫?")];
+        let mut obj = Ppo::new(&env, policy.as_ref(), rm, prompts.clone(), vec![]).unwrap();
+        let settings = TrainSettings {
+            stage: "ppo".into(),
+            steps: 1,
+            schedule: LrSchedule {
+                max_lr: 1e-3,
+                min_lr: 1e-3,
+                warmup: 0,
+                total: 1,
+            },
+            adamw: AdamWConfig {
+                betas: [0.9, 0.95],
+                eps: 1e-8,
+                weight_decay: 0.0,
+                grad_clip: 1.0,
+            },
+            eval_every: 0,
+            checkpoint_every: 0,
+            seed: 5,
+            flops_per_token: 0.0,
+            peak_flops: 0.0,
+        };
+        train(policy.as_mut(), &mut obj, &settings, dir.path()).unwrap();
+        (obj, dir)
+    }
+
+    #[test]
+    fn first_minibatch_ratio_is_exactly_one_and_kl_starts_at_zero() {
+        let (obj, dir) = one_step();
+        assert!(!obj.first_ratios.is_empty());
+        assert!(
+            obj.first_ratios.iter().all(|&r| r == 1.0),
+            "ratios {:?}",
+            obj.first_ratios
+        );
+        // The reference is a copy of the policy before any update: the rollout's KL is 0.
+        let table =
+            crate::report::metrics::read_metrics_csv(&dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(table.last("objective/kl"), Some(0.0));
+        // Later minibatches (after updates) moved the policy, so the mean ratio is not exactly 1.
+        assert!(table.last("val/ratio").unwrap() != 1.0);
+    }
+}
