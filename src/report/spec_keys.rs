@@ -50,6 +50,11 @@ fn flatten_table(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, S
 fn value_text(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
+        // Derived values like lr / 10 carry float noise (0.00030000000000000003): round to
+        // 12 significant digits, which every hand-written value survives.
+        toml::Value::Float(f) => format!("{:.11e}", f)
+            .parse::<f64>()
+            .map_or_else(|_| f.to_string(), |r| r.to_string()),
         other => other.to_string(),
     }
 }
@@ -79,6 +84,12 @@ pub fn label(map: &BTreeMap<String, String>, keys: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_noise_is_rounded_away() {
+        assert_eq!(value_text(&toml::Value::Float(0.003 / 10.0)), "0.0003");
+        assert_eq!(value_text(&toml::Value::Float(3e-4)), "0.0003");
+    }
 
     fn flat(text: &str) -> BTreeMap<String, String> {
         flatten_spec(&toml::from_str(text).unwrap())
