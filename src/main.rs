@@ -8,9 +8,7 @@ use gptlab::eval::probe::{continuation_prob, top_tokens};
 use gptlab::model::sample::SampleOptions;
 use gptlab::runner::{self, prompt_ids, RunOptions};
 use gptlab::spec::{data_root_from, expand_spec_args, load_spec, LoadOptions};
-use gptlab::stages::stage_done_marker;
 use gptlab::tokenizer::Tokenizer;
-use gptlab::train::checkpoint::load_model;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -213,17 +211,9 @@ fn open_stage(
     Tokenizer,
     bool,
 )> {
-    let dev = dfdx::tensor::Cpu::default();
-    let model = load_model(stage, &dev)?;
-    let run = stage
-        .parent()
-        .context("a stage folder lies inside a run folder")?;
-    let tok = Tokenizer::load(&run.join("tokenizer.json"))?;
-    let kind: Option<runner::StageMeta> = std::fs::read_to_string(stage_done_marker(stage))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let chat = kind.map(|k| k.kind != "pretrain").unwrap_or(false);
-    Ok((model, tok, chat))
+    let s = gptlab::export::stage::open_stage(stage)?;
+    let chat = s.is_chat();
+    Ok((s.model, s.tokenizer, chat))
 }
 
 fn dispatch(command: Command) -> Result<bool> {

@@ -13,6 +13,23 @@ pub struct Batch {
     pub mask: Vec<bool>,
 }
 
+impl Batch {
+    /// Inputs and targets as `(batch, seq)` id tensors on `dev`.
+    pub fn tensors<D: dfdx::tensor_ops::Device<f32>>(
+        &self,
+        dev: &D,
+    ) -> (
+        dfdx::tensor::Tensor<(usize, usize), usize, D>,
+        dfdx::tensor::Tensor<(usize, usize), usize, D>,
+    ) {
+        let shape = (self.batch, self.seq);
+        (
+            dev.tensor_from_vec(self.inputs.clone(), shape),
+            dev.tensor_from_vec(self.targets.clone(), shape),
+        )
+    }
+}
+
 /// `batch` random windows of `seq + 1` tokens from `stream`.
 pub fn random_windows(stream: &[u32], batch: usize, seq: usize, rng: &mut impl Rng) -> Batch {
     let starts: Vec<usize> = (0..batch)

@@ -1,7 +1,7 @@
 //! Pretraining: next-token prediction on plain text. Logs val/loss and val/bpb (bits per
 //! byte, comparable across tokenizers).
 
-use super::batches::{random_windows, spaced_starts, windows_at, Batch};
+use super::batches::{random_windows, spaced_starts, windows_at};
 use super::StageEnv;
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::{Special, Tokenizer};
@@ -69,20 +69,6 @@ impl<D: Backend> Pretrain<D> {
             dev: env.dev.clone(),
         })
     }
-
-    fn tensors(
-        &self,
-        b: &Batch,
-    ) -> (
-        Tensor<(usize, usize), usize, D>,
-        Tensor<(usize, usize), usize, D>,
-    ) {
-        (
-            self.dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq)),
-            self.dev
-                .tensor_from_vec(b.targets.clone(), (b.batch, b.seq)),
-        )
-    }
 }
 
 impl<D: Backend> Objective<D> for Pretrain<D> {
@@ -91,7 +77,7 @@ impl<D: Backend> Objective<D> for Pretrain<D> {
         let mut loss_sum = 0.0;
         for _ in 0..self.accum {
             let b = random_windows(&self.train, self.batch, self.seq, ctx.rng);
-            let (x, y) = self.tensors(&b);
+            let (x, y) = b.tensors(&self.dev);
             let (w, _) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
             let loss =
                 masked_cross_entropy(ctx.model.logits_traced(x, grads), y, w) / self.accum as f32;

@@ -106,20 +106,6 @@ impl<D: Backend> Sft<D> {
             dev: env.dev.clone(),
         })
     }
-
-    fn tensors(
-        &self,
-        b: &Batch,
-    ) -> (
-        Tensor<(usize, usize), usize, D>,
-        Tensor<(usize, usize), usize, D>,
-    ) {
-        (
-            self.dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq)),
-            self.dev
-                .tensor_from_vec(b.targets.clone(), (b.batch, b.seq)),
-        )
-    }
 }
 
 /// Share of counted target tokens the model ranks first.
@@ -145,7 +131,7 @@ impl<D: Backend> Objective<D> for Sft<D> {
                 .map(|_| &self.train[ctx.rng.gen_range(0..self.train.len())])
                 .collect();
             let b = pad_examples(&picks, self.pad);
-            let (x, y) = self.tensors(&b);
+            let (x, y) = b.tensors(&self.dev);
             let (w, _) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
             let logits: Logits<D, _> = ctx.model.logits_traced(x, grads);
             let (plain, tape) = logits.split_tape();
@@ -173,7 +159,7 @@ impl<D: Backend> Objective<D> for Sft<D> {
             for chunk in self.val.chunks(self.batch) {
                 let refs: Vec<&Example> = chunk.iter().collect();
                 let b = pad_examples(&refs, self.pad);
-                let (x, y) = self.tensors(&b);
+                let (x, y) = b.tensors(&self.dev);
                 let logits = model.logits(x);
                 let (c, n) = token_accuracy(&logits.as_vec(), logits.shape().2, &b);
                 correct += c;
