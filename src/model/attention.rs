@@ -1,6 +1,8 @@
-//! Causal multi-head self-attention built from ops, since dfdx 0.13's MultiHeadAttention has
-//! no causal mask. Heads are a runtime reshape of the const model width.
+//! Causal multi-head self-attention (dfdx 0.13's MultiHeadAttention has no causal mask). The
+//! heads stay side by side in `(batch, time, M)` activations; the attention op reads each
+//! head's columns in place.
 
+use super::kernels::FusedOps;
 use super::layers::Linear;
 use dfdx::prelude::*;
 
@@ -13,37 +15,27 @@ pub struct CausalSelfAttention<const M: usize, D: Device<f32>> {
     pub proj: Linear<M, M, D>,
 }
 
-/// Keys and values of the positions seen so far, per layer: `(batch, head, time, head_dim)`.
+/// Keys and values of the positions seen so far, per layer: `(batch, time, M)`, with the
+/// width erased so a cache type does not depend on the preset.
 pub type KvPair<D> = (
-    Tensor<(usize, usize, usize, usize), f32, D>,
-    Tensor<(usize, usize, usize, usize), f32, D>,
+    Tensor<(usize, usize, usize), f32, D>,
+    Tensor<(usize, usize, usize), f32, D>,
 );
 
-impl<const M: usize, D: Device<f32> + super::kernels::FusedOps> CausalSelfAttention<M, D> {
-    fn split_heads<T: Tape<f32, D>>(
-        &self,
-        x: Tensor<(usize, usize, Const<M>), f32, D, T>,
-    ) -> Tensor<(usize, usize, usize, usize), f32, D, T> {
-        let (b, s, _) = *x.shape();
-        let h = self.n_head;
-        x.reshape_like(&(b, s, h, M / h))
-            .permute::<_, Axes4<0, 2, 1, 3>>()
-    }
-
+impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
     /// Attention over the sequence itself (training, full forward).
-    pub fn forward<T: Tape<f32, D> + Merge<NoneTape>>(
+    pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        // The tape threads through q, k and v in turn; k and v then travel untaped into the
+        // attention op, which still adds their gradients.
         let (x, tape) = x.split_tape();
-        let q = self.split_heads(self.q.forward(x.clone().put_tape(tape)));
-        let (q, tape) = q.split_tape();
-        let k = self.split_heads(self.k.forward(x.clone().put_tape(tape)));
-        let (k, tape) = k.split_tape();
-        let v = self.split_heads(self.v.forward(x.put_tape(tape)));
-        let (v, tape) = v.split_tape();
-        let q = q.put_tape(tape);
-        self.attend(q, k.retaped::<T>(), v.retaped::<T>(), 0)
+        let (q, tape) = self.q.forward(x.clone().put_tape(tape)).split_tape();
+        let (k, tape) = self.k.forward(x.clone().put_tape(tape)).split_tape();
+        let (v, tape) = self.v.forward(x.put_tape(tape)).split_tape();
+        self.proj
+            .forward(D::causal_attention(q.put_tape(tape), k, v, self.n_head))
     }
 
     /// Attention of new positions over cached + new keys/values (generation).
@@ -53,40 +45,17 @@ impl<const M: usize, D: Device<f32> + super::kernels::FusedOps> CausalSelfAttent
         x: Tensor<(usize, usize, Const<M>), f32, D>,
         cache: Option<KvPair<D>>,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
-        let q = self.split_heads(self.q.forward(x.clone()));
-        let k_new = self.split_heads(self.k.forward(x.clone()));
-        let v_new = self.split_heads(self.v.forward(x));
-        let (past, k, v) = match cache {
-            None => (0, k_new, v_new),
-            Some((k_old, v_old)) => {
-                let past = k_old.shape().2;
-                let k: Tensor<(usize, usize, usize, usize), f32, D> =
-                    (k_old, k_new).concat_along(Axis::<2>);
-                let v: Tensor<(usize, usize, usize, usize), f32, D> =
-                    (v_old, v_new).concat_along(Axis::<2>);
-                (past, k, v)
-            }
+        let q = self.q.forward(x.clone());
+        let k_new = self.k.forward(x.clone());
+        let v_new = self.v.forward(x);
+        let (k, v) = match cache {
+            None => (k_new, v_new),
+            Some((k_old, v_old)) => (
+                (k_old.realize::<(usize, usize, Const<M>)>(), k_new).concat_along(Axis::<1>),
+                (v_old.realize::<(usize, usize, Const<M>)>(), v_new).concat_along(Axis::<1>),
+            ),
         };
-        let out = self.attend(q, k.clone(), v.clone(), past);
-        (out, (k, v))
-    }
-
-    /// causal softmax(q k^T / sqrt(d)) v, then the output projection. `past` is the
-    /// number of cached positions before the first query, so query i may see keys <= past + i.
-    fn attend<T: Tape<f32, D> + Merge<NoneTape>>(
-        &self,
-        q: Tensor<(usize, usize, usize, usize), f32, D, T>,
-        k: Tensor<(usize, usize, usize, usize), f32, D, T>,
-        v: Tensor<(usize, usize, usize, usize), f32, D, T>,
-        past: usize,
-    ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
-        let (b, s_q, dh) = (q.shape().0, q.shape().2, q.shape().3);
-        let scale = 1.0 / (dh as f32).sqrt();
-        let weights = D::causal_softmax(q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()), scale, past);
-        let out = weights
-            .matmul(v)
-            .permute::<_, Axes4<0, 2, 1, 3>>()
-            .reshape_like(&(b, s_q, Const::<M>));
-        self.proj.forward(out)
+        let out = D::causal_attention(q, k.clone(), v.clone(), self.n_head);
+        (self.proj.forward(out), (k.realize(), v.realize()))
     }
 }

@@ -31,21 +31,21 @@ pub struct Block<const M: usize, const F: usize, D: Device<f32>> {
 }
 
 impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
-    pub fn forward<T: Tape<f32, D> + Merge<NoneTape>>(
+    pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         // The residual stream is passed without its tape: the add records the backward op
         // for both operands on the tape of the branch.
         let (x, tape) = x.split_tape();
-        let x = self
+        let a = self
             .attn
-            .forward(self.ln_1.forward(x.clone().put_tape(tape)))
-            + x;
-        let (x, tape) = x.split_tape();
-        self.mlp
-            .forward(self.ln_2.forward(x.clone().put_tape(tape)))
-            + x
+            .forward(self.ln_1.forward(x.clone().put_tape(tape)));
+        let (x, tape) = D::residual_add(a, x).split_tape();
+        let m = self
+            .mlp
+            .forward(self.ln_2.forward(x.clone().put_tape(tape)));
+        D::residual_add(m, x)
     }
 
     pub fn forward_cached(
@@ -56,8 +56,8 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
         let (a, cache) = self
             .attn
             .forward_cached(self.ln_1.forward(x.clone()), cache);
-        let x = a + x;
-        let x = self.mlp.forward(self.ln_2.forward(x.clone())) + x;
+        let x = D::residual_add(a, x);
+        let x = D::residual_add(self.mlp.forward(self.ln_2.forward(x.clone())), x);
         (x, cache)
     }
 }

@@ -151,7 +151,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         &self,
         h: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
-        h.matmul(self.wte.retaped::<T>().permute::<_, Axes2<1, 0>>())
+        D::linear(h, &self.wte, None)
     }
 
     /// Scalar head on every position: `(batch, seq)`.
@@ -170,7 +170,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         tokens: Tensor<(usize, usize), usize, D>,
         cache: &mut Vec<KvPair<D>>,
     ) -> Tensor<(usize, usize, Const<V>), f32, D> {
-        let start = cache.first().map(|(k, _)| k.shape().2).unwrap_or(0);
+        let start = cache.first().map(|(k, _)| k.shape().1).unwrap_or(0);
         let mut x = self.embed(self.wte.clone(), tokens, start);
         let mut grown = Vec::with_capacity(self.blocks.len());
         let mut old = std::mem::take(cache).into_iter();

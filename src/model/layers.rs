@@ -17,10 +17,7 @@ impl<const I: usize, const O: usize, D: Device<f32> + FusedOps> Linear<I, O, D> 
         &self,
         x: Tensor<(usize, usize, Const<I>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<O>), f32, D, T> {
-        D::add_bias(
-            x.matmul(self.weight.retaped::<T>().permute::<_, Axes2<1, 0>>()),
-            &self.bias,
-        )
+        D::linear(x, &self.weight, Some(&self.bias))
     }
 }
 
@@ -38,15 +35,6 @@ impl<const M: usize, D: Device<f32> + FusedOps> LayerNorm<M, D> {
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
-        let shape = *x.shape();
-        let x = x.normalize::<Axis<2>>(LAYER_NORM_EPS);
-        x * self
-            .weight
-            .retaped::<T>()
-            .broadcast_like::<_, Axes2<0, 1>>(&shape)
-            + self
-                .bias
-                .retaped::<T>()
-                .broadcast_like::<_, Axes2<0, 1>>(&shape)
+        D::layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS as f32)
     }
 }

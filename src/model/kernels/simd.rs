@@ -49,7 +49,8 @@ pub fn gelu_grad(x: f32) -> f32 {
 pub const CHUNK: usize = 1 << 14;
 
 macro_rules! avx2_variants {
-    ($(fn $name:ident($($arg:ident : $ty:ty),*) $body:block)*) => {$(
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident : $ty:ty),*) $body:block)*) => {$(
+        $(#[$doc])*
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
@@ -64,6 +65,8 @@ macro_rules! avx2_variants {
         }
     )*};
 }
+
+pub(crate) use avx2_variants;
 
 avx2_variants! {
     fn gelu_slice(x: &[f32], y: &mut [f32]) {

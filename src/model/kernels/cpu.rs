@@ -1,0 +1,147 @@
+//! The CPU custom ops: each computes its forward with the kernels of this folder and, when the
+//! input carries a gradient tape, records its backward on it. Gradients are found by tensor
+//! id, so inputs that travel without a tape (weights, keys, values, skip connections) still
+//! receive theirs.
+
+use super::causal_attention::{self, Dims};
+use super::host::{take_grad, to_vec};
+use super::simd::CHUNK;
+use super::{layer_norm, linear, simd, Act, FusedOps};
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+/// `acc += add`, in parallel chunks.
+fn add_into(acc: &mut [f32], add: &[f32]) {
+    acc.par_chunks_mut(CHUNK)
+        .zip(add.par_chunks(CHUNK))
+        .for_each(|(acc, add)| acc.iter_mut().zip(add).for_each(|(a, b)| *a += b));
+}
+
+impl FusedOps for Cpu {
+    fn linear<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        w: &Tensor<Rank2<O, I>, f32, Self>,
+        b: Option<&Tensor<Rank1<O>, f32, Self>>,
+    ) -> Act<O, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let (batch, seq, _) = *x.shape();
+        let (xs, ws) = (to_vec(&x), to_vec(w));
+        let out = linear::forward(&xs, &ws, b.map(to_vec).as_deref(), I, O);
+        let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
+        if T::OWNS_TAPE {
+            let (y_handle, w, b) = (y.clone(), w.clone(), b.cloned());
+            tape.add_backward_op(move |grads| {
+                let dy = take_grad(grads, &y_handle)?;
+                linear::backward_input(&dy, &ws, grads.get_or_alloc_mut(&x)?, I, O);
+                linear::backward_weight(&dy, &xs, grads.get_or_alloc_mut(&w)?, I, O);
+                if let Some(b) = &b {
+                    linear::backward_bias(&dy, grads.get_or_alloc_mut(b)?);
+                }
+                Ok(())
+            });
+        }
+        y.put_tape(tape)
+    }
+
+    fn causal_attention<const M: usize, T: Tape<f32, Self>>(
+        q: Act<M, Self, T>,
+        k: Act<M, Self, NoneTape>,
+        v: Act<M, Self, NoneTape>,
+        n_head: usize,
+    ) -> Act<M, Self, T> {
+        let (q, mut tape) = q.split_tape();
+        let (batch, s_q, _) = *q.shape();
+        let dims = Dims {
+            batch,
+            s_q,
+            s_k: k.shape().1,
+            heads: n_head,
+            head_dim: M / n_head,
+        };
+        assert!(dims.s_k >= s_q && k.shape().0 == batch && v.shape() == k.shape());
+        let (qs, ks, vs) = (to_vec(&q), to_vec(&k), to_vec(&v));
+        let (out, probs) = causal_attention::forward(&qs, &ks, &vs, dims);
+        let y = q.device().tensor_from_vec(out, (batch, s_q, Const::<M>));
+        if T::OWNS_TAPE {
+            let y_handle = y.clone();
+            tape.add_backward_op(move |grads| {
+                let dy = take_grad(grads, &y_handle)?;
+                // The three gradient buffers are needed at once: take them out of the
+                // table, add into them, and put them back.
+                let mut dq = std::mem::take(&mut **grads.get_or_alloc_mut(&q)?);
+                let mut dk = std::mem::take(&mut **grads.get_or_alloc_mut(&k)?);
+                let mut dv = std::mem::take(&mut **grads.get_or_alloc_mut(&v)?);
+                causal_attention::backward(
+                    &qs, &ks, &vs, &probs, &dy, &mut dq, &mut dk, &mut dv, dims,
+                );
+                **grads.get_or_alloc_mut(&q)? = dq;
+                **grads.get_or_alloc_mut(&k)? = dk;
+                **grads.get_or_alloc_mut(&v)? = dv;
+                Ok(())
+            });
+        }
+        y.put_tape(tape)
+    }
+
+    fn residual_add<const M: usize, T: Tape<f32, Self>>(
+        x: Act<M, Self, T>,
+        skip: Act<M, Self, NoneTape>,
+    ) -> Act<M, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let mut out = to_vec(&x);
+        add_into(&mut out, &to_vec(&skip));
+        let y = x.device().tensor_from_vec(out, *x.shape());
+        if T::OWNS_TAPE {
+            let y_handle = y.clone();
+            tape.add_backward_op(move |grads| {
+                let dy = take_grad(grads, &y_handle)?;
+                add_into(grads.get_or_alloc_mut(&x)?, &dy);
+                add_into(grads.get_or_alloc_mut(&skip)?, &dy);
+                Ok(())
+            });
+        }
+        y.put_tape(tape)
+    }
+
+    fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let input = to_vec(&x);
+        let y = x
+            .device()
+            .tensor_from_vec(simd::gelu_forward(&input), *x.shape());
+        if T::OWNS_TAPE {
+            let y_handle = y.clone();
+            tape.add_backward_op(move |grads| {
+                let dy = take_grad(grads, &y_handle)?;
+                simd::gelu_backward(&input, &dy, grads.get_or_alloc_mut(&x)?);
+                Ok(())
+            });
+        }
+        y.put_tape(tape)
+    }
+
+    fn layer_norm<const M: usize, T: Tape<f32, Self>>(
+        x: Act<M, Self, T>,
+        w: &Tensor<Rank1<M>, f32, Self>,
+        b: &Tensor<Rank1<M>, f32, Self>,
+        eps: f32,
+    ) -> Act<M, Self, T> {
+        let (x, mut tape) = x.split_tape();
+        let (input, weight) = (to_vec(&x), to_vec(w));
+        let (out, stats) = layer_norm::forward(&input, &weight, &to_vec(b), eps);
+        let y = x.device().tensor_from_vec(out, *x.shape());
+        if T::OWNS_TAPE {
+            let (y_handle, w, b) = (y.clone(), w.clone(), b.clone());
+            tape.add_backward_op(move |grads| {
+                let dy = take_grad(grads, &y_handle)?;
+                let (mut dw, mut db) = (vec![0.0; M], vec![0.0; M]);
+                let dx = grads.get_or_alloc_mut(&x)?;
+                layer_norm::backward(&input, &weight, &stats, &dy, dx, &mut dw, &mut db);
+                add_into(grads.get_or_alloc_mut(&w)?, &dw);
+                add_into(grads.get_or_alloc_mut(&b)?, &db);
+                Ok(())
+            });
+        }
+        y.put_tape(tape)
+    }
+}
