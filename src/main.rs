@@ -161,6 +161,9 @@ enum Command {
         device: String,
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// Measure training only (generation takes a while on the larger presets).
+        #[arg(long)]
+        no_generate: bool,
         /// Write the JSON here as well as to stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -187,6 +190,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The main thread works in rayon's pool instead of sleeping while it runs: the training
+    // step is a chain of short parallel ops, and handing each one to another thread and
+    // waking up afterwards cost more than the op itself at small model sizes.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global();
     let _ = ctrlc::set_handler(gptlab::train::trainer::on_interrupt);
     match dispatch(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
@@ -399,9 +408,10 @@ fn dispatch(command: Command) -> Result<bool> {
             presets,
             device,
             steps,
+            no_generate,
             out,
         } => {
-            let report = gptlab::bench::run_bench(&device, &presets, steps)?;
+            let report = gptlab::bench::run_bench(&device, &presets, steps, !no_generate)?;
             let json = serde_json::to_string_pretty(&report)?;
             if let Some(out) = out {
                 gptlab::util::write_atomic(&out, json.as_bytes())?;

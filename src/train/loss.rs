@@ -9,7 +9,7 @@ pub fn token_logprobs<D: Backend, T: Tape<f32, D>>(
     logits: Logits<D, T>,
     targets: Tensor<(usize, usize), usize, D>,
 ) -> Tensor<(usize, usize), f32, D, T> {
-    logits.log_softmax::<Axis<2>>().select(targets)
+    D::token_logprobs(logits, targets)
 }
 
 /// Mean cross-entropy over the positions whose weight is non-zero. `weights` holds

@@ -6,7 +6,7 @@
 use super::causal_attention::{self, Dims};
 use super::host::{take_grad, to_vec};
 use super::simd::CHUNK;
-use super::{layer_norm, linear, simd, Act, FusedOps};
+use super::{layer_norm, linear, logprobs, simd, Act, FusedOps};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -97,6 +97,31 @@ impl FusedOps for Cpu {
                 let dy = take_grad(grads, &y_handle)?;
                 add_into(grads.get_or_alloc_mut(&x)?, &dy);
                 add_into(grads.get_or_alloc_mut(&skip)?, &dy);
+                Ok(())
+            });
+        }
+        y.put_tape(tape)
+    }
+
+    fn token_logprobs<T: Tape<f32, Self>>(
+        logits: Tensor<(usize, usize, usize), f32, Self, T>,
+        targets: Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize), f32, Self, T> {
+        let (logits, mut tape) = logits.split_tape();
+        let (batch, seq, vocab) = *logits.shape();
+        assert_eq!(
+            *targets.shape(),
+            (batch, seq),
+            "targets must match the logits"
+        );
+        let (x, t) = (to_vec(&logits), to_vec(&targets));
+        let (logp, lse) = logprobs::forward(&x, &t, vocab);
+        let y = logits.device().tensor_from_vec(logp, (batch, seq));
+        if T::OWNS_TAPE {
+            let y_handle = y.clone();
+            tape.add_backward_op(move |grads| {
+                let g = take_grad(grads, &y_handle)?;
+                logprobs::backward(&x, &t, &lse, &g, grads.get_or_alloc_mut(&logits)?, vocab);
                 Ok(())
             });
         }

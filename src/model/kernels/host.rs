@@ -8,8 +8,8 @@ use dfdx::tensor::Gradients;
 ///
 /// The tensor must be laid out in logical order (not a permuted or broadcast view): every
 /// input of the fused ops is the fresh output of another op, which is.
-pub fn to_vec<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
-    let mut v = vec![0.0; t.shape().num_elements()];
+pub fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
+    let mut v = vec![E::default(); t.shape().num_elements()];
     t.copy_into(&mut v);
     v
 }

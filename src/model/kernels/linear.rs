@@ -71,7 +71,7 @@ mod tests {
         let (rows, i, o) = (5, 4, 3);
         let val = |n: usize, s: f32| {
             (0..n)
-                .map(|j| ((j as f32 * 0.37 + s).sin()))
+                .map(|j| (j as f32 * 0.37 + s).sin())
                 .collect::<Vec<f32>>()
         };
         let (x, w, b, g) = (

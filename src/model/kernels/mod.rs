@@ -8,6 +8,7 @@ mod cpu;
 pub mod host;
 pub mod layer_norm;
 pub mod linear;
+pub mod logprobs;
 pub mod matmul;
 pub mod simd;
 #[cfg(test)]
@@ -41,6 +42,11 @@ pub trait FusedOps: Device<f32> {
         x: Act<M, Self, T>,
         skip: Act<M, Self, NoneTape>,
     ) -> Act<M, Self, T>;
+    /// log softmax(logits)[target] at every position: `(batch, seq)` from `(batch, seq, vocab)`.
+    fn token_logprobs<T: Tape<f32, Self>>(
+        logits: Tensor<(usize, usize, usize), f32, Self, T>,
+        targets: Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize), f32, Self, T>;
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T>;
     fn layer_norm<const M: usize, T: Tape<f32, Self>>(
         x: Act<M, Self, T>,
@@ -118,6 +124,13 @@ pub fn causal_softmax_composed<D: Device<f32>, T: Tape<f32, D>>(
     scores.softmax::<Axis<3>>()
 }
 
+pub fn token_logprobs_composed<D: Device<f32>, T: Tape<f32, D>>(
+    logits: Tensor<(usize, usize, usize), f32, D, T>,
+    targets: Tensor<(usize, usize), usize, D>,
+) -> Tensor<(usize, usize), f32, D, T> {
+    logits.log_softmax::<Axis<2>>().select(targets)
+}
+
 pub fn gelu_composed<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor<S, f32, D, T>,
 ) -> Tensor<S, f32, D, T> {
@@ -158,6 +171,12 @@ impl FusedOps for Cuda {
         skip: Act<M, Self, NoneTape>,
     ) -> Act<M, Self, T> {
         x + skip
+    }
+    fn token_logprobs<T: Tape<f32, Self>>(
+        logits: Tensor<(usize, usize, usize), f32, Self, T>,
+        targets: Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize), f32, Self, T> {
+        token_logprobs_composed(logits, targets)
     }
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
         gelu_composed(x)

@@ -9,24 +9,33 @@ use rayon::prelude::*;
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E).round();
+    // k = round(x / ln2) without a float-to-int cast (Rust's saturating cast does not
+    // vectorise): adding 1.5·2^23 leaves k in the low mantissa bits.
+    const SHIFT: f32 = 12_582_912.0;
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let k = t - SHIFT;
+    let k_int = t.to_bits().wrapping_sub(SHIFT.to_bits()) as i32;
     // ln 2 split in two (Cody–Waite) so k·ln2 is exact enough for large |k|.
     let r = (x - k * 0.693_359_4) + k * 2.121_944_4e-4;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    f32::from_bits(((k as i32 + 127) << 23) as u32) * p
+    f32::from_bits(((k_int + 127) << 23) as u32) * p
 }
 
 /// tanh(x) = 1 − 2 / (e^{2x} + 1), exact to a few ulps away from 0 and saturating cleanly.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
+    // Both branches are computed and one is selected, so loops over tanh still vectorise.
+    let far = 1.0 - 2.0 / (exp(2.0 * x) + 1.0);
+    // Near zero the subtraction loses digits: tanh x ≈ x − x³/3.
+    let near = x - x * x * x / 3.0;
     if x.abs() < 1e-3 {
-        // Near zero the subtraction loses digits: tanh x ≈ x − x³/3.
-        return x - x * x * x / 3.0;
+        near
+    } else {
+        far
     }
-    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
 const GELU_C: f32 = 0.797_884_6; // sqrt(2/π)

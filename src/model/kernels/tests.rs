@@ -178,3 +178,26 @@ fn cpu_layer_norm_matches_the_composed_op_forward_and_backward() {
     close(&fast.2, &slow.2, 1e-4);
     close(&fast.3, &slow.3, 1e-4);
 }
+
+#[test]
+fn cpu_token_logprobs_match_the_composed_op_forward_and_backward() {
+    let dev = Cpu::seed_from_u64(8);
+    let logits: Tensor<(usize, usize, usize), f32, Cpu> = dev.sample_normal_like(&(2, 3, 11)) * 3.0;
+    let targets = dev.tensor_from_vec(vec![0usize, 10, 4, 7, 7, 1], (2, 3));
+    let g: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(2, 3));
+    let each = |fast: bool| {
+        let lt = logits.clone().traced(Gradients::leaky());
+        let y = if fast {
+            Cpu::token_logprobs(lt, targets.clone())
+        } else {
+            token_logprobs_composed(lt, targets.clone())
+        };
+        let (y, tape) = y.split_tape();
+        let out = y.as_vec();
+        let grads = (y.put_tape(tape) * g.clone()).sum().backward();
+        (out, grads.get(&logits).as_vec())
+    };
+    let (fast, slow) = (each(true), each(false));
+    close(&fast.0, &slow.0, 1e-5);
+    close(&fast.1, &slow.1, 1e-5);
+}
