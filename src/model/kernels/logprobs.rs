@@ -2,13 +2,13 @@
 //! log-sum-exp instead of materialising the whole log-softmax (which, at a vocabulary of
 //! 4096, took dfdx a dozen passes over the largest activation of the step).
 
-use super::simd::{avx2_variants, exp, CHUNK};
+use super::simd::{self, avx2_variants, exp, CHUNK};
 use rayon::prelude::*;
 
 avx2_variants! {
     /// Σ_j exp(x_j − max).
     fn sum_exp_shifted(row: &[f32], max: f32, out: &mut f32) {
-        *out = row.iter().map(|&v| exp(v - max)).sum();
+        *out = simd::sum_exp(row, max);
     }
     /// d_j += g · (1[j = t] − exp(x_j − lse)), the one-hot added by the caller.
     fn softmax_grad_row(row: &[f32], lse: f32, g: f32, d: &mut [f32]) {
@@ -42,7 +42,7 @@ pub fn forward(logits: &[f32], targets: &[usize], vocab: usize) -> (Vec<f32>, Ve
                     t < vocab,
                     "target token {t} outside the vocabulary of {vocab}"
                 );
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let max = simd::max(row);
                 let mut sum = 0.0;
                 sum_exp_shifted(row, max, &mut sum);
                 *l = max + sum.ln();

@@ -28,6 +28,19 @@ impl Mat {
             col_stride: 1,
         }
     }
+    /// Rows `start..end` of this matrix.
+    pub fn rows(self, start: usize, end: usize) -> Self {
+        assert!(
+            start <= end && end <= self.rows,
+            "row range outside the matrix"
+        );
+        Self {
+            // SAFETY (of the offset): the range lies inside the matrix.
+            ptr: unsafe { self.ptr.offset(start as isize * self.row_stride) },
+            rows: end - start,
+            ..self
+        }
+    }
     /// The transpose, as a view of the same buffer.
     pub fn t(self) -> Self {
         Self {

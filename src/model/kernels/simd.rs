@@ -38,6 +38,75 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
+// Reductions in eight independent lanes: a plain `iter().sum()` or a max fold must add in
+// order, which keeps LLVM from vectorising it (and the loop around it).
+const LANES: usize = 8;
+
+/// Σ x.
+#[inline(always)]
+pub fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ a·b.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a[..n].chunks_exact(LANES), b[..n].chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// max x (−∞ for an empty slice).
+#[inline(always)]
+pub fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    acc.iter().fold(tail, |m, &v| m.max(v))
+}
+
+/// Σ exp(x − shift).
+#[inline(always)]
+pub fn sum_exp(xs: &[f32], shift: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - shift)).sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += exp(c[i] - shift);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 const GELU_C: f32 = 0.797_884_6; // sqrt(2/π)
 const GELU_A: f32 = 0.044_715;
 
@@ -109,6 +178,24 @@ pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_reductions_match_plain_ones() {
+        for n in [0, 1, 7, 8, 9, 30] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos()).collect();
+            let near = |x: f32, y: f32| (x - y).abs() <= 1e-5 * (1.0 + y.abs());
+            assert!(near(sum(&a), a.iter().sum()));
+            assert!(near(
+                dot(&a, &b),
+                a.iter().zip(&b).map(|(x, y)| x * y).sum()
+            ));
+            let m = a.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            assert_eq!(max(&a), m);
+            let se: f32 = a.iter().map(|v| (v - 0.5).exp()).sum();
+            assert!(near(sum_exp(&a, 0.5), se));
+        }
+    }
 
     #[test]
     fn exp_and_tanh_match_libm() {

@@ -62,8 +62,9 @@ fn cpu_linear_matches_the_composed_op_forward_and_backward() {
 #[test]
 fn cpu_attention_matches_the_composed_op_forward_and_backward() {
     let dev = Cpu::seed_from_u64(6);
-    // Training (s_q = s_k) and generation-style blocks of queries after cached keys.
-    for (s_q, s_k) in [(5, 5), (1, 6), (3, 7)] {
+    // Training (s_q = s_k) and generation-style blocks of queries after cached keys; the
+    // long ones span several query blocks.
+    for (s_q, s_k) in [(5, 5), (1, 6), (3, 7), (150, 150), (70, 75)] {
         let q: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(2, s_q, Const));
         let k: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(2, s_k, Const));
         let v: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(2, s_k, Const));
