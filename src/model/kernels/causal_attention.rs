@@ -7,6 +7,7 @@
 
 use super::host::SharedMut;
 use super::matmul::{gemm_raw, Mat};
+use super::pool;
 use super::simd::{self, avx2_variants, exp};
 use rayon::prelude::*;
 
@@ -88,8 +89,10 @@ avx2_variants! {
 /// Returns the output `(batch, s_q, width)` and the attention weights
 /// `(batch, heads, s_q, s_k)`.
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
-    let mut out = vec![0.0; d.batch * d.s_q * d.width()];
-    let mut probs = vec![0.0; d.batch * d.heads * d.s_q * d.s_k];
+    // Fully written: each head's product fills its columns of the output, and each row of the
+    // weights is written up to its visible keys by the product and zeroed after by the softmax.
+    let mut out = pool::scratch(d.batch * d.s_q * d.width());
+    let mut probs = pool::scratch(d.batch * d.heads * d.s_q * d.s_k);
     let out_ptr = SharedMut(out.as_mut_ptr());
     probs
         .par_chunks_mut(d.s_q * d.s_k)

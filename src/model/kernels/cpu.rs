@@ -1,10 +1,12 @@
 //! The CPU custom ops: each computes its forward with the kernels of this folder and, when the
 //! input carries a gradient tape, records its backward on it. Gradients are found by tensor
 //! id, so inputs that travel without a tape (weights, keys, values, skip connections) still
-//! receive theirs.
+//! receive theirs. Host copies and spent output gradients go back to the buffer pool once the
+//! backward (or, without a tape, the forward) is done with them.
 
 use super::causal_attention::{self, Dims};
-use super::host::{take_grad, to_vec};
+use super::host::{take_grad, to_host, to_vec};
+use super::pool::recycle;
 use super::simd::CHUNK;
 use super::{layer_norm, linear, logprobs, simd, Act, FusedOps};
 use dfdx::prelude::*;
@@ -17,6 +19,10 @@ fn add_into(acc: &mut [f32], add: &[f32]) {
         .for_each(|(acc, add)| acc.iter_mut().zip(add).for_each(|(a, b)| *a += b));
 }
 
+fn recycle_all<const N: usize>(buffers: [Vec<f32>; N]) {
+    buffers.into_iter().for_each(recycle);
+}
+
 impl FusedOps for Cpu {
     fn linear<const I: usize, const O: usize, T: Tape<f32, Self>>(
         x: Act<I, Self, T>,
@@ -25,8 +31,8 @@ impl FusedOps for Cpu {
     ) -> Act<O, Self, T> {
         let (x, mut tape) = x.split_tape();
         let (batch, seq, _) = *x.shape();
-        let (xs, ws) = (to_vec(&x), to_vec(w));
-        let out = linear::forward(&xs, &ws, b.map(to_vec).as_deref(), I, O);
+        let (xs, ws) = (to_host(&x), to_host(w));
+        let out = linear::forward(&xs, &ws, b.map(to_host).as_deref(), I, O);
         let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
         if T::OWNS_TAPE {
             let (y_handle, w, b) = (y.clone(), w.clone(), b.cloned());
@@ -37,8 +43,11 @@ impl FusedOps for Cpu {
                 if let Some(b) = &b {
                     linear::backward_bias(&dy, grads.get_or_alloc_mut(b)?);
                 }
+                recycle_all([dy, xs, ws]);
                 Ok(())
             });
+        } else {
+            recycle_all([xs, ws]);
         }
         y.put_tape(tape)
     }
@@ -59,7 +68,7 @@ impl FusedOps for Cpu {
             head_dim: M / n_head,
         };
         assert!(dims.s_k >= s_q && k.shape().0 == batch && v.shape() == k.shape());
-        let (qs, ks, vs) = (to_vec(&q), to_vec(&k), to_vec(&v));
+        let (qs, ks, vs) = (to_host(&q), to_host(&k), to_host(&v));
         let (out, probs) = causal_attention::forward(&qs, &ks, &vs, dims);
         let y = q.device().tensor_from_vec(out, (batch, s_q, Const::<M>));
         if T::OWNS_TAPE {
@@ -77,8 +86,11 @@ impl FusedOps for Cpu {
                 **grads.get_or_alloc_mut(&q)? = dq;
                 **grads.get_or_alloc_mut(&k)? = dk;
                 **grads.get_or_alloc_mut(&v)? = dv;
+                recycle_all([dy, qs, ks, vs, probs]);
                 Ok(())
             });
+        } else {
+            recycle_all([qs, ks, vs, probs]);
         }
         y.put_tape(tape)
     }
@@ -88,8 +100,10 @@ impl FusedOps for Cpu {
         skip: Act<M, Self, NoneTape>,
     ) -> Act<M, Self, T> {
         let (x, mut tape) = x.split_tape();
-        let mut out = to_vec(&x);
-        add_into(&mut out, &to_vec(&skip));
+        let mut out = to_host(&x);
+        let skip_host = to_host(&skip);
+        add_into(&mut out, &skip_host);
+        recycle(skip_host);
         let y = x.device().tensor_from_vec(out, *x.shape());
         if T::OWNS_TAPE {
             let y_handle = y.clone();
@@ -97,6 +111,7 @@ impl FusedOps for Cpu {
                 let dy = take_grad(grads, &y_handle)?;
                 add_into(grads.get_or_alloc_mut(&x)?, &dy);
                 add_into(grads.get_or_alloc_mut(&skip)?, &dy);
+                recycle(dy);
                 Ok(())
             });
         }
@@ -114,7 +129,7 @@ impl FusedOps for Cpu {
             (batch, seq),
             "targets must match the logits"
         );
-        let (x, t) = (to_vec(&logits), to_vec(&targets));
+        let (x, t) = (to_host(&logits), to_vec(&targets));
         let (logp, lse) = logprobs::forward(&x, &t, vocab);
         let y = logits.device().tensor_from_vec(logp, (batch, seq));
         if T::OWNS_TAPE {
@@ -122,15 +137,18 @@ impl FusedOps for Cpu {
             tape.add_backward_op(move |grads| {
                 let g = take_grad(grads, &y_handle)?;
                 logprobs::backward(&x, &t, &lse, &g, grads.get_or_alloc_mut(&logits)?, vocab);
+                recycle(x);
                 Ok(())
             });
+        } else {
+            recycle(x);
         }
         y.put_tape(tape)
     }
 
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
         let (x, mut tape) = x.split_tape();
-        let input = to_vec(&x);
+        let input = to_host(&x);
         let y = x
             .device()
             .tensor_from_vec(simd::gelu_forward(&input), *x.shape());
@@ -139,8 +157,11 @@ impl FusedOps for Cpu {
             tape.add_backward_op(move |grads| {
                 let dy = take_grad(grads, &y_handle)?;
                 simd::gelu_backward(&input, &dy, grads.get_or_alloc_mut(&x)?);
+                recycle_all([dy, input]);
                 Ok(())
             });
+        } else {
+            recycle(input);
         }
         y.put_tape(tape)
     }
@@ -152,8 +173,8 @@ impl FusedOps for Cpu {
         eps: f32,
     ) -> Act<M, Self, T> {
         let (x, mut tape) = x.split_tape();
-        let (input, weight) = (to_vec(&x), to_vec(w));
-        let (out, stats) = layer_norm::forward(&input, &weight, &to_vec(b), eps);
+        let (input, weight) = (to_host(&x), to_host(w));
+        let (out, stats) = layer_norm::forward(&input, &weight, &to_host(b), eps);
         let y = x.device().tensor_from_vec(out, *x.shape());
         if T::OWNS_TAPE {
             let (y_handle, w, b) = (y.clone(), w.clone(), b.clone());
@@ -164,8 +185,11 @@ impl FusedOps for Cpu {
                 layer_norm::backward(&input, &weight, &stats, &dy, dx, &mut dw, &mut db);
                 add_into(grads.get_or_alloc_mut(&w)?, &dw);
                 add_into(grads.get_or_alloc_mut(&b)?, &db);
+                recycle_all([dy, input]);
                 Ok(())
             });
+        } else {
+            recycle(input);
         }
         y.put_tape(tape)
     }

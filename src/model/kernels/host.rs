@@ -4,10 +4,17 @@
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
 
-/// A copy of a CPU tensor's buffer, by memcpy.
+/// A copy of a CPU tensor's buffer, by memcpy into a recycled buffer (see `pool`).
 ///
 /// The tensor must be laid out in logical order (not a permuted or broadcast view): every
 /// input of the fused ops is the fresh output of another op, which is.
+pub fn to_host<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
+    let mut v = super::pool::scratch(t.shape().num_elements());
+    t.copy_into(&mut v);
+    v
+}
+
+/// `to_host` for other element types (token ids), without recycling.
 pub fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     let mut v = vec![E::default(); t.shape().num_elements()];
     t.copy_into(&mut v);

@@ -74,7 +74,7 @@ avx2_variants! {
 pub fn forward(x: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<(f32, f32)>) {
     let m = w.len();
     let rows = x.len() / m;
-    let mut y = vec![0.0; x.len()];
+    let mut y = super::pool::scratch(x.len()); // every row is written
     let mut stats = vec![(0.0, 0.0); rows];
     y.par_chunks_mut(m * ROWS)
         .zip(x.par_chunks(m * ROWS))

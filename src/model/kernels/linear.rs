@@ -8,7 +8,8 @@ use rayon::prelude::*;
 /// x: `rows × i`, w: `o × i`, b: `o` → y: `rows × o`.
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, i: usize, o: usize) -> Vec<f32> {
     let rows = x.len() / i;
-    let mut y = vec![0.0; rows * o];
+    // Every element is written below: by the bias fill, or by the product without a bias.
+    let mut y = super::pool::scratch(rows * o);
     if let Some(b) = b {
         // Start from the bias and let the product accumulate onto it: one pass, not two.
         y.par_chunks_mut(o * (CHUNK / o).max(1))

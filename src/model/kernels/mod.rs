@@ -10,6 +10,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod logprobs;
 pub mod matmul;
+pub mod pool;
 pub mod simd;
 #[cfg(test)]
 mod tests;

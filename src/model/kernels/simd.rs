@@ -161,7 +161,7 @@ avx2_variants! {
 
 /// y = gelu(x), in parallel chunks.
 pub fn gelu_forward(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
+    let mut y = super::pool::scratch(x.len()); // every element is written
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(y, x)| gelu_slice(x, y));

@@ -1,0 +1,63 @@
+//! Recycled host buffers for the CPU ops. Every training step copies the same activations and
+//! weights out of dfdx and allocates the same outputs; a buffer of the right length from the
+//! last step skips the allocator's zeroing and the page faults of fresh memory (together a
+//! tenth of a small model's step). The ops hand their copies and spent gradients back here.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+/// Buffers shorter than this are cheap to allocate and not worth a lock.
+const MIN_LEN: usize = 4096;
+/// At most this many floats (1 GiB) wait in the pool; beyond it, buffers are freed.
+const MAX_FLOATS: usize = 1 << 28;
+
+#[derive(Default)]
+struct Pool {
+    by_len: HashMap<usize, Vec<Vec<f32>>>,
+    floats: usize,
+}
+
+static POOL: LazyLock<Mutex<Pool>> = LazyLock::new(Mutex::default);
+
+/// A buffer of `len` floats whose contents are unspecified: the caller overwrites all of it.
+pub fn scratch(len: usize) -> Vec<f32> {
+    if len >= MIN_LEN {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
+            pool.floats -= len;
+            return v;
+        }
+    }
+    vec![0.0; len]
+}
+
+/// Gives a buffer back for a later `scratch` of the same length.
+pub fn recycle(v: Vec<f32>) {
+    let len = v.len();
+    if len < MIN_LEN {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.floats + len <= MAX_FLOATS {
+        pool.floats += len;
+        pool.by_len.entry(len).or_default().push(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_buffer_is_handed_out_again_for_the_same_length() {
+        let len = MIN_LEN + 12_345; // a length no other test uses
+        let mut v = scratch(len);
+        assert_eq!(v.len(), len);
+        v[0] = 7.0;
+        let ptr = v.as_ptr();
+        recycle(v);
+        let again = scratch(len);
+        assert_eq!((again.as_ptr(), again[0], again.len()), (ptr, 7.0, len));
+        assert_eq!(scratch(len).len(), len, "an empty pool still allocates");
+    }
+}
