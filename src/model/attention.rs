@@ -23,10 +23,12 @@ pub type KvPair<D> = (
 );
 
 impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
-    /// Attention over the sequence itself (training, full forward).
+    /// `skip +` attention over the sequence itself (training, full forward): the output
+    /// projection adds straight onto the residual stream `skip`.
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
+        skip: Tensor<(usize, usize, Const<M>), f32, D>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         // The tape threads through q, k and v in turn; k and v then travel untaped into the
         // attention op, which still adds their gradients.
@@ -34,15 +36,16 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
         let (q, tape) = self.q.forward(x.clone().put_tape(tape)).split_tape();
         let (k, tape) = self.k.forward(x.clone().put_tape(tape)).split_tape();
         let (v, tape) = self.v.forward(x.put_tape(tape)).split_tape();
-        self.proj
-            .forward(D::causal_attention(q.put_tape(tape), k, v, self.n_head))
+        let heads = D::causal_attention(q.put_tape(tape), k, v, self.n_head);
+        self.proj.forward_onto(heads, skip)
     }
 
-    /// Attention of new positions over cached + new keys/values (generation).
+    /// `skip +` attention of new positions over cached + new keys/values (generation).
     /// Returns the output and the grown cache.
     pub fn forward_cached(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
+        skip: Tensor<(usize, usize, Const<M>), f32, D>,
         cache: Option<KvPair<D>>,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
         let q = self.q.forward(x.clone());
@@ -56,6 +59,9 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
             ),
         };
         let out = D::causal_attention(q, k.clone(), v.clone(), self.n_head);
-        (self.proj.forward(out), (k.realize(), v.realize()))
+        (
+            self.proj.forward_onto(out, skip),
+            (k.realize(), v.realize()),
+        )
     }
 }

@@ -13,12 +13,14 @@ pub struct Mlp<const M: usize, const F: usize, D: Device<f32>> {
 }
 
 impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Mlp<M, F, D> {
+    /// `skip + mlp(x)`: the second projection adds straight onto the residual stream.
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
+        skip: Tensor<(usize, usize, Const<M>), f32, D>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         // tanh-approximated GELU, as GPT-2 ("gelu_new").
-        self.proj.forward(D::gelu(self.fc.forward(x)))
+        self.proj.forward_onto(D::gelu(self.fc.forward(x)), skip)
     }
 }
 
@@ -35,17 +37,15 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
-        // The residual stream is passed without its tape: the add records the backward op
-        // for both operands on the tape of the branch.
+        // The residual stream is passed without its tape into each branch's last projection,
+        // which adds onto it and gives it its gradient.
         let (x, tape) = x.split_tape();
-        let a = self
+        let x = self
             .attn
-            .forward(self.ln_1.forward(x.clone().put_tape(tape)));
-        let (x, tape) = D::residual_add(a, x).split_tape();
-        let m = self
-            .mlp
-            .forward(self.ln_2.forward(x.clone().put_tape(tape)));
-        D::residual_add(m, x)
+            .forward(self.ln_1.forward(x.clone().put_tape(tape)), x);
+        let (x, tape) = x.split_tape();
+        self.mlp
+            .forward(self.ln_2.forward(x.clone().put_tape(tape)), x)
     }
 
     pub fn forward_cached(
@@ -53,11 +53,10 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
         x: Tensor<(usize, usize, Const<M>), f32, D>,
         cache: Option<KvPair<D>>,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
-        let (a, cache) = self
+        let (x, cache) = self
             .attn
-            .forward_cached(self.ln_1.forward(x.clone()), cache);
-        let x = D::residual_add(a, x);
-        let x = D::residual_add(self.mlp.forward(self.ln_2.forward(x.clone())), x);
+            .forward_cached(self.ln_1.forward(x.clone()), x, cache);
+        let x = self.mlp.forward(self.ln_2.forward(x.clone()), x);
         (x, cache)
     }
 }

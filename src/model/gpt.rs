@@ -151,7 +151,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         &self,
         h: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
-        D::linear(h, &self.wte, None)
+        D::linear(h, &self.wte, None, None)
     }
 
     /// Scalar head on every position: `(batch, seq)`.

@@ -17,7 +17,17 @@ impl<const I: usize, const O: usize, D: Device<f32> + FusedOps> Linear<I, O, D> 
         &self,
         x: Tensor<(usize, usize, Const<I>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<O>), f32, D, T> {
-        D::linear(x, &self.weight, Some(&self.bias))
+        D::linear(x, &self.weight, Some(&self.bias), None)
+    }
+
+    /// `skip + x W^T + b`: the layer's output added onto a residual stream that travels
+    /// without a tape (it still receives its gradient).
+    pub fn forward_onto<T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(usize, usize, Const<I>), f32, D, T>,
+        skip: Tensor<(usize, usize, Const<O>), f32, D>,
+    ) -> Tensor<(usize, usize, Const<O>), f32, D, T> {
+        D::linear(x, &self.weight, Some(&self.bias), Some(skip))
     }
 }
 

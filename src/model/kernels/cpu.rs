@@ -28,11 +28,13 @@ impl FusedOps for Cpu {
         x: Act<I, Self, T>,
         w: &Tensor<Rank2<O, I>, f32, Self>,
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T> {
         let (x, mut tape) = x.split_tape();
         let (batch, seq, _) = *x.shape();
         let (xs, ws) = (to_host(&x), to_host(w));
-        let out = linear::forward(&xs, &ws, b.map(to_host).as_deref(), I, O);
+        let start = skip.as_ref().map(to_host);
+        let out = linear::forward(&xs, &ws, b.map(to_host).as_deref(), start, I, O);
         let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
         if T::OWNS_TAPE {
             let (y_handle, w, b) = (y.clone(), w.clone(), b.cloned());
@@ -42,6 +44,9 @@ impl FusedOps for Cpu {
                 linear::backward_weight(&dy, &xs, grads.get_or_alloc_mut(&w)?, I, O);
                 if let Some(b) = &b {
                     linear::backward_bias(&dy, grads.get_or_alloc_mut(b)?);
+                }
+                if let Some(skip) = &skip {
+                    add_into(grads.get_or_alloc_mut(skip)?, &dy);
                 }
                 recycle_all([dy, xs, ws]);
                 Ok(())
@@ -91,29 +96,6 @@ impl FusedOps for Cpu {
             });
         } else {
             recycle_all([qs, ks, vs, probs]);
-        }
-        y.put_tape(tape)
-    }
-
-    fn residual_add<const M: usize, T: Tape<f32, Self>>(
-        x: Act<M, Self, T>,
-        skip: Act<M, Self, NoneTape>,
-    ) -> Act<M, Self, T> {
-        let (x, mut tape) = x.split_tape();
-        let mut out = to_host(&x);
-        let skip_host = to_host(&skip);
-        add_into(&mut out, &skip_host);
-        recycle(skip_host);
-        let y = x.device().tensor_from_vec(out, *x.shape());
-        if T::OWNS_TAPE {
-            let y_handle = y.clone();
-            tape.add_backward_op(move |grads| {
-                let dy = take_grad(grads, &y_handle)?;
-                add_into(grads.get_or_alloc_mut(&x)?, &dy);
-                add_into(grads.get_or_alloc_mut(&skip)?, &dy);
-                recycle(dy);
-                Ok(())
-            });
         }
         y.put_tape(tape)
     }

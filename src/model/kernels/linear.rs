@@ -5,21 +5,46 @@ use super::matmul::{gemm_into, Mat};
 use super::simd::CHUNK;
 use rayon::prelude::*;
 
-/// x: `rows × i`, w: `o × i`, b: `o` → y: `rows × o`.
-pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, i: usize, o: usize) -> Vec<f32> {
+/// x: `rows × i`, w: `o × i`, b: `o` → y: `rows × o`, added onto `onto` (a residual
+/// stream of `rows × o`, whose buffer becomes the output) when given.
+pub fn forward(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    onto: Option<Vec<f32>>,
+    i: usize,
+    o: usize,
+) -> Vec<f32> {
     let rows = x.len() / i;
-    // Every element is written below: by the bias fill, or by the product without a bias.
-    let mut y = super::pool::scratch(rows * o);
-    if let Some(b) = b {
-        // Start from the bias and let the product accumulate onto it: one pass, not two.
-        y.par_chunks_mut(o * (CHUNK / o).max(1))
-            .for_each(|y| y.chunks_mut(o).for_each(|row| row.copy_from_slice(b)));
-    }
+    let accumulate = b.is_some() || onto.is_some();
+    // Every element is written: by the bias fill, or by the product when there is neither a
+    // bias nor a residual.
+    let mut y = match onto {
+        Some(mut y) => {
+            assert_eq!(y.len(), rows * o, "residual stream has the wrong size");
+            if let Some(b) = b {
+                y.par_chunks_mut(o * (CHUNK / o).max(1)).for_each(|y| {
+                    y.chunks_mut(o)
+                        .for_each(|row| row.iter_mut().zip(b).for_each(|(y, b)| *y += b))
+                });
+            }
+            y
+        }
+        None => {
+            let mut y = super::pool::scratch(rows * o);
+            if let Some(b) = b {
+                // Start from the bias and let the product accumulate onto it: one pass, not two.
+                y.par_chunks_mut(o * (CHUNK / o).max(1))
+                    .for_each(|y| y.chunks_mut(o).for_each(|row| row.copy_from_slice(b)));
+            }
+            y
+        }
+    };
     gemm_into(
         &mut y,
         Mat::new(x, rows, i),
         Mat::new(w, o, i).t(),
-        b.is_some(),
+        accumulate,
     );
     y
 }
@@ -60,7 +85,7 @@ mod tests {
 
     /// The layer's scalar output L = Σ g·y, to check the backward pass by finite differences.
     fn objective(x: &[f32], w: &[f32], b: &[f32], g: &[f32], i: usize, o: usize) -> f64 {
-        let y = forward(x, w, Some(b), i, o);
+        let y = forward(x, w, Some(b), None, i, o);
         y.iter()
             .zip(g)
             .map(|(y, g)| (*y as f64) * (*g as f64))

@@ -1,5 +1,5 @@
-//! The model's heavy operations, with a fast CPU path: linear layers, causal attention, GELU,
-//! LayerNorm and the residual add. On CPU they are custom dfdx ops (forward computed here,
+//! The model's heavy operations, with a fast CPU path: linear layers (with the residual add),
+//! causal attention, GELU, LayerNorm and token log-probabilities. On CPU they are custom dfdx ops (forward computed here,
 //! backward registered on the tape through dfdx's public API, see `cpu.rs`); other devices
 //! use the same maths composed from dfdx ops, so the model code is one generic path.
 
@@ -22,11 +22,14 @@ pub type Act<const M: usize, D, T> = Tensor<(usize, usize, Const<M>), f32, D, T>
 pub type Scores<D, T> = Tensor<(usize, usize, usize, usize), f32, D, T>;
 
 pub trait FusedOps: Device<f32> {
-    /// `x·wᵀ + b` on every position, `w` stored `[out, in]`.
+    /// `x·wᵀ + b` on every position, `w` stored `[out, in]`, plus `skip` when given (a
+    /// residual connection, added in the same pass; it travels without a tape but receives
+    /// its gradient).
     fn linear<const I: usize, const O: usize, T: Tape<f32, Self>>(
         x: Act<I, Self, T>,
         w: &Tensor<Rank2<O, I>, f32, Self>,
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T>;
     /// Causal multi-head attention of `q` over `k` and `v`, all `(batch, time, M)` with heads
     /// side by side. Queries are the last positions of the keys' sequence: query `i` sees keys
@@ -37,11 +40,6 @@ pub trait FusedOps: Device<f32> {
         k: Act<M, Self, NoneTape>,
         v: Act<M, Self, NoneTape>,
         n_head: usize,
-    ) -> Act<M, Self, T>;
-    /// `x + skip`, where the skip connection travels without a tape but receives gradients.
-    fn residual_add<const M: usize, T: Tape<f32, Self>>(
-        x: Act<M, Self, T>,
-        skip: Act<M, Self, NoneTape>,
     ) -> Act<M, Self, T>;
     /// log softmax(logits)[target] at every position: `(batch, seq)` from `(batch, seq, vocab)`.
     fn token_logprobs<T: Tape<f32, Self>>(
@@ -62,13 +60,18 @@ pub fn linear_composed<const I: usize, const O: usize, D: Device<f32>, T: Tape<f
     x: Act<I, D, T>,
     w: &Tensor<Rank2<O, I>, f32, D>,
     b: Option<&Tensor<Rank1<O>, f32, D>>,
+    skip: Option<Act<O, D, NoneTape>>,
 ) -> Act<O, D, T> {
     let y = x.matmul(w.retaped::<T>().permute::<_, Axes2<1, 0>>());
-    match b {
+    let y = match b {
         Some(b) => {
             let shape = *y.shape();
             y + b.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
         }
+        None => y,
+    };
+    match skip {
+        Some(skip) => y + skip,
         None => y,
     }
 }
@@ -156,8 +159,9 @@ impl FusedOps for Cuda {
         x: Act<I, Self, T>,
         w: &Tensor<Rank2<O, I>, f32, Self>,
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T> {
-        linear_composed(x, w, b)
+        linear_composed(x, w, b, skip)
     }
     fn causal_attention<const M: usize, T: Tape<f32, Self>>(
         q: Act<M, Self, T>,
@@ -166,12 +170,6 @@ impl FusedOps for Cuda {
         n_head: usize,
     ) -> Act<M, Self, T> {
         causal_attention_composed(q, k, v, n_head)
-    }
-    fn residual_add<const M: usize, T: Tape<f32, Self>>(
-        x: Act<M, Self, T>,
-        skip: Act<M, Self, NoneTape>,
-    ) -> Act<M, Self, T> {
-        x + skip
     }
     fn token_logprobs<T: Tape<f32, Self>>(
         logits: Tensor<(usize, usize, usize), f32, Self, T>,

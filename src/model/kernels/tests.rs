@@ -36,26 +36,34 @@ fn cpu_linear_matches_the_composed_op_forward_and_backward() {
     let w: Tensor<Rank2<5, 6>, f32, Cpu> = dev.sample_normal();
     let b: Tensor<Rank1<5>, f32, Cpu> = dev.sample_normal();
     let g: Act<5, Cpu, NoneTape> = dev.sample_normal_like(&(3, 7, Const));
-    for bias in [true, false] {
+    let skip: Act<5, Cpu, NoneTape> = dev.sample_normal_like(&(3, 7, Const));
+    for (bias, onto) in [(true, false), (false, false), (true, true), (false, true)] {
         let bias = bias.then_some(&b);
         let each = |fast: bool| {
             let xt = x.clone().traced(Gradients::leaky());
+            let s = onto.then(|| skip.clone());
             let y = if fast {
-                Cpu::linear(xt, &w, bias)
+                Cpu::linear(xt, &w, bias, s)
             } else {
-                linear_composed(xt, &w, bias)
+                linear_composed(xt, &w, bias, s)
             };
             let (y, tape) = y.split_tape();
             let out = y.as_vec();
             let grads = (y.put_tape(tape) * g.clone()).sum().backward();
             let db = bias.map(|b| grads.get(b).as_vec()).unwrap_or_default();
-            (out, grads.get(&x).as_vec(), grads.get(&w).as_vec(), db)
+            let ds = if onto {
+                grads.get(&skip).as_vec()
+            } else {
+                vec![]
+            };
+            (out, grads.get(&x).as_vec(), grads.get(&w).as_vec(), db, ds)
         };
         let (fast, slow) = (each(true), each(false));
         close(&fast.0, &slow.0, 1e-5);
         close(&fast.1, &slow.1, 1e-5);
         close(&fast.2, &slow.2, 1e-5);
         close(&fast.3, &slow.3, 1e-5);
+        close(&fast.4, &slow.4, 1e-6);
     }
 }
 
@@ -122,20 +130,6 @@ fn attention_gradient_matches_finite_differences() {
             );
         }
     }
-}
-
-#[test]
-fn cpu_residual_add_matches_the_composed_op_forward_and_backward() {
-    let dev = Cpu::seed_from_u64(7);
-    let x: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(2, 3, Const));
-    let skip: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(2, 3, Const));
-    let g: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(2, 3, Const));
-    let inputs = [x, skip];
-    let fast = run(&inputs, &g, |x, s| Cpu::residual_add(x, s[0].clone()));
-    let slow = run(&inputs, &g, |x, s| x + s[0].clone());
-    close(&fast.0, &slow.0, 1e-6);
-    close(&fast.1[0], &slow.1[0], 1e-6);
-    close(&fast.1[1], &slow.1[1], 1e-6);
 }
 
 #[test]
