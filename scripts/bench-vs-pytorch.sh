@@ -36,6 +36,9 @@ done
 import json, sys, statistics
 out, rounds = sys.argv[1], int(sys.argv[2])
 rows, summary = [], {}
+# The machine's fp32 peak: the best gemm any gptlab run measured.
+peak = max(json.load(open(f"{out}/gptlab-{p}-r{r}.json"))["matmul_peak_gflops"]
+           for p in ("small", "medium") for r in range(1, rounds + 1))
 for preset in ("small", "medium"):
     peer = [json.load(open(f"{out}/torch-{preset}-r{r}.json")) for r in range(1, rounds + 1)]
     ours = [json.load(open(f"{out}/gptlab-{preset}-r{r}.json")) for r in range(1, rounds + 1)]
@@ -45,7 +48,6 @@ for preset in ("small", "medium"):
     g_min = min(g["train"][0]["ms_per_step_min"] for g in ours)
     g = ours[0]["train"][0]
     tokens = g["batch"] * g["seq"]
-    peak = max(o["matmul_peak_gflops"] for o in ours)
     mfu = g["gflops"] * g["ms_per_step"] / g_ms / peak
     summary[preset] = dict(tokens_per_step=tokens, torch_ms=p_ms, gptlab_ms=g_ms, ratio=p_ms / g_ms,
                            torch_fastest_ms=p_min, gptlab_fastest_ms=g_min, ratio_fastest=p_min / g_min,

@@ -8,8 +8,8 @@ use std::sync::{LazyLock, Mutex};
 
 /// Buffers shorter than this are cheap to allocate and not worth a lock.
 const MIN_LEN: usize = 4096;
-/// At most this many floats (1 GiB) wait in the pool; beyond it, buffers are freed.
-const MAX_FLOATS: usize = 1 << 28;
+/// At most this many floats (512 MiB) wait in the pool.
+const MAX_FLOATS: usize = 1 << 27;
 
 #[derive(Default)]
 struct Pool {
@@ -38,7 +38,12 @@ pub fn recycle(v: Vec<f32>) {
         return;
     }
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if pool.floats + len <= MAX_FLOATS {
+    if pool.floats + len > MAX_FLOATS {
+        // Full of lengths nobody asks for any more (batches of another shape): start over.
+        pool.by_len.clear();
+        pool.floats = 0;
+    }
+    if len <= MAX_FLOATS {
         pool.floats += len;
         pool.by_len.entry(len).or_default().push(v);
     }
