@@ -8,12 +8,19 @@ use std::sync::{LazyLock, Mutex};
 
 /// Buffers shorter than this are cheap to allocate and not worth a lock.
 const MIN_LEN: usize = 4096;
-/// At most this many floats (512 MiB) wait in the pool.
-const MAX_FLOATS: usize = 1 << 27;
+/// At most this many floats (1 GiB) wait in the pool.
+const MAX_FLOATS: usize = 1 << 28;
+
+#[derive(Default)]
+struct Shelf {
+    buffers: Vec<Vec<f32>>,
+    /// Whether `scratch` took from this shelf since the pool last overflowed.
+    used: bool,
+}
 
 #[derive(Default)]
 struct Pool {
-    by_len: HashMap<usize, Vec<Vec<f32>>>,
+    by_len: HashMap<usize, Shelf>,
     floats: usize,
 }
 
@@ -23,9 +30,12 @@ static POOL: LazyLock<Mutex<Pool>> = LazyLock::new(Mutex::default);
 pub fn scratch(len: usize) -> Vec<f32> {
     if len >= MIN_LEN {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
-            pool.floats -= len;
-            return v;
+        if let Some(shelf) = pool.by_len.get_mut(&len) {
+            shelf.used = true;
+            if let Some(v) = shelf.buffers.pop() {
+                pool.floats -= len;
+                return v;
+            }
         }
     }
     vec![0.0; len]
@@ -39,14 +49,21 @@ pub fn recycle(v: Vec<f32>) {
     }
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if pool.floats + len > MAX_FLOATS {
-        // Full of lengths nobody asks for any more (batches of another shape): start over.
-        pool.by_len.clear();
-        pool.floats = 0;
+        // Drop the lengths nobody asked for since the last overflow (batches of an earlier
+        // shape); a steady training step keeps all of its own.
+        pool.by_len
+            .retain(|_, shelf| std::mem::take(&mut shelf.used));
+        pool.floats = pool
+            .by_len
+            .iter()
+            .map(|(len, s)| len * s.buffers.len())
+            .sum();
+        if pool.floats + len > MAX_FLOATS {
+            return;
+        }
     }
-    if len <= MAX_FLOATS {
-        pool.floats += len;
-        pool.by_len.entry(len).or_default().push(v);
-    }
+    pool.floats += len;
+    pool.by_len.entry(len).or_default().buffers.push(v);
 }
 
 #[cfg(test)]
