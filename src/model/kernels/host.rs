@@ -33,17 +33,6 @@ pub fn take_grad<S: Shape>(
     Ok(dy)
 }
 
-/// `acc[i] += add[i]` for a parameter's gradient.
-pub fn accumulate<S: Shape>(
-    grads: &mut Gradients<f32, Cpu>,
-    param: &Tensor<S, f32, Cpu>,
-    add: &[f32],
-) -> Result<(), CpuError> {
-    let g = grads.get_or_alloc_mut(param)?;
-    g.iter_mut().zip(add).for_each(|(g, a)| *g += a);
-    Ok(())
-}
-
 /// A raw pointer that rayon tasks may share, for kernels whose tasks write disjoint parts of
 /// one buffer (attention heads write interleaved columns of the same rows).
 #[derive(Clone, Copy)]

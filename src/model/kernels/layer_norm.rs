@@ -12,24 +12,17 @@ avx2_variants! {
     fn forward_row(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32], stats: &mut (f32, f32)) {
         let m = x.len() as f32;
         let mean = simd::sum(x) / m;
-        // Two passes (mean, then Σ(x − mean)²) are steadier than Σx² − m·mean²; in lanes.
-        let mut centred = [0.0f32; 8];
-        let chunks = x.chunks_exact(8);
-        let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
-        for c in chunks {
-            for i in 0..8 {
-                centred[i] += (c[i] - mean) * (c[i] - mean);
-            }
-        }
-        let var = (centred.iter().sum::<f32>() + tail) / m;
-        let rstd = 1.0 / (var + eps).sqrt();
-        for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
-            *y = (x - mean) * rstd * w + b;
+        // Two passes (mean, then Σ(x − mean)²) are steadier than Σx² − m·mean²; y holds the
+        // centred row in between.
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x - mean);
+        let rstd = 1.0 / (simd::dot(y, y) / m + eps).sqrt();
+        for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
+            *y = *y * rstd * w + b;
         }
         *stats = (mean, rstd);
     }
 
-    /// One row of the backward pass; `g` is scratch of the row's width.
+    /// One row of the backward pass; `g` and `xhat` are scratch of the row's width.
     fn backward_row(
         x: &[f32],
         w: &[f32],
@@ -38,34 +31,20 @@ avx2_variants! {
         dx: &mut [f32],
         dw: &mut [f32],
         db: &mut [f32],
-        g: &mut [f32]
+        g: &mut [f32],
+        xhat: &mut [f32]
     ) {
         let (mean, rstd) = stats;
         let m = x.len() as f32;
-        for (((g, &dy), &w), db) in g.iter_mut().zip(dy).zip(w).zip(db.iter_mut()) {
-            *g = dy * w;
-            *db += dy;
+        for j in 0..x.len() {
+            xhat[j] = (x[j] - mean) * rstd;
+            g[j] = dy[j] * w[j];
+            dw[j] += dy[j] * xhat[j];
+            db[j] += dy[j];
         }
-        let mut sum_gx = [0.0f32; 8];
-        let mut tail_gx = 0.0f32;
-        let n8 = x.len() / 8 * 8;
-        for j in (0..n8).step_by(8) {
-            for i in 0..8 {
-                let xhat = (x[j + i] - mean) * rstd;
-                sum_gx[i] += g[j + i] * xhat;
-                dw[j + i] += dy[j + i] * xhat;
-            }
-        }
-        for j in n8..x.len() {
-            let xhat = (x[j] - mean) * rstd;
-            tail_gx += g[j] * xhat;
-            dw[j] += dy[j] * xhat;
-        }
-        let mean_g = simd::sum(g) / m;
-        let mean_gx = (sum_gx.iter().sum::<f32>() + tail_gx) / m;
-        for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g.iter()) {
-            let xhat = (x - mean) * rstd;
-            *dx += rstd * (g - mean_g - xhat * mean_gx);
+        let (mean_g, mean_gx) = (simd::sum(g) / m, simd::dot(g, xhat) / m);
+        for ((dx, &xh), &g) in dx.iter_mut().zip(xhat.iter()).zip(g.iter()) {
+            *dx += rstd * (g - mean_g - xh * mean_gx);
         }
     }
 }
@@ -104,14 +83,15 @@ pub fn backward(
         .zip(x.par_chunks(m * ROWS).zip(dy.par_chunks(m * ROWS)))
         .zip(stats.par_chunks(ROWS))
         .map(|((dx, (x, dy)), stats)| {
-            let (mut dw, mut db, mut g) = (vec![0.0f32; m], vec![0.0f32; m], vec![0.0f32; m]);
+            let (mut dw, mut db) = (vec![0.0f32; m], vec![0.0f32; m]);
+            let (mut g, mut xhat) = (vec![0.0f32; m], vec![0.0f32; m]);
             for (((dx, x), dy), &s) in dx
                 .chunks_mut(m)
                 .zip(x.chunks(m))
                 .zip(dy.chunks(m))
                 .zip(stats)
             {
-                backward_row(x, w, s, dy, dx, &mut dw, &mut db, &mut g);
+                backward_row(x, w, s, dy, dx, &mut dw, &mut db, &mut g, &mut xhat);
             }
             (dw, db)
         })

@@ -17,29 +17,24 @@ pub fn forward(
 ) -> Vec<f32> {
     let rows = x.len() / i;
     let accumulate = b.is_some() || onto.is_some();
+    let adding = onto.is_some();
     // Every element is written: by the bias fill, or by the product when there is neither a
     // bias nor a residual.
-    let mut y = match onto {
-        Some(mut y) => {
-            assert_eq!(y.len(), rows * o, "residual stream has the wrong size");
-            if let Some(b) = b {
-                y.par_chunks_mut(o * (CHUNK / o).max(1)).for_each(|y| {
-                    y.chunks_mut(o)
-                        .for_each(|row| row.iter_mut().zip(b).for_each(|(y, b)| *y += b))
-                });
+    let mut y = onto.unwrap_or_else(|| super::pool::scratch(rows * o));
+    assert_eq!(y.len(), rows * o, "residual stream has the wrong size");
+    if let Some(b) = b {
+        // Start from the bias (on the residual) and let the product accumulate onto it: one
+        // pass, not two.
+        y.par_chunks_mut(o * (CHUNK / o).max(1)).for_each(|y| {
+            for row in y.chunks_mut(o) {
+                if adding {
+                    row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                } else {
+                    row.copy_from_slice(b);
+                }
             }
-            y
-        }
-        None => {
-            let mut y = super::pool::scratch(rows * o);
-            if let Some(b) = b {
-                // Start from the bias and let the product accumulate onto it: one pass, not two.
-                y.par_chunks_mut(o * (CHUNK / o).max(1))
-                    .for_each(|y| y.chunks_mut(o).for_each(|row| row.copy_from_slice(b)));
-            }
-            y
-        }
-    };
+        });
+    }
     gemm_into(
         &mut y,
         Mat::new(x, rows, i),
