@@ -146,13 +146,19 @@ fn killed_sweep_resumes_without_rerunning_finished_points() {
             .unwrap()
     };
     let deadline = Instant::now() + Duration::from_secs(300);
-    let first_done = |i: usize| {
-        std::fs::read_to_string(root.join(format!("points/{i}.json")))
+    // summary.csv is rewritten after the point's status file, so wait for it: a kill between
+    // the two writes would leave a summary that still says pending.
+    let first_done = || {
+        csv::Reader::from_path(root.join("summary.csv"))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|s| s["state"] == "ok")
+            .and_then(|mut r| {
+                let status = r.headers().ok()?.iter().position(|h| h == "status")?;
+                let first = r.records().next()?.ok()?;
+                Some(first.get(status)? == "ok")
+            })
+            .unwrap_or(false)
     };
-    while !first_done(0) {
+    while !first_done() {
         assert!(Instant::now() < deadline, "point 0 never finished");
         assert!(child.try_wait().unwrap().is_none(), "sweep ended early");
         std::thread::sleep(Duration::from_millis(20));
