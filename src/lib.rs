@@ -9,6 +9,7 @@ pub mod eval;
 pub mod export;
 pub mod model;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod spec;
 pub mod stages;

@@ -358,7 +358,7 @@ fn dispatch(command: Command) -> Result<bool> {
             seed,
         } => {
             let (model, tok, is_chat) = open_stage(&stage)?;
-            let block = runner::read_meta(stage.parent().unwrap_or(&stage))
+            let block = gptlab::results::read_meta(stage.parent().unwrap_or(&stage))
                 .map(|m| m.block_size)
                 .filter(|&b| b > 0)
                 .unwrap_or(model.config().n_ctx);
@@ -387,7 +387,7 @@ fn dispatch(command: Command) -> Result<bool> {
             let run = stage
                 .parent()
                 .context("a stage folder lies inside a run folder")?;
-            let feedback = feedback.unwrap_or_else(|| run.join("feedback.jsonl"));
+            let feedback = feedback.unwrap_or_else(|| run.join(gptlab::results::FEEDBACK_FILE));
             let opts = gptlab::chat::ChatOptions {
                 sampling: sampling.options(),
                 seed: sampling.seed,

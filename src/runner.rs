@@ -3,19 +3,22 @@
 
 use crate::data::chat::{encode_prompt, Message, Role};
 use crate::eval::answers::{answer, complete};
-use crate::eval::probe::{continuation_prob, top_tokens, CandidateProb, TokenProb};
+use crate::eval::probe::{continuation_prob, top_tokens};
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
+use crate::results::meta::{write_meta, write_stage_record};
+use crate::results::{
+    self, read_meta, read_stage_record, write_summary, CandidateProb, ProbeLine, RunMeta,
+    SampleLine, StageMeta,
+};
 use crate::spec::{load_spec, Device, LoadOptions, LoadedSpec, StageKind};
-use crate::stages::{load_stage_data, run_stage, stage_done_marker, StageData, StageEnv};
+use crate::stages::{load_stage_data, run_stage, StageData, StageEnv};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::train::checkpoint::{load_model, model_tensors};
-use crate::util::{write_atomic, write_json_atomic};
+use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -24,40 +27,8 @@ pub struct RunOptions {
     pub load: LoadOptions,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct StageMeta {
-    pub name: String,
-    pub kind: String,
-    pub steps: u64,
-    pub tokens: u64,
-    pub wall_s: f64,
-    pub tok_per_sec: f64,
-}
-
-/// `meta.json`: what ran, where, and whether it finished.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RunMeta {
-    pub name: String,
-    pub run_id: String,
-    pub started: String,
-    pub finished: Option<String>,
-    pub complete: bool,
-    pub git_rev: String,
-    pub host: String,
-    pub device: String,
-    pub preset: String,
-    pub params: usize,
-    pub vocab_size: usize,
-    pub block_size: usize,
-    pub stages: Vec<StageMeta>,
-}
-
 pub fn run_dir_for(loaded: &LoadedSpec, results_root: &Path) -> PathBuf {
-    results_root.join(&loaded.spec.name).join(&loaded.run_id)
-}
-
-pub fn read_meta(run_dir: &Path) -> Option<RunMeta> {
-    serde_json::from_str(&std::fs::read_to_string(run_dir.join("meta.json")).ok()?).ok()
+    results::run_dir(results_root, &loaded.spec.name, &loaded.run_id)
 }
 
 fn now() -> String {
@@ -117,7 +88,10 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create the results folder {}", run_dir.display()))?;
-    write_atomic(&run_dir.join("spec.toml"), loaded.resolved_toml.as_bytes())?;
+    write_atomic(
+        &run_dir.join(results::SPEC_FILE),
+        loaded.resolved_toml.as_bytes(),
+    )?;
     let mut meta = read_meta(run_dir).unwrap_or_else(|| RunMeta {
         name: spec.name.clone(),
         run_id: loaded.run_id.clone(),
@@ -129,7 +103,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     meta.git_rev = git_rev();
     meta.host = host();
     meta.device = format!("{:?}", spec.device).to_lowercase();
-    write_json_atomic(&run_dir.join("meta.json"), &meta)?;
+    write_meta(run_dir, &meta)?;
 
     let tokenizer = tokenizer_for(loaded, run_dir, &datas)?;
     let cfg = model_config(spec.model.preset.as_str(), tokenizer.vocab_size())
@@ -154,16 +128,11 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         * 1e9;
     for (stage, data) in spec.stages.iter().zip(&datas) {
         let dir = run_dir.join(&stage.name);
-        if stage_done_marker(&dir).exists() {
+        if results::done_marker(&dir).exists() {
             println!("[{}] already trained, skipping", stage.name);
             // A kill between writing done.json and meta.json leaves meta without the stage.
             if !meta.stages.iter().any(|s| s.name == stage.name) {
-                let done = stage_done_marker(&dir);
-                let text = std::fs::read_to_string(&done)
-                    .with_context(|| format!("cannot read {}", done.display()))?;
-                let sm: StageMeta = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a stage record", done.display()))?;
-                meta.stages.push(sm);
+                meta.stages.push(read_stage_record(&dir)?);
             }
             continue;
         }
@@ -210,8 +179,8 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         };
         meta.stages.retain(|s| s.name != stage.name);
         meta.stages.push(sm.clone());
-        write_json_atomic(&stage_done_marker(&dir), &sm)?;
-        write_json_atomic(&run_dir.join("meta.json"), &meta)?;
+        write_stage_record(&dir, &sm)?;
+        write_meta(run_dir, &meta)?;
         println!(
             "[{}] done: {} tokens in {:.1}s ({:.0} tok/s)",
             stage.name, sm.tokens, sm.wall_s, sm.tok_per_sec
@@ -232,7 +201,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     // Order of meta.stages follows the spec even after a resume.
     meta.stages
         .sort_by_key(|s| spec.stages.iter().position(|x| x.name == s.name));
-    write_json_atomic(&run_dir.join("meta.json"), &meta)?;
+    write_meta(run_dir, &meta)?;
     if let Err(e) = crate::report::write_run_report(run_dir) {
         eprintln!("warning: the report could not be written: {e:#}");
     }
@@ -240,7 +209,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
 }
 
 fn tokenizer_for(loaded: &LoadedSpec, run_dir: &Path, datas: &[StageData]) -> Result<Tokenizer> {
-    let path = run_dir.join("tokenizer.json");
+    let path = run_dir.join(results::TOKENIZER_FILE);
     if path.exists() {
         return Tokenizer::load(&path);
     }
@@ -252,21 +221,6 @@ fn tokenizer_for(loaded: &LoadedSpec, run_dir: &Path, datas: &[StageData]) -> Re
     let tok = Tokenizer::train(kind, &texts, loaded.spec.tokenizer.vocab_size)?;
     tok.save(&path)?;
     Ok(tok)
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct SampleLine {
-    pub stage: String,
-    pub prompt: String,
-    pub completion: String,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct ProbeLine {
-    pub stage: String,
-    pub prompt: String,
-    pub top: Vec<TokenProb>,
-    pub candidates: Vec<CandidateProb>,
 }
 
 /// Chat stages are asked through the template; a base model simply continues the text.
@@ -349,23 +303,6 @@ fn write_samples_and_probes<D: Backend>(
             probes.push('\n');
         }
     }
-    write_atomic(&run_dir.join("samples.jsonl"), samples.as_bytes())?;
-    write_atomic(&run_dir.join("probes.jsonl"), probes.as_bytes())
-}
-
-/// `summary.json`: the last value of every metric of every stage.
-pub fn write_summary(run_dir: &Path, stages: &[String]) -> Result<()> {
-    let mut summary: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for s in stages {
-        let path = run_dir.join(s).join("metrics.csv");
-        if let Ok(table) = crate::report::metrics::read_metrics_csv(&path) {
-            let entry = summary.entry(s.clone()).or_default();
-            for name in table.metric_names() {
-                if let Some(v) = table.last(name) {
-                    entry.insert(name.to_string(), v);
-                }
-            }
-        }
-    }
-    write_json_atomic(&run_dir.join("summary.json"), &summary)
+    write_atomic(&run_dir.join(results::SAMPLES_FILE), samples.as_bytes())?;
+    write_atomic(&run_dir.join(results::PROBES_FILE), probes.as_bytes())
 }

@@ -4,18 +4,7 @@
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::Tokenizer;
 
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct TokenProb {
-    pub token: String,
-    pub id: u32,
-    pub prob: f64,
-}
-
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct CandidateProb {
-    pub text: String,
-    pub prob: f64,
-}
+pub use crate::results::{CandidateProb, TokenProb};
 
 fn softmax(row: &[f32]) -> Vec<f64> {
     let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;

@@ -4,8 +4,9 @@
 use super::hf_config::hf_config;
 use super::hf_files::{generation_config, special_tokens_map, tokenizer_config};
 use super::layout::{rules, to_hf, TensorList, TensorMap};
-use super::stage::{open_stage, Stage, TOKENIZER_FILE};
-use crate::train::checkpoint::{encode_tensors, model_tensors, CONFIG_FILE, MODEL_FILE};
+use super::stage::{open_stage, Stage};
+use crate::results::{CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
+use crate::train::checkpoint::{encode_tensors, model_tensors};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;

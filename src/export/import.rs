@@ -5,15 +5,12 @@
 use super::hf_config::read_hf_config;
 use super::hf_gpt2::SCORE_HEAD_FILE;
 use super::layout::{from_hf, rules, TensorMap};
-use super::stage::{run_folder, TOKENIZER_FILE};
 use crate::model::presets::build_model;
-use crate::runner::StageMeta;
-use crate::stages::stage_done_marker;
+use crate::results::meta::write_stage_record;
+use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::tokenizer::Tokenizer;
-use crate::train::checkpoint::{
-    load_weights_from, read_tensors, save_model, CONFIG_FILE, MODEL_FILE,
-};
-use crate::util::{write_atomic, write_json_atomic};
+use crate::train::checkpoint::{load_weights_from, read_tensors, save_model};
+use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Cpu;
 use std::path::{Path, PathBuf};
@@ -104,7 +101,7 @@ pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()
         );
     }
     let tok_bytes = std::fs::read(&tok_src)?;
-    let tok_dst = run_folder(stage_dir).join(TOKENIZER_FILE);
+    let tok_dst = run_of_stage(stage_dir).join(TOKENIZER_FILE);
     if let Ok(existing) = std::fs::read(&tok_dst) {
         if existing != tok_bytes && !force {
             bail!(
@@ -128,12 +125,9 @@ pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()
         let meta = StageMeta {
             name,
             kind,
-            steps: 0,
-            tokens: 0,
-            wall_s: 0.0,
-            tok_per_sec: 0.0,
+            ..Default::default()
         };
-        write_json_atomic(&stage_done_marker(stage_dir), &meta)?;
+        write_stage_record(stage_dir, &meta)?;
     }
     Ok(())
 }

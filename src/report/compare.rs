@@ -9,6 +9,7 @@ use super::markdown::{cell, table};
 use super::run::RunData;
 use super::spec_keys::{differing_keys, flatten_spec, label};
 use super::{format, write_atomic};
+use crate::results;
 use anyhow::{bail, Context, Result};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,8 @@ pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> 
     let dirs = expand_runs(runs)?;
     if dirs.is_empty() {
         bail!(
-            "no run folders (folders with a meta.json) found under {}",
+            "no run folders (folders with a {}) found under {}",
+            results::META_FILE,
             list(runs)
         );
     }
@@ -72,7 +74,7 @@ pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> 
         sort: sort.as_ref(),
         charts: &charts,
     };
-    let html_path = out.join("compare.html");
+    let html_path = out.join(results::COMPARE_HTML);
     write_atomic(&html_path, page.html().as_bytes())?;
     write_atomic(&out.join("compare.md"), page.markdown().as_bytes())?;
     Ok(html_path)
@@ -99,7 +101,7 @@ pub fn expand_runs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn collect_runs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
-    if dir.join("meta.json").is_file() {
+    if dir.join(results::META_FILE).is_file() {
         out.push(dir.to_path_buf());
         return Ok(());
     }

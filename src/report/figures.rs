@@ -2,7 +2,7 @@
 //! chart per group of related metrics, diagnostics, and the learning-rate schedule last.
 
 use super::chart::{wants_log_y, ChartSpec, Series};
-use super::metrics::{MetricsTable, STEP, TOKENS};
+use crate::results::metrics::{MetricsTable, STEP, TOKENS};
 
 /// EMA factor for dense training curves (sparse ones are never smoothed, see `chart.rs`).
 const SMOOTHING: f64 = 0.8;

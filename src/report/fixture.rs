@@ -1,6 +1,8 @@
 //! A hand-written results run folder for the report tests (and for looking at a report).
 
-use super::metrics::MetricsWriter;
+use crate::results::{
+    MetricsWriter, META_FILE, METRICS_FILE, PROBES_FILE, SAMPLES_FILE, SPEC_FILE, SUMMARY_FILE,
+};
 use std::path::Path;
 
 pub const PROMPTS: [&str; 3] = ["香蕉是", "中国的首都是哪里?", "你叫什么名字?"];
@@ -55,9 +57,9 @@ compare = ["base", "assistant", "rlhf"]
 probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }}]
 "#
     );
-    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    std::fs::write(dir.join(SPEC_FILE), spec).unwrap();
     std::fs::write(
-        dir.join("meta.json"),
+        dir.join(META_FILE),
         format!(
             r#"{{"name":"quickstart","run_id":"{run_id}","started":"2025-01-02T03:04:05Z","finished":"2025-01-02T03:10:00Z",
             "complete":true,"git_rev":"abc1234","host":"ci","device":"cpu","preset":"{preset}","params":812544,
@@ -71,8 +73,11 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
     let scale = (lr / 1e-3).sqrt();
     let noise = |s: u64| ((s * 7919 % 17) as f64 / 17.0 - 0.5) * 0.15;
 
-    let mut base =
-        MetricsWriter::create(&dir.join("base/metrics.csv"), &["loss", "lr", "grad_norm"]).unwrap();
+    let mut base = MetricsWriter::create(
+        &dir.join("base").join(METRICS_FILE),
+        &["loss", "lr", "grad_norm"],
+    )
+    .unwrap();
     for s in 1..=200u64 {
         let loss = 6.2 / (1.0 + scale * s as f64 / 15.0) + 0.35 + noise(s);
         let lr_now = if s < 20 {
@@ -105,7 +110,8 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
     }
     base.flush().unwrap();
 
-    let mut sft = MetricsWriter::create(&dir.join("assistant/metrics.csv"), &["loss"]).unwrap();
+    let mut sft =
+        MetricsWriter::create(&dir.join("assistant").join(METRICS_FILE), &["loss"]).unwrap();
     for s in 1..=100u64 {
         let loss = 2.4 / (1.0 + s as f64 / 30.0) + 0.5 + noise(s);
         sft.log(
@@ -132,7 +138,7 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
     }
     sft.flush().unwrap();
 
-    let mut rm = MetricsWriter::create(&dir.join("rm/metrics.csv"), &["loss"]).unwrap();
+    let mut rm = MetricsWriter::create(&dir.join("rm").join(METRICS_FILE), &["loss"]).unwrap();
     for s in 1..=50u64 {
         let x = s as f64 / 50.0;
         rm.log(
@@ -148,7 +154,7 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
     }
     rm.flush().unwrap();
 
-    let mut rl = MetricsWriter::create(&dir.join("rlhf/metrics.csv"), &["loss"]).unwrap();
+    let mut rl = MetricsWriter::create(&dir.join("rlhf").join(METRICS_FILE), &["loss"]).unwrap();
     for s in 1..=60u64 {
         let x = s as f64 / 60.0;
         rl.log(
@@ -173,7 +179,7 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
         ("rm", "rm"),
         ("rlhf", "rlhf"),
     ] {
-        let t = super::metrics::read_metrics_csv(&dir.join(path).join("metrics.csv")).unwrap();
+        let t = crate::results::read_metrics_csv(&dir.join(path).join(METRICS_FILE)).unwrap();
         let finals: serde_json::Map<String, serde_json::Value> = t
             .metric_names()
             .iter()
@@ -182,7 +188,7 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
         summary.insert(stage.into(), serde_json::Value::Object(finals));
     }
     std::fs::write(
-        dir.join("summary.json"),
+        dir.join(SUMMARY_FILE),
         serde_json::Value::Object(summary).to_string(),
     )
     .unwrap();
@@ -222,7 +228,7 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
             samples.push('\n');
         }
     }
-    std::fs::write(dir.join("samples.jsonl"), samples).unwrap();
+    std::fs::write(dir.join(SAMPLES_FILE), samples).unwrap();
 
     let probes = [
         serde_json::json!({"stage":"base","prompt":"我今天想去游乐园玩","top":[{"token":"过","prob":0.52},{"token":"大","prob":0.31},{"token":",","prob":0.08},{"token":"\n","prob":0.03},{"token":"。","prob":0.02}],
@@ -231,5 +237,5 @@ probes = [{{ prompt = "我今天想去游乐园玩", candidates = ["过山车", 
             "candidates":[{"text":"过山车","prob":0.55},{"text":"大风车","prob":0.19}]}),
     ];
     let probes: String = probes.iter().map(|p| format!("{p}\n")).collect();
-    std::fs::write(dir.join("probes.jsonl"), probes).unwrap();
+    std::fs::write(dir.join(PROBES_FILE), probes).unwrap();
 }

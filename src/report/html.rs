@@ -6,6 +6,8 @@ use super::bars::probability;
 use super::chart::palette_hex;
 use super::format;
 use super::run::RunData;
+use crate::results::meta::recorded;
+use crate::results::{self, StageMeta};
 
 /// A chart already written to disk, ready to be placed on a page.
 #[derive(Debug, Clone)]
@@ -166,7 +168,8 @@ pub fn run_page(run: &RunData, figures: &RunFigures) -> String {
     body.push_str(&probes(run, figures));
     if let Some(spec) = &run.spec_text {
         body.push_str(&format!(
-            "<section><details><summary>Resolved spec (spec.toml)</summary>\n<pre class=\"spec\">{}</pre></details></section>\n",
+            "<section><details><summary>Resolved spec ({})</summary>\n<pre class=\"spec\">{}</pre></details></section>\n",
+            results::SPEC_FILE,
             escape(spec)
         ));
     }
@@ -178,25 +181,25 @@ fn header(run: &RunData) -> String {
     h.push_str(&format!("<h1>{}</h1>\n", escape(&run.name())));
     let meta = run.meta.as_ref();
     let badge = match meta {
-        Some(m) if m.complete => "<span class=\"badge ok\">complete</span>",
-        Some(_) => "<span class=\"badge warn\">incomplete</span>",
-        None => "<span class=\"badge warn\">no meta.json</span>",
+        Some(m) if m.complete => "<span class=\"badge ok\">complete</span>".to_string(),
+        Some(_) => "<span class=\"badge warn\">incomplete</span>".to_string(),
+        None => format!(
+            "<span class=\"badge warn\">no {}</span>",
+            results::META_FILE
+        ),
     };
-    let mut sub = vec![
-        format!("run <code>{}</code>", escape(&run.run_id())),
-        badge.to_string(),
-    ];
+    let mut sub = vec![format!("run <code>{}</code>", escape(&run.run_id())), badge];
     if let Some(m) = meta {
-        if let Some(s) = &m.started {
+        if let Some(s) = recorded(m.started.as_str()) {
             sub.push(format!("started {}", escape(s)));
         }
         if let Some(f) = &m.finished {
             sub.push(format!("finished {}", escape(f)));
         }
-        if let Some(g) = m.git_rev.as_ref().filter(|g| !g.is_empty()) {
+        if let Some(g) = recorded(m.git_rev.as_str()) {
             sub.push(format!("git <code>{}</code>", escape(g)));
         }
-        if let Some(host) = m.host.as_ref().filter(|g| !g.is_empty()) {
+        if let Some(host) = recorded(m.host.as_str()) {
             sub.push(format!("on {}", escape(host)));
         }
     }
@@ -216,10 +219,10 @@ fn header(run: &RunData) -> String {
     if let Some(r) = cost.tok_per_sec {
         stats.push_str(&stat("tokens / s", &format::count(r)));
     }
-    if let Some(d) = meta.and_then(|m| m.device.as_deref()) {
+    if let Some(d) = meta.and_then(|m| recorded(m.device.as_str())) {
         stats.push_str(&stat("device", d));
     }
-    if let Some(p) = meta.and_then(|m| m.preset.as_deref()) {
+    if let Some(p) = meta.and_then(|m| recorded(m.preset.as_str())) {
         stats.push_str(&stat("preset", p));
     }
     if !stats.is_empty() {
@@ -248,18 +251,18 @@ impl RunCost {
     pub fn of(run: &RunData) -> RunCost {
         let meta = run.meta.as_ref();
         let stages = meta.map(|m| m.stages.as_slice()).unwrap_or(&[]);
-        let sum = |f: fn(&super::run::StageMeta) -> Option<f64>| -> Option<f64> {
-            let values: Vec<f64> = stages.iter().filter_map(f).collect();
+        let sum = |f: fn(&StageMeta) -> f64| -> Option<f64> {
+            let values: Vec<f64> = stages.iter().filter_map(|s| recorded(f(s))).collect();
             (!values.is_empty()).then(|| values.iter().sum())
         };
-        let tokens = sum(|s| s.tokens);
+        let tokens = sum(|s| s.tokens as f64);
         let wall_s = sum(|s| s.wall_s);
         let tok_per_sec = match (tokens, wall_s) {
             (Some(t), Some(w)) if w > 0.0 => Some(t / w),
             _ => None,
         };
         RunCost {
-            params: meta.and_then(|m| m.params),
+            params: meta.and_then(|m| recorded(m.params)).map(|p| p as f64),
             tokens,
             wall_s,
             tok_per_sec,
@@ -318,19 +321,19 @@ fn stage_table(run: &RunData) -> String {
     for (i, s) in run.stages.iter().enumerate() {
         let cost = s.cost.as_ref();
         let steps = cost
-            .and_then(|c| c.steps)
+            .and_then(|c| recorded(c.steps as f64))
             .map(format::count)
             .unwrap_or_else(dash);
         let tokens = cost
-            .and_then(|c| c.tokens)
+            .and_then(|c| recorded(c.tokens as f64))
             .map(format::count)
             .unwrap_or_else(dash);
         let wall = cost
-            .and_then(|c| c.wall_s)
+            .and_then(|c| recorded(c.wall_s))
             .map(format::duration)
             .unwrap_or_else(dash);
         let rate = cost
-            .and_then(|c| c.tok_per_sec)
+            .and_then(|c| recorded(c.tok_per_sec))
             .map(format::count)
             .unwrap_or_else(dash);
         let loss = final_metric(run, &s.name, "loss")

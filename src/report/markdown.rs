@@ -4,6 +4,7 @@ use super::bars::probability;
 use super::format;
 use super::html::{final_metric, RunCost, RunFigures};
 use super::run::RunData;
+use crate::results::meta::recorded;
 
 /// Text for a Markdown table cell: one line, no column breaks, no raw HTML.
 pub fn cell(text: &str) -> String {
@@ -39,12 +40,12 @@ pub fn code_block(lang: &str, text: &str) -> String {
 pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
     let mut md = format!("# {}\n\n", run.name());
     let status = match &run.meta {
-        Some(m) if m.complete => "complete",
-        Some(_) => "incomplete",
-        None => "no meta.json",
+        Some(m) if m.complete => "complete".to_string(),
+        Some(_) => "incomplete".to_string(),
+        None => format!("no {}", crate::results::META_FILE),
     };
     md.push_str(&format!("Run `{}` · **{status}**", run.run_id()));
-    if let Some(s) = run.meta.as_ref().and_then(|m| m.started.as_deref()) {
+    if let Some(s) = run.meta.as_ref().and_then(|m| recorded(m.started.as_str())) {
         md.push_str(&format!(" · started {s}"));
     }
     md.push_str("\n\n");
@@ -64,10 +65,10 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
     if let Some(r) = cost.tok_per_sec {
         facts.push(format!("**{}** tokens/s", format::count(r)));
     }
-    if let Some(d) = meta.and_then(|m| m.device.as_deref()) {
+    if let Some(d) = meta.and_then(|m| recorded(m.device.as_str())) {
         facts.push(format!("device **{d}**"));
     }
-    if let Some(p) = meta.and_then(|m| m.preset.as_deref()) {
+    if let Some(p) = meta.and_then(|m| recorded(m.preset.as_str())) {
         facts.push(format!("preset **{p}**"));
     }
     if !facts.is_empty() {
@@ -119,16 +120,16 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
                 vec![
                     cell(&s.name),
                     cell(&s.kind),
-                    c.and_then(|c| c.steps)
+                    c.and_then(|c| recorded(c.steps as f64))
                         .map(format::count)
                         .unwrap_or_else(dash),
-                    c.and_then(|c| c.tokens)
+                    c.and_then(|c| recorded(c.tokens as f64))
                         .map(format::count)
                         .unwrap_or_else(dash),
-                    c.and_then(|c| c.wall_s)
+                    c.and_then(|c| recorded(c.wall_s))
                         .map(format::duration)
                         .unwrap_or_else(dash),
-                    c.and_then(|c| c.tok_per_sec)
+                    c.and_then(|c| recorded(c.tok_per_sec))
                         .map(format::count)
                         .unwrap_or_else(dash),
                     final_metric(run, &s.name, "loss")

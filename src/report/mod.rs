@@ -1,7 +1,6 @@
 //! Charts and reports, made only from the files of a results run folder, so a report can
 //! always be rebuilt from the folder alone.
 //!
-//! - `metrics`: read and write `metrics.csv`
 //! - `font`, `chart`, `bars`: plotters charts to SVG and PNG, Chinese included
 //! - `run`: everything a run folder holds; `figures`: which charts a stage gets
 //! - `html`, `markdown`: the per-run page and its Markdown twin
@@ -15,7 +14,6 @@ pub mod font;
 pub mod format;
 pub mod html;
 pub mod markdown;
-pub mod metrics;
 pub mod run;
 pub mod spec_keys;
 
@@ -24,8 +22,8 @@ pub(crate) mod fixture;
 
 pub use chart::{render_png, render_svg, write_chart, ChartSpec, Series};
 pub use compare::write_comparison;
-pub use metrics::{read_metrics_csv, MetricsTable, MetricsWriter};
 
+use crate::results;
 use anyhow::{Context, Result};
 use html::{RenderedChart, RunFigures};
 use run::RunData;
@@ -55,10 +53,10 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     }
     figures.probes = probe_charts(&run, run_dir)?;
 
-    let html_path = run_dir.join("report.html");
+    let html_path = run_dir.join(results::REPORT_HTML);
     write_atomic(&html_path, html::run_page(&run, &figures).as_bytes())?;
     write_atomic(
-        &run_dir.join("report.md"),
+        &run_dir.join(results::REPORT_MD),
         markdown::run_markdown(&run, &figures).as_bytes(),
     )?;
     Ok(html_path)
@@ -121,6 +119,7 @@ pub(crate) use crate::util::write_atomic;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::MetricsWriter;
 
     /// External references a self-contained page must not have.
     fn assert_self_contained(html: &str) {

@@ -1,71 +1,11 @@
 //! Everything a report shows, read from one results run folder. Every file is optional:
 //! a missing file leaves its part empty, a malformed one is an error naming file and line.
 
-use super::metrics::{read_metrics_csv, MetricsTable};
+use crate::results::{
+    self, read_metrics_csv, read_summary, MetricsTable, ProbeLine, RunMeta, SampleLine, StageMeta,
+};
 use anyhow::{Context, Result};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// `meta.json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Meta {
-    pub name: String,
-    pub run_id: String,
-    pub started: Option<String>,
-    pub finished: Option<String>,
-    pub complete: bool,
-    pub git_rev: Option<String>,
-    pub host: Option<String>,
-    pub device: Option<String>,
-    pub preset: Option<String>,
-    pub params: Option<f64>,
-    pub stages: Vec<StageMeta>,
-}
-
-/// One entry of `meta.json`'s `stages`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct StageMeta {
-    pub name: String,
-    pub kind: String,
-    pub tokens: Option<f64>,
-    pub wall_s: Option<f64>,
-    pub tok_per_sec: Option<f64>,
-    pub steps: Option<f64>,
-}
-
-/// A line of `samples.jsonl`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Sample {
-    pub stage: String,
-    pub prompt: String,
-    pub completion: String,
-}
-
-/// A line of `probes.jsonl`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Probe {
-    pub stage: String,
-    pub prompt: String,
-    #[serde(default)]
-    pub top: Vec<TokenProb>,
-    #[serde(default)]
-    pub candidates: Vec<CandidateProb>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenProb {
-    pub token: String,
-    pub prob: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct CandidateProb {
-    pub text: String,
-    pub prob: f64,
-}
 
 /// A stage as the report sees it.
 #[derive(Debug, Clone)]
@@ -82,13 +22,13 @@ pub struct RunData {
     pub dir: PathBuf,
     pub spec_text: Option<String>,
     pub spec: Option<toml::Table>,
-    pub meta: Option<Meta>,
+    pub meta: Option<RunMeta>,
     /// `summary.json`: stage → metric → final value.
-    pub summary: BTreeMap<String, BTreeMap<String, f64>>,
+    pub summary: results::Summary,
     /// In the order they ran (meta.json), then any other stage folders by name.
     pub stages: Vec<Stage>,
-    pub samples: Vec<Sample>,
-    pub probes: Vec<Probe>,
+    pub samples: Vec<SampleLine>,
+    pub probes: Vec<ProbeLine>,
 }
 
 impl RunData {
@@ -96,30 +36,20 @@ impl RunData {
         if !dir.is_dir() {
             anyhow::bail!("{} is not a folder", dir.display());
         }
-        let spec_text = read_optional(&dir.join("spec.toml"))?;
-        let spec =
-            match &spec_text {
-                Some(text) => Some(toml::from_str::<toml::Table>(text).with_context(|| {
-                    format!("{}: not valid TOML", dir.join("spec.toml").display())
-                })?),
-                None => None,
-            };
-        let meta: Option<Meta> = read_json(&dir.join("meta.json"))?;
-        let summary = read_json::<BTreeMap<String, BTreeMap<String, Option<f64>>>>(
-            &dir.join("summary.json"),
-        )?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(stage, m)| {
-            (
-                stage,
-                m.into_iter().filter_map(|(k, v)| Some((k, v?))).collect(),
-            )
-        })
-        .collect();
+        let spec_path = dir.join(results::SPEC_FILE);
+        let spec_text = read_optional(&spec_path)?;
+        let spec = match &spec_text {
+            Some(text) => Some(
+                toml::from_str::<toml::Table>(text)
+                    .with_context(|| format!("{}: not valid TOML", spec_path.display()))?,
+            ),
+            None => None,
+        };
+        let meta: Option<RunMeta> = read_json(&dir.join(results::META_FILE))?;
+        let summary = read_summary(dir)?;
         let stages = load_stages(dir, meta.as_ref(), spec.as_ref())?;
-        let samples = read_jsonl(&dir.join("samples.jsonl"))?;
-        let probes = read_jsonl(&dir.join("probes.jsonl"))?;
+        let samples = read_jsonl(&dir.join(results::SAMPLES_FILE))?;
+        let probes = read_jsonl(&dir.join(results::PROBES_FILE))?;
         Ok(RunData {
             dir: dir.to_path_buf(),
             spec_text,
@@ -240,7 +170,11 @@ impl RunData {
     }
 }
 
-fn load_stages(dir: &Path, meta: Option<&Meta>, spec: Option<&toml::Table>) -> Result<Vec<Stage>> {
+fn load_stages(
+    dir: &Path,
+    meta: Option<&RunMeta>,
+    spec: Option<&toml::Table>,
+) -> Result<Vec<Stage>> {
     let mut names: Vec<String> = meta
         .map(|m| m.stages.iter().map(|s| s.name.clone()).collect())
         .unwrap_or_default();
@@ -259,7 +193,7 @@ fn load_stages(dir: &Path, meta: Option<&Meta>, spec: Option<&toml::Table>) -> R
     let mut folders: Vec<String> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("metrics.csv").is_file())
+        .filter(|e| e.path().join(results::METRICS_FILE).is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     folders.sort();
@@ -270,7 +204,7 @@ fn load_stages(dir: &Path, meta: Option<&Meta>, spec: Option<&toml::Table>) -> R
     }
     let mut stages = Vec::new();
     for name in names {
-        let csv = dir.join(&name).join("metrics.csv");
+        let csv = dir.join(&name).join(results::METRICS_FILE);
         let metrics = if csv.is_file() {
             Some(read_metrics_csv(&csv)?)
         } else {

@@ -252,7 +252,3 @@ pub fn run_stage<D: Backend>(
         _ => bail!("stage `{}`: data does not match its kind", env.stage.name),
     }
 }
-
-pub fn stage_done_marker(dir: &Path) -> PathBuf {
-    dir.join("done.json")
-}

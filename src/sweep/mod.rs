@@ -10,7 +10,6 @@
 //! - `run.rs`     what to do with a point, and running it as a child `gptlab run`
 //! - `slurm.rs`   the sbatch script
 
-pub mod layout;
 pub mod lock;
 pub mod points;
 pub mod run;

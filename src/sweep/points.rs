@@ -2,12 +2,10 @@
 //! status. A point's identity is its resolved spec's run id; "finished" means that run's
 //! meta.json says complete, whatever the status files say.
 
-use super::layout::SweepDirs;
 use super::status::{this_host, PointStatus, State};
-use crate::runner::{read_meta, run_dir_for};
+use crate::results::{self, read_meta, SweepDirs};
 use crate::spec::{load_spec, read_sweep, LoadOptions, LoadedSpec, Sweep, SweepPoint};
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub struct Resolved {
@@ -61,7 +59,11 @@ impl OpenSweep {
 
     pub fn run_dir(&self, index: usize) -> Option<PathBuf> {
         let spec = self.points[index].spec.as_ref().ok()?;
-        Some(run_dir_for(spec, &self.dirs.runs()))
+        Some(results::run_dir(
+            &self.dirs.runs(),
+            &spec.spec.name,
+            &spec.run_id,
+        ))
     }
 
     pub fn is_complete(&self, index: usize) -> bool {
@@ -136,7 +138,7 @@ impl OpenSweep {
         }
         if status.state == State::Ok && status.metrics.is_empty() {
             if let Some(dir) = &status.run_dir {
-                status.metrics = final_metrics(dir);
+                status.metrics = results::final_metrics(dir);
             }
         }
         status
@@ -147,31 +149,4 @@ impl OpenSweep {
             .map(|i| self.current_status(i))
             .collect()
     }
-}
-
-/// A run's final metrics from its summary.json, as `stage/metric`, stages in run order.
-pub fn final_metrics(run_dir: &Path) -> Vec<(String, f64)> {
-    let Ok(text) = std::fs::read_to_string(run_dir.join("summary.json")) else {
-        return Vec::new();
-    };
-    let Ok(summary) = serde_json::from_str::<BTreeMap<String, BTreeMap<String, f64>>>(&text) else {
-        return Vec::new();
-    };
-    let mut stages: Vec<String> = read_meta(run_dir)
-        .map(|m| m.stages.into_iter().map(|s| s.name).collect())
-        .unwrap_or_default();
-    for name in summary.keys() {
-        if !stages.contains(name) {
-            stages.push(name.clone());
-        }
-    }
-    let mut out = Vec::new();
-    for stage in &stages {
-        if let Some(metrics) = summary.get(stage) {
-            for (name, value) in metrics {
-                out.push((format!("{stage}/{name}"), *value));
-            }
-        }
-    }
-    out
 }

@@ -3,9 +3,11 @@
 //! cannot take the sweep down, `--jobs N` is N children at once, and a point interrupted in
 //! any way resumes through the ordinary run resume (same resolved spec, same run folder).
 
-use super::points::{final_metrics, OpenSweep};
+use super::points::OpenSweep;
 use super::status::{now, this_host, PointStatus, State};
 use super::summary::{build_comparison, summary_table, update_summary};
+use crate::results::final_metrics;
+use crate::results::sweep::SUMMARY_CSV;
 use crate::train::trainer::INTERRUPTED;
 use anyhow::{Context, Result};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -198,7 +200,7 @@ fn handle_point(
         }
     }
     if let Err(e) = update_summary(open) {
-        eprintln!("warning: summary.csv not updated: {e:#}");
+        eprintln!("warning: {} not updated: {e:#}", SUMMARY_CSV);
     }
     Ok(())
 }

@@ -3,14 +3,12 @@
 
 use crate::model::presets::build_model;
 use crate::model::{Backend, LanguageModel, ModelConfig};
+use crate::results::{CONFIG_FILE, MODEL_FILE};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
-
-pub const MODEL_FILE: &str = "model.safetensors";
-pub const CONFIG_FILE: &str = "config.json";
 
 /// Named f32 tensors as safetensors bytes, with string metadata.
 pub fn encode_tensors(

@@ -7,7 +7,7 @@ use super::checkpoint::{
 };
 use super::optim::{AdamW, AdamWConfig, LrSchedule};
 use crate::model::{Backend, LanguageModel};
-use crate::report::metrics::MetricsWriter;
+use crate::results::{MetricsWriter, METRICS_FILE, RESUME_FILE};
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Gradients;
@@ -17,9 +17,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-pub const RESUME_FILE: &str = "resume.safetensors";
-pub const METRICS_FILE: &str = "metrics.csv";
 
 /// Set by the Ctrl-C / SIGTERM handler; the loop checkpoints and stops at the next step.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -175,10 +172,10 @@ impl Progress {
     }
 }
 
+/// What a stage cost; its final metrics are in `metrics.csv` (see `results::summary`).
 pub struct TrainResult {
     pub tokens: u64,
     pub wall_s: f64,
-    pub final_metrics: HashMap<String, f64>,
 }
 
 /// Runs (or resumes) training of `model` in `dir`, leaving the final weights there.
@@ -351,17 +348,9 @@ pub fn train<D: Backend>(
     save_model(model, dir)?;
     // The finished stage no longer needs its resume state.
     let _ = std::fs::remove_file(&resume_path);
-    let table = metrics.table();
-    let mut final_metrics = HashMap::new();
-    for name in table.metric_names() {
-        if let Some(v) = table.last(name) {
-            final_metrics.insert(name.to_string(), v);
-        }
-    }
     Ok(TrainResult {
         tokens,
         wall_s: wall_before + started.elapsed().as_secs_f64(),
-        final_metrics,
     })
 }
 

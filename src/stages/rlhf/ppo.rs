@@ -437,7 +437,8 @@ mod tests {
         );
         // The reference is a copy of the policy before any update: the rollout's KL is 0.
         let table =
-            crate::report::metrics::read_metrics_csv(&dir.path().join("metrics.csv")).unwrap();
+            crate::results::read_metrics_csv(&dir.path().join(crate::results::METRICS_FILE))
+                .unwrap();
         assert_eq!(table.last("objective/kl"), Some(0.0));
         // Later minibatches (after updates) moved the policy, so the mean ratio is not exactly 1.
         assert!(table.last("val/ratio").unwrap() != 1.0);

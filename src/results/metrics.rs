@@ -209,7 +209,7 @@ impl MetricsWriter {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        super::write_atomic(&self.path, &bytes)?;
+        crate::util::write_atomic(&self.path, &bytes)?;
         self.dirty = false;
         Ok(())
     }

@@ -13,6 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// One row per point (the sweep's table of results).
+pub const SUMMARY_CSV: &str = "summary.csv";
+
 #[derive(Clone, Debug)]
 pub struct SweepDirs {
     pub root: PathBuf,
@@ -43,7 +46,7 @@ impl SweepDirs {
     }
 
     pub fn summary_csv(&self) -> PathBuf {
-        self.root.join("summary.csv")
+        self.root.join(SUMMARY_CSV)
     }
 
     pub fn compare(&self) -> PathBuf {

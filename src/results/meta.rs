@@ -1,0 +1,67 @@
+//! `meta.json` (the run) and `done.json` (a finished stage): one type each, written by the
+//! runner and read by the report, sweeps and export. Every field has a default so that a
+//! hand-written or older file still reads; the report treats a default as "not recorded".
+
+use super::{done_marker, META_FILE};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One finished stage: an entry of `meta.json`'s `stages`, and the whole of its `done.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StageMeta {
+    pub name: String,
+    pub kind: String,
+    pub steps: u64,
+    pub tokens: u64,
+    pub wall_s: f64,
+    pub tok_per_sec: f64,
+}
+
+/// `meta.json`: what ran, where, and whether it finished.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunMeta {
+    pub name: String,
+    pub run_id: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub complete: bool,
+    pub git_rev: String,
+    pub host: String,
+    pub device: String,
+    pub preset: String,
+    pub params: usize,
+    pub vocab_size: usize,
+    pub block_size: usize,
+    pub stages: Vec<StageMeta>,
+}
+
+/// A run's `meta.json`, or None when it is missing or unreadable (a run not started yet).
+pub fn read_meta(run_dir: &Path) -> Option<RunMeta> {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join(META_FILE)).ok()?).ok()
+}
+
+pub fn write_meta(run_dir: &Path, meta: &RunMeta) -> Result<()> {
+    crate::util::write_json_atomic(&run_dir.join(META_FILE), meta)
+}
+
+/// A stage folder's `done.json`.
+pub fn read_stage_record(stage_dir: &Path) -> Result<StageMeta> {
+    let done = done_marker(stage_dir);
+    let text = std::fs::read_to_string(&done)
+        .with_context(|| format!("cannot read {}", done.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a stage record", done.display()))
+}
+
+/// Marks a stage finished.
+pub fn write_stage_record(stage_dir: &Path, record: &StageMeta) -> Result<()> {
+    crate::util::write_json_atomic(&done_marker(stage_dir), record)
+}
+
+/// `Some(v)` unless `v` is its type's default: what the report shows for a field that a
+/// hand-written meta.json may leave out.
+pub fn recorded<T: Default + PartialEq>(v: T) -> Option<T> {
+    (v != T::default()).then_some(v)
+}
