@@ -9,12 +9,10 @@ use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::chat::{Message, Role};
-use super::text::read_utf8;
-
-type Record = Map<String, Value>;
+use super::records::{for_each_record, keys_of, parse_object, type_name, Record};
 
 /// One supervised fine-tuning conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,41 +117,6 @@ pub fn sniff_jsonl_kind(path: &Path) -> anyhow::Result<JsonlKind> {
         "{}: no records (the file is empty or has only blank lines)",
         path.display()
     )
-}
-
-/// Parses every non-blank line of `path` as a JSON object and hands it to `parse`; errors
-/// are prefixed with `file:line`.
-pub(crate) fn for_each_record<T>(
-    path: &Path,
-    mut parse: impl FnMut(&Record) -> anyhow::Result<T>,
-) -> anyhow::Result<Vec<T>> {
-    let text = read_utf8(path)?;
-    let mut out = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = parse_object(line).and_then(|record| parse(&record));
-        match parsed {
-            Ok(item) => out.push(item),
-            Err(e) => bail!("{}:{}: {e:#}", path.display(), index + 1),
-        }
-    }
-    if out.is_empty() {
-        bail!(
-            "{}: no records (the file is empty or has only blank lines)",
-            path.display()
-        );
-    }
-    Ok(out)
-}
-
-fn parse_object(line: &str) -> anyhow::Result<Record> {
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(record)) => Ok(record),
-        Ok(other) => bail!("expected a JSON object, found {}", type_name(&other)),
-        Err(e) => bail!("malformed JSON: {e}"),
-    }
 }
 
 fn parse_sft(record: &Record) -> anyhow::Result<SftExample> {
@@ -383,23 +346,6 @@ fn task(record: &Record) -> anyhow::Result<Option<String>> {
 }
 
 /// The keys of a record, sorted, for error messages: `["answer", "question"]`.
-pub(crate) fn keys_of(record: &Record) -> String {
-    let mut keys: Vec<&String> = record.keys().collect();
-    keys.sort();
-    format!("{keys:?}")
-}
-
-pub(crate) fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A value's type and a short excerpt: `a number (3)`.
 fn describe(value: &Value) -> String {
     let mut excerpt = value.to_string();

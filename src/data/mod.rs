@@ -1,9 +1,11 @@
 //! Reading training data: file patterns, text corpora, JSONL datasets in the TRL schemas,
 //! the chat template, and validation splits.
 
+pub mod batches;
 pub mod chat;
 pub mod jsonl;
 pub mod paths;
+pub mod records;
 pub mod split;
 pub mod text;
 

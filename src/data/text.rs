@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
-use super::jsonl::{for_each_record, keys_of};
+use super::records::{for_each_record, keys_of, read_utf8, type_name};
 
 /// One string per document: a `.txt` file is one document, a `.jsonl` file gives one
 /// document per line (its `"text"` field). Empty documents are dropped; data with no
@@ -35,25 +35,9 @@ fn read_text_jsonl(path: &Path) -> anyhow::Result<Vec<String>> {
         Some(serde_json::Value::String(text)) => Ok(text.clone()),
         Some(other) => bail!(
             "expected \"text\" to be a string, found {}",
-            super::jsonl::type_name(other)
+            type_name(other)
         ),
         None => bail!("expected {{\"text\": ...}}, found keys {}", keys_of(record)),
-    })
-}
-
-/// A whole file as UTF-8; invalid bytes are an error naming the line and byte offset.
-pub(crate) fn read_utf8(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let line = 1 + e.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        anyhow::anyhow!(
-            "{}:{line}: invalid UTF-8 at byte offset {offset}",
-            path.display()
-        )
     })
 }
 

@@ -2,6 +2,7 @@
 //! exact match against reference answers, overall and per task.
 
 use crate::data::chat::{encode_prompt, Message, Role};
+use crate::data::SftExample;
 use crate::model::sample::{generate, SampleOptions};
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::{Special, Tokenizer};
@@ -105,6 +106,21 @@ pub struct Judged {
     pub answer: String,
     pub task: Option<String>,
     pub correct: bool,
+}
+
+/// The last assistant answer of each conversation as a reference, with what came before it.
+pub fn questions(examples: &[SftExample]) -> Vec<(Vec<Message>, String, Option<String>)> {
+    examples
+        .iter()
+        .filter_map(|e| {
+            let last = e.messages.iter().rposition(|m| m.role == Role::Assistant)?;
+            Some((
+                e.messages[..last].to_vec(),
+                e.messages[last].content.clone(),
+                e.task.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// Greedy answers to `(conversation, reference, task)` items; overall and per-task scores.

@@ -4,12 +4,12 @@
 
 use super::answers::{exact_match, Judged, MatchScore};
 use super::logprob::answer_logprobs;
+use super::loss::stream_loss;
+use super::preference::pair_accuracy;
+use crate::data::batches::{token_stream, Example};
 use crate::data::chat::{encode_chat, Message, Role};
 use crate::data::{self, JsonlKind, PreferenceRecord};
 use crate::model::{Backend, LanguageModel};
-use crate::stages::batches::Example;
-use crate::stages::pretrain::{stream_loss, token_stream};
-use crate::stages::reward::pair_accuracy;
 use crate::tokenizer::{Special, Tokenizer};
 use anyhow::Result;
 use serde::Serialize;
@@ -84,9 +84,7 @@ pub fn evaluate_file<D: Backend>(
     match kind {
         JsonlKind::Sft | JsonlKind::Prompts => {
             let mut items: Vec<(Vec<Message>, String, Option<String>)> = match kind {
-                JsonlKind::Sft => {
-                    crate::stages::sft::questions(&held(data::read_sft(path)?, held_out))
-                }
+                JsonlKind::Sft => super::answers::questions(&held(data::read_sft(path)?, held_out)),
                 _ => held(data::read_prompts(path)?, held_out)
                     .into_iter()
                     .filter_map(|p| Some((p.prompt, p.reference?, p.task)))

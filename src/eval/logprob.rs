@@ -2,8 +2,8 @@
 //! positions of a tokenised conversation). Preference accuracy of a language model and DPO's
 //! reference terms both use it.
 
+use crate::data::batches::{pad_examples, Example};
 use crate::model::{Backend, LanguageModel};
-use crate::stages::batches::{pad_examples, Example};
 use crate::train::loss::token_logprobs;
 
 /// Sum of answer-token log-probabilities of each example.

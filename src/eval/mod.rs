@@ -3,4 +3,6 @@
 pub mod answers;
 pub mod dataset;
 pub mod logprob;
+pub mod loss;
+pub mod preference;
 pub mod probe;

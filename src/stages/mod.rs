@@ -2,7 +2,6 @@
 //! `Objective` and hands it to the shared loop. Stages never call each other; the runner
 //! gives each the model of its `from` stage.
 
-pub mod batches;
 pub mod pretrain;
 pub mod reward;
 pub mod rlhf;

@@ -1,11 +1,11 @@
 //! Pretraining: next-token prediction on plain text. Logs val/loss and val/bpb (bits per
 //! byte, comparable across tokenizers).
 
-use super::batches::{random_windows, spaced_starts, windows_at};
 use super::StageEnv;
+use crate::data::batches::{random_windows, token_stream};
+use crate::eval::loss::stream_loss;
 use crate::model::{Backend, LanguageModel};
-use crate::tokenizer::{Special, Tokenizer};
-use crate::train::loss::{mask_weights, masked_cross_entropy, token_logprobs};
+use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
@@ -20,17 +20,6 @@ pub struct Pretrain<D: Backend> {
     eval_windows: usize,
     token_bytes: Vec<usize>,
     dev: D,
-}
-
-/// Documents joined into one stream, separated by end-of-text.
-pub fn token_stream(tok: &Tokenizer, docs: &[String]) -> Vec<u32> {
-    let eot = tok.special(Special::EndOfText);
-    let mut out = Vec::new();
-    for d in docs {
-        out.extend(tok.encode(d));
-        out.push(eot);
-    }
-    out
 }
 
 impl<D: Backend> Pretrain<D> {
@@ -113,34 +102,4 @@ impl<D: Backend> Objective<D> for Pretrain<D> {
             ),
         ])
     }
-}
-
-/// Total negative log-likelihood (nats), target tokens and target bytes over `windows` evenly
-/// spaced windows of a token stream.
-pub fn stream_loss<D: Backend>(
-    model: &dyn LanguageModel<D>,
-    dev: &D,
-    stream: &[u32],
-    seq: usize,
-    windows: usize,
-    batch: usize,
-    token_bytes: &[usize],
-) -> (f64, usize, usize) {
-    let seq = seq.min(stream.len() - 1);
-    let starts = spaced_starts(stream.len(), seq, windows);
-    let (mut nats, mut tokens, mut bytes) = (0.0, 0, 0);
-    for chunk in starts.chunks(batch.max(1)) {
-        let b = windows_at(stream, chunk, seq);
-        let x = dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq));
-        let y = dev.tensor_from_vec(b.targets.clone(), (b.batch, b.seq));
-        let lp = token_logprobs(model.logits(x), y).as_vec();
-        nats -= lp.iter().map(|&v| v as f64).sum::<f64>();
-        tokens += lp.len();
-        bytes += b
-            .targets
-            .iter()
-            .map(|&t| token_bytes.get(t).copied().unwrap_or(0))
-            .sum::<usize>();
-    }
-    (nats, tokens, bytes)
 }

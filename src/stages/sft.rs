@@ -1,11 +1,11 @@
 //! Supervised fine-tuning: conversations through the chat template, loss on assistant tokens
 //! only. Logs val/loss, mean_token_accuracy and exact match on the validation split.
 
-use super::batches::{pad_examples, Batch, Example};
 use super::StageEnv;
-use crate::data::chat::{encode_chat, Message, Role};
+use crate::data::batches::{pad_examples, Batch, Example};
+use crate::data::chat::{encode_chat, Message};
 use crate::data::SftExample;
-use crate::eval::answers::exact_match;
+use crate::eval::answers::{exact_match, questions};
 use crate::model::{Backend, LanguageModel, Logits};
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
@@ -56,21 +56,6 @@ pub fn encode_examples(
         println!("[{}] {truncated} of {} {what} conversations were longer than the context ({limit} tokens) and were truncated", env.stage.name, examples.len());
     }
     out
-}
-
-/// The last assistant answer of each conversation as a reference, with what came before it.
-pub fn questions(examples: &[SftExample]) -> Vec<(Vec<Message>, String, Option<String>)> {
-    examples
-        .iter()
-        .filter_map(|e| {
-            let last = e.messages.iter().rposition(|m| m.role == Role::Assistant)?;
-            Some((
-                e.messages[..last].to_vec(),
-                e.messages[last].content.clone(),
-                e.task.clone(),
-            ))
-        })
-        .collect()
 }
 
 impl<D: Backend> Sft<D> {
@@ -194,8 +179,9 @@ impl<D: Backend> Objective<D> for Sft<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::batches::pad_examples;
+    use crate::data::chat::Role;
     use crate::model::presets::{build_model, model_config};
-    use crate::stages::batches::pad_examples;
     use crate::tokenizer::{Tokenizer, TokenizerKind};
 
     /// The SFT loss of one conversation whose targets may be altered at chosen positions.

@@ -1,11 +1,11 @@
 //! Direct Preference Optimisation: −log σ(β·[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))])
 //! with the reference the frozen `from` model (its log-probabilities are computed once).
 
+use crate::data::batches::{pad_examples, Example};
 use crate::data::chat::encode_chat;
 use crate::data::{PreferencePair, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::{Backend, LanguageModel};
-use crate::stages::batches::{pad_examples, Example};
 use crate::stages::reward::neg_log_sigmoid_mean;
 use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};

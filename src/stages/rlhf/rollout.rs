@@ -1,13 +1,13 @@
 //! Rollouts shared by PPO and GRPO: sample completions with the KV cache, lay prompt +
 //! completion out as a padded batch whose mask marks the completion tokens, score them.
 
+use crate::data::batches::{pad_examples, Batch, Example};
 use crate::data::chat::encode_prompt;
 use crate::data::PromptExample;
+use crate::eval::preference::rewards;
 use crate::model::sample::{generate, SampleOptions};
 use crate::model::{Backend, LanguageModel};
 use crate::spec::Checker;
-use crate::stages::batches::{pad_examples, Batch, Example};
-use crate::stages::reward::rewards;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::loss::token_logprobs;
 use dfdx::prelude::*;

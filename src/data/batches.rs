@@ -1,7 +1,8 @@
-//! Turning token data into training batches: random windows of a token stream (pretraining)
-//! and padded conversations with a loss mask (SFT). Sampling draws only from the loop's RNG,
-//! so a resumed run sees exactly the batches an uninterrupted one would.
+//! Turning token data into training batches: documents into one token stream, random windows
+//! of it (pretraining) and padded conversations with a loss mask (SFT). Sampling draws only
+//! from the loop's RNG, so a resumed run sees exactly the batches an uninterrupted one would.
 
+use crate::tokenizer::{Special, Tokenizer};
 use rand::Rng;
 
 /// Inputs, targets and a 0/1 mask over targets, all `batch * seq`, row-major.
@@ -28,6 +29,17 @@ impl Batch {
             dev.tensor_from_vec(self.targets.clone(), shape),
         )
     }
+}
+
+/// Documents joined into one stream, separated by end-of-text.
+pub fn token_stream(tok: &Tokenizer, docs: &[String]) -> Vec<u32> {
+    let eot = tok.special(Special::EndOfText);
+    let mut out = Vec::new();
+    for d in docs {
+        out.extend(tok.encode(d));
+        out.push(eot);
+    }
+    out
 }
 
 /// `batch` random windows of `seq + 1` tokens from `stream`.

@@ -1,0 +1,151 @@
+//! Preference measures: a reward model's score of prompt + answer (read at the answer's last
+//! token), preference records tokenised into pairs and unpaired feedback, and the share of
+//! pairs a reward model orders correctly. The reward stage trains on these; `gptlab eval`
+//! and RLHF's rollouts read the scores.
+
+use crate::data::chat::{encode_chat, Message};
+use crate::data::{Feedback, PreferencePair, PreferenceRecord};
+use crate::model::{Backend, LanguageModel};
+use crate::tokenizer::{Special, Tokenizer};
+use dfdx::prelude::*;
+
+/// A tokenised prompt + answer, scored at its last token.
+pub fn encode_answer(
+    tok: &Tokenizer,
+    prompt: &[Message],
+    answer: &[Message],
+    limit: usize,
+) -> Vec<u32> {
+    let all: Vec<Message> = prompt.iter().chain(answer).cloned().collect();
+    let mut ids = encode_chat(tok, &all).ids;
+    if ids.len() > limit {
+        // Keep the end: the answer and its closing token are what is being judged.
+        ids.drain(..ids.len() - limit);
+    }
+    ids
+}
+
+/// Inputs padded to a rectangle, and the index of each row's last real token.
+pub fn pad_rows(rows: &[&[u32]], pad: u32) -> (Vec<usize>, usize, Vec<usize>) {
+    let seq = rows.iter().map(|r| r.len()).max().unwrap_or(1);
+    let mut flat = Vec::with_capacity(rows.len() * seq);
+    for r in rows {
+        flat.extend(r.iter().map(|&t| t as usize));
+        flat.extend(std::iter::repeat(pad as usize).take(seq - r.len()));
+    }
+    (flat, seq, rows.iter().map(|r| r.len() - 1).collect())
+}
+
+pub fn rewards<D: Backend>(model: &dyn LanguageModel<D>, rows: &[&[u32]], pad: u32) -> Vec<f32> {
+    let dev = model.device();
+    let (flat, seq, last) = pad_rows(rows, pad);
+    let x = dev.tensor_from_vec(flat, (rows.len(), seq));
+    let idx = dev.tensor_from_vec(last, (rows.len(),));
+    model.scores(x).select(idx).as_vec()
+}
+
+/// A preference pair, tokenised: the same prompt with each answer.
+pub struct Pair {
+    pub chosen: Vec<u32>,
+    pub rejected: Vec<u32>,
+}
+
+/// Unpaired feedback, tokenised.
+pub struct Labelled {
+    pub ids: Vec<u32>,
+    pub label: bool,
+}
+
+/// Pairs from preference pairs and from feedback with opposite labels on the same prompt;
+/// the remaining feedback stays unpaired.
+pub fn split_records(
+    tok: &Tokenizer,
+    records: &[PreferenceRecord],
+    limit: usize,
+) -> (Vec<Pair>, Vec<Labelled>) {
+    let mut pairs = Vec::new();
+    let mut feedback: Vec<&Feedback> = Vec::new();
+    for r in records {
+        match r {
+            PreferenceRecord::Pair(PreferencePair {
+                prompt,
+                chosen,
+                rejected,
+                ..
+            }) => pairs.push(Pair {
+                chosen: encode_answer(tok, prompt, chosen, limit),
+                rejected: encode_answer(tok, prompt, rejected, limit),
+            }),
+            PreferenceRecord::Feedback(f) => feedback.push(f),
+        }
+    }
+    let mut used = vec![false; feedback.len()];
+    for i in 0..feedback.len() {
+        if used[i] {
+            continue;
+        }
+        if let Some(j) = (i + 1..feedback.len()).find(|&j| {
+            !used[j]
+                && feedback[j].prompt == feedback[i].prompt
+                && feedback[j].label != feedback[i].label
+        }) {
+            used[i] = true;
+            used[j] = true;
+            let (good, bad) = if feedback[i].label {
+                (feedback[i], feedback[j])
+            } else {
+                (feedback[j], feedback[i])
+            };
+            pairs.push(Pair {
+                chosen: encode_answer(tok, &good.prompt, &good.completion, limit),
+                rejected: encode_answer(tok, &bad.prompt, &bad.completion, limit),
+            });
+        }
+    }
+    let unpaired = feedback
+        .iter()
+        .zip(&used)
+        .filter(|(_, &u)| !u)
+        .map(|(f, _)| Labelled {
+            ids: encode_answer(tok, &f.prompt, &f.completion, limit),
+            label: f.label,
+        })
+        .collect();
+    (pairs, unpaired)
+}
+
+/// Share of pairs where the reward model scores `chosen` above `rejected` (for `gptlab eval`).
+pub fn pair_accuracy<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    records: &[PreferenceRecord],
+    limit: usize,
+) -> (usize, usize) {
+    let (pairs, _) = split_records(tok, records, limit);
+    let pad = tok.special(Special::Pad);
+    let mut correct = 0;
+    for chunk in pairs.chunks(16) {
+        let rows: Vec<&[u32]> = chunk
+            .iter()
+            .map(|p| p.chosen.as_slice())
+            .chain(chunk.iter().map(|p| p.rejected.as_slice()))
+            .collect();
+        let r = rewards(model, &rows, pad);
+        let (c, rj) = r.split_at(chunk.len());
+        correct += c.iter().zip(rj).filter(|(a, b)| a > b).count();
+    }
+    (correct, pairs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_padded_and_last_indices_point_at_real_tokens() {
+        let (flat, seq, last) = pad_rows(&[&[4, 5, 6], &[7]], 0);
+        assert_eq!(seq, 3);
+        assert_eq!(flat, vec![4, 5, 6, 7, 0, 0]);
+        assert_eq!(last, vec![2, 0]);
+    }
+}
