@@ -231,79 +231,14 @@ fn dispatch(command: Command) -> Result<bool> {
             specs,
             spec,
             results,
-        } => {
-            let opts = RunOptions {
-                results_root: results_root(results),
-                load: spec.load_options(),
-            };
-            let paths = expand_spec_args(&specs)?;
-            let mut failed = Vec::new();
-            for path in &paths {
-                match runner::run_spec(path, &opts) {
-                    Ok(dir) => println!("{}", dir.display()),
-                    Err(e) => {
-                        // Most errors already start with the spec's `file:line`.
-                        let message = format!("{e:#}");
-                        match message.contains(&*path.to_string_lossy()) {
-                            true => eprintln!("error: {message}"),
-                            false => eprintln!("error: {}: {message}", path.display()),
-                        }
-                        failed.push(path.display().to_string());
-                    }
-                }
-            }
-            if paths.len() > 1 && !failed.is_empty() {
-                eprintln!(
-                    "{} of {} experiments failed: {}",
-                    failed.len(),
-                    paths.len(),
-                    failed.join(", ")
-                );
-            }
-            Ok(failed.is_empty())
-        }
-        Command::Validate { specs, spec } => {
-            let mut ok = true;
-            for path in expand_spec_args(&specs)? {
-                match load_spec(&path, &spec.load_options()) {
-                    Ok(l) => println!("ok {}: {}", path.display(), l.summary()),
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        ok = false;
-                    }
-                }
-            }
-            Ok(ok)
-        }
+        } => run_specs(&specs, &spec, results),
+        Command::Validate { specs, spec } => validate_specs(&specs, &spec),
         Command::Generate {
             stage,
             prompt,
             chat,
             sampling,
-        } => {
-            let (model, tok, is_chat) = open_stage(&stage)?;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
-            let opts = sampling.options();
-            let text = if chat.unwrap_or(is_chat) {
-                answer(
-                    model.as_ref(),
-                    &tok,
-                    &[Message {
-                        role: Role::User,
-                        content: prompt.clone(),
-                    }],
-                    &opts,
-                    &mut rng,
-                )
-            } else {
-                format!(
-                    "{prompt}{}",
-                    complete(model.as_ref(), &tok, &prompt, &opts, &mut rng)
-                )
-            };
-            println!("{text}");
-            Ok(true)
-        }
+        } => generate(&stage, &prompt, chat, &sampling),
         Command::Probe {
             stage,
             prompt,
@@ -311,43 +246,7 @@ fn dispatch(command: Command) -> Result<bool> {
             candidates,
             chat,
             json,
-        } => {
-            let (model, tok, is_chat) = open_stage(&stage)?;
-            let ids = prompt_ids(&tok, &prompt, chat.unwrap_or(is_chat));
-            let tops = top_tokens(model.as_ref(), &tok, &ids, top);
-            let cands: Vec<(String, f64)> = candidates
-                .iter()
-                .map(|c| {
-                    (
-                        c.clone(),
-                        continuation_prob(model.as_ref(), &ids, &tok.encode(c), tok.vocab_size()),
-                    )
-                })
-                .collect();
-            if json {
-                let c: Vec<_> = cands
-                    .iter()
-                    .map(|(t, p)| serde_json::json!({"text": t, "prob": p}))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"prompt": prompt, "top": tops, "candidates": c})
-                );
-            } else {
-                println!("next token after {prompt:?}:");
-                for t in &tops {
-                    println!("  {:>8.4}  {}", t.prob, t.token);
-                }
-                let total: f64 = cands.iter().map(|(_, p)| p).sum();
-                for (t, p) in &cands {
-                    println!(
-                        "  P({t}) = {p:.4}  ({:.1}% of the candidates)",
-                        100.0 * p / total.max(1e-300)
-                    );
-                }
-            }
-            Ok(true)
-        }
+        } => probe(&stage, &prompt, top, &candidates, chat, json),
         Command::Eval {
             stage,
             data,
@@ -382,23 +281,7 @@ fn dispatch(command: Command) -> Result<bool> {
             stage,
             feedback,
             sampling,
-        } => {
-            let (model, tok, _) = open_stage(&stage)?;
-            let run = stage
-                .parent()
-                .context("a stage folder lies inside a run folder")?;
-            let feedback = feedback.unwrap_or_else(|| run.join(gptlab::results::FEEDBACK_FILE));
-            let opts = gptlab::chat::ChatOptions {
-                sampling: sampling.options(),
-                seed: sampling.seed,
-                feedback: &feedback,
-                model_name: &stage.display().to_string(),
-                interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
-            };
-            let stdin = std::io::stdin();
-            gptlab::chat::run_chat(model.as_ref(), &tok, &opts, stdin.lock(), std::io::stdout())?;
-            Ok(true)
-        }
+        } => chat(&stage, feedback, &sampling),
         Command::Compare { runs, out, sort_by } => {
             let path = gptlab::report::write_comparison(&runs, &out, sort_by.as_deref())?;
             println!("{}", path.display());
@@ -435,4 +318,140 @@ fn dispatch(command: Command) -> Result<bool> {
         }
         Command::Sweep(args) => gptlab::sweep::run_cli(args),
     }
+}
+
+/// `gptlab run`: every spec in turn; one failing does not stop the others.
+fn run_specs(specs: &[String], spec: &SpecArgs, results: Option<PathBuf>) -> Result<bool> {
+    let opts = RunOptions {
+        results_root: results_root(results),
+        load: spec.load_options(),
+    };
+    let paths = expand_spec_args(specs)?;
+    let mut failed = Vec::new();
+    for path in &paths {
+        match runner::run_spec(path, &opts) {
+            Ok(dir) => println!("{}", dir.display()),
+            Err(e) => {
+                // Most errors already start with the spec's `file:line`.
+                let message = format!("{e:#}");
+                match message.contains(&*path.to_string_lossy()) {
+                    true => eprintln!("error: {message}"),
+                    false => eprintln!("error: {}: {message}", path.display()),
+                }
+                failed.push(path.display().to_string());
+            }
+        }
+    }
+    if paths.len() > 1 && !failed.is_empty() {
+        eprintln!(
+            "{} of {} experiments failed: {}",
+            failed.len(),
+            paths.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(failed.is_empty())
+}
+
+fn validate_specs(specs: &[String], spec: &SpecArgs) -> Result<bool> {
+    let mut ok = true;
+    for path in expand_spec_args(specs)? {
+        match load_spec(&path, &spec.load_options()) {
+            Ok(l) => println!("ok {}: {}", path.display(), l.summary()),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+fn generate(stage: &Path, prompt: &str, chat: Option<bool>, sampling: &Sampling) -> Result<bool> {
+    let (model, tok, is_chat) = open_stage(stage)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
+    let opts = sampling.options();
+    let text = if chat.unwrap_or(is_chat) {
+        answer(
+            model.as_ref(),
+            &tok,
+            &[Message {
+                role: Role::User,
+                content: prompt.to_string(),
+            }],
+            &opts,
+            &mut rng,
+        )
+    } else {
+        format!(
+            "{prompt}{}",
+            complete(model.as_ref(), &tok, prompt, &opts, &mut rng)
+        )
+    };
+    println!("{text}");
+    Ok(true)
+}
+
+fn probe(
+    stage: &Path,
+    prompt: &str,
+    top: usize,
+    candidates: &[String],
+    chat: Option<bool>,
+    json: bool,
+) -> Result<bool> {
+    let (model, tok, is_chat) = open_stage(stage)?;
+    let ids = prompt_ids(&tok, prompt, chat.unwrap_or(is_chat));
+    let tops = top_tokens(model.as_ref(), &tok, &ids, top);
+    let cands: Vec<(String, f64)> = candidates
+        .iter()
+        .map(|c| {
+            (
+                c.clone(),
+                continuation_prob(model.as_ref(), &ids, &tok.encode(c), tok.vocab_size()),
+            )
+        })
+        .collect();
+    if json {
+        let c: Vec<_> = cands
+            .iter()
+            .map(|(t, p)| serde_json::json!({"text": t, "prob": p}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"prompt": prompt, "top": tops, "candidates": c})
+        );
+    } else {
+        println!("next token after {prompt:?}:");
+        for t in &tops {
+            println!("  {:>8.4}  {}", t.prob, t.token);
+        }
+        let total: f64 = cands.iter().map(|(_, p)| p).sum();
+        for (t, p) in &cands {
+            println!(
+                "  P({t}) = {p:.4}  ({:.1}% of the candidates)",
+                100.0 * p / total.max(1e-300)
+            );
+        }
+    }
+    Ok(true)
+}
+
+/// `gptlab chat`: feedback goes to the run folder's feedback file unless one is named.
+fn chat(stage: &Path, feedback: Option<PathBuf>, sampling: &Sampling) -> Result<bool> {
+    let (model, tok, _) = open_stage(stage)?;
+    let run = stage
+        .parent()
+        .context("a stage folder lies inside a run folder")?;
+    let feedback = feedback.unwrap_or_else(|| run.join(gptlab::results::FEEDBACK_FILE));
+    let opts = gptlab::chat::ChatOptions {
+        sampling: sampling.options(),
+        seed: sampling.seed,
+        feedback: &feedback,
+        model_name: &stage.display().to_string(),
+        interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+    };
+    let stdin = std::io::stdin();
+    gptlab::chat::run_chat(model.as_ref(), &tok, &opts, stdin.lock(), std::io::stdout())?;
+    Ok(true)
 }

@@ -6,7 +6,7 @@ use crate::eval::answers::{answer, complete};
 use crate::eval::probe::{continuation_prob, top_tokens};
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::SampleOptions;
-use crate::model::{Backend, LanguageModel};
+use crate::model::{Backend, LanguageModel, ModelConfig};
 use crate::results::meta::{write_meta, write_stage_record};
 use crate::results::{
     self, read_meta, read_stage_record, write_summary, CandidateProb, ProbeLine, RunMeta,
@@ -92,31 +92,9 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         &run_dir.join(results::SPEC_FILE),
         loaded.resolved_toml.as_bytes(),
     )?;
-    let mut meta = read_meta(run_dir).unwrap_or_else(|| RunMeta {
-        name: spec.name.clone(),
-        run_id: loaded.run_id.clone(),
-        started: now(),
-        ..Default::default()
-    });
-    meta.complete = false;
-    meta.finished = None;
-    meta.git_rev = git_rev();
-    meta.host = host();
-    meta.device = format!("{:?}", spec.device).to_lowercase();
-    write_meta(run_dir, &meta)?;
-
+    let mut meta = start_meta(loaded, run_dir)?;
     let tokenizer = tokenizer_for(loaded, run_dir, &datas)?;
-    let cfg = model_config(spec.model.preset.as_str(), tokenizer.vocab_size())
-        .with_context(|| format!("{}: [tokenizer] vocab_size", loaded.path.display()))?;
-    if spec.model.block_size > cfg.n_ctx {
-        bail!(
-            "{}: model.block_size {} exceeds the context {} of preset `{}`",
-            loaded.path.display(),
-            spec.model.block_size,
-            cfg.n_ctx,
-            cfg.preset
-        );
-    }
+    let cfg = model_config_for(loaded, &tokenizer)?;
     meta.preset = cfg.preset.clone();
     meta.vocab_size = tokenizer.vocab_size();
     meta.block_size = spec.model.block_size;
@@ -136,19 +114,6 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
             }
             continue;
         }
-        let mut model: Box<dyn LanguageModel<D>> = match &stage.from {
-            None => build_model(&cfg, &dev, spec.seed)?,
-            Some(from) => load_model(&run_dir.join(from), &dev)
-                .with_context(|| format!("stage `{}` starts from `{from}`", stage.name))?,
-        };
-        if stage.kind == StageKind::Reward && !model.has_score_head() {
-            model.add_score_head(spec.seed);
-        }
-        let params = model_tensors(model.as_mut())?
-            .iter()
-            .map(|(_, _, v)| v.len())
-            .sum();
-        meta.params = meta.params.max(params);
         let env = StageEnv {
             spec,
             stage,
@@ -159,24 +124,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
             block_size: spec.model.block_size,
             peak_flops,
         };
-        println!(
-            "[{}] {} stage, {} parameters, preset {} (vocab {}), {} steps",
-            stage.name,
-            stage.kind.as_str(),
-            params,
-            cfg.preset,
-            cfg.vocab_size,
-            stage.steps
-        );
-        let result = run_stage(&env, model.as_mut(), data, params)?;
-        let sm = StageMeta {
-            name: stage.name.clone(),
-            kind: stage.kind.as_str().into(),
-            steps: stage.steps,
-            tokens: result.tokens,
-            wall_s: result.wall_s,
-            tok_per_sec: result.tokens as f64 / result.wall_s.max(1e-9),
-        };
+        let sm = train_stage(&env, &cfg, data, &mut meta)?;
         meta.stages.retain(|s| s.name != stage.name);
         meta.stages.push(sm.clone());
         write_stage_record(&dir, &sm)?;
@@ -206,6 +154,82 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         eprintln!("warning: the report could not be written: {e:#}");
     }
     Ok(())
+}
+
+/// `meta.json` at the start of a run (or of a resumed one): not complete, this machine.
+fn start_meta(loaded: &LoadedSpec, run_dir: &Path) -> Result<RunMeta> {
+    let spec = &loaded.spec;
+    let mut meta = read_meta(run_dir).unwrap_or_else(|| RunMeta {
+        name: spec.name.clone(),
+        run_id: loaded.run_id.clone(),
+        started: now(),
+        ..Default::default()
+    });
+    meta.complete = false;
+    meta.finished = None;
+    meta.git_rev = git_rev();
+    meta.host = host();
+    meta.device = format!("{:?}", spec.device).to_lowercase();
+    write_meta(run_dir, &meta)?;
+    Ok(meta)
+}
+
+/// The compiled model shape for the spec's preset and the trained tokenizer.
+fn model_config_for(loaded: &LoadedSpec, tokenizer: &Tokenizer) -> Result<ModelConfig> {
+    let spec = &loaded.spec;
+    let cfg = model_config(spec.model.preset.as_str(), tokenizer.vocab_size())
+        .with_context(|| format!("{}: [tokenizer] vocab_size", loaded.path.display()))?;
+    if spec.model.block_size > cfg.n_ctx {
+        bail!(
+            "{}: model.block_size {} exceeds the context {} of preset `{}`",
+            loaded.path.display(),
+            spec.model.block_size,
+            cfg.n_ctx,
+            cfg.preset
+        );
+    }
+    Ok(cfg)
+}
+
+/// Builds or loads the stage's starting model and trains it; returns its record.
+fn train_stage<D: Backend>(
+    env: &StageEnv<D>,
+    cfg: &ModelConfig,
+    data: &StageData,
+    meta: &mut RunMeta,
+) -> Result<StageMeta> {
+    let (spec, stage) = (env.spec, env.stage);
+    let mut model: Box<dyn LanguageModel<D>> = match &stage.from {
+        None => build_model(cfg, &env.dev, spec.seed)?,
+        Some(from) => load_model(&env.run_dir.join(from), &env.dev)
+            .with_context(|| format!("stage `{}` starts from `{from}`", stage.name))?,
+    };
+    if stage.kind == StageKind::Reward && !model.has_score_head() {
+        model.add_score_head(spec.seed);
+    }
+    let params = model_tensors(model.as_mut())?
+        .iter()
+        .map(|(_, _, v)| v.len())
+        .sum();
+    meta.params = meta.params.max(params);
+    println!(
+        "[{}] {} stage, {} parameters, preset {} (vocab {}), {} steps",
+        stage.name,
+        stage.kind.as_str(),
+        params,
+        cfg.preset,
+        cfg.vocab_size,
+        stage.steps
+    );
+    let result = run_stage(env, model.as_mut(), data, params)?;
+    Ok(StageMeta {
+        name: stage.name.clone(),
+        kind: stage.kind.as_str().into(),
+        steps: stage.steps,
+        tokens: result.tokens,
+        wall_s: result.wall_s,
+        tok_per_sec: result.tokens as f64 / result.wall_s.max(1e-9),
+    })
 }
 
 fn tokenizer_for(loaded: &LoadedSpec, run_dir: &Path, datas: &[StageData]) -> Result<Tokenizer> {

@@ -6,6 +6,21 @@ use anyhow::Result;
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
 
+/// A NaN or infinite gradient norm: the step is refused before it touches the weights, and
+/// the training loop's NaN guard turns it into its message.
+#[derive(Debug)]
+pub struct NonFiniteGradient {
+    pub norm: f64,
+}
+
+impl std::fmt::Display for NonFiniteGradient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "gradient norm is {}", self.norm)
+    }
+}
+
+impl std::error::Error for NonFiniteGradient {}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamWConfig {
     pub betas: [f64; 2],
@@ -92,7 +107,7 @@ impl<D: Backend> AdamW<D> {
     ) -> Result<f64> {
         let norm = Self::grad_norm(model, grads)?;
         if !norm.is_finite() {
-            anyhow::bail!("gradient norm is {norm}");
+            return Err(NonFiniteGradient { norm }.into());
         }
         if self.cfg.grad_clip > 0.0 && norm > self.cfg.grad_clip {
             Self::scale_grads(model, grads, (self.cfg.grad_clip / (norm + 1e-6)) as f32)?;

@@ -2,19 +2,16 @@
 //! model into gradients for one step, and how to evaluate it); the loop owns the optimiser,
 //! the schedule, logging, evaluation, checkpoints, resume, the NaN guard and Ctrl-C.
 
-use super::checkpoint::{
-    encode_tensors, load_weights_from, model_tensors, read_tensors, save_model,
-};
-use super::optim::{AdamW, AdamWConfig, LrSchedule};
+pub use super::checkpoint::ObjectiveState;
+use super::checkpoint::{load_weights_from, model_tensors, save_model, ResumeState};
+use super::optim::{AdamW, AdamWConfig, LrSchedule, NonFiniteGradient};
 use crate::model::{Backend, LanguageModel};
 use crate::results::{MetricsWriter, METRICS_FILE, RESUME_FILE};
-use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Gradients;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -99,13 +96,6 @@ impl<'a, D: Backend> StepContext<'a, D> {
     }
 }
 
-/// Named tensors and string values an objective keeps between steps.
-#[derive(Default)]
-pub struct ObjectiveState {
-    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-    pub meta: HashMap<String, String>,
-}
-
 pub trait Objective<D: Backend> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput>;
     /// Held-out metrics, named `val/...` by convention.
@@ -188,106 +178,164 @@ pub fn train<D: Backend>(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     remove_stale_temporaries(dir);
     let _training = TrainingGuard::new();
-    let mut optim = AdamW::new(settings.adamw);
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    let resume_path = dir.join(RESUME_FILE);
-    let metrics_path = dir.join(METRICS_FILE);
-    let (mut step, mut tokens, mut wall_before) = (0u64, 0u64, 0f64);
-    let mut metrics;
-    if resume_path.exists() {
-        let r = read_resume(&resume_path).with_context(|| {
-            format!(
-                "cannot resume stage `{}` (delete {} to train the stage from its start)",
-                settings.stage,
-                resume_path.display()
-            )
-        })?;
-        let what = resume_path.display().to_string();
-        load_weights_from(model, &r.tensors, MODEL_PREFIX, &what)?;
-        optim
-            .import_state(model, r.adam_t, &r.moments)
-            .with_context(|| what.clone())?;
-        objective
-            .load_state(r.objective)
-            .with_context(|| what.clone())?;
-        rng = r.rng;
-        (step, tokens, wall_before) = (r.step, r.tokens, r.wall_s);
-        metrics = MetricsWriter::open_existing(&metrics_path)?;
-        metrics.truncate_after(step);
-        println!(
-            "[{}] resuming from step {step} ({})",
-            settings.stage,
-            resume_path.display()
-        );
-    } else {
-        metrics =
-            MetricsWriter::create(&metrics_path, &["loss", "lr", "grad_norm", "tok_per_sec"])?;
+    let mut run = Run::start(model, objective, settings, dir)?;
+    if run.step == 0 {
+        run.log_initial_eval()?;
+    }
+    while run.step < settings.steps {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(run.stop_interrupted());
+        }
+        run.train_step()?;
+    }
+    run.finish()
+}
+
+/// The state of one stage's training loop.
+struct Run<'a, D: Backend> {
+    model: &'a mut dyn LanguageModel<D>,
+    objective: &'a mut dyn Objective<D>,
+    settings: &'a TrainSettings,
+    dir: &'a Path,
+    optim: AdamW<D>,
+    rng: ChaCha8Rng,
+    step: u64,
+    tokens: u64,
+    /// Wall time spent before a resume.
+    wall_before: f64,
+    started: Instant,
+    /// Start and tokens of the current throughput window.
+    window: (Instant, u64),
+    last_checkpoint: Option<u64>,
+    metrics: MetricsWriter,
+    progress: Progress,
+}
+
+impl<'a, D: Backend> Run<'a, D> {
+    /// A fresh loop, or one continued from the stage's resume file.
+    fn start(
+        model: &'a mut dyn LanguageModel<D>,
+        objective: &'a mut dyn Objective<D>,
+        settings: &'a TrainSettings,
+        dir: &'a Path,
+    ) -> Result<Self> {
+        let resume_path = dir.join(RESUME_FILE);
+        let metrics_path = dir.join(METRICS_FILE);
+        let mut optim = AdamW::new(settings.adamw);
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+        let (mut step, mut tokens, mut wall_before) = (0u64, 0u64, 0f64);
+        let metrics = if resume_path.exists() {
+            let r = ResumeState::read(&resume_path).with_context(|| {
+                format!(
+                    "cannot resume stage `{}` (delete {} to train the stage from its start)",
+                    settings.stage,
+                    resume_path.display()
+                )
+            })?;
+            let what = resume_path.display().to_string();
+            load_weights_from(model, &r.model, "", &what)?;
+            optim
+                .import_state(model, r.adam_t, &r.moments)
+                .with_context(|| what.clone())?;
+            objective
+                .load_state(r.objective)
+                .with_context(|| what.clone())?;
+            rng = r.rng;
+            (step, tokens, wall_before) = (r.step, r.tokens, r.wall_s);
+            let mut metrics = MetricsWriter::open_existing(&metrics_path)?;
+            metrics.truncate_after(step);
+            println!("[{}] resuming from step {step} ({what})", settings.stage);
+            metrics
+        } else {
+            MetricsWriter::create(&metrics_path, &["loss", "lr", "grad_norm", "tok_per_sec"])?
+        };
+        Ok(Run {
+            progress: Progress::new(&settings.stage, settings.steps, step),
+            model,
+            objective,
+            settings,
+            dir,
+            optim,
+            rng,
+            step,
+            tokens,
+            wall_before,
+            started: Instant::now(),
+            window: (Instant::now(), 0),
+            last_checkpoint: (step > 0).then_some(step),
+            metrics,
+        })
     }
 
-    let progress = Progress::new(&settings.stage, settings.steps, step);
-    if step == 0 {
-        // The held-out metrics before any update: the "before" of every before/after comparison
-        // (the base model's exact match, the SFT model's preference accuracy...).
-        let val = objective.evaluate(model)?;
+    /// The held-out metrics before any update: the "before" of every before/after comparison
+    /// (the base model's exact match, the SFT model's preference accuracy...).
+    fn log_initial_eval(&mut self) -> Result<()> {
+        let val = self.objective.evaluate(self.model)?;
         if !val.is_empty() {
             let shown: Vec<String> = val.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            progress.println(format!("[{}] step 0: {}", settings.stage, shown.join(" ")));
+            let stage = &self.settings.stage;
+            self.progress
+                .println(format!("[{stage}] step 0: {}", shown.join(" ")));
             let row: Vec<(&str, f64)> = val.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            metrics.log(0, 0, &row)?;
+            self.metrics.log(0, 0, &row)?;
         }
+        Ok(())
     }
-    let started = Instant::now();
-    let mut window = (Instant::now(), 0u64);
-    let mut last_checkpoint: Option<u64> = (step > 0).then_some(step);
-    while step < settings.steps {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            save_checkpoint(
-                model,
-                &mut optim,
-                objective,
-                &rng,
-                step,
-                tokens,
-                wall_before + started.elapsed().as_secs_f64(),
-                dir,
-                &mut metrics,
-            )?;
-            progress.finish();
-            bail!(
-                "interrupted at step {step} of stage `{}`; checkpoint saved to {} — run the same command to resume",
-                settings.stage,
-                dir.display()
-            );
-        }
+
+    /// One optimiser step, its metrics row, and the evaluation and checkpoint due after it.
+    fn train_step(&mut self) -> Result<()> {
+        let settings = self.settings;
+        let step = self.step;
         let lr = settings.schedule.at(step);
         let mut ctx = StepContext {
-            model: &mut *model,
+            model: &mut *self.model,
             step,
             lr,
-            rng: &mut rng,
-            optim: &mut optim,
+            rng: &mut self.rng,
+            optim: &mut self.optim,
             grad_norm: None,
         };
-        let out = objective
-            .step(&mut ctx)
-            .map_err(|e| guard_message(e, step, &settings.stage, last_checkpoint, dir))?;
+        let result = self.objective.step(&mut ctx);
         let grad_norm = ctx.grad_norm;
+        let out = result.map_err(|e| self.guard_message(e))?;
         if !out.loss.is_finite() {
-            bail!(guard_text(
-                &format!("loss is {}", out.loss),
-                step,
-                &settings.stage,
-                last_checkpoint,
-                dir
-            ));
+            bail!(self.guard_text(&format!("loss is {}", out.loss)));
         }
-        step += 1;
-        tokens += out.tokens;
-        window.1 += out.tokens;
-        let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
-        let tok_per_sec = window.1 as f64 / elapsed;
-        let mut row: Vec<(String, f64)> = vec![
-            ("loss".into(), out.loss),
+        self.step += 1;
+        self.tokens += out.tokens;
+        self.window.1 += out.tokens;
+        let elapsed = self.window.0.elapsed().as_secs_f64().max(1e-9);
+        let tok_per_sec = self.window.1 as f64 / elapsed;
+        let mut row = self.train_row(out.loss, lr, tok_per_sec, grad_norm);
+        row.extend(out.metrics);
+        let step = self.step;
+        let is_last = step == settings.steps;
+        if is_last || (settings.eval_every > 0 && step % settings.eval_every == 0) {
+            row.extend(self.evaluate(out.loss)?);
+        }
+        let row_refs: Vec<(&str, f64)> = row.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.metrics.log(step, self.tokens, &row_refs)?;
+        self.progress.step(
+            step,
+            format!("loss {:.4} {:.0} tok/s", out.loss, tok_per_sec),
+            step % 50 == 0,
+        );
+        if step % 20 == 0 {
+            self.window = (Instant::now(), 0);
+        }
+        let checkpoint_due = settings.checkpoint_every > 0 && step % settings.checkpoint_every == 0;
+        if checkpoint_due && !is_last {
+            self.save_checkpoint()?;
+            self.last_checkpoint = Some(step);
+        }
+        Ok(())
+    }
+
+    /// What every step logs: loss, learning rate, throughput, gradient norm and MFU.
+    fn train_row(&self, loss: f64, lr: f64, tok_per_sec: f64, grad_norm: Option<f64>) -> Metrics {
+        let settings = self.settings;
+        let mut row: Metrics = vec![
+            ("loss".into(), loss),
             ("lr".into(), lr),
             ("tok_per_sec".into(), tok_per_sec),
         ];
@@ -300,99 +348,107 @@ pub fn train<D: Backend>(
                 tok_per_sec * settings.flops_per_token / settings.peak_flops,
             ));
         }
-        row.extend(out.metrics);
-        let is_last = step == settings.steps;
-        let eval_due = is_last || (settings.eval_every > 0 && step % settings.eval_every == 0);
-        if eval_due {
-            let eval_start = Instant::now();
-            let val = objective.evaluate(model)?;
-            let shown: Vec<String> = val.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            progress.println(format!(
-                "[{}] step {step}: loss {:.4} {}",
-                settings.stage,
-                out.loss,
-                shown.join(" ")
-            ));
-            row.extend(val);
-            // Evaluation time is not training throughput.
-            window.0 += eval_start.elapsed();
+        row
+    }
+
+    /// The held-out metrics after this step, printed with the training loss.
+    fn evaluate(&mut self, loss: f64) -> Result<Metrics> {
+        let eval_start = Instant::now();
+        let val = self.objective.evaluate(self.model)?;
+        let shown: Vec<String> = val.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        self.progress.println(format!(
+            "[{}] step {}: loss {loss:.4} {}",
+            self.settings.stage,
+            self.step,
+            shown.join(" ")
+        ));
+        // Evaluation time is not training throughput.
+        self.window.0 += eval_start.elapsed();
+        Ok(val)
+    }
+
+    fn wall_s(&self) -> f64 {
+        self.wall_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Writes the resume file (and a copy of the weights beside it, for `generate`/`probe`).
+    fn save_checkpoint(&mut self) -> Result<()> {
+        // Rows up to `step` must be on disk before the resume file says `step`; rows past it
+        // (written by a later flush) are dropped on resume.
+        self.metrics.flush()?;
+        let model = model_tensors(self.model)?
+            .into_iter()
+            .map(|(name, shape, values)| (name, (shape, values)))
+            .collect();
+        let moments = self
+            .optim
+            .export_state(self.model)?
+            .into_iter()
+            .map(|(name, m, v)| (name, (m, v)))
+            .collect();
+        let state = ResumeState {
+            step: self.step,
+            tokens: self.tokens,
+            wall_s: self.wall_s(),
+            adam_t: self.optim.t,
+            rng: self.rng.clone(),
+            model,
+            moments,
+            objective: self.objective.save_state()?,
+        };
+        state.write(&self.dir.join(RESUME_FILE))?;
+        save_model(self.model, self.dir)
+    }
+
+    /// Checkpoints and stops: the same command resumes from here.
+    fn stop_interrupted(mut self) -> anyhow::Error {
+        if let Err(e) = self.save_checkpoint() {
+            return e;
         }
-        let row_refs: Vec<(&str, f64)> = row.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        metrics.log(step, tokens, &row_refs)?;
-        progress.step(
-            step,
-            format!("loss {:.4} {:.0} tok/s", out.loss, tok_per_sec),
-            step % 50 == 0,
-        );
-        if step % 20 == 0 {
-            window = (Instant::now(), 0);
-        }
-        let checkpoint_due = settings.checkpoint_every > 0 && step % settings.checkpoint_every == 0;
-        if checkpoint_due && !is_last {
-            save_checkpoint(
-                model,
-                &mut optim,
-                objective,
-                &rng,
-                step,
-                tokens,
-                wall_before + started.elapsed().as_secs_f64(),
-                dir,
-                &mut metrics,
-            )?;
-            last_checkpoint = Some(step);
+        self.progress.finish();
+        anyhow::anyhow!(
+            "interrupted at step {} of stage `{}`; checkpoint saved to {} — run the same command to resume",
+            self.step,
+            self.settings.stage,
+            self.dir.display()
+        )
+    }
+
+    fn finish(mut self) -> Result<TrainResult> {
+        self.progress.finish();
+        self.metrics.flush()?;
+        save_model(self.model, self.dir)?;
+        // The finished stage no longer needs its resume state.
+        let _ = std::fs::remove_file(self.dir.join(RESUME_FILE));
+        Ok(TrainResult {
+            tokens: self.tokens,
+            wall_s: self.wall_s(),
+        })
+    }
+
+    /// The NaN guard's message: the stage, the step, what went wrong and what was kept.
+    fn guard_text(&self, what: &str) -> String {
+        let kept = match self.last_checkpoint {
+            Some(s) => format!(
+                "the last good checkpoint (step {s}) is kept in {}",
+                self.dir.display()
+            ),
+            None => "no checkpoint was written yet (set checkpoint_every to keep one)".to_string(),
+        };
+        format!(
+            "stage `{}` stopped at step {}: {what}; {kept}. Lower the learning rate or check the data.",
+            self.settings.stage, self.step
+        )
+    }
+
+    /// A non-finite gradient becomes the guard's message; any other error passes through.
+    fn guard_message(&self, e: anyhow::Error) -> anyhow::Error {
+        if e.chain().any(|c| c.is::<NonFiniteGradient>()) {
+            anyhow::anyhow!(self.guard_text(&format!("{e:#}")))
+        } else {
+            e
         }
     }
-    progress.finish();
-    metrics.flush()?;
-    save_model(model, dir)?;
-    // The finished stage no longer needs its resume state.
-    let _ = std::fs::remove_file(&resume_path);
-    Ok(TrainResult {
-        tokens,
-        wall_s: wall_before + started.elapsed().as_secs_f64(),
-    })
-}
-
-fn guard_text(what: &str, step: u64, stage: &str, last: Option<u64>, dir: &Path) -> String {
-    let kept = match last {
-        Some(s) => format!(
-            "the last good checkpoint (step {s}) is kept in {}",
-            dir.display()
-        ),
-        None => "no checkpoint was written yet (set checkpoint_every to keep one)".to_string(),
-    };
-    format!("stage `{stage}` stopped at step {step}: {what}; {kept}. Lower the learning rate or check the data.")
-}
-
-fn guard_message(
-    e: anyhow::Error,
-    step: u64,
-    stage: &str,
-    last: Option<u64>,
-    dir: &Path,
-) -> anyhow::Error {
-    if format!("{e:#}").contains("gradient norm is") {
-        anyhow::anyhow!(guard_text(&format!("{e:#}"), step, stage, last, dir))
-    } else {
-        e
-    }
-}
-
-/// Prefixes of the tensors in a resume file.
-const MODEL_PREFIX: &str = "model/";
-const OBJECTIVE_PREFIX: &str = "objective/";
-
-struct ResumeState {
-    step: u64,
-    tokens: u64,
-    wall_s: f64,
-    adam_t: i32,
-    rng: ChaCha8Rng,
-    /// Every tensor of the file; the model's weights are under `MODEL_PREFIX`.
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-    moments: HashMap<String, (Vec<f32>, Vec<f32>)>,
-    objective: ObjectiveState,
 }
 
 /// A temporary file of an atomic write that a killed process never renamed.
@@ -406,106 +462,4 @@ fn remove_stale_temporaries(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-/// The whole resume state (weights, optimizer moments, objective state, step, RNG) is one
-/// file written atomically, so a kill at any moment leaves either the previous checkpoint or
-/// the new one, never a mix. `model.safetensors` beside it is a copy for `generate`/`probe`.
-#[allow(clippy::too_many_arguments)]
-fn save_checkpoint<D: Backend>(
-    model: &mut dyn LanguageModel<D>,
-    optim: &mut AdamW<D>,
-    objective: &mut dyn Objective<D>,
-    rng: &ChaCha8Rng,
-    step: u64,
-    tokens: u64,
-    wall_s: f64,
-    dir: &Path,
-    metrics: &mut MetricsWriter,
-) -> Result<()> {
-    // Rows up to `step` must be on disk before the resume file says `step`; rows past it
-    // (written by a later flush) are dropped on resume.
-    metrics.flush()?;
-    let mut tensors = Vec::new();
-    for (name, shape, values) in model_tensors(model)? {
-        tensors.push((format!("{MODEL_PREFIX}{name}"), shape, values));
-    }
-    for (name, m, v) in optim.export_state(model)? {
-        tensors.push((format!("m1/{name}"), vec![m.len()], m));
-        tensors.push((format!("m2/{name}"), vec![v.len()], v));
-    }
-    let state = objective.save_state()?;
-    for (name, shape, values) in state.tensors {
-        tensors.push((format!("{OBJECTIVE_PREFIX}{name}"), shape, values));
-    }
-    let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
-    let mut meta = HashMap::from([
-        ("step".to_string(), step.to_string()),
-        ("tokens".to_string(), tokens.to_string()),
-        ("wall_s".to_string(), wall_s.to_string()),
-        ("adam_t".to_string(), optim.t.to_string()),
-        ("rng_seed".to_string(), seed),
-        ("rng_stream".to_string(), rng.get_stream().to_string()),
-        ("rng_word_pos".to_string(), rng.get_word_pos().to_string()),
-    ]);
-    for (k, v) in state.meta {
-        meta.insert(format!("{OBJECTIVE_PREFIX}{k}"), v);
-    }
-    write_atomic(&dir.join(RESUME_FILE), &encode_tensors(&tensors, meta)?)?;
-    save_model(model, dir)
-}
-
-fn read_resume(path: &Path) -> Result<ResumeState> {
-    let (tensors, meta) = read_tensors(path)?;
-    let get = |k: &str| -> Result<&String> {
-        meta.get(k)
-            .ok_or_else(|| anyhow::anyhow!("{}: resume state lacks `{k}`", path.display()))
-    };
-    let num = |k: &str| -> Result<u128> {
-        get(k)?
-            .parse()
-            .with_context(|| format!("{}: bad `{k}`", path.display()))
-    };
-    let seed_hex = get("rng_seed")?;
-    let mut seed = [0u8; 32];
-    for (i, b) in seed.iter_mut().enumerate() {
-        *b = u8::from_str_radix(seed_hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
-            .with_context(|| format!("{}: bad rng_seed", path.display()))?;
-    }
-    let mut rng = ChaCha8Rng::from_seed(seed);
-    rng.set_stream(num("rng_stream")? as u64);
-    rng.set_word_pos(num("rng_word_pos")?);
-    let mut moments: HashMap<String, (Vec<f32>, Vec<f32>)> = HashMap::new();
-    let mut objective = ObjectiveState::default();
-    for (name, (shape, values)) in &tensors {
-        if let Some(p) = name.strip_prefix("m1/") {
-            moments.entry(p.to_string()).or_default().0 = values.clone();
-        } else if let Some(p) = name.strip_prefix("m2/") {
-            moments.entry(p.to_string()).or_default().1 = values.clone();
-        } else if let Some(p) = name.strip_prefix(OBJECTIVE_PREFIX) {
-            objective
-                .tensors
-                .push((p.to_string(), shape.clone(), values.clone()));
-        }
-    }
-    for (k, v) in &meta {
-        if let Some(k) = k.strip_prefix(OBJECTIVE_PREFIX) {
-            objective.meta.insert(k.to_string(), v.clone());
-        }
-    }
-    Ok(ResumeState {
-        step: num("step")? as u64,
-        tokens: num("tokens")? as u64,
-        wall_s: get("wall_s")?.parse().unwrap_or(0.0),
-        adam_t: num("adam_t")? as i32,
-        rng,
-        tensors,
-        moments,
-        objective,
-    })
-}
-
-/// Where a stage keeps its files inside a run.
-pub fn stage_dir(run_dir: &Path, stage: &str) -> PathBuf {
-    run_dir.join(stage)
 }
