@@ -42,6 +42,37 @@ fn fit_history(tok: &Tokenizer, history: &mut Vec<Message>, ctx: usize, room: us
     }
 }
 
+/// Appends a thumbs up/down on the last answer to the feedback file; false when there was
+/// nothing to rate.
+fn rate(
+    opts: &ChatOptions,
+    unrated: Option<(Vec<Message>, String)>,
+    label: bool,
+    out: &mut impl Write,
+) -> Result<bool> {
+    let Some((prompt, completion)) = unrated else {
+        if opts.interactive {
+            writeln!(out, "(nothing to rate yet)")?;
+        }
+        return Ok(false);
+    };
+    let record = FeedbackLine {
+        prompt: &prompt,
+        completion: [Message {
+            role: Role::Assistant,
+            content: completion,
+        }],
+        label,
+        model: opts.model_name,
+        ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    append_line(opts.feedback, &serde_json::to_string(&record)?)?;
+    if opts.interactive {
+        writeln!(out, "(saved to {})", opts.feedback.display())?;
+    }
+    Ok(true)
+}
+
 pub fn run_chat<D: Backend>(
     model: &dyn LanguageModel<D>,
     tok: &Tokenizer,
@@ -80,25 +111,7 @@ pub fn run_chat<D: Backend>(
                 continue;
             }
             "+" | "-" => {
-                if let Some((prompt, completion)) = unrated.take() {
-                    let record = FeedbackLine {
-                        prompt: &prompt,
-                        completion: [Message {
-                            role: Role::Assistant,
-                            content: completion,
-                        }],
-                        label: line == "+",
-                        model: opts.model_name,
-                        ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    };
-                    append_line(opts.feedback, &serde_json::to_string(&record)?)?;
-                    ratings += 1;
-                    if opts.interactive {
-                        writeln!(out, "(saved to {})", opts.feedback.display())?;
-                    }
-                } else if opts.interactive {
-                    writeln!(out, "(nothing to rate yet)")?;
-                }
+                ratings += rate(opts, unrated.take(), line == "+", &mut out)? as usize;
                 continue;
             }
             _ => {}

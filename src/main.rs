@@ -255,28 +255,14 @@ fn dispatch(command: Command) -> Result<bool> {
             chat,
             held_out,
             seed,
-        } => {
-            let (model, tok, is_chat) = open_stage(&stage)?;
-            let block = gptlab::results::read_meta(stage.parent().unwrap_or(&stage))
-                .map(|m| m.block_size)
-                .filter(|&b| b > 0)
-                .unwrap_or(model.config().n_ctx);
-            let report = gptlab::eval::dataset::evaluate_file(
-                model.as_ref(),
-                &tok,
-                &data,
-                chat.unwrap_or(is_chat),
-                limit,
-                block,
-                held_out.map(|f| (f, seed)),
-            )?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!("{}: {}", data.display(), report.describe());
-            }
-            Ok(true)
-        }
+        } => eval(
+            &stage,
+            &data,
+            json,
+            limit,
+            chat,
+            held_out.map(|f| (f, seed)),
+        ),
         Command::Chat {
             stage,
             feedback,
@@ -453,5 +439,36 @@ fn chat(stage: &Path, feedback: Option<PathBuf>, sampling: &Sampling) -> Result<
     };
     let stdin = std::io::stdin();
     gptlab::chat::run_chat(model.as_ref(), &tok, &opts, stdin.lock(), std::io::stdout())?;
+    Ok(true)
+}
+
+/// `gptlab eval`: the stage's context is the run's block size (else the preset's).
+fn eval(
+    stage: &Path,
+    data: &Path,
+    json: bool,
+    limit: Option<usize>,
+    chat: Option<bool>,
+    held_out: Option<(f64, u64)>,
+) -> Result<bool> {
+    let (model, tok, is_chat) = open_stage(stage)?;
+    let block = gptlab::results::read_meta(stage.parent().unwrap_or(stage))
+        .map(|m| m.block_size)
+        .filter(|&b| b > 0)
+        .unwrap_or(model.config().n_ctx);
+    let report = gptlab::eval::dataset::evaluate_file(
+        model.as_ref(),
+        &tok,
+        data,
+        chat.unwrap_or(is_chat),
+        limit,
+        block,
+        held_out,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}: {}", data.display(), report.describe());
+    }
     Ok(true)
 }

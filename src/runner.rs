@@ -99,11 +99,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     meta.vocab_size = tokenizer.vocab_size();
     meta.block_size = spec.model.block_size;
 
-    let peak_flops = std::env::var("GPTLAB_PEAK_GFLOPS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        * 1e9;
+    let peak_flops = peak_flops();
     for (stage, data) in spec.stages.iter().zip(&datas) {
         let dir = run_dir.join(&stage.name);
         if results::done_marker(&dir).exists() {
@@ -154,6 +150,15 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         eprintln!("warning: the report could not be written: {e:#}");
     }
     Ok(())
+}
+
+/// The machine's fp32 peak for the MFU column, from `GPTLAB_PEAK_GFLOPS` (0 = unknown).
+fn peak_flops() -> f64 {
+    std::env::var("GPTLAB_PEAK_GFLOPS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        * 1e9
 }
 
 /// `meta.json` at the start of a run (or of a resumed one): not complete, this machine.

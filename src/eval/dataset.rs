@@ -91,96 +91,125 @@ pub fn evaluate_file<D: Backend>(
                     .collect(),
             };
             items.truncate(take(items.len()));
-            let max_new = items
-                .iter()
-                .map(|(_, r, _)| tok.encode(r).len())
-                .max()
-                .unwrap_or(16)
-                + 8;
-            let (all, per_task, judged) = if chat {
-                exact_match(model, tok, &items, max_new)
-            } else {
-                raw_exact_match(model, tok, &items, max_new)
-            };
-            Ok(EvalReport::ExactMatch {
-                exact_match: all.rate(),
-                correct: all.correct,
-                count: all.total,
-                per_task: per_task
-                    .iter()
-                    .map(|(k, v)| (k.clone(), task_score(v)))
-                    .collect(),
-                judged,
-            })
+            Ok(eval_questions(model, tok, &items, chat))
         }
         JsonlKind::Preference => {
             let mut records = held(data::read_preferences(path)?, held_out);
             records.truncate(take(records.len()));
-            if model.has_score_head() {
-                let (correct, count) = pair_accuracy(model, tok, &records, block_size);
-                return Ok(EvalReport::Preference {
-                    accuracy: correct as f64 / count.max(1) as f64,
-                    correct,
-                    count,
-                    measure: "reward",
-                });
-            }
-            let pad = tok.special(Special::Pad);
-            let encode = |prompt: &[Message], answer: &[Message]| {
-                let all: Vec<Message> = prompt.iter().chain(answer).cloned().collect();
-                let e = encode_chat(tok, &all);
-                let cut = e.ids.len().saturating_sub(block_size + 1);
-                Example {
-                    ids: e.ids[cut..].to_vec(),
-                    loss_mask: e.loss_mask[cut..].to_vec(),
-                }
-            };
-            let pairs: Vec<(Example, Example)> = records
-                .iter()
-                .filter_map(|r| match r {
-                    PreferenceRecord::Pair(p) => {
-                        Some((encode(&p.prompt, &p.chosen), encode(&p.prompt, &p.rejected)))
-                    }
-                    PreferenceRecord::Feedback(_) => None,
-                })
-                .collect();
-            let chosen =
-                answer_logprobs(model, &pairs.iter().map(|p| &p.0).collect::<Vec<_>>(), pad);
-            let rejected =
-                answer_logprobs(model, &pairs.iter().map(|p| &p.1).collect::<Vec<_>>(), pad);
-            let correct = chosen.iter().zip(&rejected).filter(|(c, r)| c > r).count();
-            Ok(EvalReport::Preference {
-                accuracy: correct as f64 / pairs.len().max(1) as f64,
-                correct,
-                count: pairs.len(),
-                measure: "sum of answer log-probabilities",
-            })
+            Ok(eval_preferences(model, tok, &records, block_size))
         }
         JsonlKind::Text => {
             let docs = data::read_text_corpus(&[path.to_path_buf()])?;
-            let stream = token_stream(tok, &docs);
-            let seq = block_size.min(stream.len().saturating_sub(1)).max(1);
-            // Non-overlapping windows over the whole text.
-            let windows = take(((stream.len() - 1) / seq).max(1));
-            let token_bytes: Vec<usize> = (0..tok.vocab_size() as u32)
-                .map(|i| tok.token_bytes(i))
-                .collect();
-            let (nats, tokens, bytes) = stream_loss(
-                model,
-                &model.device(),
-                &stream,
-                seq,
-                windows,
-                16,
-                &token_bytes,
-            );
-            Ok(EvalReport::Text {
-                loss: nats / tokens.max(1) as f64,
-                bpb: nats / bytes.max(1) as f64 / std::f64::consts::LN_2,
-                tokens,
-                bytes,
-            })
+            Ok(eval_text(model, tok, &docs, block_size, take))
         }
+    }
+}
+
+/// Exact match of greedy answers against the references.
+fn eval_questions<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    items: &[(Vec<Message>, String, Option<String>)],
+    chat: bool,
+) -> EvalReport {
+    let max_new = items
+        .iter()
+        .map(|(_, r, _)| tok.encode(r).len())
+        .max()
+        .unwrap_or(16)
+        + 8;
+    let (all, per_task, judged) = if chat {
+        exact_match(model, tok, items, max_new)
+    } else {
+        raw_exact_match(model, tok, items, max_new)
+    };
+    EvalReport::ExactMatch {
+        exact_match: all.rate(),
+        correct: all.correct,
+        count: all.total,
+        per_task: per_task
+            .iter()
+            .map(|(k, v)| (k.clone(), task_score(v)))
+            .collect(),
+        judged,
+    }
+}
+
+/// Preference accuracy: by the reward head when the model has one, else by the summed
+/// log-probabilities of the two answers.
+fn eval_preferences<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    records: &[PreferenceRecord],
+    block_size: usize,
+) -> EvalReport {
+    if model.has_score_head() {
+        let (correct, count) = pair_accuracy(model, tok, records, block_size);
+        return EvalReport::Preference {
+            accuracy: correct as f64 / count.max(1) as f64,
+            correct,
+            count,
+            measure: "reward",
+        };
+    }
+    let pad = tok.special(Special::Pad);
+    let encode = |prompt: &[Message], answer: &[Message]| {
+        let all: Vec<Message> = prompt.iter().chain(answer).cloned().collect();
+        let e = encode_chat(tok, &all);
+        let cut = e.ids.len().saturating_sub(block_size + 1);
+        Example {
+            ids: e.ids[cut..].to_vec(),
+            loss_mask: e.loss_mask[cut..].to_vec(),
+        }
+    };
+    let pairs: Vec<(Example, Example)> = records
+        .iter()
+        .filter_map(|r| match r {
+            PreferenceRecord::Pair(p) => {
+                Some((encode(&p.prompt, &p.chosen), encode(&p.prompt, &p.rejected)))
+            }
+            PreferenceRecord::Feedback(_) => None,
+        })
+        .collect();
+    let chosen = answer_logprobs(model, &pairs.iter().map(|p| &p.0).collect::<Vec<_>>(), pad);
+    let rejected = answer_logprobs(model, &pairs.iter().map(|p| &p.1).collect::<Vec<_>>(), pad);
+    let correct = chosen.iter().zip(&rejected).filter(|(c, r)| c > r).count();
+    EvalReport::Preference {
+        accuracy: correct as f64 / pairs.len().max(1) as f64,
+        correct,
+        count: pairs.len(),
+        measure: "sum of answer log-probabilities",
+    }
+}
+
+/// Loss and bits per byte over non-overlapping windows of the whole text.
+fn eval_text<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    docs: &[String],
+    block_size: usize,
+    take: impl Fn(usize) -> usize,
+) -> EvalReport {
+    let stream = token_stream(tok, docs);
+    let seq = block_size.min(stream.len().saturating_sub(1)).max(1);
+    let windows = take(((stream.len() - 1) / seq).max(1));
+    let token_bytes: Vec<usize> = (0..tok.vocab_size() as u32)
+        .map(|i| tok.token_bytes(i))
+        .collect();
+    let (nats, tokens, bytes) = stream_loss(
+        model,
+        &model.device(),
+        &stream,
+        seq,
+        windows,
+        16,
+        &token_bytes,
+    );
+    EvalReport::Text {
+        loss: nats / tokens.max(1) as f64,
+        bpb: nats / bytes.max(1) as f64 / std::f64::consts::LN_2,
+        tokens,
+        bytes,
     }
 }
 

@@ -38,6 +38,20 @@ pub fn code_block(lang: &str, text: &str) -> String {
 }
 
 pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
+    let mut md = header(run);
+    md.push_str(&answers(run));
+    md.push_str(&stage_table(run));
+    md.push_str(&stage_sections(run, figures));
+    md.push_str(&probes(run, figures));
+    if let Some(spec) = &run.spec_text {
+        md.push_str("## Resolved spec\n\n");
+        md.push_str(&code_block("toml", spec));
+    }
+    md
+}
+
+/// The title, status and what the run cost.
+fn header(run: &RunData) -> String {
     let mut md = format!("# {}\n\n", run.name());
     let status = match &run.meta {
         Some(m) if m.complete => "complete".to_string(),
@@ -74,7 +88,12 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
     if !facts.is_empty() {
         md.push_str(&format!("{}\n\n", facts.join(" · ")));
     }
+    md
+}
 
+/// The same prompts answered by every compared stage.
+fn answers(run: &RunData) -> String {
+    let mut md = String::new();
     let prompts = run.prompts();
     let stages = run.compared_stages();
     if !prompts.is_empty() && !stages.is_empty() {
@@ -95,7 +114,12 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
             .collect();
         md.push_str(&table(&header, &rows));
     }
+    md
+}
 
+/// Per stage: what it cost and where its loss ended.
+fn stage_table(run: &RunData) -> String {
+    let mut md = String::new();
     if !run.stages.is_empty() {
         md.push_str("## Stages\n\n");
         let header: Vec<String> = [
@@ -143,7 +167,12 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
             .collect();
         md.push_str(&table(&header, &rows));
     }
+    md
+}
 
+/// A section per stage: its final metrics and charts.
+fn stage_sections(run: &RunData, figures: &RunFigures) -> String {
+    let mut md = String::new();
     for (stage, charts) in &figures.stages {
         let kind = run.stage_kind(stage);
         md.push_str(&format!(
@@ -165,7 +194,12 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
             md.push_str(&format!("![{}]({})\n\n", cell(&c.title), c.png));
         }
     }
+    md
+}
 
+/// The probes: candidate probabilities per stage, and the next-token charts.
+fn probes(run: &RunData, figures: &RunFigures) -> String {
+    let mut md = String::new();
     if !run.probes.is_empty() {
         md.push_str("## Probes: the next-token distribution\n\n");
         for (prompt, charts) in &figures.probes {
@@ -202,11 +236,6 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
                 md.push_str(&format!("![{}]({})\n\n", cell(&c.title), c.png));
             }
         }
-    }
-
-    if let Some(spec) = &run.spec_text {
-        md.push_str("## Resolved spec\n\n");
-        md.push_str(&code_block("toml", spec));
     }
     md
 }

@@ -28,6 +28,21 @@ pub fn clipped_policy_loss<D: Backend>(
     )
 }
 
+/// The ratios at the positions the mask counts (the answer tokens).
+pub fn masked_ratios(ratios: &[f32], mask: &[bool]) -> Vec<f32> {
+    ratios
+        .iter()
+        .zip(mask)
+        .filter(|(_, &m)| m)
+        .map(|(&r, _)| r)
+        .collect()
+}
+
+/// The share of ratios the clip cut off.
+pub fn clip_fraction(masked: &[f32], clip: f32) -> f64 {
+    masked.iter().filter(|r| (**r - 1.0).abs() > clip).count() as f64 / masked.len().max(1) as f64
+}
+
 /// k3 estimate of KL(π‖π_ref) per token: exp(ref − new) − (ref − new) − 1 (≥ 0, unbiased).
 pub fn k3_kl<D: Backend, T: Tape<f32, D>>(new_logps: Flat<D, T>, ref_logps: Flat<D>) -> Flat<D, T> {
     let d = new_logps.negate() + ref_logps;

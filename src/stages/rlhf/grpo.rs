@@ -2,7 +2,7 @@
 //! against the reference answer, or a reward model), use the group-normalised reward as every
 //! token's advantage, and take clipped policy steps with an optional k3 KL penalty.
 
-use super::clipped::{clipped_policy_loss, k3_kl, Flat};
+use super::clipped::{clip_fraction, clipped_policy_loss, k3_kl, masked_ratios, Flat};
 use super::rollout::*;
 use crate::data::PromptExample;
 use crate::eval::answers::exact_match;
@@ -63,21 +63,31 @@ impl<D: Backend> Grpo<D> {
     }
 }
 
-impl<D: Backend> Objective<D> for Grpo<D> {
-    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
+/// One step's completions: `group_size` per drawn prompt, with rewards and group advantages.
+struct Groups {
+    samples: Vec<Sample>,
+    rewards: Vec<f64>,
+    advantages: Vec<f64>,
+    /// Groups whose rewards were all equal (no learning signal).
+    zero_std: usize,
+    n_prompts: usize,
+}
+
+impl<D: Backend> Grpo<D> {
+    /// Samples a group per prompt and scores it with the reward model, else the checker.
+    fn sample_groups(
+        &self,
+        ctx: &mut StepContext<'_, D>,
+        opts: &SampleOptions,
+        pad: u32,
+    ) -> Groups {
         let s = &self.stage;
-        let pad = self.tokenizer.special(Special::Pad);
         let g = s.group_size;
-        let opts = SampleOptions {
-            max_new_tokens: s.max_new_tokens,
-            temperature: s.temperature as f32,
-            ..Default::default()
-        };
         let n_prompts = (s.rollout_batch / g).max(1);
         let (mut samples, mut rewards, mut advantages, mut zero_std) = (vec![], vec![], vec![], 0);
         for _ in 0..n_prompts {
             let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
-            let group = sample_group(ctx.model, &self.tokenizer, p, g, &opts, ctx.rng);
+            let group = sample_group(ctx.model, &self.tokenizer, p, g, opts, ctx.rng);
             let r: Vec<f64> = match &self.reward_model {
                 Some(rm) => reward_model_scores(rm.as_ref(), &group, pad),
                 None => group
@@ -91,6 +101,28 @@ impl<D: Backend> Objective<D> for Grpo<D> {
             advantages.extend(a);
             samples.extend(group);
         }
+        Groups {
+            samples,
+            rewards,
+            advantages,
+            zero_std,
+            n_prompts,
+        }
+    }
+}
+
+impl<D: Backend> Objective<D> for Grpo<D> {
+    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
+        let s = &self.stage;
+        let pad = self.tokenizer.special(Special::Pad);
+        let opts = sample_options(&self.stage);
+        let Groups {
+            samples,
+            rewards,
+            advantages,
+            zero_std,
+            n_prompts,
+        } = self.sample_groups(ctx, &opts, pad);
         let refs: Vec<&Sample> = samples.iter().collect();
         let rb = rollout_batch(&self.dev, &refs, pad);
         let shape = (rb.batch.batch, rb.batch.seq);
@@ -132,19 +164,8 @@ impl<D: Backend> Objective<D> for Grpo<D> {
                 kls.push(kl.retaped::<NoneTape>().as_vec()[0] as f64);
                 loss = loss + kl * s.kl_coef as f32;
             }
-            let masked: Vec<f32> = ratios
-                .iter()
-                .zip(&rb.batch.mask)
-                .filter(|(_, &m)| m)
-                .map(|(&r, _)| r)
-                .collect();
-            clipfracs.push(
-                masked
-                    .iter()
-                    .filter(|r| (**r - 1.0).abs() > s.clip_range as f32)
-                    .count() as f64
-                    / masked.len().max(1) as f64,
-            );
+            let masked = masked_ratios(&ratios, &rb.batch.mask);
+            clipfracs.push(clip_fraction(&masked, s.clip_range as f32));
             losses.push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
             ctx.apply(loss.backward())?;
         }

@@ -3,7 +3,7 @@
 //! model (initialised from the reward model, as TRL does), then several epochs of clipped
 //! policy and value updates on the same rollout.
 
-use super::clipped::{clipped_policy_loss, Flat};
+use super::clipped::{clip_fraction, clipped_policy_loss, masked_ratios, Flat};
 use super::gae::{gae, whiten};
 use super::rollout::*;
 use crate::data::PromptExample;
@@ -74,14 +74,6 @@ impl<D: Backend> Ppo<D> {
             first_ratios: vec![],
         })
     }
-
-    fn sample_options(&self) -> SampleOptions {
-        SampleOptions {
-            max_new_tokens: self.stage.max_new_tokens,
-            temperature: self.stage.temperature as f32,
-            ..Default::default()
-        }
-    }
 }
 
 /// Everything PPO keeps about one minibatch of the rollout.
@@ -93,63 +85,100 @@ struct Minibatch<D: Backend> {
     returns: Vec<f32>,
 }
 
-impl<D: Backend> Objective<D> for Ppo<D> {
-    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
-        let s = self.stage.clone();
-        let pad = self.tokenizer.special(Special::Pad);
-        let opts = self.sample_options();
-        // 1. Rollout.
-        let samples: Vec<Sample> = (0..s.rollout_batch)
+/// Sums over the rollout, for the step's metrics.
+#[derive(Default)]
+struct RolloutStats {
+    kl: f64,
+    entropy: f64,
+    rlhf_reward: f64,
+    lengths: f64,
+}
+
+/// Per-update measurements over the epochs of one step.
+#[derive(Default)]
+struct UpdateStats {
+    pg_losses: Vec<f64>,
+    v_losses: Vec<f64>,
+    clipfracs: Vec<f64>,
+    approxkls: Vec<f64>,
+    ratios: Vec<f64>,
+    tokens: usize,
+}
+
+impl<D: Backend> Ppo<D> {
+    /// 1. Rollout: one completion per drawn prompt, scored by the reward model.
+    fn rollout(&self, ctx: &mut StepContext<'_, D>, pad: u32) -> (Vec<Sample>, Vec<f64>) {
+        let opts = sample_options(&self.stage);
+        let samples: Vec<Sample> = (0..self.stage.rollout_batch)
             .flat_map(|_| {
                 let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
                 sample_group(ctx.model, &self.tokenizer, p, 1, &opts, ctx.rng)
             })
             .collect();
         let scores = reward_model_scores(self.reward_model.as_ref(), &samples, pad);
+        (samples, scores)
+    }
 
-        // 2. Old log-probs, reference log-probs and values, per minibatch (the same grouping
-        // the updates use, so the first update sees ratio exactly 1).
-        let mut minibatches = Vec::new();
-        let (mut kl_sum, mut entropy, mut rlhf_reward, mut lengths) = (0.0, 0.0, 0.0, 0.0);
-        let groups: Vec<Vec<&Sample>> = samples
-            .chunks(self.minibatch)
-            .map(|c| c.iter().collect())
-            .collect();
+    /// 2. Old log-probs, reference log-probs and values, per minibatch (the same grouping
+    /// the updates use, so the first update sees ratio exactly 1), and per-token rewards:
+    /// −β·KL estimate, plus the score on the last token.
+    #[allow(clippy::type_complexity)]
+    fn score_rollout(
+        &self,
+        model: &dyn LanguageModel<D>,
+        samples: &[Sample],
+        scores: &[f64],
+        pad: u32,
+    ) -> (
+        Vec<(RolloutBatch<D>, Vec<f32>, Vec<f32>)>,
+        Vec<Vec<f64>>,
+        RolloutStats,
+    ) {
+        let kl_coef = self.stage.kl_coef;
+        let mut stats = RolloutStats::default();
         let mut offset = 0;
         let mut all_rewards: Vec<Vec<f64>> = Vec::new();
         let mut staged = Vec::new();
-        for group in &groups {
-            let rb = rollout_batch(&self.dev, group, pad);
-            let old = logprobs_of(ctx.model, &rb);
+        for chunk in samples.chunks(self.minibatch) {
+            let group: Vec<&Sample> = chunk.iter().collect();
+            let rb = rollout_batch(&self.dev, &group, pad);
+            let old = logprobs_of(model, &rb);
             let reference = logprobs_of(self.reference.as_ref(), &rb);
             let values = self.value.scores(rb.inputs.clone()).as_vec();
-            entropy +=
-                mean_entropy(ctx.model, &rb, self.tokenizer.vocab_size()) * group.len() as f64;
+            stats.entropy +=
+                mean_entropy(model, &rb, self.tokenizer.vocab_size()) * group.len() as f64;
             let old_rows = masked_rows(&old, &rb.batch);
             let ref_rows = masked_rows(&reference, &rb.batch);
-            // Per-token reward: −β·KL estimate, plus the score on the last token.
             for (i, (o, r)) in old_rows.iter().zip(&ref_rows).enumerate() {
                 let mut rewards: Vec<f64> =
-                    o.iter().zip(r).map(|(o, r)| -s.kl_coef * (o - r)).collect();
+                    o.iter().zip(r).map(|(o, r)| -kl_coef * (o - r)).collect();
                 let kl: f64 = o.iter().zip(r).map(|(o, r)| o - r).sum();
-                kl_sum += kl;
+                stats.kl += kl;
                 *rewards.last_mut().unwrap() += scores[offset + i];
-                rlhf_reward += scores[offset + i] - s.kl_coef * kl;
-                lengths += o.len() as f64;
+                stats.rlhf_reward += scores[offset + i] - kl_coef * kl;
+                stats.lengths += o.len() as f64;
                 all_rewards.push(rewards);
             }
             offset += group.len();
             staged.push((rb, old, values));
         }
-        // 3. Advantages (rewards whitened without shifting, advantages fully whitened).
+        (staged, all_rewards, stats)
+    }
+
+    /// 3. Advantages and returns by GAE (rewards whitened without shifting, advantages
+    /// fully whitened), laid out like each minibatch's tokens.
+    fn minibatches(
+        &self,
+        staged: Vec<(RolloutBatch<D>, Vec<f32>, Vec<f32>)>,
+        mut all_rewards: Vec<Vec<f64>>,
+    ) -> Vec<Minibatch<D>> {
         whiten(&mut all_rewards, false);
         let mut row = 0;
         let mut all_adv = Vec::new();
         let mut all_ret = Vec::new();
         for (rb, _, values) in &staged {
-            let value_rows = masked_rows(values, &rb.batch);
-            for v in value_rows {
-                let (a, r) = gae(&all_rewards[row], &v, s.gamma, s.lam);
+            for v in masked_rows(values, &rb.batch) {
+                let (a, r) = gae(&all_rewards[row], &v, self.stage.gamma, self.stage.lam);
                 all_adv.push(a);
                 all_ret.push(r);
                 row += 1;
@@ -157,6 +186,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         }
         whiten(&mut all_adv, true);
         let mut row = 0;
+        let mut minibatches = Vec::new();
         for (rb, old, values) in staged {
             let n = rb.batch.batch;
             let advantages = scatter_rows(&all_adv[row..row + n], &rb.batch);
@@ -170,13 +200,18 @@ impl<D: Backend> Objective<D> for Ppo<D> {
                 returns,
             });
         }
+        minibatches
+    }
 
-        // 4. Epochs of clipped updates.
-        let (mut pg_losses, mut v_losses, mut clipfracs, mut approxkls, mut ratios) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        let clip = s.clip_range as f32;
-        let mut tokens = 0usize;
-        for epoch in 0..s.ppo_epochs {
+    /// 4. Epochs of clipped policy and value updates on the same rollout.
+    fn update(
+        &mut self,
+        ctx: &mut StepContext<'_, D>,
+        minibatches: &[Minibatch<D>],
+    ) -> Result<UpdateStats> {
+        let mut stats = UpdateStats::default();
+        let clip = self.stage.clip_range as f32;
+        for epoch in 0..self.stage.ppo_epochs {
             for (mi, mb) in minibatches.iter().enumerate() {
                 let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
                 let count = mb.rb.batch.mask.iter().filter(|&&m| m).count().max(1) as f32;
@@ -189,72 +224,86 @@ impl<D: Backend> Objective<D> for Ppo<D> {
                     mb.rb.targets.clone(),
                 );
                 let (loss, r) = clipped_policy_loss(new, old, adv, weights.clone(), clip);
-                let masked: Vec<(f32, f32)> = r
-                    .iter()
-                    .zip(&mb.old_logps)
-                    .zip(&mb.rb.batch.mask)
-                    .filter(|(_, &m)| m)
-                    .map(|((&r, &o), _)| (r, o))
-                    .collect();
+                let masked = masked_ratios(&r, &mb.rb.batch.mask);
                 if epoch == 0 && mi == 0 {
-                    self.first_ratios = masked.iter().map(|(r, _)| *r).collect();
+                    self.first_ratios = masked.clone();
                 }
-                clipfracs.push(
-                    masked
-                        .iter()
-                        .filter(|(r, _)| (r - 1.0).abs() > clip)
-                        .count() as f64
-                        / masked.len().max(1) as f64,
-                );
-                approxkls.push(
-                    masked
-                        .iter()
-                        .map(|(r, _)| 0.5 * (r.ln() as f64).powi(2))
-                        .sum::<f64>()
-                        / masked.len().max(1) as f64,
-                );
-                ratios.push(
-                    masked.iter().map(|(r, _)| *r as f64).sum::<f64>() / masked.len().max(1) as f64,
-                );
-                pg_losses.push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
+                ratio_stats(&masked, clip, &mut stats);
+                stats
+                    .pg_losses
+                    .push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
                 ctx.apply(loss.backward())?;
-
-                // Clipped value loss: 0.5·max((V − R)², (clip(V, V_old ± ε) − R)²).
-                let old_v: Flat<D> = self.dev.tensor_from_vec(mb.old_values.clone(), shape);
-                let ret: Flat<D> = self.dev.tensor_from_vec(mb.returns.clone(), shape);
-                let v = self
-                    .value
-                    .scores_traced(mb.rb.inputs.clone(), Gradients::leaky());
-                let (v, tape) = v.split_tape();
-                let v_clipped =
-                    (v.retaped::<OwnedTape<f32, D>>() - old_v.clone()).clamp(-clip, clip) + old_v;
-                let l1 = (v.put_tape(tape) - ret.clone()).square();
-                let l2 = (v_clipped - ret).square();
-                let v_loss =
-                    (l1.maximum(l2) * weights).sum::<Rank0, _>() * (0.5 * s.vf_coef as f32);
-                v_losses.push(v_loss.retaped::<NoneTape>().as_vec()[0] as f64);
-                let mut vg = v_loss.backward();
-                self.value_optim
-                    .step(self.value.as_mut(), &mut vg, ctx.lr)?;
-                tokens += shape.0 * shape.1;
+                let v_loss = self.value_update(mb, weights, ctx.lr)?;
+                stats.v_losses.push(v_loss);
+                stats.tokens += shape.0 * shape.1;
             }
         }
+        Ok(stats)
+    }
+
+    /// Clipped value loss 0.5·max((V − R)², (clip(V, V_old ± ε) − R)²), one step of the
+    /// value model's own optimiser; returns the loss.
+    fn value_update(&mut self, mb: &Minibatch<D>, weights: Flat<D>, lr: f64) -> Result<f64> {
+        let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
+        let clip = self.stage.clip_range as f32;
+        let old_v: Flat<D> = self.dev.tensor_from_vec(mb.old_values.clone(), shape);
+        let ret: Flat<D> = self.dev.tensor_from_vec(mb.returns.clone(), shape);
+        let v = self
+            .value
+            .scores_traced(mb.rb.inputs.clone(), Gradients::leaky());
+        let (v, tape) = v.split_tape();
+        let v_clipped =
+            (v.retaped::<OwnedTape<f32, D>>() - old_v.clone()).clamp(-clip, clip) + old_v;
+        let l1 = (v.put_tape(tape) - ret.clone()).square();
+        let l2 = (v_clipped - ret).square();
+        let v_loss =
+            (l1.maximum(l2) * weights).sum::<Rank0, _>() * (0.5 * self.stage.vf_coef as f32);
+        let value = v_loss.retaped::<NoneTape>().as_vec()[0] as f64;
+        let mut vg = v_loss.backward();
+        self.value_optim.step(self.value.as_mut(), &mut vg, lr)?;
+        Ok(value)
+    }
+}
+
+/// Clip fraction, approximate KL and mean ratio over the answer tokens of one update.
+fn ratio_stats(masked: &[f32], clip: f32, stats: &mut UpdateStats) {
+    let n = masked.len().max(1) as f64;
+    stats.clipfracs.push(clip_fraction(masked, clip));
+    stats.approxkls.push(
+        masked
+            .iter()
+            .map(|r| 0.5 * (r.ln() as f64).powi(2))
+            .sum::<f64>()
+            / n,
+    );
+    stats
+        .ratios
+        .push(masked.iter().map(|r| *r as f64).sum::<f64>() / n);
+}
+
+impl<D: Backend> Objective<D> for Ppo<D> {
+    fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
+        let pad = self.tokenizer.special(Special::Pad);
+        let (samples, scores) = self.rollout(ctx, pad);
+        let (staged, rewards, rollout) = self.score_rollout(&*ctx.model, &samples, &scores, pad);
+        let minibatches = self.minibatches(staged, rewards);
+        let update = self.update(ctx, &minibatches)?;
         let n = samples.len() as f64;
         let metrics = vec![
-            ("objective/rlhf_reward".into(), rlhf_reward / n),
+            ("objective/rlhf_reward".into(), rollout.rlhf_reward / n),
             ("objective/scores".into(), mean(&scores)),
-            ("objective/kl".into(), kl_sum / n),
-            ("objective/entropy".into(), entropy / n),
-            ("policy/clipfrac_avg".into(), mean(&clipfracs)),
-            ("policy/approxkl_avg".into(), mean(&approxkls)),
-            ("loss/policy_avg".into(), mean(&pg_losses)),
-            ("loss/value_avg".into(), mean(&v_losses)),
-            ("val/ratio".into(), mean(&ratios)),
-            ("completions/mean_length".into(), lengths / n),
+            ("objective/kl".into(), rollout.kl / n),
+            ("objective/entropy".into(), rollout.entropy / n),
+            ("policy/clipfrac_avg".into(), mean(&update.clipfracs)),
+            ("policy/approxkl_avg".into(), mean(&update.approxkls)),
+            ("loss/policy_avg".into(), mean(&update.pg_losses)),
+            ("loss/value_avg".into(), mean(&update.v_losses)),
+            ("val/ratio".into(), mean(&update.ratios)),
+            ("completions/mean_length".into(), rollout.lengths / n),
         ];
         Ok(StepOutput {
-            loss: mean(&pg_losses) + mean(&v_losses),
-            tokens: tokens as u64,
+            loss: mean(&update.pg_losses) + mean(&update.v_losses),
+            tokens: update.tokens as u64,
             metrics,
         })
     }
@@ -305,7 +354,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         let pad = self.tokenizer.special(Special::Pad);
         let opts = SampleOptions {
             temperature: 0.0,
-            ..self.sample_options()
+            ..sample_options(&self.stage)
         };
         let answers = |m: &dyn LanguageModel<D>| -> Vec<Sample> {
             let mut rng = rand::rngs::mock::StepRng::new(0, 1);

@@ -44,6 +44,15 @@ pub fn prompt_ids(tok: &Tokenizer, p: &PromptExample, ctx: usize, max_new: usize
     ids
 }
 
+/// How a stage samples its rollouts: its `max_new_tokens` and `temperature`.
+pub fn sample_options(stage: &crate::spec::Stage) -> SampleOptions {
+    SampleOptions {
+        max_new_tokens: stage.max_new_tokens,
+        temperature: stage.temperature as f32,
+        ..Default::default()
+    }
+}
+
 /// `n` completions of one prompt, stopping at end of turn.
 pub fn sample_group<D: Backend>(
     model: &dyn LanguageModel<D>,
