@@ -77,7 +77,8 @@ fn require(v: &Value, name: &str, default: Value, want: Value, why: &str) -> Res
     Ok(())
 }
 
-pub fn model_config_from_hf(v: &Value) -> Result<ModelConfig> {
+/// The settings a GPT-2 config may hold only at the values gptlab's model computes with.
+fn check_architecture(v: &Value) -> Result<()> {
     require(v, "model_type", Value::Null, json!("gpt2"), "a GPT-2 model")?;
     let act = key(v, "activation_function")
         .and_then(Value::as_str)
@@ -120,6 +121,11 @@ pub fn model_config_from_hf(v: &Value) -> Result<ModelConfig> {
         json!(false),
         "a decoder-only model",
     )?;
+    Ok(())
+}
+
+pub fn model_config_from_hf(v: &Value) -> Result<ModelConfig> {
+    check_architecture(v)?;
     let (n_layer, n_head, n_embd) = (
         usize_key(v, "n_layer")?,
         usize_key(v, "n_head")?,

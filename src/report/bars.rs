@@ -58,12 +58,7 @@ impl Chart for BarSpec {
             .iter()
             .map(|v| if v.is_finite() { v.max(0.0) } else { 0.0 })
             .collect();
-        let top = values.iter().cloned().fold(0.0_f64, f64::max);
-        let y_max = if top > 0.0 {
-            (top * 1.18).min(1.05).max(top * 1.08)
-        } else {
-            1.0
-        };
+        let y_max = axis_top(&values);
         let text = can_draw_text();
         let labels: Vec<String> = self.labels[..n].iter().map(|l| visible_token(l)).collect();
 
@@ -134,6 +129,16 @@ impl Chart for BarSpec {
                 .map_err(plot_error)?;
         }
         Ok(())
+    }
+}
+
+/// The top of the probability axis: room above the tallest bar for its label, within 105%.
+fn axis_top(values: &[f64]) -> f64 {
+    let top = values.iter().cloned().fold(0.0_f64, f64::max);
+    if top > 0.0 {
+        (top * 1.18).min(1.05).max(top * 1.08)
+    } else {
+        1.0
     }
 }
 

@@ -366,6 +366,24 @@ impl Comparison<'_> {
     }
 
     fn html(&self) -> String {
+        let mut b = self.html_header();
+        b.push_str(&self.html_finals());
+        b.push_str(&self.html_answers());
+        for (stage, charts) in self.charts {
+            b.push_str(&format!(
+                "<section class=\"stage\"><h2>{}</h2>\n<div class=\"grid\">\n",
+                escape(stage)
+            ));
+            for c in charts {
+                b.push_str(&figure(c));
+            }
+            b.push_str("</div>\n</section>\n");
+        }
+        html::page(&format!("Comparison of {} runs", self.runs.len()), &b)
+    }
+
+    /// The title and the runs' colour legend.
+    fn html_header(&self) -> String {
         let mut b = String::new();
         b.push_str(&format!(
             "<header class=\"card\">\n<h1>Comparison of {} runs</h1>\n",
@@ -380,7 +398,12 @@ impl Comparison<'_> {
             ));
         }
         b.push_str("</div>\n</header>\n");
+        b
+    }
 
+    /// One row per run: status, cost and the final metrics (the sort column in bold).
+    fn html_finals(&self) -> String {
+        let mut b = String::new();
         let cols = self.final_columns();
         b.push_str(&format!("<section id=\"finals\">\n<h2>Final metrics <small>{}</small></h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>run</th><th>run id</th><th>status</th><th class=\"num\">tokens</th><th class=\"num\">wall time</th>", escape(&self.sort_note())));
         for (s, m) in &cols {
@@ -422,7 +445,12 @@ impl Comparison<'_> {
             b.push_str("</tr>\n");
         }
         b.push_str("</tbody></table></div>\n</section>\n");
+        b
+    }
 
+    /// Each prompt's answers, a row per run and a column per stage.
+    fn html_answers(&self) -> String {
+        let mut b = String::new();
         let (prompts, stages) = self.prompts_and_stages();
         if !prompts.is_empty() {
             b.push_str("<section id=\"answers\">\n<h2>Generations side by side</h2>\n");
@@ -454,18 +482,7 @@ impl Comparison<'_> {
             }
             b.push_str("</section>\n");
         }
-
-        for (stage, charts) in self.charts {
-            b.push_str(&format!(
-                "<section class=\"stage\"><h2>{}</h2>\n<div class=\"grid\">\n",
-                escape(stage)
-            ));
-            for c in charts {
-                b.push_str(&figure(c));
-            }
-            b.push_str("</div>\n</section>\n");
-        }
-        html::page(&format!("Comparison of {} runs", self.runs.len()), &b)
+        b
     }
 
     fn markdown(&self) -> String {
