@@ -10,24 +10,17 @@ fn probe_share_matches_the_data_share() {
     let spec = write_spec(
         tmp.path(),
         "park.toml",
-        r#"
-name = "park"
-[model]
-preset = "nano"
-block_size = 32
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+        &base_spec("park")
+            .base(
+                r#"
 steps = 300
 batch_size = 32
 lr = 3e-3
 warmup_steps = 20
 eval_every = 0
 "#,
+            )
+            .text(),
     );
     let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
     let out = gptlab(

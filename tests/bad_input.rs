@@ -6,21 +6,20 @@ use common::*;
 use std::path::Path;
 
 /// A valid spec; each case edits one thing. Data lives in the case's own folder (`{dir}`).
-const BASE: &str = r#"name = "bad"
-[model]
-preset = "nano"
-block_size = 16
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = "{dir}/corpus.txt"
+fn base() -> String {
+    base_spec("bad")
+        .block_size(16)
+        .data(r#""{dir}/corpus.txt""#)
+        .base(
+            r#"
 steps = 2
 batch_size = 2
 lr = 1e-3
 eval_every = 0
+"#,
+        )
+        .then(
+            r#"
 [[stages]]
 name = "assistant"
 kind = "sft"
@@ -28,14 +27,17 @@ from = "base"
 data = "{dir}/sft.jsonl"
 steps = 2
 batch_size = 2
-"#;
+"#,
+        )
+        .text()
+}
 
 const CORPUS: &str = "今天天气很好。我们去公园玩。\n小明喜欢吃苹果和香蕉。\n";
 const SFT: &str = "{\"prompt\": \"你好\", \"completion\": \"你好!\"}\n{\"prompt\": \"1+1=?\", \"completion\": \"2。\"}\n";
 
 struct Case {
     name: &'static str,
-    /// (old, new) replacements applied to `BASE`.
+    /// (old, new) replacements applied to `base()`.
     edits: &'static [(&'static str, &'static str)],
     /// Files written into the case folder besides `corpus.txt` and `sft.jsonl` (which these
     /// replace when named the same).
@@ -223,7 +225,7 @@ const CASES: &[Case] = &[
 ];
 
 fn prepare(dir: &Path, case_edits: &[(&str, &str)], files: &[(&str, &[u8])]) -> String {
-    let mut spec = BASE.to_string();
+    let mut spec = base();
     for (old, new) in case_edits {
         assert!(
             spec.contains(old),

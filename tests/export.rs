@@ -7,25 +7,21 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-const SPEC: &str = r#"
-name = "export"
-seed = 3
-[model]
-preset = "nano"
-block_size = 48
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+fn spec() -> String {
+    base_spec("export")
+        .top("seed = 3")
+        .block_size(48)
+        .base(
+            r#"
 steps = 80
 batch_size = 16
 lr = 3e-3
 warmup_steps = 10
 eval_every = 40
-"#;
+"#,
+        )
+        .text()
+}
 
 const PROMPT: &str = "我今天想去游乐园";
 const NEW_TOKENS: usize = 20;
@@ -68,7 +64,7 @@ fn python_with_numpy() -> Option<String> {
 #[test]
 fn exported_model_round_trips_and_matches_an_independent_gpt2() {
     let tmp = tempdir();
-    let spec = write_spec(tmp.path(), "export.toml", SPEC);
+    let spec = write_spec(tmp.path(), "export.toml", &spec());
     let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
     let stage = run.join("base");
     let hf = tmp.path().join("hf");

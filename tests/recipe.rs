@@ -4,24 +4,21 @@
 mod common;
 use common::*;
 
-const SPEC: &str = r#"
-name = "tiny"
-seed = 7
-[model]
-preset = "nano"
-block_size = 48
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+fn spec() -> String {
+    base_spec("tiny")
+        .top("seed = 7")
+        .block_size(48)
+        .base(
+            r#"
 steps = 120
 batch_size = 16
 lr = 3e-3
 warmup_steps = 10
 eval_every = 60
+"#,
+        )
+        .then(
+            r#"
 [[stages]]
 name = "assistant"
 kind = "sft"
@@ -84,12 +81,15 @@ prompts = ["中国的首都是哪里?", "香蕉是"]
 probes = [{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }]
 compare = ["base", "assistant", "ppo"]
 sampling = { temperature = 0.0, max_new_tokens = 12 }
-"#;
+"#,
+        )
+        .text()
+}
 
 #[test]
 fn every_stage_runs_end_to_end_and_leaves_a_complete_run() {
     let tmp = tempdir();
-    let spec = write_spec(tmp.path(), "tiny.toml", SPEC);
+    let spec = write_spec(tmp.path(), "tiny.toml", &spec());
     let out = gptlab(&["run", spec.to_str().unwrap()], tmp.path());
     let run = run_dir(&out);
 

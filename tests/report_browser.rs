@@ -5,21 +5,17 @@ mod common;
 use common::*;
 use std::process::Command;
 
-const SPEC: &str = r#"
-name = "browser"
-[model]
-preset = "nano"
-block_size = 32
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+fn spec() -> String {
+    base_spec("browser")
+        .base(
+            r#"
 steps = 30
 batch_size = 8
 eval_every = 10
+"#,
+        )
+        .then(
+            r#"
 [[stages]]
 name = "assistant"
 kind = "sft"
@@ -35,7 +31,10 @@ prompts = ["中国的首都是哪里?", "香蕉是"]
 probes = [{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }]
 compare = ["base", "assistant"]
 sampling = { temperature = 0.0, max_new_tokens = 8 }
-"#;
+"#,
+        )
+        .text()
+}
 
 fn chromium() -> Option<&'static str> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -55,7 +54,7 @@ fn report_loads_in_headless_chromium_with_its_charts() {
         return;
     };
     let tmp = tempdir();
-    let spec = write_spec(tmp.path(), "browser.toml", SPEC);
+    let spec = write_spec(tmp.path(), "browser.toml", &spec());
     let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
     let page = run.join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();

@@ -10,25 +10,21 @@ use std::time::{Duration, Instant};
 
 /// Every stage kind whose objective keeps state of its own is here: PPO trains a value model
 /// with its own optimizer inside the objective.
-const SPEC: &str = r#"
-name = "resume"
-seed = 11
-[model]
-preset = "nano"
-block_size = 32
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = ["{demo}/amusement_park.txt", "{demo}/corpus.txt"]
+fn spec() -> String {
+    base_spec("resume")
+        .top("seed = 11")
+        .base(
+            r#"
 steps = 40
 batch_size = 8
 lr = 3e-3
 warmup_steps = 4
 eval_every = 7
 checkpoint_every = 3
+"#,
+        )
+        .then(
+            r#"
 [[stages]]
 name = "assistant"
 kind = "sft"
@@ -64,7 +60,10 @@ checkpoint_every = 2
 prompts = ["香蕉是"]
 compare = ["base"]
 sampling = { temperature = 0.0, max_new_tokens = 4 }
-"#;
+"#,
+        )
+        .text()
+}
 
 const STAGES: [&str; 4] = ["base", "assistant", "rm", "ppo"];
 /// Columns that measure the machine, not the training.
@@ -167,7 +166,7 @@ fn killed_and_terminated_runs_resume_to_the_same_weights_and_metrics() {
     let straight = tmp.path().join("straight");
     std::fs::create_dir_all(&interrupted).unwrap();
     std::fs::create_dir_all(&straight).unwrap();
-    let spec = write_spec(tmp.path(), "resume.toml", SPEC);
+    let spec = write_spec(tmp.path(), "resume.toml", &spec());
 
     // 1. SIGKILL mid-pretraining, right after a checkpoint.
     let mut child = spawn(&spec, &interrupted);
@@ -260,20 +259,16 @@ fn a_stage_finished_just_before_a_kill_is_recorded_on_the_rerun() {
     let spec = write_spec(
         tmp.path(),
         "one.toml",
-        r#"name = "one"
-[model]
-preset = "nano"
-block_size = 16
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = "{demo}/corpus.txt"
+        &base_spec("one")
+            .block_size(16)
+            .data(r#""{demo}/corpus.txt""#)
+            .base(
+                r#"
 steps = 2
 batch_size = 2
 "#,
+            )
+            .text(),
     );
     let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
     let mut meta = read_meta_json(&run);

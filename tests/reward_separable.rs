@@ -30,20 +30,16 @@ fn reward_model_separates_a_trivial_preference() {
     let spec = write_spec(
         tmp.path(),
         "rm.toml",
-        r#"
-name = "separable"
-[model]
-preset = "nano"
-block_size = 32
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = "{demo}/corpus.txt"
+        &base_spec("separable")
+            .data(r#""{demo}/corpus.txt""#)
+            .base(
+                r#"
 steps = 20
 batch_size = 8
+"#,
+            )
+            .then(
+                r#"
 [[stages]]
 name = "rm"
 kind = "reward"
@@ -55,6 +51,8 @@ batch_size = 16
 lr = 1e-3
 eval_every = 20
 "#,
+            )
+            .text(),
     );
     let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
     let acc = read_metric(&run.join("rm/metrics.csv"), "val/accuracy");

@@ -9,30 +9,30 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Pretraining only, a few seconds a run.
-const SPEC: &str = r#"
-name = "tiny"
-seed = 5
-[model]
-preset = "nano"
-block_size = 32
-[tokenizer]
-kind = "char"
-vocab_size = 512
-[[stages]]
-name = "base"
-kind = "pretrain"
-data = "{demo}/corpus.txt"
+fn spec() -> String {
+    base_spec("tiny")
+        .top("seed = 5")
+        .data(r#""{demo}/corpus.txt""#)
+        .base(
+            r#"
 steps = 40
 batch_size = 8
 lr = 3e-3
 warmup_steps = 4
 eval_every = 20
 eval_batches = 2
+"#,
+        )
+        .then(
+            r#"
 [report]
 prompts = ["香蕉是"]
 compare = ["base"]
 sampling = { temperature = 0.0, max_new_tokens = 4 }
-"#;
+"#,
+        )
+        .text()
+}
 
 const LR_SWEEP: &str = r#"
 base = "tiny.toml"
@@ -44,7 +44,7 @@ name = "lr"
 /// A temp folder with tiny.toml and the sweep file `sweep.toml`.
 fn setup(sweep: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempdir();
-    write_spec(tmp.path(), "tiny.toml", SPEC);
+    write_spec(tmp.path(), "tiny.toml", &spec());
     let path = write_spec(tmp.path(), "sweep.toml", sweep);
     (tmp, path)
 }
@@ -85,12 +85,16 @@ fn attempts(sweep_root: &Path, i: usize) -> u64 {
 #[test]
 fn batch_run_reports_a_failure_and_runs_the_others() {
     let tmp = tempdir();
-    write_spec(tmp.path(), "a.toml", SPEC);
-    write_spec(tmp.path(), "b.toml", &SPEC.replace("seed = 5", "seed = 6"));
+    write_spec(tmp.path(), "a.toml", &spec());
+    write_spec(
+        tmp.path(),
+        "b.toml",
+        &spec().replace("seed = 5", "seed = 6"),
+    );
     write_spec(
         tmp.path(),
         "bad.toml",
-        &SPEC.replace("{demo}/corpus.txt", "missing-corpus.txt"),
+        &spec().replace("{demo}/corpus.txt", "missing-corpus.txt"),
     );
     let out = gptlab(&["run", "a.toml", "bad.toml", "b.toml"], tmp.path());
     let log = text(&out);

@@ -44,6 +44,74 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// The one base spec of the end-to-end tests: a nano model, a char tokenizer and a `base`
+/// pretrain stage on the demo text. Each test changes what it needs with the methods below
+/// and writes the result with [`write_spec`].
+pub fn base_spec(name: &str) -> Spec {
+    Spec {
+        top: format!("name = \"{name}\"\n"),
+        block_size: 32,
+        data: r#"["{demo}/amusement_park.txt", "{demo}/corpus.txt"]"#.to_string(),
+        base: String::new(),
+        rest: String::new(),
+    }
+}
+
+pub struct Spec {
+    top: String,
+    block_size: usize,
+    data: String,
+    base: String,
+    rest: String,
+}
+
+impl Spec {
+    /// Top-level keys besides the name (`seed = 7`).
+    pub fn top(mut self, lines: &str) -> Spec {
+        self.top += &with_newline(lines);
+        self
+    }
+
+    pub fn block_size(mut self, block_size: usize) -> Spec {
+        self.block_size = block_size;
+        self
+    }
+
+    /// The `base` stage's `data` value, as TOML.
+    pub fn data(mut self, toml: &str) -> Spec {
+        self.data = toml.to_string();
+        self
+    }
+
+    /// More keys of the `base` stage.
+    pub fn base(mut self, lines: &str) -> Spec {
+        self.base += &with_newline(lines);
+        self
+    }
+
+    /// Tables after the `base` stage: more stages, `[report]`.
+    pub fn then(mut self, tables: &str) -> Spec {
+        self.rest += &with_newline(tables);
+        self
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "{}[model]\npreset = \"nano\"\nblock_size = {}\n[tokenizer]\nkind = \"char\"\nvocab_size = 512\n\
+             [[stages]]\nname = \"base\"\nkind = \"pretrain\"\ndata = {}\n{}{}",
+            self.top, self.block_size, self.data, self.base, self.rest
+        )
+    }
+}
+
+fn with_newline(lines: &str) -> String {
+    let lines = lines.trim_start_matches('\n');
+    match lines.ends_with('\n') {
+        true => lines.to_string(),
+        false => format!("{lines}\n"),
+    }
+}
+
 /// Writes `spec` (with `{demo}` replaced by the demo data folder) to `dir/name`.
 pub fn write_spec(dir: &Path, name: &str, spec: &str) -> PathBuf {
     let p = dir.join(name);
