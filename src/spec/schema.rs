@@ -148,6 +148,17 @@ impl Algorithm {
     }
 }
 
+/// What a stage trains: one value per stage kind, and per algorithm for rlhf stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Pretrain,
+    Sft,
+    Reward,
+    Ppo,
+    Dpo,
+    Grpo,
+}
+
 /// How GRPO scores a completion when no reward model is given.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -268,6 +279,19 @@ impl Stage {
             rollout_batch: default_batch_size(),
             max_new_tokens: default_rlhf_max_new_tokens(),
             temperature: 1.0,
+        }
+    }
+
+    /// What the stage trains, decided once from `kind` and `algorithm`. Validation has
+    /// made sure that only rlhf stages have an algorithm and that each of them has one.
+    pub fn method(&self) -> Method {
+        match (self.kind, self.algorithm) {
+            (StageKind::Pretrain, _) => Method::Pretrain,
+            (StageKind::Sft, _) => Method::Sft,
+            (StageKind::Reward, _) => Method::Reward,
+            (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo,
+            (StageKind::Rlhf, Some(Algorithm::Grpo)) => Method::Grpo,
+            (StageKind::Rlhf, Some(Algorithm::Dpo) | None) => Method::Dpo,
         }
     }
 

@@ -9,12 +9,12 @@ pub mod sft;
 
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::model::{Backend, LanguageModel};
-use crate::spec::{Algorithm, Experiment, Stage, StageKind};
+use crate::spec::{Experiment, Method, Stage};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, TrainResult, TrainSettings};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// What the runner hands a stage.
@@ -30,21 +30,30 @@ pub struct StageEnv<'a, D: Backend> {
     pub peak_flops: f64,
 }
 
-/// A stage's data, read once (the tokenizer is trained on all of it before any stage runs).
+/// A stage's data, read once (the tokenizer is trained on all of it before any stage runs),
+/// in the variant of the stage's method: the data decides which objective trains.
 pub enum StageData {
-    Text {
+    Pretrain {
         train: Vec<String>,
         val: Option<Vec<String>>,
     },
-    Chat {
+    Sft {
         train: Vec<SftExample>,
         val: Vec<SftExample>,
     },
-    Preferences {
+    Reward {
         train: Vec<PreferenceRecord>,
         val: Vec<PreferenceRecord>,
     },
-    Prompts {
+    Dpo {
+        train: Vec<PreferenceRecord>,
+        val: Vec<PreferenceRecord>,
+    },
+    Ppo {
+        train: Vec<PromptExample>,
+        val: Vec<PromptExample>,
+    },
+    Grpo {
         train: Vec<PromptExample>,
         val: Vec<PromptExample>,
     },
@@ -54,17 +63,17 @@ impl StageData {
     /// Every piece of text, for training the tokenizer.
     pub fn texts(&self) -> Vec<&str> {
         match self {
-            StageData::Text { train, val } => train
+            StageData::Pretrain { train, val } => train
                 .iter()
                 .chain(val.iter().flatten())
                 .map(|s| s.as_str())
                 .collect(),
-            StageData::Chat { train, val } => train
+            StageData::Sft { train, val } => train
                 .iter()
                 .chain(val)
                 .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
                 .collect(),
-            StageData::Preferences { train, val } => train
+            StageData::Reward { train, val } | StageData::Dpo { train, val } => train
                 .iter()
                 .chain(val)
                 .flat_map(|r| match r {
@@ -78,7 +87,7 @@ impl StageData {
                 })
                 .map(|m| m.content.as_str())
                 .collect(),
-            StageData::Prompts { train, val } => train
+            StageData::Ppo { train, val } | StageData::Grpo { train, val } => train
                 .iter()
                 .chain(val)
                 .flat_map(|p| {
@@ -114,16 +123,16 @@ pub fn load_stage_data(
     let at_data = || locate("data");
     let at_val_data = || locate("val_data");
     let read_text = |paths: &[PathBuf]| data::read_text_corpus(&data::expand_paths(paths)?);
-    match stage.kind {
-        StageKind::Pretrain => {
+    match stage.method() {
+        Method::Pretrain => {
             let train = read_text(&stage.data).with_context(at_data)?;
             let val = match &stage.val_data {
                 Some(p) => Some(read_text(std::slice::from_ref(p)).with_context(at_val_data)?),
                 None => None,
             };
-            Ok(StageData::Text { train, val })
+            Ok(StageData::Pretrain { train, val })
         }
-        StageKind::Sft => {
+        Method::Sft => {
             let all = read_sft_files(&stage.data).with_context(at_data)?;
             let (train, val) = match &stage.val_data {
                 Some(p) => (
@@ -132,12 +141,9 @@ pub fn load_stage_data(
                 ),
                 None => data::split_off_validation(all, stage.val_fraction, seed),
             };
-            Ok(StageData::Chat { train, val })
+            Ok(StageData::Sft { train, val })
         }
-        StageKind::Reward | StageKind::Rlhf
-            if stage.algorithm != Some(Algorithm::Ppo)
-                && stage.algorithm != Some(Algorithm::Grpo) =>
-        {
+        method @ (Method::Reward | Method::Dpo) => {
             let all = read_many(&stage.data, data::read_preferences).with_context(at_data)?;
             let (train, val) = match &stage.val_data {
                 Some(p) => (
@@ -147,9 +153,12 @@ pub fn load_stage_data(
                 ),
                 None => data::split_off_validation(all, stage.val_fraction, seed),
             };
-            Ok(StageData::Preferences { train, val })
+            Ok(match method {
+                Method::Reward => StageData::Reward { train, val },
+                _ => StageData::Dpo { train, val },
+            })
         }
-        StageKind::Reward | StageKind::Rlhf => {
+        method @ (Method::Ppo | Method::Grpo) => {
             let prompts = stage.prompts.clone().into_iter().collect::<Vec<_>>();
             let all = read_many(&prompts, data::read_prompts).with_context(|| locate("prompts"))?;
             let (train, val) = match &stage.val_data {
@@ -160,7 +169,10 @@ pub fn load_stage_data(
                 ),
                 None => data::split_off_validation(all, stage.val_fraction, seed),
             };
-            Ok(StageData::Prompts { train, val })
+            Ok(match method {
+                Method::Ppo => StageData::Ppo { train, val },
+                _ => StageData::Grpo { train, val },
+            })
         }
     }
 }
@@ -209,45 +221,48 @@ pub fn run_stage<D: Backend>(
     params: usize,
 ) -> Result<TrainResult> {
     let settings = settings(env, model, params);
-    match (env.stage.kind, data) {
-        (StageKind::Pretrain, StageData::Text { train: docs, val }) => {
+    let objective_of = |what: &str| format!("stage `{}`: {what}", env.stage.name);
+    match data {
+        StageData::Pretrain { train: docs, val } => {
             let mut obj = pretrain::Pretrain::new(env, docs, val.as_deref())?;
             train(model, &mut obj, &settings, &env.dir)
         }
-        (StageKind::Sft, StageData::Chat { train: t, val }) => {
+        StageData::Sft { train: t, val } => {
             let mut obj = sft::Sft::new(env, t, val)?;
             train(model, &mut obj, &settings, &env.dir)
         }
-        (StageKind::Reward, StageData::Preferences { train: t, val }) => {
+        StageData::Reward { train: t, val } => {
             let mut obj = reward::Reward::new(env, t, val)?;
             train(model, &mut obj, &settings, &env.dir)
         }
-        (StageKind::Rlhf, StageData::Preferences { train: t, val }) => {
+        StageData::Dpo { train: t, val } => {
             // The reference is the frozen `from` model: a copy taken before any update.
             let reference = model.boxed_clone();
             let mut obj = rlhf::dpo::Dpo::new(env, reference.as_ref(), t, val)?;
             drop(reference);
             train(model, &mut obj, &settings, &env.dir)
         }
-        (StageKind::Rlhf, StageData::Prompts { train: t, val }) => {
-            let rm = match &env.stage.reward_model {
-                Some(name) => Some(
-                    load_model(&env.run_dir.join(name), &env.dev)
-                        .with_context(|| format!("reward model `{name}`"))?,
-                ),
-                None => None,
-            };
-            if env.stage.algorithm == Some(Algorithm::Ppo) {
-                let rm = rm.ok_or_else(|| {
-                    anyhow::anyhow!("stage `{}`: PPO needs reward_model", env.stage.name)
-                })?;
-                let mut obj = rlhf::ppo::Ppo::new(env, model, rm, t.clone(), val.clone())?;
-                train(model, &mut obj, &settings, &env.dir)
-            } else {
-                let mut obj = rlhf::grpo::Grpo::new(env, model, rm, t.clone(), val.clone())?;
-                train(model, &mut obj, &settings, &env.dir)
-            }
+        StageData::Ppo { train: t, val } => {
+            let rm = reward_model(env)?
+                .ok_or_else(|| anyhow!(objective_of("PPO needs reward_model")))?;
+            let mut obj = rlhf::ppo::Ppo::new(env, model, rm, t.clone(), val.clone())?;
+            train(model, &mut obj, &settings, &env.dir)
         }
-        _ => bail!("stage `{}`: data does not match its kind", env.stage.name),
+        StageData::Grpo { train: t, val } => {
+            let rm = reward_model(env)?;
+            let mut obj = rlhf::grpo::Grpo::new(env, model, rm, t.clone(), val.clone())?;
+            train(model, &mut obj, &settings, &env.dir)
+        }
+    }
+}
+
+/// The stage's `reward_model`, loaded from its folder in the run, if it names one.
+fn reward_model<D: Backend>(env: &StageEnv<D>) -> Result<Option<Box<dyn LanguageModel<D>>>> {
+    match &env.stage.reward_model {
+        Some(name) => Ok(Some(
+            load_model(&env.run_dir.join(name), &env.dev)
+                .with_context(|| format!("reward model `{name}`"))?,
+        )),
+        None => Ok(None),
     }
 }
