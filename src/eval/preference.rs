@@ -123,18 +123,34 @@ pub fn pair_accuracy<D: Backend>(
 ) -> (usize, usize) {
     let (pairs, _) = split_records(tok, records, limit);
     let pad = tok.special(Special::Pad);
-    let mut correct = 0;
-    for chunk in pairs.chunks(16) {
-        let rows: Vec<&[u32]> = chunk
-            .iter()
-            .map(|p| p.chosen.as_slice())
-            .chain(chunk.iter().map(|p| p.rejected.as_slice()))
-            .collect();
-        let r = rewards(model, &rows, pad);
-        let (c, rj) = r.split_at(chunk.len());
-        correct += c.iter().zip(rj).filter(|(a, b)| a > b).count();
-    }
+    let correct = pair_rewards(model, &pairs, pad, 16)
+        .iter()
+        .map(|(chosen, rejected)| chosen.iter().zip(rejected).filter(|(a, b)| a > b).count())
+        .sum();
     (correct, pairs.len())
+}
+
+/// The rewards of each pair's chosen and rejected answer, `batch` pairs per forward pass:
+/// one `(chosen, rejected)` list per batch.
+pub fn pair_rewards<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    pairs: &[Pair],
+    pad: u32,
+    batch: usize,
+) -> Vec<(Vec<f32>, Vec<f32>)> {
+    pairs
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            let rows: Vec<&[u32]> = chunk
+                .iter()
+                .map(|p| p.chosen.as_slice())
+                .chain(chunk.iter().map(|p| p.rejected.as_slice()))
+                .collect();
+            let mut chosen = rewards(model, &rows, pad);
+            let rejected = chosen.split_off(chunk.len());
+            (chosen, rejected)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use super::StageEnv;
 use crate::data::PreferenceRecord;
-use crate::eval::preference::{pad_rows, rewards, split_records, Labelled, Pair};
+use crate::eval::preference::{pad_rows, pair_rewards, rewards, split_records, Labelled, Pair};
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::Special;
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
@@ -86,19 +86,12 @@ fn pair_metrics<D: Backend>(
     batch: usize,
 ) -> Metrics {
     let (mut correct, mut margin, mut all) = (0usize, 0f64, Vec::new());
-    for chunk in pairs.chunks(batch.max(1)) {
-        let rows: Vec<&[u32]> = chunk
-            .iter()
-            .map(|p| p.chosen.as_slice())
-            .chain(chunk.iter().map(|p| p.rejected.as_slice()))
-            .collect();
-        let r = rewards(model, &rows, pad);
-        let (c, rj) = r.split_at(chunk.len());
-        for (a, b) in c.iter().zip(rj) {
+    for (chosen, rejected) in pair_rewards(model, pairs, pad, batch) {
+        for (a, b) in chosen.iter().zip(&rejected) {
             correct += (a > b) as usize;
             margin += (a - b) as f64;
         }
-        all.extend(r.iter().map(|&x| x as f64));
+        all.extend(chosen.iter().chain(&rejected).map(|&x| x as f64));
     }
     let mut label_correct = 0;
     for chunk in labelled.chunks(batch.max(1)) {
