@@ -18,14 +18,7 @@ pub fn answer<D: Backend>(
     rng: &mut impl rand::Rng,
 ) -> String {
     let mut prompt = encode_prompt(tok, messages);
-    let room = model
-        .config()
-        .n_ctx
-        .saturating_sub(opts.max_new_tokens)
-        .max(1);
-    if prompt.len() > room {
-        prompt.drain(..prompt.len() - room);
-    }
+    keep_room_for_answer(&mut prompt, model.config().n_ctx, opts.max_new_tokens);
     let mut opts = opts.clone();
     opts.stop = vec![
         tok.special(Special::EndOfTurn),
@@ -56,17 +49,18 @@ pub fn complete_ids<D: Backend>(
     opts: &SampleOptions,
     rng: &mut impl rand::Rng,
 ) -> Vec<u32> {
-    let room = model
-        .config()
-        .n_ctx
-        .saturating_sub(opts.max_new_tokens)
-        .max(1);
-    if prompt.len() > room {
-        prompt.drain(..prompt.len() - room);
-    }
+    keep_room_for_answer(&mut prompt, model.config().n_ctx, opts.max_new_tokens);
     let mut opts = opts.clone();
     opts.stop = vec![tok.special(Special::EndOfText)];
     generate(model, &prompt, 1, tok.vocab_size(), &opts, rng).remove(0)
+}
+
+/// Cuts a prompt from the left so that it and `max_new_tokens` fit in the context.
+fn keep_room_for_answer(prompt: &mut Vec<u32>, n_ctx: usize, max_new_tokens: usize) {
+    let room = n_ctx.saturating_sub(max_new_tokens).max(1);
+    if prompt.len() > room {
+        prompt.drain(..prompt.len() - room);
+    }
 }
 
 pub fn greedy(max_new_tokens: usize) -> SampleOptions {
