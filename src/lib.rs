@@ -10,6 +10,7 @@ pub mod export;
 pub mod model;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod spec;
 pub mod stages;
 pub mod sweep;
