@@ -137,13 +137,15 @@ fn python_has(modules: &str) -> bool {
     ok
 }
 
-fn python(script: &str, args: &[&str]) {
+/// Runs a test script; returns its standard output.
+fn python(script: &str, args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg(repo().join("tests").join(script))
         .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{script} failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
@@ -161,6 +163,54 @@ fn the_official_openai_client_works_against_the_server() {
     }
     let server = Server::start(&["--api-key", "test-key"]);
     python("serve_openai.py", &[&server.url, "test-key"]);
+}
+
+fn chromedriver() -> bool {
+    let ok = Path::new("/usr/bin/chromedriver").exists();
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "chromium-driver is not installed"
+    );
+    if !ok {
+        eprintln!("skipped: chromedriver is not installed (apt install chromium-driver)");
+    }
+    ok
+}
+
+#[test]
+fn the_page_in_headless_chromium_shows_answers_as_text_and_saves_ratings() {
+    if !chromedriver() || !python_has("selenium") {
+        return;
+    }
+    let server = Server::start(&[]);
+    let shot = server.run.join("page.png");
+    let out = python("serve_page.py", &[&server.url, shot.to_str().unwrap()]);
+    let rated: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 20_000,
+        "a blank screenshot?"
+    );
+
+    // The 👍 is one feedback line for the assistant's answer, with the page's sampling settings.
+    let feedback = lines(&server.run.join("feedback.jsonl"));
+    assert_eq!(feedback.len(), 1, "{feedback:?}");
+    assert_eq!(feedback[0]["label"], true);
+    assert_eq!(feedback[0]["stage"], "assistant");
+    assert_eq!(feedback[0]["completion"][0]["content"], rated["liked"]);
+    assert_eq!(feedback[0]["prompt"][0]["content"], "中国的首都是哪里?");
+    assert_eq!(feedback[0]["sampling"]["seed"], 3);
+    // The ranking of three is its three pairs, best first.
+    let prefs = lines(&server.run.join("preferences.jsonl"));
+    let r = &rated["ranking"];
+    let pairs: Vec<_> = prefs
+        .iter()
+        .map(|p| (&p["chosen"][0]["content"], &p["rejected"][0]["content"]))
+        .collect();
+    assert_eq!(pairs, [(&r[0], &r[1]), (&r[0], &r[2]), (&r[1], &r[2])]);
+    // Both files are what a reward stage reads.
+    for file in ["feedback.jsonl", "preferences.jsonl"] {
+        gptlab::data::read_preferences(&server.run.join(file)).unwrap();
+    }
 }
 
 #[test]
