@@ -1,10 +1,11 @@
 """The `gptlab serve` page in headless Chromium, driven by Selenium (started by tests/serve.rs).
 
-Usage: python3 tests/serve_page.py URL SCREENSHOT.png
+Usage: python3 tests/serve_page.py URL SCREENSHOT.png [--picture STAGE,STAGE,...]
 Asks a stage trained to answer with HTML and checks the answer is shown as text; asks two
 stages side by side, rates one answer 👍, ranks three answers, fills the next-token panel and
 the attention heatmap, and saves a screenshot. Prints what it rated as JSON for the caller to
-find in the run's feedback files.
+find in the run's feedback files. With --picture it only asks those stages side by side and
+takes the screenshot (for results/examples/, from a real run).
 """
 import json
 import sys
@@ -15,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 url, shot = sys.argv[1], sys.argv[2]
+picture = sys.argv[4].split(",") if sys.argv[3:4] == ["--picture"] else None
 options = webdriver.ChromeOptions()
 for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
              "--disable-dev-shm-usage", "--lang=en-US"]:
@@ -56,9 +58,22 @@ def no_alert():
         return True
 
 
+def explore_and_shoot(prompt):
+    columns = ask(prompt, picture or ["base", "assistant"], 1)
+    set_value("candidates", "过山车,大风车")
+    wait.until(lambda d: len(css("#next-token .bar-row")) == 12)
+    driver.find_element(By.ID, "show-attention").click()
+    wait.until(lambda d: d.find_element(By.ID, "heatmap").get_attribute("data-drawn"))
+    driver.save_screenshot(shot)
+
+
 try:
     driver.get(url)
-    wait.until(lambda d: len(css("#stages input")) == 3)
+    wait.until(lambda d: len(css("#stages input")) >= 2)
+    if picture:
+        set_value("seed", 0)
+        explore_and_shoot("我今天想去游乐园玩")
+        sys.exit(0)
 
     # Model output is text: the html stage's answer shows its markup, and nothing runs.
     set_value("temperature", 0)
@@ -89,12 +104,7 @@ try:
     wait.until(lambda d: "saved 3 pairs" in columns["assistant"].text)
 
     # Side by side again for the picture, with the explorer filled in.
-    columns = ask("我今天想去游乐园玩", ["base", "assistant"], 1)
-    set_value("candidates", "过山车,大风车")
-    wait.until(lambda d: len(css("#next-token .bar-row")) == 12)
-    driver.find_element(By.ID, "show-attention").click()
-    wait.until(lambda d: d.find_element(By.ID, "heatmap").get_attribute("data-drawn"))
-    driver.save_screenshot(shot)
+    explore_and_shoot("我今天想去游乐园玩")
 
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
