@@ -41,7 +41,7 @@ impl ApiError {
         ApiError {
             code: Some("context_length_exceeded"),
             ..ApiError::bad_param(
-                "messages",
+                "prompt",
                 format!("the prompt is {tokens} tokens; this model's context is {ctx}, and the answer needs at least one"),
             )
         }

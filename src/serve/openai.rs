@@ -127,37 +127,24 @@ pub fn gen_params(
     stop_ids: Vec<u32>,
 ) -> ApiResult<GenParams> {
     let temperature = f.temperature.unwrap_or(1.0);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::bad_param(
-            "temperature",
-            format!("temperature must be between 0 and 2, got {temperature}"),
-        ));
-    }
+    check(
+        "temperature",
+        (0.0..=2.0).contains(&temperature),
+        "between 0 and 2",
+        temperature,
+    )?;
     let top_p = f.top_p.unwrap_or(1.0);
-    if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(ApiError::bad_param(
-            "top_p",
-            format!("top_p must be in (0, 1], got {top_p}"),
-        ));
-    }
+    check("top_p", top_p > 0.0 && top_p <= 1.0, "in (0, 1]", top_p)?;
     let n = f.n.unwrap_or(1);
-    if !(1..=MAX_N).contains(&n) {
-        return Err(ApiError::bad_param(
-            "n",
-            format!("n must be between 1 and {MAX_N}, got {n}"),
-        ));
-    }
-    let stop_strings = match &f.stop {
-        None => vec![],
-        Some(Stop::One(s)) => vec![s.clone()],
-        Some(Stop::Many(v)) => v.clone(),
-    };
-    if stop_strings.len() > MAX_STOPS || stop_strings.iter().any(|s| s.is_empty()) {
-        return Err(ApiError::bad_param(
-            "stop",
-            format!("stop takes at most {MAX_STOPS} non-empty strings"),
-        ));
-    }
+    check(
+        "n",
+        (1..=MAX_N).contains(&n),
+        &format!("between 1 and {MAX_N}"),
+        n,
+    )?;
+    let max_tokens = (f.max_completion_tokens.or(f.max_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
+    check("max_tokens", max_tokens > 0, "at least 1", max_tokens)?;
+    let stop_strings = stop_strings(f.stop.as_ref())?;
     if prompt.is_empty() {
         return Err(ApiError::bad_param("prompt", "the prompt is empty"));
     }
@@ -165,16 +152,6 @@ pub fn gen_params(
     let room = stage.context.saturating_sub(prompt.len());
     if room == 0 {
         return Err(ApiError::context_exceeded(prompt.len(), stage.context));
-    }
-    let max_tokens = f
-        .max_completion_tokens
-        .or(f.max_tokens)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    if max_tokens == 0 {
-        return Err(ApiError::bad_param(
-            "max_tokens",
-            "max_tokens must be at least 1",
-        ));
     }
     Ok(GenParams {
         prompt,
@@ -190,4 +167,96 @@ pub fn gen_params(
         stop_strings,
         seed: f.seed.unwrap_or_else(rand::random),
     })
+}
+
+fn check(param: &str, ok: bool, expected: &str, got: impl std::fmt::Display) -> ApiResult<()> {
+    match ok {
+        true => Ok(()),
+        false => Err(ApiError::bad_param(
+            param,
+            format!("{param} must be {expected}, got {got}"),
+        )),
+    }
+}
+
+fn stop_strings(stop: Option<&Stop>) -> ApiResult<Vec<String>> {
+    let stops = match stop {
+        None => vec![],
+        Some(Stop::One(s)) => vec![s.clone()],
+        Some(Stop::Many(v)) => v.clone(),
+    };
+    if stops.len() > MAX_STOPS || stops.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::bad_param(
+            "stop",
+            format!("stop takes at most {MAX_STOPS} non-empty strings"),
+        ));
+    }
+    Ok(stops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage() -> StageInfo {
+        StageInfo {
+            name: "sft".into(),
+            kind: "sft".into(),
+            preset: "nano".into(),
+            context: 10,
+            dir: Default::default(),
+        }
+    }
+
+    fn fields(json: &str) -> SamplingFields {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn max_tokens_is_cut_to_the_room_the_context_leaves() {
+        let p = gen_params(
+            &fields(r#"{"max_tokens": 50}"#),
+            &stage(),
+            vec![1; 7],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(p.sampling.max_new_tokens, 3);
+        let full = gen_params(&fields("{}"), &stage(), vec![1; 10], vec![]).unwrap_err();
+        assert_eq!(
+            (full.status.as_u16(), full.code),
+            (400, Some("context_length_exceeded"))
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_parameter() {
+        for (json, param) in [
+            (r#"{"temperature": 2.5}"#, "temperature"),
+            (r#"{"top_p": 0}"#, "top_p"),
+            (r#"{"n": 9}"#, "n"),
+            (r#"{"max_tokens": 0}"#, "max_tokens"),
+            (r#"{"stop": ["a", "b", "c", "d", "e"]}"#, "stop"),
+        ] {
+            let e = gen_params(&fields(json), &stage(), vec![1], vec![]).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.param.as_deref()),
+                (400, Some(param)),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_stop_string_or_a_list() {
+        let one = gen_params(&fields(r#"{"stop": "。"}"#), &stage(), vec![1], vec![]).unwrap();
+        assert_eq!(one.stop_strings, ["。"]);
+        let many = gen_params(
+            &fields(r#"{"stop": ["a", "b"]}"#),
+            &stage(),
+            vec![1],
+            vec![],
+        );
+        assert_eq!(many.unwrap().stop_strings, ["a", "b"]);
+    }
 }
