@@ -294,3 +294,36 @@ batch_size = 8
     let loss = read_metric(&run.join("rm/metrics.csv"), "loss");
     assert_eq!(loss.len(), 4, "one loss per step on the rated answers");
 }
+
+#[test]
+fn requests_beyond_the_queue_are_refused_with_503_not_kept_waiting() {
+    // One worker and one waiting place: of many simultaneous long requests, the first runs,
+    // one waits, and the rest are refused at once in OpenAI's error shape.
+    let server = Server::start(&["--workers", "1", "--queue", "1"]);
+    let url = format!("{}v1/completions", server.url);
+    let statuses: Vec<(u16, serde_json::Value)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let url = &url;
+                scope.spawn(move || {
+                    let body = serde_json::json!({"model": "base", "prompt": "我", "n": 8, "max_tokens": 90});
+                    match ureq::post(url).send_json(body) {
+                        Ok(r) => (r.status(), r.into_json().unwrap()),
+                        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let busy: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert_eq!(ok + busy.len(), 16, "only 200 or 503: {statuses:?}");
+    assert!(
+        ok >= 1 && !busy.is_empty(),
+        "{ok} answered, {} refused",
+        busy.len()
+    );
+    assert_eq!(busy[0].1["error"]["code"], "overloaded");
+}

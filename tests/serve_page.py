@@ -88,16 +88,18 @@ try:
     set_value("seed", 3)
     columns = ask("中国的首都是哪里?", ["base", "assistant"], 1)
     assert set(columns) == {"base", "assistant"}, columns.keys()
-    liked = columns["assistant"].find_element(By.CSS_SELECTOR, ".text").text
+    liked = columns["assistant"].find_element(By.CSS_SELECTOR, ".text").get_property("textContent")
     columns["assistant"].find_element(By.CSS_SELECTOR, "button.up").click()
     wait.until(lambda d: columns["assistant"].find_element(By.CSS_SELECTOR, ".saved").text == "saved")
 
-    # Three answers from the assistant, ranked by clicking them best first (third, first, second).
-    driver.find_element(By.ID, "seed").clear()
+    # Three answers from the assistant (one seed, three different draws), ranked by clicking
+    # them best first: third, first, second.
+    set_value("seed", 4)
     columns = ask("小狗怎么叫?", ["assistant"], 3)
     cards = columns["assistant"].find_elements(By.CSS_SELECTOR, ".answer")
     order = [cards[2], cards[0], cards[1]]
-    ranking = [c.find_element(By.CSS_SELECTOR, ".text").text for c in order]
+    # textContent, as the page sends it (Selenium's .text trims whitespace).
+    ranking = [c.find_element(By.CSS_SELECTOR, ".text").get_property("textContent") for c in order]
     for card in order:
         card.click()
     columns["assistant"].find_element(By.CSS_SELECTOR, "button.save-ranking").click()
