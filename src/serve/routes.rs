@@ -7,10 +7,10 @@ use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
 use super::explorer::{attention, next_token};
 use super::feedback::{FeedbackWriter, Provenance, SamplingNote, FEEDBACK_FILE, PREFERENCES_FILE};
-use super::generation::{run_generation, GenParams};
+use super::generation::run_generation;
 use super::openai::{
     chat_prompt, completion_prompt, gen_params, to_messages, ApiMessage, ChatRequest,
-    CompletionRequest,
+    CompletionRequest, SamplingFields,
 };
 use super::page;
 use super::respond::{collect, stream, Header, Shape};
@@ -144,44 +144,26 @@ async fn chat_completions(State(s): Shared, Body(req): Body<ChatRequest>) -> Api
     let stage = s.stage(&req.model)?;
     let messages = to_messages(&req.messages)?;
     let (prompt, stop) = chat_prompt(stage, &s.tok, &messages);
-    let params = gen_params(&req.sampling, stage, prompt, stop)?;
-    let opts = req
-        .sampling
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
-    answer(&s, stage, params, Shape::Chat, req.sampling.stream, opts).await
+    answer(&s, stage, &req.sampling, prompt, stop, Shape::Chat).await
 }
 
 async fn completions(State(s): Shared, Body(req): Body<CompletionRequest>) -> ApiResult<Response> {
     let stage = s.stage(&req.model)?;
     let (prompt, stop) = completion_prompt(&s.tok, &req.prompt);
-    let params = gen_params(&req.sampling, stage, prompt, stop)?;
-    let opts = req
-        .sampling
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
-    answer(
-        &s,
-        stage,
-        params,
-        Shape::Completion,
-        req.sampling.stream,
-        opts,
-    )
-    .await
+    answer(&s, stage, &req.sampling, prompt, stop, Shape::Completion).await
 }
 
-/// Queues the generation on the stage's workers and answers as it asks: whole or streamed.
+/// Checks the sampling fields, queues the generation on the stage's workers and answers as
+/// the request asks: whole or streamed.
 async fn answer(
     s: &AppState,
     stage: &StageInfo,
-    params: GenParams,
+    fields: &SamplingFields,
+    prompt: Vec<u32>,
+    stop_ids: Vec<u32>,
     shape: Shape,
-    streaming: bool,
-    include_usage: bool,
 ) -> ApiResult<Response> {
+    let params = gen_params(fields, stage, prompt, stop_ids)?;
     let header = Header {
         id: format!("gptlab-{}", s.requests.fetch_add(1, Ordering::Relaxed)),
         created: chrono::Utc::now().timestamp() as u64,
@@ -199,7 +181,11 @@ async fn answer(
             })
         }),
     )?;
-    if streaming {
+    if fields.stream {
+        let include_usage = fields
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
         Ok(stream(header, include_usage, rx))
     } else {
         collect(header, &params, rx).await
