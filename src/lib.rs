@@ -11,6 +11,7 @@ pub mod model;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod serve;
 pub mod spec;
 pub mod stages;
 pub mod sweep;

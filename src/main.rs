@@ -149,6 +149,8 @@ enum Command {
         #[command(flatten)]
         sampling: Sampling,
     },
+    /// Serve a run's stages: an OpenAI-compatible API and a chat page to rate and rank answers.
+    Serve(gptlab::serve::ServeArgs),
     /// Rebuild a run's report.html / report.md from its folder.
     Report { run: PathBuf },
     /// Training and generation speed per preset vs the measured matmul peak (JSON).
@@ -192,10 +194,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The main thread works in rayon's pool instead of sleeping while it runs: the training
     // step is a chain of short parallel ops, and handing each one to another thread and
-    // waking up afterwards cost more than the op itself at small model sizes.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .use_current_thread()
-        .build_global();
+    // waking up afterwards cost more than the op itself at small model sizes. `serve` computes
+    // on its worker threads while the main thread waits on the network, so it keeps them all.
+    if !matches!(cli.command, Command::Serve(_)) {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .use_current_thread()
+            .build_global();
+    }
     let _ = ctrlc::set_handler(gptlab::train::trainer::on_interrupt);
     match dispatch(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
@@ -303,6 +308,7 @@ fn dispatch(command: Command) -> Result<bool> {
             Ok(true)
         }
         Command::Sweep(args) => gptlab::sweep::run_cli(args),
+        Command::Serve(args) => gptlab::serve::run(&args).map(|()| true),
     }
 }
 

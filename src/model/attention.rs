@@ -2,6 +2,7 @@
 //! heads stay side by side in `(batch, time, M)` activations; the attention op reads each
 //! head's columns in place.
 
+use super::kernels::causal_attention::{self, Dims};
 use super::kernels::FusedOps;
 use super::layers::Linear;
 use dfdx::prelude::*;
@@ -63,5 +64,22 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
             self.proj.forward_onto(out, skip),
             (k.realize(), v.realize()),
         )
+    }
+
+    /// The attention weights `(batch, head, query, key)` of `x` over itself, for the explorer's
+    /// heatmaps: the same host kernel as the CPU forward, which keeps them for backward.
+    pub fn weights(&self, x: Tensor<(usize, usize, Const<M>), f32, D>) -> Vec<f32> {
+        let (batch, s, _) = *x.shape();
+        let q = self.q.forward(x.clone()).as_vec();
+        let k = self.k.forward(x.clone()).as_vec();
+        let v = self.v.forward(x).as_vec();
+        let dims = Dims {
+            batch,
+            s_q: s,
+            s_k: s,
+            heads: self.n_head,
+            head_dim: M / self.n_head,
+        };
+        causal_attention::forward(&q, &k, &v, dims).1
     }
 }

@@ -164,6 +164,17 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         head.forward(h).reshape_like(&(b, s))
     }
 
+    /// Attention weights of every layer, `(batch, head, query, key)` each, for the explorer.
+    pub fn attention_weights(&self, tokens: Tensor<(usize, usize), usize, D>) -> Vec<Vec<f32>> {
+        let mut x = self.embed(self.wte.clone(), tokens, 0);
+        let mut maps = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            maps.push(block.attn.weights(block.ln_1.forward(x.clone())));
+            x = block.forward(x);
+        }
+        maps
+    }
+
     /// Forward of new tokens given the cache of earlier ones (generation).
     pub fn forward_cached(
         &self,

@@ -25,6 +25,8 @@ pub trait LanguageModel<D: Backend> {
     fn logits_traced(&self, tokens: Tokens<D>, grads: Gradients<f32, D>) -> Logits<D, Traced<D>>;
     /// Logits of new tokens continuing the cached ones (generation).
     fn logits_cached(&self, tokens: Tokens<D>, cache: &mut KvCache<D>) -> Logits<D>;
+    /// Per layer, the attention weights `(batch, head, query, key)` (the explorer's heatmaps).
+    fn attention_weights(&self, tokens: Tokens<D>) -> Vec<Vec<f32>>;
     /// Scalar head at every position `(batch, seq)` (reward / value models).
     fn scores(&self, tokens: Tokens<D>) -> Tensor<(usize, usize), f32, D>;
     fn scores_traced(
@@ -56,6 +58,9 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     }
     fn logits_cached(&self, tokens: Tokens<D>, cache: &mut KvCache<D>) -> Logits<D> {
         self.forward_cached(tokens, cache).realize()
+    }
+    fn attention_weights(&self, tokens: Tokens<D>) -> Vec<Vec<f32>> {
+        Gpt::attention_weights(self, tokens)
     }
     fn scores(&self, tokens: Tokens<D>) -> Tensor<(usize, usize), f32, D> {
         self.score_head(self.hidden(tokens, NoneTape))

@@ -90,6 +90,21 @@ pub fn generate<D: Backend>(
     opts: &SampleOptions,
     rng: &mut impl Rng,
 ) -> Vec<Vec<u32>> {
+    generate_with(model, prompt, n, vocab_limit, opts, rng, &mut |_| true)
+}
+
+/// [`generate`], calling `on_step` after each step with every sample's new id (`None` for a
+/// sample that had already stopped); generation ends early when it returns false (a client
+/// of `gptlab serve` went away).
+pub fn generate_with<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    prompt: &[u32],
+    n: usize,
+    vocab_limit: usize,
+    opts: &SampleOptions,
+    rng: &mut impl Rng,
+    on_step: &mut dyn FnMut(&[Option<u32>]) -> bool,
+) -> Vec<Vec<u32>> {
     let ctx = model.config().n_ctx;
     let dev = model.device();
     let mut seqs: Vec<Vec<u32>> = vec![prompt.to_vec(); n];
@@ -120,6 +135,7 @@ pub fn generate<D: Backend>(
         fed = if cached { len } else { 0 };
         let vocab = logits.shape().2;
         let last = logits.slice((.., width - 1.., ..)).as_vec();
+        let mut step = vec![None; n];
         for (i, seq) in seqs.iter_mut().enumerate() {
             if done[i] {
                 // Finished samples keep a placeholder so the batch stays rectangular.
@@ -129,11 +145,12 @@ pub fn generate<D: Backend>(
             let row = &last[i * vocab..i * vocab + vocab_limit.min(vocab)];
             let next = sample_next(row, opts, rng);
             seq.push(next);
+            step[i] = Some(next);
             if opts.stop.contains(&next) {
                 done[i] = true;
             }
         }
-        if done.iter().all(|&d| d) {
+        if !on_step(&step) || done.iter().all(|&d| d) {
             break;
         }
     }

@@ -171,3 +171,27 @@ fn cached_and_uncached_greedy_generation_agree() {
     assert_eq!(cached, plain);
     assert_eq!(cached[0].len(), 40);
 }
+
+#[test]
+fn attention_weights_are_causal_distributions_for_every_layer() {
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    let cfg = model.config().clone();
+    let t = 5;
+    let maps = model.attention_weights(tokens(&dev, &[&[3, 17, 42, 9, 11]]));
+    assert_eq!(maps.len(), cfg.n_layer);
+    for map in &maps {
+        assert_eq!(map.len(), cfg.n_head * t * t);
+        for row in map.chunks(t).enumerate() {
+            let (i, row) = (row.0 % t, row.1);
+            let total: f32 = row.iter().sum();
+            assert!((total - 1.0).abs() < 1e-4, "row {i} sums to {total}");
+            assert!(
+                row[i + 1..].iter().all(|&w| w == 0.0),
+                "row {i} sees the future"
+            );
+        }
+    }
+    // The first query can only attend to itself.
+    assert!((maps[0][0] - 1.0).abs() < 1e-6);
+}

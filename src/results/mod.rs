@@ -5,7 +5,7 @@
 //! ```text
 //! results/<experiment>/<run-id>/
 //!   spec.toml  meta.json  summary.json  tokenizer.json  samples.jsonl  probes.jsonl
-//!   report.html  report.md  feedback.jsonl
+//!   report.html  report.md  feedback.jsonl  preferences.jsonl
 //!   <stage>/  config.json  model.safetensors  metrics.csv  done.json  [resume.safetensors]
 //! ```
 
@@ -38,8 +38,11 @@ pub const SAMPLES_FILE: &str = "samples.jsonl";
 pub const PROBES_FILE: &str = "probes.jsonl";
 pub const REPORT_HTML: &str = "report.html";
 pub const REPORT_MD: &str = "report.md";
-/// Where `gptlab chat` appends thumbs up/down by default.
+/// Thumbs up/down on single answers (`gptlab chat`, `gptlab serve`), in the reward stage's
+/// unpaired format: prompt / completion / label.
 pub const FEEDBACK_FILE: &str = "feedback.jsonl";
+/// Rankings from `gptlab serve`, as every chosen/rejected pair they imply.
+pub const PREFERENCES_FILE: &str = "preferences.jsonl";
 
 // Files of a stage folder.
 /// The model's weights (also the name in an exported HF folder).

@@ -1,0 +1,185 @@
+//! Ratings from the page and the API, appended to the run folder in the formats a reward stage
+//! (and a DPO stage) reads as data: a 👍/👎 is one line of TRL's unpaired preference format in
+//! `feedback.jsonl`; a ranking of several answers is every chosen/rejected pair it implies, in
+//! `preferences.jsonl`. Each line also records the stage, the time and the sampling settings.
+
+use crate::data::chat::Message;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+// The rating files inside a run folder: `gptlab serve` and `gptlab chat` append to them, and
+// specs name them as a reward or DPO stage's data.
+pub use crate::results::{FEEDBACK_FILE, PREFERENCES_FILE};
+
+/// The sampling settings an answer was produced with (as the client reports them).
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingNote {
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+/// What a rating line records besides the data itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct Provenance {
+    pub stage: String,
+    pub ts: String,
+    pub sampling: SamplingNote,
+}
+
+#[derive(Serialize)]
+struct FeedbackLine<'a> {
+    prompt: &'a [Message],
+    completion: [Message; 1],
+    label: bool,
+    #[serde(flatten)]
+    about: &'a Provenance,
+}
+
+#[derive(Serialize)]
+struct PreferenceLine<'a> {
+    prompt: &'a [Message],
+    chosen: [Message; 1],
+    rejected: [Message; 1],
+    #[serde(flatten)]
+    about: &'a Provenance,
+}
+
+/// Every (chosen, rejected) pair a best-first ranking implies: each answer beats all below it.
+pub fn ranking_pairs(ranking: &[String]) -> Vec<(&str, &str)> {
+    let mut pairs = Vec::new();
+    for (i, better) in ranking.iter().enumerate() {
+        for worse in &ranking[i + 1..] {
+            pairs.push((better.as_str(), worse.as_str()));
+        }
+    }
+    pairs
+}
+
+/// Appends to a run's rating files. One lock and one `write` per request, so lines from
+/// concurrent requests never interleave and a ranking's pairs land together or not at all.
+pub struct FeedbackWriter {
+    run: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl FeedbackWriter {
+    pub fn new(run: &Path) -> FeedbackWriter {
+        FeedbackWriter {
+            run: run.to_path_buf(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// A 👍 (`label`) or 👎 on one answer.
+    pub fn rate(
+        &self,
+        prompt: &[Message],
+        answer: &str,
+        label: bool,
+        about: &Provenance,
+    ) -> Result<usize> {
+        let line = FeedbackLine {
+            prompt,
+            completion: [Message::assistant(answer)],
+            label,
+            about,
+        };
+        self.append(FEEDBACK_FILE, &[serde_json::to_string(&line)?])
+    }
+
+    /// A best-first ranking of answers to one prompt; returns how many pairs were written.
+    pub fn rank(
+        &self,
+        prompt: &[Message],
+        ranking: &[String],
+        about: &Provenance,
+    ) -> Result<usize> {
+        let lines = ranking_pairs(ranking)
+            .into_iter()
+            .map(|(chosen, rejected)| {
+                serde_json::to_string(&PreferenceLine {
+                    prompt,
+                    chosen: [Message::assistant(chosen)],
+                    rejected: [Message::assistant(rejected)],
+                    about,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append(PREFERENCES_FILE, &lines)
+    }
+
+    fn append(&self, name: &str, lines: &[String]) -> Result<usize> {
+        let path = self.run.join(name);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("cannot append to {}", path.display()))?;
+        Ok(lines.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{read_preferences, PreferenceRecord};
+
+    fn about() -> Provenance {
+        Provenance {
+            stage: "sft".into(),
+            ts: "2026-01-01T00:00:00Z".into(),
+            sampling: SamplingNote {
+                temperature: Some(0.7),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_ranking_of_three_is_three_pairs_best_first() {
+        let r: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert_eq!(ranking_pairs(&r), [("a", "b"), ("a", "c"), ("b", "c")]);
+    }
+
+    #[test]
+    fn written_lines_are_what_the_reward_stage_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = FeedbackWriter::new(dir.path());
+        let prompt = [Message::user("2+2?")];
+        w.rate(&prompt, "4", true, &about()).unwrap();
+        w.rate(&prompt, "5", false, &about()).unwrap();
+        let ranking: Vec<String> = ["4", "four", "5"].map(String::from).to_vec();
+        assert_eq!(w.rank(&prompt, &ranking, &about()).unwrap(), 3);
+
+        let fb = read_preferences(&dir.path().join(FEEDBACK_FILE)).unwrap();
+        assert!(
+            matches!(&fb[0], PreferenceRecord::Feedback(f) if f.label && f.completion[0].content == "4")
+        );
+        assert!(matches!(&fb[1], PreferenceRecord::Feedback(f) if !f.label));
+        let prefs = read_preferences(&dir.path().join(PREFERENCES_FILE)).unwrap();
+        assert_eq!(prefs.len(), 3);
+        assert!(matches!(&prefs[2], PreferenceRecord::Pair(p)
+            if p.chosen[0].content == "four" && p.rejected[0].content == "5" && p.prompt == prompt));
+        let first: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(dir.path().join(FEEDBACK_FILE))
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(first["stage"], "sft");
+        assert_eq!(first["sampling"]["temperature"], 0.7);
+    }
+}

@@ -1,0 +1,82 @@
+//! `gptlab serve RUN`: the run's stages over an OpenAI-compatible HTTP API, with a chat page
+//! at `/` where answers are rated (👍/👎) and ranked into the run's feedback files, which a
+//! reward or DPO stage of a later run reads as data.
+
+pub mod catalog;
+pub mod error;
+pub mod explorer;
+pub mod feedback;
+pub mod generation;
+pub mod openai;
+pub mod page;
+pub mod respond;
+pub mod routes;
+pub mod worker;
+
+use anyhow::{Context, Result};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// The run folder (results/NAME/RUN_ID).
+    pub run: PathBuf,
+    /// Stages to serve, comma-separated (default: every finished stage but reward models).
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<String>,
+    /// Address to listen on; anything but loopback is reachable from other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port (0 picks a free one; the address is printed on the first line).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer KEY` on every /v1 route.
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Worker threads per stage, each with its own copy of the model.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Requests that may wait per stage; more get 503.
+    #[arg(long, default_value_t = 32)]
+    pub queue: usize,
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let stages = catalog::load_catalog(&args.run, &args.stages)?;
+    let tok_path = args.run.join("tokenizer.json");
+    let tok = Arc::new(crate::tokenizer::Tokenizer::load(&tok_path)?);
+    let workers = worker::Workers::start(&stages, &tok, args.workers, args.queue)?;
+    let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
+    let state = Arc::new(routes::AppState {
+        stages,
+        tok,
+        workers,
+        feedback: Arc::new(feedback::FeedbackWriter::new(&args.run)),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        requests: Default::default(),
+    });
+    if !args.host.is_loopback() && state.api_key.is_none() {
+        eprintln!(
+            "warning: listening on {} without --api-key: anyone who can reach this machine can use the models and write feedback",
+            args.host
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let addr = SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
+        // The first line is the address, so scripts and tests can start on port 0.
+        println!("http://{addr}/");
+        eprintln!("serving {} from {}", names.join(", "), args.run.display());
+        axum::serve(listener, routes::router(state))
+            .await
+            .context("the HTTP server stopped")
+    })
+}
