@@ -8,6 +8,7 @@ use super::html::{self, escape, figure, RenderedChart};
 use super::markdown::{cell, table};
 use super::run::RunData;
 use super::spec_keys::{differing_keys, flatten_spec, label};
+use super::sweep_charts;
 use super::{format, write_atomic};
 use anyhow::{bail, Context, Result};
 use std::cmp::Ordering;
@@ -21,6 +22,31 @@ const SEARCH_DEPTH: usize = 3;
 /// `sort_by` is `stage/metric` or a metric of the last stage; a leading `-` sorts descending;
 /// the default is the last stage's `val/loss`, ascending.
 pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> Result<PathBuf> {
+    let options = CompareOptions {
+        sort_by,
+        ..CompareOptions::default()
+    };
+    write_comparison_with(runs, out, &options)
+}
+
+/// What a comparison charts first: final metrics against the keys that vary.
+#[derive(Debug, Clone, Default)]
+pub struct CompareOptions<'a> {
+    /// As for [`write_comparison`].
+    pub sort_by: Option<&'a str>,
+    /// The varied spec keys (a sweep's); `None`: the keys that differ between the runs.
+    pub keys: Option<&'a [String]>,
+    /// `stage/metric` to chart against the keys; empty: each stage's val/loss and evaluation.
+    pub metrics: &'a [String],
+}
+
+/// [`write_comparison`] with the sweep's keys and metrics.
+pub fn write_comparison_with(
+    runs: &[PathBuf],
+    out: &Path,
+    options: &CompareOptions,
+) -> Result<PathBuf> {
+    let sort_by = options.sort_by;
     let dirs = expand_runs(runs)?;
     if dirs.is_empty() {
         bail!(
@@ -46,6 +72,7 @@ pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> 
     let labels = run_labels(&loaded);
 
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let key_charts = sweep_charts::write_key_charts(&loaded, options.keys, options.metrics, out)?;
     let mut charts: Vec<(String, Vec<RenderedChart>)> = Vec::new();
     for stage in &stages {
         let mut rendered = Vec::new();
@@ -71,6 +98,7 @@ pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> 
         stages: &stages,
         sort: sort.as_ref(),
         charts: &charts,
+        key_charts: &key_charts,
     };
     let html_path = out.join("compare.html");
     write_atomic(&html_path, page.html().as_bytes())?;
@@ -124,7 +152,7 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 /// Every stage of every run, in the order the runs ran them.
-fn stage_names(runs: &[RunData]) -> Vec<String> {
+pub(crate) fn stage_names(runs: &[RunData]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in runs {
         for s in &r.stages {
@@ -308,6 +336,7 @@ struct Comparison<'a> {
     stages: &'a [String],
     sort: Option<&'a SortKey>,
     charts: &'a [(String, Vec<RenderedChart>)],
+    key_charts: &'a [RenderedChart],
 }
 
 impl Comparison<'_> {
@@ -378,6 +407,9 @@ impl Comparison<'_> {
             ));
         }
         b.push_str("</div>\n</header>\n");
+        // The answer first: final metrics against the swept keys, then the curves.
+        b.push_str(&sweep_charts::section_html(self.key_charts));
+        b.push_str(&self.overlays_html());
 
         let cols = self.final_columns();
         b.push_str(&format!("<section id=\"finals\">\n<h2>Final metrics <small>{}</small></h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>run</th><th>run id</th><th>status</th><th class=\"num\">tokens</th><th class=\"num\">wall time</th>", escape(&self.sort_note())));
@@ -423,7 +455,8 @@ impl Comparison<'_> {
 
         let (prompts, stages) = self.prompts_and_stages();
         if !prompts.is_empty() {
-            b.push_str("<section id=\"answers\">\n<h2>Generations side by side</h2>\n");
+            // Long, so last and collapsed.
+            b.push_str("<section id=\"answers\">\n<details>\n<summary><h2>Generations side by side</h2></summary>\n");
             for p in &prompts {
                 b.push_str(&format!("<h3>{}</h3>\n<div class=\"scroll\"><table class=\"answers\"><thead><tr><th>run</th>", escape(p)));
                 for s in &stages {
@@ -450,9 +483,14 @@ impl Comparison<'_> {
                 }
                 b.push_str("</tbody></table></div>\n");
             }
-            b.push_str("</section>\n");
+            b.push_str("</details>\n</section>\n");
         }
+        html::page(&format!("Comparison of {} runs", self.runs.len()), &b)
+    }
 
+    /// Each stage's per-step overlays.
+    fn overlays_html(&self) -> String {
+        let mut b = String::new();
         for (stage, charts) in self.charts {
             b.push_str(&format!(
                 "<section class=\"stage\"><h2>{}</h2>\n<div class=\"grid\">\n",
@@ -463,11 +501,12 @@ impl Comparison<'_> {
             }
             b.push_str("</div>\n</section>\n");
         }
-        html::page(&format!("Comparison of {} runs", self.runs.len()), &b)
+        b
     }
 
     fn markdown(&self) -> String {
         let mut md = format!("# Comparison of {} runs\n\nRuns are named by the spec keys that differ between them.\n\n", self.runs.len());
+        md.push_str(&sweep_charts::section_markdown(self.key_charts));
         let cols = self.final_columns();
         md.push_str(&format!("## Final metrics\n\n{}\n\n", self.sort_note()));
         let mut header: Vec<String> = vec!["run".into(), "run id".into()];

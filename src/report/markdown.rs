@@ -74,6 +74,11 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
         md.push_str(&format!("{}\n\n", facts.join(" · ")));
     }
 
+    md.push_str(&super::by_task::section_markdown(
+        run,
+        figures.by_task.as_ref(),
+    ));
+
     let prompts = run.prompts();
     let stages = run.compared_stages();
     if !prompts.is_empty() && !stages.is_empty() {
