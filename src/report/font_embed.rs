@@ -65,16 +65,18 @@ pub fn subset_font(path: &Path, chars: &BTreeSet<char>) -> Result<Vec<u8>> {
     .map_err(|e| anyhow!("cannot subset {}: {e}", path.display()))
 }
 
-/// The CSS: the font as a data: URL, listed just before the generic family in every font
-/// stack of the page (body text, code, chart text), so installed fonts still come first.
+/// The CSS: the font as a data: URL, first in every font stack of the page (body text, code,
+/// chart text). First, because Chromium, asked for a character that a family earlier in the
+/// list lacks, sometimes settles for that family's box glyph instead of reading on. It holds
+/// no ASCII, so Latin text still comes from the families after it.
 fn style_for(font: &[u8]) -> String {
     let data = base64::engine::general_purpose::STANDARD.encode(font);
     let f = EMBEDDED_FAMILY;
     format!(
         "<style id=\"{STYLE_ID}\">\n@font-face {{ font-family: \"{f}\"; src: url(data:font/ttf;base64,{data}) format(\"truetype\"); }}\n\
-         body {{ font-family: system-ui, -apple-system, \"Segoe UI\", \"Noto Sans CJK SC\", \"Source Han Sans SC\", \"WenQuanYi Micro Hei\", \"Microsoft YaHei\", \"PingFang SC\", Roboto, Arial, \"{f}\", sans-serif; }}\n\
-         code, pre.spec {{ font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, \"Noto Sans Mono CJK SC\", \"{f}\", monospace; }}\n\
-         svg.chart text {{ font-family: \"Noto Sans CJK SC\", \"Source Han Sans SC\", \"WenQuanYi Micro Hei\", \"Microsoft YaHei\", \"PingFang SC\", \"DejaVu Sans\", Arial, \"{f}\", sans-serif; }}\n\
+         body {{ font-family: \"{f}\", system-ui, -apple-system, \"Segoe UI\", Roboto, Arial, sans-serif; }}\n\
+         code, pre.spec {{ font-family: \"{f}\", ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }}\n\
+         svg.chart text {{ font-family: \"{f}\", \"DejaVu Sans\", Arial, sans-serif; }}\n\
          </style>\n"
     )
 }
