@@ -17,7 +17,7 @@ use std::path::Path;
 
 /// A stage's overall exact match in summary.json.
 pub const OVERALL: &str = "eval/exact_match";
-/// Questions without a task are counted under this name.
+/// Questions without a task are counted under this name (by the runner's eval step).
 pub const NO_TASK: &str = "other";
 
 /// summary.json's key for one task's exact match.
@@ -194,7 +194,7 @@ impl Chart for ByTask {
         let mut mesh = chart.configure_mesh();
         mesh.disable_x_mesh()
             .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(RGBColor(244, 244, 244))
+            .light_line_style(WHITE)
             .axis_style(RGBColor(150, 150, 150))
             .y_labels(6)
             .x_label_formatter(&x_label)
