@@ -177,6 +177,10 @@ enum Command {
         /// Sort the table by this metric (`stage/metric`, `-` prefix for descending).
         #[arg(long)]
         sort_by: Option<String>,
+        /// A final metric (`stage/metric`) to chart against the keys that differ between the
+        /// runs (repeatable; default: every val/loss and eval/exact_match).
+        #[arg(long = "metric", value_name = "STAGE/METRIC")]
+        metrics: Vec<String>,
     },
     /// Run a sweep's points (grid / random over spec keys), resumably, or emit a Slurm script.
     Sweep(gptlab::sweep::SweepArgs),
@@ -399,8 +403,18 @@ fn dispatch(command: Command) -> Result<bool> {
             gptlab::chat::run_chat(model.as_ref(), &tok, &opts, stdin.lock(), std::io::stdout())?;
             Ok(true)
         }
-        Command::Compare { runs, out, sort_by } => {
-            let path = gptlab::report::write_comparison(&runs, &out, sort_by.as_deref())?;
+        Command::Compare {
+            runs,
+            out,
+            sort_by,
+            metrics,
+        } => {
+            let options = gptlab::report::CompareOptions {
+                sort_by: sort_by.as_deref(),
+                keys: None,
+                metrics: &metrics,
+            };
+            let path = gptlab::report::write_comparison_with(&runs, &out, &options)?;
             println!("{}", path.display());
             Ok(true)
         }

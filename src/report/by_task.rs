@@ -2,14 +2,14 @@
 //! stored in summary.json (`eval/<task>/exact_match` under each stage), drawn as grouped bars
 //! (a group per task, a bar per stage in stage colours) with the table beside them.
 
-use super::chart::{palette, plot_error, write_chart, Chart};
+use super::chart::{palette, plot_error, Chart};
 use super::font::FONT_FAMILY;
 use super::format;
 use super::html::{escape, figure, stage_chip, RenderedChart};
 use super::markdown::{cell, table};
 use super::run::RunData;
 use super::ticks::TickedAxis;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -59,11 +59,17 @@ impl ByTask {
             return None;
         }
         let get = |stage: &str, key: &str| run.summary.get(stage).and_then(|m| m.get(key)).copied();
-        let values = tasks
+        let values: Vec<Vec<Option<f64>>> = tasks
             .iter()
             .map(|t| stages.iter().map(|(s, _)| get(s, &task_key(t))).collect())
             .collect();
-        let overall = stages.iter().map(|(s, _)| get(s, OVERALL)).collect();
+        let overall: Vec<Option<f64>> = stages.iter().map(|(s, _)| get(s, OVERALL)).collect();
+        // Questions without tasks: one group, all of them.
+        let (tasks, values) = if tasks.is_empty() {
+            (vec!["all".to_string()], vec![overall.clone()])
+        } else {
+            (tasks, values)
+        };
         Some(ByTask {
             tasks,
             stages,
@@ -78,14 +84,7 @@ pub fn write_by_task_chart(run: &RunData, run_dir: &Path) -> Result<Option<Rende
     let Some(data) = ByTask::of(run) else {
         return Ok(None);
     };
-    let (svg_path, _) = write_chart(&data, run_dir, "by-task")?;
-    let svg = std::fs::read_to_string(&svg_path)
-        .with_context(|| format!("cannot read back {}", svg_path.display()))?;
-    Ok(Some(RenderedChart {
-        title: data.title().to_string(),
-        svg,
-        png: "by-task.png".into(),
-    }))
+    super::render_chart(&data, run_dir, "", "by-task").map(Some)
 }
 
 /// The section of report.html: the chart with the table beside it.
@@ -212,6 +211,23 @@ impl Chart for ByTask {
 }
 
 impl ByTask {
+    /// The upper corner over the lower bars, so the legend hides none.
+    fn legend_corner(&self) -> SeriesLabelPosition {
+        let tallest = |rows: &[Vec<Option<f64>>]| {
+            rows.iter()
+                .flatten()
+                .flatten()
+                .fold(0.0f64, |a, b| a.max(*b))
+        };
+        let n = self.values.len();
+        let edge = n.div_ceil(3);
+        if tallest(&self.values[n - edge..]) > tallest(&self.values[..edge]) {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        }
+    }
+
     /// One filled rectangle per (task, stage) that has a value, in that order.
     fn draw_bars<'a, DB, X>(
         &self,
@@ -242,7 +258,7 @@ impl ByTask {
         if text {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(self.legend_corner())
                 .margin(10)
                 .background_style(WHITE.mix(0.88))
                 .border_style(RGBColor(200, 200, 200))

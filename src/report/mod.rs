@@ -105,7 +105,7 @@ fn probe_charts(run: &RunData, run_dir: &Path) -> Result<Vec<html::ProbeCharts>>
 }
 
 /// Writes `base/folder/stem.svg|png` and returns the chart for the pages.
-fn render_chart<C: chart::Chart>(
+pub(crate) fn render_chart<C: chart::Chart>(
     spec: &C,
     base: &Path,
     folder: &str,

@@ -2,7 +2,7 @@
 //! line per combination of the other varied keys, the best point ringed. x is the key's values
 //! (logarithmic when they span a decade or more, categories when they are not numbers).
 
-use super::chart::{palette, plot_error, write_chart, Chart, Series};
+use super::chart::{palette, plot_error, Chart, Series};
 use super::figures::file_stem;
 use super::font::FONT_FAMILY;
 use super::format;
@@ -11,7 +11,7 @@ use super::markdown::cell;
 use super::run::RunData;
 use super::spec_keys::flatten_spec;
 use super::ticks::TickedAxis;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -342,7 +342,7 @@ impl KeyChart {
         if text && !self.lines.is_empty() {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(super::chart::legend_corner(&self.lines, false))
                 .margin(10)
                 .legend_area_size(28)
                 .background_style(WHITE.mix(0.88))
@@ -386,14 +386,7 @@ pub fn write_key_charts(
     let mut rendered = Vec::new();
     for chart in key_charts(runs, &keys, &metrics) {
         let stem = format!("vs-{}-{}", file_stem(&chart.metric), file_stem(&chart.key));
-        let (svg_path, _) = write_chart(&chart, out, &stem)?;
-        let svg = std::fs::read_to_string(&svg_path)
-            .with_context(|| format!("cannot read back {}", svg_path.display()))?;
-        rendered.push(RenderedChart {
-            title: chart.title.clone(),
-            svg,
-            png: format!("{stem}.png"),
-        });
+        rendered.push(super::render_chart(&chart, out, "", &stem)?);
     }
     Ok(rendered)
 }
