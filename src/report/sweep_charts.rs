@@ -383,6 +383,12 @@ pub fn write_key_charts(
     } else {
         metrics.to_vec()
     };
+    for missing in metrics
+        .iter()
+        .filter(|m| runs.iter().all(|r| final_value(r, m).is_none()))
+    {
+        eprintln!("warning: no run has a final `{missing}`: it is not charted");
+    }
     let mut rendered = Vec::new();
     for chart in key_charts(runs, &keys, &metrics) {
         let stem = format!("vs-{}-{}", file_stem(&chart.metric), file_stem(&chart.key));
