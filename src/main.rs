@@ -179,6 +179,10 @@ enum Command {
         /// Sort the table by this metric (`stage/metric`, `-` prefix for descending).
         #[arg(long)]
         sort_by: Option<String>,
+        /// A final metric (`stage/metric`) to chart against the keys that differ between the
+        /// runs (repeatable; default: every val/loss and eval/exact_match).
+        #[arg(long = "metric", value_name = "STAGE/METRIC")]
+        metrics: Vec<String>,
     },
     /// Run a sweep's points (grid / random over spec keys), resumably, or emit a Slurm script.
     Sweep(gptlab::sweep::SweepArgs),
@@ -273,11 +277,12 @@ fn dispatch(command: Command) -> Result<bool> {
             feedback,
             sampling,
         } => chat(&stage, feedback, &sampling),
-        Command::Compare { runs, out, sort_by } => {
-            let path = gptlab::report::write_comparison(&runs, &out, sort_by.as_deref())?;
-            println!("{}", path.display());
-            Ok(true)
-        }
+        Command::Compare {
+            runs,
+            out,
+            sort_by,
+            metrics,
+        } => compare(&runs, &out, sort_by.as_deref(), &metrics),
         Command::Bench {
             presets,
             device,
@@ -426,6 +431,23 @@ fn probe(
             );
         }
     }
+    Ok(true)
+}
+
+/// `gptlab compare`: one page over several runs.
+fn compare(
+    runs: &[PathBuf],
+    out: &Path,
+    sort_by: Option<&str>,
+    metrics: &[String],
+) -> Result<bool> {
+    let options = gptlab::report::CompareOptions {
+        sort_by,
+        keys: None,
+        metrics,
+    };
+    let path = gptlab::report::write_comparison_with(runs, out, &options)?;
+    println!("{}", path.display());
     Ok(true)
 }
 

@@ -1,6 +1,8 @@
 //! Runs an experiment: results folder and run id, tokenizer, each stage in order (skipping
 //! finished ones, resuming interrupted ones), then samples, probes, summary and report.
 
+mod report_eval;
+
 use crate::data::chat::{encode_prompt, Message, Role};
 use crate::eval::answers::{answer, complete};
 use crate::eval::probe::{continuation_prob, top_tokens};
@@ -140,6 +142,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
             .map(|s| s.name.clone())
             .collect::<Vec<_>>(),
     )?;
+    report_eval::evaluate_compared(loaded, run_dir, &tokenizer, &dev)?;
     meta.finished = Some(now());
     meta.complete = true;
     // Order of meta.stages follows the spec even after a resume.

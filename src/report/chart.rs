@@ -268,7 +268,7 @@ fn bounds(series: &[Series], log: bool) -> (std::ops::Range<f64>, (f64, f64)) {
 
 /// The corner where the legend box covers the fewest data points (upper right on ties).
 /// The box size is estimated from the labels, as the font's metrics are not at hand here.
-fn legend_corner(series: &[Series], log: bool) -> SeriesLabelPosition {
+pub(crate) fn legend_corner(series: &[Series], log: bool) -> SeriesLabelPosition {
     let (x_range, (y_lo, y_hi)) = bounds(series, log);
     let scale = |y: f64| if log { y.ln() } else { y };
     let (lo, hi) = (scale(y_lo), scale(y_hi));

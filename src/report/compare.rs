@@ -8,6 +8,7 @@ use super::html::{self, escape, figure, RenderedChart};
 use super::markdown::{cell, table};
 use super::run::RunData;
 use super::spec_keys::{differing_keys, flatten_spec, label};
+use super::sweep_charts;
 use super::{format, write_atomic};
 use crate::results;
 use anyhow::{bail, Context, Result};
@@ -22,6 +23,31 @@ const SEARCH_DEPTH: usize = 3;
 /// `sort_by` is `stage/metric` or a metric of the last stage; a leading `-` sorts descending;
 /// the default is the last stage's `val/loss`, ascending.
 pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> Result<PathBuf> {
+    let options = CompareOptions {
+        sort_by,
+        ..CompareOptions::default()
+    };
+    write_comparison_with(runs, out, &options)
+}
+
+/// What a comparison charts first: final metrics against the keys that vary.
+#[derive(Debug, Clone, Default)]
+pub struct CompareOptions<'a> {
+    /// As for [`write_comparison`].
+    pub sort_by: Option<&'a str>,
+    /// The varied spec keys (a sweep's); `None`: the keys that differ between the runs.
+    pub keys: Option<&'a [String]>,
+    /// `stage/metric` to chart against the keys; empty: each stage's val/loss and evaluation.
+    pub metrics: &'a [String],
+}
+
+/// [`write_comparison`] with the sweep's keys and metrics.
+pub fn write_comparison_with(
+    runs: &[PathBuf],
+    out: &Path,
+    options: &CompareOptions,
+) -> Result<PathBuf> {
+    let sort_by = options.sort_by;
     let dirs = expand_runs(runs)?;
     if dirs.is_empty() {
         bail!(
@@ -48,6 +74,7 @@ pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> 
     let labels = run_labels(&loaded);
 
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let key_charts = sweep_charts::write_key_charts(&loaded, options.keys, options.metrics, out)?;
     let mut charts: Vec<(String, Vec<RenderedChart>)> = Vec::new();
     for stage in &stages {
         let mut rendered = Vec::new();
@@ -73,10 +100,11 @@ pub fn write_comparison(runs: &[PathBuf], out: &Path, sort_by: Option<&str>) -> 
         stages: &stages,
         sort: sort.as_ref(),
         charts: &charts,
+        key_charts: &key_charts,
     };
     let html_path = out.join(results::COMPARE_HTML);
     write_atomic(&html_path, page.html().as_bytes())?;
-    write_atomic(&out.join("compare.md"), page.markdown().as_bytes())?;
+    write_atomic(&out.join(results::COMPARE_MD), page.markdown().as_bytes())?;
     Ok(html_path)
 }
 
@@ -126,7 +154,7 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 /// Every stage of every run, in the order the runs ran them.
-fn stage_names(runs: &[RunData]) -> Vec<String> {
+pub(crate) fn stage_names(runs: &[RunData]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in runs {
         for s in &r.stages {
@@ -310,6 +338,7 @@ struct Comparison<'a> {
     stages: &'a [String],
     sort: Option<&'a SortKey>,
     charts: &'a [(String, Vec<RenderedChart>)],
+    key_charts: &'a [RenderedChart],
 }
 
 impl Comparison<'_> {
@@ -367,18 +396,12 @@ impl Comparison<'_> {
 
     fn html(&self) -> String {
         let mut b = self.html_header();
+        // The answer first: final metrics against the swept keys, then the curves, the table,
+        // and the long generations last.
+        b.push_str(&sweep_charts::section_html(self.key_charts));
+        b.push_str(&self.overlays_html());
         b.push_str(&self.html_finals());
         b.push_str(&self.html_answers());
-        for (stage, charts) in self.charts {
-            b.push_str(&format!(
-                "<section class=\"stage\"><h2>{}</h2>\n<div class=\"grid\">\n",
-                escape(stage)
-            ));
-            for c in charts {
-                b.push_str(&figure(c));
-            }
-            b.push_str("</div>\n</section>\n");
-        }
         html::page(&format!("Comparison of {} runs", self.runs.len()), &b)
     }
 
@@ -453,7 +476,8 @@ impl Comparison<'_> {
         let mut b = String::new();
         let (prompts, stages) = self.prompts_and_stages();
         if !prompts.is_empty() {
-            b.push_str("<section id=\"answers\">\n<h2>Generations side by side</h2>\n");
+            // Long, so last and collapsed.
+            b.push_str("<section id=\"answers\">\n<details>\n<summary><h2>Generations side by side</h2></summary>\n");
             for p in &prompts {
                 b.push_str(&format!("<h3>{}</h3>\n<div class=\"scroll\"><table class=\"answers\"><thead><tr><th>run</th>", escape(p)));
                 for s in &stages {
@@ -480,13 +504,30 @@ impl Comparison<'_> {
                 }
                 b.push_str("</tbody></table></div>\n");
             }
-            b.push_str("</section>\n");
+            b.push_str("</details>\n</section>\n");
+        }
+        b
+    }
+
+    /// Each stage's per-step overlays.
+    fn overlays_html(&self) -> String {
+        let mut b = String::new();
+        for (stage, charts) in self.charts {
+            b.push_str(&format!(
+                "<section class=\"stage\"><h2>{}</h2>\n<div class=\"grid\">\n",
+                escape(stage)
+            ));
+            for c in charts {
+                b.push_str(&figure(c));
+            }
+            b.push_str("</div>\n</section>\n");
         }
         b
     }
 
     fn markdown(&self) -> String {
         let mut md = format!("# Comparison of {} runs\n\nRuns are named by the spec keys that differ between them.\n\n", self.runs.len());
+        md.push_str(&sweep_charts::section_markdown(self.key_charts));
         let cols = self.final_columns();
         md.push_str(&format!("## Final metrics\n\n{}\n\n", self.sort_note()));
         let mut header: Vec<String> = vec!["run".into(), "run id".into()];

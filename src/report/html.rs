@@ -25,6 +25,8 @@ pub struct RunFigures {
     /// Stage name → its charts, in page order.
     pub stages: Vec<(String, Vec<RenderedChart>)>,
     pub probes: Vec<ProbeCharts>,
+    /// Exact match by task of the evaluated stages (`[report] eval`).
+    pub by_task: Option<RenderedChart>,
 }
 
 /// Probe prompt → (stage, bar chart of its top next tokens).
@@ -110,6 +112,8 @@ svg.chart { width: 100%; height: auto; display:block; }
 .finals b { font-variant-numeric: tabular-nums; }
 section.stage h2 { border-left: 5px solid var(--c); padding-left: 10px; }
 details summary { cursor: pointer; font-weight: 600; }
+summary h2 { display: inline-flex; margin: 0; }
+.beside { display:grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 18px; align-items: start; }
 pre.spec { background: #f6f8fa; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; overflow-x: auto;
   font: 13px/1.5 ui-monospace, SFMono-Regular, Menlo, Consolas, "Noto Sans Mono CJK SC", monospace; }
 footer { color: var(--muted); font-size: 13px; text-align: center; }
@@ -120,9 +124,10 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"zh\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n{body}\n\
+         <title>{}</title>\n<style>{CSS}</style>\n{}</head>\n<body>\n<main>\n{body}\n\
          <footer>made by gptlab from the files of this folder</footer>\n</main>\n</body>\n</html>\n",
-        escape(title)
+        escape(title),
+        super::font_embed::font_style(&[title, body].concat())
     )
 }
 
@@ -160,6 +165,7 @@ pub fn stage_chip(name: &str, kind: &str, colour: usize) -> String {
 pub fn run_page(run: &RunData, figures: &RunFigures) -> String {
     let mut body = String::new();
     body.push_str(&header(run));
+    body.push_str(&super::by_task::section_html(run, figures.by_task.as_ref()));
     body.push_str(&answers(run));
     body.push_str(&stage_table(run));
     for (stage, charts) in &figures.stages {

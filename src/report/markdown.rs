@@ -39,6 +39,10 @@ pub fn code_block(lang: &str, text: &str) -> String {
 
 pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
     let mut md = header(run);
+    md.push_str(&super::by_task::section_markdown(
+        run,
+        figures.by_task.as_ref(),
+    ));
     md.push_str(&answers(run));
     md.push_str(&stage_table(run));
     md.push_str(&stage_sections(run, figures));

@@ -1,27 +1,34 @@
 //! Charts and reports, made only from the files of a results run folder, so a report can
 //! always be rebuilt from the folder alone.
 //!
-//! - `font`, `chart`, `bars`: plotters charts to SVG and PNG, Chinese included
+//! - `font`, `chart`, `bars`: plotters charts to SVG and PNG, Chinese included; `font_embed`:
+//!   the glyphs a page uses, embedded in it, so Chinese renders without a CJK font installed
 //! - `run`: everything a run folder holds; `figures`: which charts a stage gets
 //! - `html`, `markdown`: the per-run page and its Markdown twin
-//! - `spec_keys`, `compare`: the cross-run comparison
+//! - `spec_keys`, `compare`: the cross-run comparison; `sweep_charts`: final metrics against
+//!   the swept keys, at the top of a comparison
+//! - `by_task`: exact match per task of every compared stage, as grouped bars
 
 pub mod bars;
+pub mod by_task;
 pub mod chart;
 pub mod compare;
 pub mod figures;
 pub mod font;
+pub mod font_embed;
 pub mod format;
 pub mod html;
 pub mod markdown;
 pub mod run;
 pub mod spec_keys;
+pub mod sweep_charts;
+pub mod ticks;
 
 #[cfg(test)]
 pub(crate) mod fixture;
 
 pub use chart::{render_png, render_svg, write_chart, ChartSpec, Series};
-pub use compare::write_comparison;
+pub use compare::{write_comparison, write_comparison_with, CompareOptions};
 
 use crate::results;
 use anyhow::{Context, Result};
@@ -52,6 +59,7 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
         figures.stages.push((stage.name.clone(), rendered));
     }
     figures.probes = probe_charts(&run, run_dir)?;
+    figures.by_task = by_task::write_by_task_chart(&run, run_dir)?;
 
     let html_path = run_dir.join(results::REPORT_HTML);
     write_atomic(&html_path, html::run_page(&run, &figures).as_bytes())?;
@@ -95,7 +103,7 @@ fn probe_charts(run: &RunData, run_dir: &Path) -> Result<Vec<html::ProbeCharts>>
 }
 
 /// Writes `base/folder/stem.svg|png` and returns the chart for the pages.
-fn render_chart<C: chart::Chart>(
+pub(crate) fn render_chart<C: chart::Chart>(
     spec: &C,
     base: &Path,
     folder: &str,
@@ -123,17 +131,17 @@ mod tests {
 
     /// External references a self-contained page must not have.
     fn assert_self_contained(html: &str) {
-        for bad in [
-            "src=\"http",
-            "href=\"http",
-            "<script",
-            "<link",
-            "@import",
-            "url(",
-        ] {
+        for bad in ["src=\"http", "href=\"http", "<script", "<link", "@import"] {
             assert!(
                 !html.contains(bad),
                 "page is not self-contained: found `{bad}`"
+            );
+        }
+        // The one url( allowed is the embedded font's data: URL (font_embed.rs).
+        for (at, _) in html.match_indices("url(") {
+            assert!(
+                html[at..].starts_with("url(data:"),
+                "page is not self-contained: found `url(` to something other than data:"
             );
         }
     }

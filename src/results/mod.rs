@@ -18,7 +18,10 @@ pub mod sweep;
 pub use meta::{read_meta, read_stage_record, RunMeta, StageMeta};
 pub use metrics::{read_metrics_csv, MetricsTable, MetricsWriter};
 pub use samples::{CandidateProb, ProbeLine, SampleLine, TokenProb};
-pub use summary::{final_metrics, read_summary, write_summary, Summary};
+pub use summary::{
+    final_metrics, merge_into_summary, read_summary, task_exact_match_key, write_summary, Summary,
+    EVAL_EXACT_MATCH, NO_TASK,
+};
 pub use sweep::SweepDirs;
 
 use std::path::{Path, PathBuf};
@@ -56,8 +59,9 @@ pub const METRICS_FILE: &str = "metrics.csv";
 /// Written last: the stage is finished ([`StageMeta`]).
 pub const DONE_FILE: &str = "done.json";
 
-/// The page `gptlab compare` (and a sweep) writes into its output folder.
+/// The page `gptlab compare` (and a sweep) writes into its output folder, and its Markdown twin.
 pub const COMPARE_HTML: &str = "compare.html";
+pub const COMPARE_MD: &str = "compare.md";
 
 /// `<results root>/<experiment>/<run id>`.
 pub fn run_dir(results_root: &Path, experiment: &str, run_id: &str) -> PathBuf {

@@ -11,6 +11,16 @@ use std::path::Path;
 /// Stage → metric → last logged value.
 pub type Summary = BTreeMap<String, BTreeMap<String, f64>>;
 
+/// A stage's overall exact match on the `[report] eval` questions.
+pub const EVAL_EXACT_MATCH: &str = "eval/exact_match";
+/// Questions without a task are counted under this task name.
+pub const NO_TASK: &str = "other";
+
+/// The summary key of one task's exact match.
+pub fn task_exact_match_key(task: &str) -> String {
+    format!("eval/{task}/exact_match")
+}
+
 /// Writes `summary.json` from the metrics of `stages` (a stage without metrics is left out).
 pub fn write_summary(run_dir: &Path, stages: &[String]) -> Result<()> {
     let mut summary = Summary::new();
@@ -25,6 +35,21 @@ pub fn write_summary(run_dir: &Path, stages: &[String]) -> Result<()> {
             }
         }
     }
+    crate::util::write_json_atomic(&run_dir.join(SUMMARY_FILE), &summary)
+}
+
+/// Adds `numbers` to `stage`'s entry of an existing `summary.json` (evaluations made after
+/// training, e.g. `[report] eval`).
+pub fn merge_into_summary(
+    run_dir: &Path,
+    stage: &str,
+    numbers: BTreeMap<String, f64>,
+) -> Result<()> {
+    let mut summary = read_summary(run_dir)?;
+    summary
+        .entry(stage.to_string())
+        .or_default()
+        .extend(numbers);
     crate::util::write_json_atomic(&run_dir.join(SUMMARY_FILE), &summary)
 }
 

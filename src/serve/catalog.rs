@@ -30,8 +30,9 @@ impl StageInfo {
 pub fn load_catalog(run: &Path, only: &[String]) -> Result<Vec<StageInfo>> {
     let meta = read_meta(run).with_context(|| {
         format!(
-            "{} is not a gptlab run folder (no readable meta.json)",
-            run.display()
+            "{} is not a gptlab run folder (no readable {})",
+            run.display(),
+            crate::results::META_FILE
         )
     })?;
     let finished: Vec<StageInfo> = meta

@@ -44,7 +44,7 @@ pub struct ServeArgs {
 
 pub fn run(args: &ServeArgs) -> Result<()> {
     let stages = catalog::load_catalog(&args.run, &args.stages)?;
-    let tok_path = args.run.join("tokenizer.json");
+    let tok_path = args.run.join(crate::results::TOKENIZER_FILE);
     let tok = Arc::new(crate::tokenizer::Tokenizer::load(&tok_path)?);
     let workers = worker::Workers::start(&stages, &tok, args.workers, args.queue)?;
     let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();

@@ -4,7 +4,9 @@
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::schema::{Experiment, ModelSpec, Probe, ReportSpec, Sampling, Stage, TokenizerSpec};
+use super::schema::{
+    Experiment, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, Stage, TokenizerSpec,
+};
 use super::source::{Segment, SourceIndex};
 use super::suggest;
 
@@ -18,6 +20,7 @@ pub enum Table {
     Report,
     Sampling,
     Probe,
+    Eval,
 }
 
 /// What a key of a table holds, where that matters for walking paths.
@@ -37,6 +40,7 @@ impl Table {
             Table::Report => field_names::<ReportSpec>(),
             Table::Sampling => field_names::<Sampling>(),
             Table::Probe => field_names::<Probe>(),
+            Table::Eval => field_names::<ReportEval>(),
         }
     }
 
@@ -50,6 +54,7 @@ impl Table {
             Table::Report => "[report]",
             Table::Sampling => "report.sampling",
             Table::Probe => "report.probes",
+            Table::Eval => "report.eval",
         }
     }
 
@@ -61,6 +66,7 @@ impl Table {
             (Table::Root, "report") => Some(Child::Table(Table::Report)),
             (Table::Report, "sampling") => Some(Child::Table(Table::Sampling)),
             (Table::Report, "probes") => Some(Child::ListOf(Table::Probe)),
+            (Table::Report, "eval") => Some(Child::Table(Table::Eval)),
             _ => None,
         }
     }

@@ -26,7 +26,7 @@ pub mod validate;
 
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
 pub use schema::{
-    Algorithm, Checker, Device, Experiment, Method, ModelSpec, Preset, Probe, ReportSpec, Sampling,
-    Stage, StageKind, TokenizerKindSpec, TokenizerSpec,
+    Algorithm, Checker, Device, Experiment, Method, ModelSpec, Preset, Probe, ReportEval,
+    ReportSpec, Sampling, Stage, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

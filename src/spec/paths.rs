@@ -56,6 +56,9 @@ pub fn resolve_paths(
             )?;
         }
     }
+    if let Some(path) = spec.report.eval.as_mut().and_then(|e| e.data.as_mut()) {
+        *path = resolve_one(path, &spec_dir, &data_root, "report.eval.data".into())?;
+    }
     Ok(())
 }
 

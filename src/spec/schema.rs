@@ -315,6 +315,27 @@ pub struct ReportSpec {
     pub compare: Vec<String>,
     #[serde(default)]
     pub sampling: Sampling,
+    /// Exact match by task of every compared stage, measured when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<ReportEval>,
+}
+
+/// `[report] eval`: the questions every compared stage answers once the run has trained, for
+/// exact match overall and by task (in summary.json, charted by the report). Either a file
+/// (`data`) or the held-out questions of an SFT stage (`held_out`: its `val_data`, else the
+/// `val_fraction` it split off its data).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReportEval {
+    /// Questions with answers: SFT pairs, or prompts with a `reference` (and `task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// The SFT stage whose held-out questions are asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<String>,
+    /// Ask at most this many questions (all by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 /// A next-token probe: the probability of each candidate continuation of `prompt`.

@@ -3,6 +3,8 @@
 //! ```toml
 //! base = "../quickstart.toml"          # relative to the sweep file
 //! name = "quickstart-lr-size"          # optional, default: the sweep file's stem
+//! metrics = ["assistant/val/loss"]     # optional: `stage/metric`s the comparison charts
+//!                                      # against each key (default: every val/loss, eval)
 //! [grid]                               # every combination, first key varying slowest
 //! "stages.base.lr" = [1e-3, 3e-3]
 //! "model.preset" = ["nano", "small"]
@@ -37,6 +39,8 @@ pub struct Sweep {
     /// The base experiment spec, absolute.
     pub base: PathBuf,
     pub points: Vec<SweepPoint>,
+    /// `stage/metric`s charted against the varied keys; empty: the report's defaults.
+    pub metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,8 +136,14 @@ pub fn read_sweep(path: &Path) -> anyhow::Result<Sweep> {
         ));
     }
 
+    check_metric_stages(&file.metrics, &base, &errors)?;
     let points = expand(&file.grid, &file.random);
-    Ok(Sweep { name, base, points })
+    Ok(Sweep {
+        name,
+        base,
+        points,
+        metrics: file.metrics,
+    })
 }
 
 /// How one random parameter is drawn.
@@ -183,11 +193,17 @@ struct SweepFile {
     name: Option<String>,
     grid: Vec<(String, Vec<toml::Value>)>,
     random: Option<RandomSpec>,
+    metrics: Vec<String>,
 }
 
 impl SweepFile {
     fn read(root: &dyn TableLike, errors: &SpecErrors) -> anyhow::Result<SweepFile> {
-        check_keys(root, "", &["base", "name", "grid", "random"], errors)?;
+        check_keys(
+            root,
+            "",
+            &["base", "name", "grid", "random", "metrics"],
+            errors,
+        )?;
         let base = match root.get("base").and_then(Item::as_str) {
             Some(base) => PathBuf::from(base),
             None => {
@@ -231,13 +247,70 @@ impl SweepFile {
                 ));
             }
         }
+        let metrics = match root.get("metrics") {
+            None => Vec::new(),
+            Some(item) => read_metrics(item, errors)?,
+        };
         Ok(SweepFile {
             base,
             name,
             grid,
             random,
+            metrics,
         })
     }
+}
+
+/// `metrics = ["stage/metric", ...]`: a metric name may hold `/` too (`val/loss`).
+fn read_metrics(item: &Item, errors: &SpecErrors) -> anyhow::Result<Vec<String>> {
+    let expected =
+        "expected a list of \"stage/metric\" strings, e.g. metrics = [\"assistant/val/loss\"]";
+    let array = item
+        .as_array()
+        .ok_or_else(|| errors.at("metrics", expected))?;
+    let mut out = Vec::new();
+    for value in array.iter() {
+        let text = value
+            .as_str()
+            .filter(|t| {
+                t.split_once('/')
+                    .is_some_and(|(s, m)| !s.is_empty() && !m.is_empty())
+            })
+            .ok_or_else(|| errors.at("metrics", format!("{expected}; found {value}")))?;
+        out.push(text.to_string());
+    }
+    Ok(out)
+}
+
+/// Each metric's stage must be a stage of the base spec (read as plain TOML: a base that does
+/// not load is reported by its points).
+fn check_metric_stages(metrics: &[String], base: &Path, errors: &SpecErrors) -> anyhow::Result<()> {
+    let Some(spec) = std::fs::read_to_string(base)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+    else {
+        return Ok(());
+    };
+    let stages: Vec<&str> = spec
+        .get("stages")
+        .and_then(|s| s.as_array())
+        .map(|a| a.iter().filter_map(|s| s.get("name")?.as_str()).collect())
+        .unwrap_or_default();
+    for metric in metrics {
+        let stage = metric.split('/').next().unwrap_or("");
+        if !stages.contains(&stage) {
+            return Err(errors.at(
+                "metrics",
+                format!(
+                    "`{metric}`: no stage `{stage}` in {}; stages: {}{}",
+                    base.display(),
+                    suggest::list(stages.iter().copied()),
+                    suggest::did_you_mean(stage, stages.iter().copied())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn read_grid(item: &Item, errors: &SpecErrors) -> anyhow::Result<Vec<(String, Vec<toml::Value>)>> {
@@ -698,6 +771,39 @@ seed = 3
         assert!(error.contains("0 < low <= high"), "{error}");
         let text = "base = \"../quickstart.toml\"\n[random]\nseed = 1\n[random.params]\n\"seed\" = { choice = [1] }\n";
         assert!(sweep_error(text).to_string().contains("`random.n`"));
+    }
+
+    #[test]
+    fn metrics_are_stage_metric_strings_of_known_stages() {
+        let good = GRID.replacen(
+            "[grid]",
+            "metrics = [\"sft/val/loss\", \"base/loss\"]\n[grid]",
+            1,
+        );
+        let (_dir, sweep) = sweep("s.toml", &good);
+        assert_eq!(sweep.unwrap().metrics, ["sft/val/loss", "base/loss"]);
+        let bad =
+            "base = \"../quickstart.toml\"\nmetrics = [\"val/loss\"]\n[grid]\n\"seed\" = [1, 2]\n";
+        let error = sweep_error(bad).to_string();
+        assert!(
+            error.contains("s.toml:2:1")
+                && error.contains("no stage `val`")
+                && error.contains("sft"),
+            "{error}"
+        );
+        let error = sweep_error(
+            "base = \"../quickstart.toml\"\nmetrics = [\"loss\"]\n[grid]\n\"seed\" = [1]\n",
+        )
+        .to_string();
+        assert!(
+            error.contains("s.toml:2:1") && error.contains("stage/metric"),
+            "{error}"
+        );
+        let error = sweep_error(
+            "base = \"../quickstart.toml\"\nmetrics = \"sft/loss\"\n[grid]\n\"seed\" = [1]\n",
+        )
+        .to_string();
+        assert!(error.contains("expected a list"), "{error}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt::Display;
 
-use super::schema::{Algorithm, Experiment, Stage, StageKind};
+use super::schema::{Algorithm, Experiment, ReportEval, Stage, StageKind};
 use super::suggest;
 
 /// A value that breaks a rule: which key, and what was expected.
@@ -278,6 +278,9 @@ fn check_report(spec: &Experiment) -> Checked {
             || "a probe needs at least one candidate continuation".into(),
         )?;
     }
+    if let Some(eval) = &report.eval {
+        check_report_eval(spec, eval)?;
+    }
     let sampling = &report.sampling;
     non_negative("report.sampling.temperature".into(), sampling.temperature)?;
     require(
@@ -288,6 +291,41 @@ fn check_report(spec: &Experiment) -> Checked {
     positive_int(
         "report.sampling.max_new_tokens".into(),
         sampling.max_new_tokens,
+    )
+}
+
+/// One source of questions; a held-out split of one SFT stage's data.
+fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
+    let one_source = eval.data.is_some() != eval.held_out.is_some();
+    require(one_source, "report.eval", || {
+        "expected one of `data = \"questions.jsonl\"` or `held_out = \"<sft stage>\"`".into()
+    })?;
+    if let Some(limit) = eval.limit {
+        positive_int("report.eval.limit".into(), limit)?;
+    }
+    let Some(name) = &eval.held_out else {
+        return Ok(());
+    };
+    let sft: Vec<Stage> = spec
+        .stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Sft)
+        .cloned()
+        .collect();
+    let Some(stage) = sft.iter().find(|s| &s.name == name) else {
+        return Err(Problem {
+            path: "report.eval.held_out".into(),
+            message: no_such_stage(name, &sft, "the sft stages"),
+        });
+    };
+    require(
+        stage.val_data.is_some() || stage.data.len() == 1,
+        "report.eval.held_out",
+        || {
+            format!(
+                "`{name}` has several data files and no val_data: name a file with `data` instead"
+            )
+        },
     )
 }
 

@@ -82,14 +82,7 @@ impl OpenSweep {
     /// key (a constant override such as fewer steps) says nothing about the point.
     pub fn label(&self, index: usize) -> String {
         let point = &self.points[index].point;
-        let varies = |key: &str| {
-            let mut values = self
-                .points
-                .iter()
-                .filter_map(|r| r.point.sets.iter().find(|(k, _)| k == key).map(|(_, v)| v));
-            let first = values.next();
-            values.any(|v| Some(v) != first)
-        };
+        let varies = |key: &str| self.key_varies(key);
         let sets: Vec<_> = point
             .sets
             .iter()
@@ -100,6 +93,16 @@ impl OpenSweep {
             return point.label();
         }
         SweepPoint { index, sets }.label()
+    }
+
+    /// Whether the points give `key` more than one value.
+    pub fn key_varies(&self, key: &str) -> bool {
+        let mut values = self
+            .points
+            .iter()
+            .filter_map(|r| r.point.sets.iter().find(|(k, _)| k == key).map(|(_, v)| v));
+        let first = values.next();
+        values.any(|v| Some(v) != first)
     }
 
     /// A fresh status for a point that has none (or an outdated one).

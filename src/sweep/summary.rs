@@ -165,5 +165,15 @@ pub fn build_comparison(open: &OpenSweep) -> Result<Option<PathBuf>> {
     if runs.is_empty() {
         return Ok(None);
     }
-    crate::report::write_comparison(&runs, &open.dirs.compare(), None).map(Some)
+    // Keys with one value (a constant override such as fewer steps) say nothing.
+    let keys: Vec<String> = varied_keys(open)
+        .into_iter()
+        .filter(|k| open.key_varies(k))
+        .collect();
+    let options = crate::report::CompareOptions {
+        sort_by: None,
+        keys: Some(&keys),
+        metrics: &open.sweep.metrics,
+    };
+    crate::report::write_comparison_with(&runs, &open.dirs.compare(), &options).map(Some)
 }

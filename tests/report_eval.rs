@@ -1,0 +1,122 @@
+//! `[report] eval`: the runner asks every compared stage the same questions, stores exact match
+//! by task in summary.json, and the report draws those numbers as grouped bars.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+/// The shared base spec, an assistant, and `[report] eval` on the SFT questions.
+fn spec() -> String {
+    base_spec("by-task")
+        .base("steps = 20\nbatch_size = 8\neval_every = 10")
+        .then(
+            r#"
+[[stages]]
+name = "assistant"
+kind = "sft"
+from = "base"
+data = "{demo}/sft.jsonl"
+val_data = "{demo}/sft_val.jsonl"
+steps = 200
+batch_size = 16
+lr = 3e-3
+eval_every = 20
+eval_batches = 1
+[report]
+compare = ["base", "assistant"]
+eval = { data = "{demo}/sft.jsonl", limit = 40 }
+sampling = { temperature = 0.0, max_new_tokens = 8 }
+"#,
+        )
+        .text()
+}
+
+/// `(fill, height)` of every filled `<rect>` of the SVG, in drawing order.
+fn filled_rects(svg: &str) -> Vec<(String, f64)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[start..].split('"').next()?.to_string())
+    };
+    svg.split("<rect")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = tag.split('>').next()?;
+            let height = attr(tag, "height")?.parse().ok()?;
+            Some((attr(tag, "fill")?.to_lowercase(), height))
+        })
+        .filter(|(fill, _)| fill != "none" && fill != "#ffffff")
+        .collect()
+}
+
+#[test]
+fn compared_stages_are_scored_by_task_and_charted() {
+    let tmp = tempdir();
+    let spec = write_spec(tmp.path(), "by-task.toml", &spec());
+    let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
+    let summary: BTreeMap<String, BTreeMap<String, f64>> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    // The first 40 training questions hold these tasks (and english).
+    let tasks = [
+        "animal", "capital", "color", "greeting", "identity", "math", "yesno",
+    ];
+    let mut values = Vec::new();
+    for stage in ["base", "assistant"] {
+        let m = &summary[stage];
+        assert!(m.contains_key("val/loss"), "training numbers stay: {m:?}");
+        let overall = m["eval/exact_match"];
+        assert!((0.0..=1.0).contains(&overall));
+        let found: Vec<&str> = tasks
+            .iter()
+            .copied()
+            .filter(|t| m.contains_key(&format!("eval/{t}/exact_match")))
+            .collect();
+        assert!(found.len() >= 4, "{stage}: tasks {found:?} of {m:?}");
+        values.push(m.clone());
+    }
+
+    // One bar per (stage, task), in the stage's colour, as tall as its number.
+    let svg = std::fs::read_to_string(run.join("by-task.svg")).unwrap();
+    let rects = filled_rects(&svg);
+    let task_names: Vec<String> = summary["base"]
+        .keys()
+        .chain(summary["assistant"].keys())
+        .filter_map(|k| k.strip_prefix("eval/")?.strip_suffix("/exact_match"))
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let expected: Vec<f64> = values
+        .iter()
+        .flat_map(|m| {
+            task_names
+                .iter()
+                .filter_map(move |t| m.get(&format!("eval/{t}/exact_match")).copied())
+        })
+        .collect();
+    assert!(
+        expected.iter().any(|v| *v > 0.0),
+        "200 SFT steps answer some training questions right: {expected:?}"
+    );
+    let bars = &rects[..expected.len()];
+    let (tallest, top) = bars
+        .iter()
+        .zip(&expected)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(bar, v)| (bar.1, *v))
+        .unwrap();
+    for ((_, height), value) in bars.iter().zip(&expected) {
+        let want = if top > 0.0 {
+            value / top * tallest
+        } else {
+            0.0
+        };
+        assert!(
+            (height - want).abs() <= 1.5,
+            "a bar of {height}px for {value} (the tallest: {tallest}px for {top}): {bars:?}"
+        );
+    }
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Exact match by task"));
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("![exact match by task](by-task.png)"), "{md}");
+}
