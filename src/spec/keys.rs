@@ -117,10 +117,13 @@ pub fn find_unknown_key(index: &SourceIndex) -> Option<(String, String)> {
 /// one of that method's keys? `None` for every other key (and for stages whose method is
 /// not known yet: serde and validation report a wrong `kind` or `algorithm`).
 fn check_stage_key(index: &SourceIndex, segments: &[Segment]) -> Option<Result<(), String>> {
-    let [Segment::Key(stages), Segment::Index(position), Segment::Key(key)] = segments else {
+    let [Segment::Key(table), Segment::Index(position), Segment::Key(key)] = segments else {
         return None;
     };
-    let (kind, algorithm) = method_of(index.stage(*position)?).filter(|_| stages == "stages")?;
+    if table != "stages" {
+        return None;
+    }
+    let (kind, algorithm) = method_of(index.stage(*position)?)?;
     let keys = method_keys(kind, algorithm)?;
     let name = method_name(kind, algorithm);
     if keys.contains(&key.as_str()) {
