@@ -269,7 +269,7 @@ pub struct FlatStage {
     #[serde(default)]
     pub checkpoint_every: u64,
 
-    // rlhf only
+    // The keys of some methods only (see `own_keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<Algorithm>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,43 +303,13 @@ pub struct FlatStage {
 }
 
 impl FlatStage {
-    /// Every default, as if only `name` and `kind` were written.
+    /// Every default, as if only `name` and `kind` were written: read through serde, so
+    /// that the `#[serde(default = ...)]` attributes above are the one place for defaults.
     fn new(name: &str, kind: StageKind) -> FlatStage {
-        FlatStage {
-            name: name.to_string(),
-            kind,
-            from: None,
-            data: Vec::new(),
-            steps: default_steps(),
-            batch_size: default_batch_size(),
-            grad_accum: 1,
-            lr: default_lr(),
-            min_lr: None,
-            warmup_steps: 0,
-            weight_decay: default_weight_decay(),
-            grad_clip: 1.0,
-            betas: default_betas(),
-            eval_every: default_eval_every(),
-            eval_batches: default_eval_batches(),
-            val_fraction: default_val_fraction(),
-            val_data: None,
-            checkpoint_every: 0,
-            algorithm: None,
-            reward_model: None,
-            prompts: None,
-            kl_coef: default_kl_coef(),
-            beta: default_beta(),
-            group_size: default_group_size(),
-            checker: Checker::Exact,
-            ppo_epochs: default_ppo_epochs(),
-            clip_range: default_clip_range(),
-            vf_coef: default_vf_coef(),
-            gamma: 1.0,
-            lam: default_lam(),
-            rollout_batch: default_batch_size(),
-            max_new_tokens: default_rlhf_max_new_tokens(),
-            temperature: 1.0,
-        }
+        let written = [("name", name), ("kind", kind.as_str())];
+        let table = de::value::MapDeserializer::<_, de::value::Error>::new(written.into_iter());
+        FlatStage::deserialize(table)
+            .expect("`name` and `kind` are the only keys without a default")
     }
 }
 
