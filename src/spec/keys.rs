@@ -123,27 +123,38 @@ fn check_stage_key(index: &SourceIndex, segments: &[Segment]) -> Option<Result<(
     if table != "stages" {
         return None;
     }
-    let (kind, algorithm) = method_of(index.stage(*position)?)?;
+    let tags = index.stage(*position)?;
+    method_of(tags)?;
+    Some(match stage_key_problem(tags, key) {
+        Some(message) => Err(message),
+        None => Ok(()),
+    })
+}
+
+/// Why the stage tagged `tags` does not take `key`: another method's key names the methods
+/// that take it, an unknown one the nearest of this method's keys. `None` when the stage
+/// takes the key, or when its method is not known.
+pub fn stage_key_problem(tags: &StageTags, key: &str) -> Option<String> {
+    let (kind, algorithm) = method_of(tags)?;
     let keys = method_keys(kind, algorithm)?;
-    let name = method_name(kind, algorithm);
-    if keys.contains(&key.as_str()) {
-        return Some(Ok(()));
+    if keys.contains(&key) {
+        return None;
     }
-    let owners: Vec<&str> = METHODS
+    let name = method_name(kind, algorithm);
+    let owners: Vec<String> = METHODS
         .into_iter()
-        .filter(|&(k, a)| own_keys(k, a).is_some_and(|own| own.contains(&key.as_str())))
-        .map(|(k, a)| method_name(k, a))
+        .filter(|&(k, a)| own_keys(k, a).is_some_and(|own| own.contains(&key)))
+        .map(|(k, a)| format!("`{}`", method_name(k, a)))
         .collect();
     if owners.is_empty() {
         let header = format!("[[stages]] ({name})");
-        return Some(Err(unknown_key_message(key, &header, &keys)));
+        return Some(unknown_key_message(key, &header, &keys));
     }
-    let owners: Vec<String> = owners.iter().map(|owner| format!("`{owner}`")).collect();
-    Some(Err(format!(
+    Some(format!(
         "`{key}` is only used by rlhf stages with algorithm {}, not by a {name} stage{}",
         owners.join(" or "),
         suggest::did_you_mean(key, keys.iter().copied())
-    )))
+    ))
 }
 
 /// The method a stage's written `kind` and `algorithm` select, if they select one.

@@ -238,26 +238,30 @@ fn union(a: Option<Range<usize>>, b: Option<Range<usize>>) -> Option<Range<usize
 }
 
 fn stage_tags(root: &dyn TableLike) -> Vec<StageTags> {
-    let tags_of = |table: &dyn TableLike| {
+    match root.get("stages") {
+        Some(Item::ArrayOfTables(tables)) => tables.iter().map(|t| StageTags::of(t)).collect(),
+        Some(Item::Value(Value::Array(array))) => array
+            .iter()
+            .map(|value| {
+                value
+                    .as_inline_table()
+                    .map(|t| StageTags::of(t))
+                    .unwrap_or_default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl StageTags {
+    /// The tags of one stage table.
+    pub fn of(table: &dyn TableLike) -> StageTags {
         let text = |key| table.get(key).and_then(|v| v.as_str()).map(String::from);
         StageTags {
             name: text("name"),
             kind: text("kind"),
             algorithm: text("algorithm"),
         }
-    };
-    match root.get("stages") {
-        Some(Item::ArrayOfTables(tables)) => tables.iter().map(|t| tags_of(t)).collect(),
-        Some(Item::Value(Value::Array(array))) => array
-            .iter()
-            .map(|value| {
-                value
-                    .as_inline_table()
-                    .map(|t| tags_of(t))
-                    .unwrap_or_default()
-            })
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
