@@ -212,7 +212,8 @@ fn train_stage<D: Backend>(
         Some(from) => load_model(&env.run_dir.join(from), &env.dev)
             .with_context(|| format!("stage `{}` starts from `{from}`", stage.name))?,
     };
-    if stage.kind == StageKind::Reward && !model.has_score_head() {
+    let kind = stage.method.kind();
+    if kind == StageKind::Reward && !model.has_score_head() {
         model.add_score_head(spec.seed);
     }
     let params = model_tensors(model.as_mut())?
@@ -223,7 +224,7 @@ fn train_stage<D: Backend>(
     println!(
         "[{}] {} stage, {} parameters, preset {} (vocab {}), {} steps",
         stage.name,
-        stage.kind.as_str(),
+        kind.as_str(),
         params,
         cfg.preset,
         cfg.vocab_size,
@@ -232,7 +233,7 @@ fn train_stage<D: Backend>(
     let result = run_stage(env, model.as_mut(), data, params)?;
     Ok(StageMeta {
         name: stage.name.clone(),
-        kind: stage.kind.as_str().into(),
+        kind: kind.as_str().into(),
         steps: stage.steps,
         tokens: result.tokens,
         wall_s: result.wall_s,
@@ -296,7 +297,7 @@ fn write_samples_and_probes<D: Backend>(
             continue;
         };
         let model = load_model(&run_dir.join(name), dev)?;
-        let chat = is_chat_stage(stage.kind);
+        let chat = is_chat_stage(stage.method.kind());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(r.sampling.seed);
         for p in &r.prompts {
             let user = Message {

@@ -30,7 +30,7 @@ pub fn evaluate_compared<D: Backend>(
     let (file, held_out) = questions(loaded, eval)?;
     let stages = spec.stages.iter().filter(|s| {
         if spec.report.compare.is_empty() {
-            s.kind != StageKind::Reward
+            s.method.kind() != StageKind::Reward
         } else {
             spec.report.compare.contains(&s.name)
         }
@@ -41,7 +41,7 @@ pub fn evaluate_compared<D: Backend>(
             model.as_ref(),
             tok,
             &file,
-            is_chat_stage(stage.kind),
+            is_chat_stage(stage.method.kind()),
             eval.limit,
             spec.model.block_size,
             held_out,

@@ -1,13 +1,17 @@
 //! The tables of a spec and the keys each accepts, used to reject unknown keys (with a
 //! suggestion) before serde sees them, and to check `--set` paths. The key lists come from
-//! the serde structs themselves, so they cannot drift from `schema.rs`.
+//! the serde structs themselves, so they cannot drift from `schema.rs`. A stage accepts the
+//! keys of the method its `kind` and `algorithm` select (`stage.rs`), so a misspelt key is
+//! matched against that method's keys, and another method's key is named as such.
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::schema::{
-    Experiment, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, Stage, TokenizerSpec,
+    Algorithm, Experiment, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, StageKind,
+    TokenizerSpec,
 };
-use super::source::{Segment, SourceIndex};
+use super::source::{Segment, SourceIndex, StageTags};
+use super::stage::{method_name, own_keys, FlatStage, COMMON_KEYS, METHODS};
 use super::suggest;
 
 /// A kind of table in the spec.
@@ -33,10 +37,11 @@ pub enum Child {
 impl Table {
     pub fn keys(self) -> &'static [&'static str] {
         match self {
-            Table::Root => field_names::<Experiment>(),
+            Table::Root => field_names::<Experiment<FlatStage>>(),
             Table::Model => field_names::<ModelSpec>(),
             Table::Tokenizer => field_names::<TokenizerSpec>(),
-            Table::Stage => field_names::<Stage>(),
+            // Every method's keys: which of them a stage takes is checked per stage.
+            Table::Stage => field_names::<FlatStage>(),
             Table::Report => field_names::<ReportSpec>(),
             Table::Sampling => field_names::<Sampling>(),
             Table::Probe => field_names::<Probe>(),
@@ -74,26 +79,113 @@ impl Table {
     /// "unknown key `lrr` in [[stages]]; did you mean `lr`?" (or the valid keys when none
     /// is close).
     pub fn unknown_key_message(self, key: &str) -> String {
-        let keys = self.keys().iter().copied();
-        match suggest::closest(key, keys.clone()) {
-            Some(near) => format!(
-                "unknown key `{key}` in {}; did you mean `{near}`?",
-                self.header()
-            ),
-            None => format!(
-                "unknown key `{key}` in {}; expected one of {}",
-                self.header(),
-                suggest::list(keys)
-            ),
-        }
+        unknown_key_message(key, self.header(), self.keys())
     }
+}
+
+fn unknown_key_message(key: &str, header: &str, keys: &[&str]) -> String {
+    let keys = keys.iter().copied();
+    match suggest::closest(key, keys.clone()) {
+        Some(near) => format!("unknown key `{key}` in {header}; did you mean `{near}`?"),
+        None => format!(
+            "unknown key `{key}` in {header}; expected one of {}",
+            suggest::list(keys)
+        ),
+    }
+}
+
+/// The keys a stage of this kind and algorithm takes, in the flat form's order; `None`
+/// when they select no method.
+pub fn method_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<Vec<&'static str>> {
+    let own = own_keys(kind, algorithm)?;
+    let keys = Table::Stage.keys().iter().copied();
+    Some(
+        keys.filter(|key| COMMON_KEYS.contains(key) || own.contains(key))
+            .collect(),
+    )
 }
 
 /// The first key of the document that no table accepts, as (canonical path, message).
 pub fn find_unknown_key(index: &SourceIndex) -> Option<(String, String)> {
     index.entries().iter().find_map(|entry| {
-        unknown_in_path(&entry.segments)
-            .map(|(table, key)| (entry.path.clone(), table.unknown_key_message(&key)))
+        let message = match check_stage_key(index, &entry.segments) {
+            Some(checked) => checked.err(),
+            None => {
+                unknown_in_path(&entry.segments).map(|(table, key)| table.unknown_key_message(&key))
+            }
+        };
+        message.map(|message| (entry.path.clone(), message))
+    })
+}
+
+/// For a key written directly in a stage whose `kind` and `algorithm` select a method: is it
+/// one of that method's keys? `None` for every other key (and for stages whose method is
+/// not known yet: serde and validation report a wrong `kind` or `algorithm`).
+fn check_stage_key(index: &SourceIndex, segments: &[Segment]) -> Option<Result<(), String>> {
+    let [Segment::Key(table), Segment::Index(position), Segment::Key(key)] = segments else {
+        return None;
+    };
+    if table != "stages" {
+        return None;
+    }
+    let tags = index.stage(*position)?;
+    method_of(tags)?;
+    Some(match stage_key_problem(tags, key) {
+        Some(message) => Err(message),
+        None => Ok(()),
+    })
+}
+
+/// Why the stage tagged `tags` does not take `key`: another method's key names the methods
+/// that take it, an unknown one the nearest of this method's keys. `None` when the stage
+/// takes the key, or when its method is not known.
+pub fn stage_key_problem(tags: &StageTags, key: &str) -> Option<String> {
+    let (kind, algorithm) = method_of(tags)?;
+    let keys = method_keys(kind, algorithm)?;
+    if keys.contains(&key) {
+        return None;
+    }
+    let name = method_name(kind, algorithm);
+    let owners: Vec<String> = METHODS
+        .into_iter()
+        .filter(|&(k, a)| own_keys(k, a).is_some_and(|own| own.contains(&key)))
+        .map(|(k, a)| format!("`{}`", method_name(k, a)))
+        .collect();
+    if owners.is_empty() {
+        let header = format!("[[stages]] ({name})");
+        return Some(unknown_key_message(key, &header, &keys));
+    }
+    // A run's resolved spec.toml writes every method's keys at their defaults; such a key
+    // changes nothing, so the file loads again as it was saved.
+    if tags
+        .values
+        .get(key)
+        .is_some_and(|written| is_default_value(kind, key, written))
+    {
+        return None;
+    }
+    Some(format!(
+        "`{key}` is only used by rlhf stages with algorithm {}, not by a {name} stage{}",
+        owners.join(" or "),
+        suggest::did_you_mean(key, keys.iter().copied())
+    ))
+}
+
+/// Whether `written` (a TOML value's text) is `key`'s default in a stage of `kind`.
+fn is_default_value(kind: StageKind, key: &str, written: &str) -> bool {
+    let parsed: Option<toml::Table> = toml::from_str(&format!("v = {written}")).ok();
+    let default = toml::Table::try_from(FlatStage::new("x", kind)).ok();
+    match (parsed, default) {
+        (Some(parsed), Some(default)) => parsed.get("v") == default.get(key),
+        _ => false,
+    }
+}
+
+/// The method a stage's written `kind` and `algorithm` select, if they select one.
+fn method_of(tags: &StageTags) -> Option<(StageKind, Option<Algorithm>)> {
+    METHODS.into_iter().find(|(kind, algorithm)| {
+        tags.kind.as_deref() == Some(kind.as_str())
+            && tags.algorithm.as_deref() == algorithm.map(|a| a.as_str())
     })
 }
 
@@ -169,6 +261,23 @@ mod tests {
         assert!(Table::Stage.keys().contains(&"warmup_steps"));
         assert!(Table::Stage.keys().contains(&"temperature"));
         assert_eq!(Table::Stage.keys().len(), 33);
+        // Every key of the flat form belongs to some method, and no method lists a key twice.
+        for key in Table::Stage.keys() {
+            assert!(
+                METHODS
+                    .into_iter()
+                    .any(|(k, a)| method_keys(k, a).unwrap().contains(key)),
+                "{key} belongs to no method"
+            );
+        }
+        for (kind, algorithm) in METHODS {
+            let own = own_keys(kind, algorithm).unwrap();
+            assert!(own.iter().all(|key| !COMMON_KEYS.contains(key)));
+            assert!(
+                own.iter().all(|key| Table::Stage.keys().contains(key)),
+                "{own:?}"
+            );
+        }
         assert!(Table::Root.keys().contains(&"report"));
         assert_eq!(Table::Sampling.keys().len(), 5);
     }

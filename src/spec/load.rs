@@ -12,6 +12,7 @@ use super::overrides::apply_sets;
 use super::paths::{absolute, is_pattern, resolve_paths};
 use super::schema::Experiment;
 use super::source::SourceIndex;
+use super::stage::FlatStage;
 use super::validate;
 
 pub use super::paths::data_root_from;
@@ -54,9 +55,9 @@ impl LoadedSpec {
         let stages = &self.spec.stages;
         let kinds: Vec<String> = stages
             .iter()
-            .map(|stage| match stage.algorithm {
-                Some(algorithm) => format!("{}/{}", stage.kind, algorithm.as_str()),
-                None => stage.kind.to_string(),
+            .map(|stage| match stage.method.algorithm() {
+                Some(algorithm) => format!("{}/{}", stage.method.kind(), algorithm.as_str()),
+                None => stage.method.kind().to_string(),
             })
             .collect();
         let plural = if stages.len() == 1 { "" } else { "s" };
@@ -101,17 +102,14 @@ pub fn load_spec(path: &Path, opts: &LoadOptions) -> anyhow::Result<LoadedSpec> 
     if let Some((key_path, message)) = find_unknown_key(errors.latest()) {
         return Err(errors.at(&key_path, message));
     }
-    let mut spec: Experiment =
+    let flat: Experiment<FlatStage> =
         toml::from_str(&edited_text).map_err(|error| errors.from_toml(&error))?;
-    validate::check(&spec).map_err(|problem| errors.at(&problem.path, problem.message))?;
+    let located = |problem: validate::Problem| errors.at(&problem.path, problem.message);
+    let mut spec = validate::typed(flat).map_err(located)?;
+    validate::check(&spec).map_err(located)?;
 
     let spec_dir = path.parent().unwrap_or(Path::new("."));
-    resolve_paths(&mut spec, spec_dir, &opts.data_root)
-        .map_err(|problem| errors.at(&problem.path, problem.message))?;
-    // Written out so that the saved spec (and the run id) does not depend on defaults.
-    for stage in &mut spec.stages {
-        stage.min_lr = Some(stage.min_lr());
-    }
+    resolve_paths(&mut spec, spec_dir, &opts.data_root).map_err(located)?;
 
     let resolved_toml = toml::to_string(&spec).context("cannot write the resolved spec as TOML")?;
     let run_id = run_id_of(&resolved_toml);
@@ -308,7 +306,10 @@ sampling = { temperature = 0.8, top_k = 20 }
         let loaded = load(QUICKSTART, &[]).unwrap();
         assert_eq!(loaded.spec.stages.len(), 4);
         assert_eq!(loaded.spec.model.preset, Preset::Nano);
-        assert_eq!(loaded.spec.stages[3].algorithm, Some(Algorithm::Ppo));
+        assert_eq!(
+            loaded.spec.stages[3].method.algorithm(),
+            Some(Algorithm::Ppo)
+        );
         assert_eq!(
             loaded.summary(),
             "4 stages (pretrain, sft, reward, rlhf/ppo)"
@@ -641,6 +642,49 @@ sampling = { temperature = 0.8, top_k = 20 }
     }
 
     #[test]
+    fn stage_keys_follow_the_method() {
+        // Another method's key says which method takes it.
+        let text = edit("algorithm = \"ppo\"", "algorithm = \"ppo\"\nbeta = 0.2");
+        assert_error(
+            &text,
+            "beta = 0.2",
+            "stages.rlhf.beta",
+            "only used by rlhf stages with algorithm `dpo`, not by a ppo stage",
+        );
+        let text = edit("kind = \"pretrain\"", "kind = \"pretrain\"\nkl_coef = 0.1");
+        assert_error(&text, "kl_coef", "stages.base.kl_coef", "`ppo` or `grpo`");
+        // A misspelt key is matched against the keys of the stage's own method.
+        let text = edit("algorithm = \"ppo\"", "algorithm = \"ppo\"\ngama = 0.9");
+        assert_error(&text, "gama", "stages.rlhf.gama", "did you mean `gamma`?");
+        let text = edit("from = \"base\"", "from = \"base\"\ngama = 0.9");
+        let error = error_of(&text, &[]);
+        assert!(
+            error.contains("unknown key `gama` in [[stages]] (sft)") && !error.contains("gamma"),
+            "{error}"
+        );
+        // The same holds for `--set`, which names its argument.
+        let error = error_of(QUICKSTART, &["stages.rlhf.beta=0.2"]);
+        assert!(
+            error.contains("(--set `stages.rlhf.beta=0.2`)") && error.contains("algorithm `dpo`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_runs_resolved_spec_loads_again_with_the_same_run_id() {
+        // The resolved spec writes other methods' keys at their defaults (`beta` in the PPO
+        // stage); those change nothing, so the saved file is a valid experiment again.
+        let project = Project::new();
+        let first = project.load(QUICKSTART, &[]).unwrap();
+        assert!(first.resolved_toml.contains("beta = 0.1"));
+        let again = project.load(&first.resolved_toml, &[]).unwrap();
+        assert_eq!(again.run_id, first.run_id);
+        // A setting that differs from the default is still another method's key.
+        let changed = first.resolved_toml.replacen("beta = 0.1", "beta = 0.3", 1);
+        assert!(error_of(&changed, &[]).contains("only used by rlhf stages with algorithm `dpo`"));
+    }
+
+    #[test]
     fn training_stages_need_data() {
         let text = edit("data = \"corpus.txt\"\n", "");
         let error = error_of(&text, &[]);
@@ -743,7 +787,7 @@ sampling = { temperature = 0.8, top_k = 20 }
             vec![project.data_root().join("demo/sft.jsonl")]
         );
         assert_eq!(
-            stages[3].prompts.as_deref(),
+            stages[3].method.rollout().map(|r| r.prompts.as_path()),
             Some(project.spec_dir().join("prompts.jsonl").as_path())
         );
 

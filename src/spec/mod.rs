@@ -2,7 +2,8 @@
 //! at `file:line:column`, and sweep expansion.
 //!
 //! Files, in the order a spec flows through them:
-//! - `schema.rs`    the serde types and their defaults
+//! - `schema.rs`    the serde types of the experiment file
+//! - `stage.rs`     a stage: its flat TOML form, its typed form per method, and defaults
 //! - `source.rs`    where each key sits in the text (for error positions)
 //! - `overrides.rs` `--set key=value`, applied to the TOML document
 //! - `keys.rs`      which keys each table accepts (unknown-key errors)
@@ -20,13 +21,15 @@ pub mod overrides;
 pub mod paths;
 pub mod schema;
 pub mod source;
+pub mod stage;
 pub mod suggest;
 pub mod sweep;
 pub mod validate;
 
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
 pub use schema::{
-    Algorithm, Checker, Device, Experiment, Method, ModelSpec, Preset, Probe, ReportEval,
-    ReportSpec, Sampling, Stage, StageKind, TokenizerKindSpec, TokenizerSpec,
+    Algorithm, Checker, Device, Experiment, ModelSpec, Preset, Probe, ReportEval, ReportSpec,
+    Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
+pub use stage::{DpoKeys, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

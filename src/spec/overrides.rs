@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::anyhow;
 use toml_edit::{DocumentMut, Item, TableLike, Value};
 
-use super::keys::{Child, Table};
-use super::source::{canonical, Segment};
+use super::keys::{stage_key_problem, Child, Table};
+use super::source::{canonical, Segment, StageTags};
 use super::suggest;
 
 /// An override that was applied: the argument as given and the canonical key it set
@@ -120,6 +120,13 @@ fn set_in(
                 ));
             }
             let (index, stage) = find_stage(table, stage_name)?;
+            // A key no method takes is matched against this stage's method's keys; another
+            // method's key is left for the check after all sets (one may change `algorithm`).
+            if !Table::Stage.keys().contains(&rest[0]) {
+                if let Some(message) = stage_key_problem(&StageTags::of(stage), rest[0]) {
+                    return Err(message);
+                }
+            }
             segments.push(Segment::Index(index));
             set_in(stage, Table::Stage, rest, value, segments)
         }
@@ -287,6 +294,20 @@ mod tests {
 
         let error = apply(&["modle.preset=small"]).unwrap_err().to_string();
         assert!(error.contains("did you mean `model`?"), "{error}");
+
+        // In a stage, only keys of its own method are suggested.
+        let text = "[[stages]]\nname = \"a\"\nkind = \"pretrain\"\n";
+        let set = |arg: &str| apply_sets(Path::new("t.toml"), text, &[arg.into()]);
+        let error = set("stages.a.gama=1").unwrap_err().to_string();
+        assert!(
+            error.contains("unknown key `gama` in [[stages]] (pretrain)")
+                && !error.contains("gamma"),
+            "{error}"
+        );
+        assert!(
+            set("stages.a.gamma=1").is_ok(),
+            "left for the check after all sets"
+        );
     }
 
     #[test]

@@ -47,9 +47,9 @@ pub fn resolve_paths(
                 format!("stages[{index}].val_data"),
             )?;
         }
-        if let Some(path) = stage.prompts.as_mut() {
-            *path = resolve_one(
-                path,
+        if let Some(rollout) = stage.method.rollout_mut() {
+            rollout.prompts = resolve_one(
+                &rollout.prompts,
                 &spec_dir,
                 &data_root,
                 format!("stages[{index}].prompts"),
@@ -146,7 +146,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::schema::{Stage, StageKind};
+    use crate::spec::stage::{Method, Stage};
 
     #[test]
     fn fixed_folders() {
@@ -172,7 +172,7 @@ mod tests {
         let data_root = dir.path().join("data");
         std::fs::create_dir_all(spec_dir.join("local")).unwrap();
         std::fs::create_dir_all(data_root.join("demo")).unwrap();
-        let mut stage = Stage::new("s", StageKind::Pretrain);
+        let mut stage = Stage::new("s", Method::Pretrain);
         stage.data = vec![
             PathBuf::from("local/a.txt"),
             PathBuf::from("$DATA/demo/*.jsonl"),
@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn missing_pattern_folders_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let mut stage = Stage::new("s", StageKind::Pretrain);
+        let mut stage = Stage::new("s", Method::Pretrain);
         stage.data = vec![PathBuf::from("$DATA/nowhere/*.txt")];
         let mut spec = test_spec(stage);
         let problem = resolve_paths(&mut spec, dir.path(), &dir.path().join("data")).unwrap_err();
@@ -208,7 +208,7 @@ mod tests {
 
     fn test_spec(stage: Stage) -> Experiment {
         toml::from_str::<Experiment>(
-            "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 8\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"s\"\nkind = \"pretrain\"\n",
+            "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 8\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"s\"\nkind = \"pretrain\"\ndata = \"x\"\n",
         )
         .map(|mut spec| {
             spec.stages = vec![stage];

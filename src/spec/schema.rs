@@ -5,14 +5,16 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::stage::Stage;
+
 /// A whole experiment file: the model, its tokenizer, the stages to run in order and the
-/// report to build at the end.
+/// report to build at the end. Loading reads the stages as `FlatStage`s first, then converts
+/// them (`Experiment<FlatStage>` -> `Experiment`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Experiment {
+pub struct Experiment<S = Stage> {
     pub name: String,
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -20,9 +22,33 @@ pub struct Experiment {
     pub device: Device,
     pub model: ModelSpec,
     pub tokenizer: TokenizerSpec,
-    pub stages: Vec<Stage>,
+    pub stages: Vec<S>,
     #[serde(default)]
     pub report: ReportSpec,
+}
+
+impl<S> Experiment<S> {
+    /// The same experiment with each stage converted by `convert(index, stage)`.
+    pub fn try_map_stages<T, E>(
+        self,
+        mut convert: impl FnMut(usize, S) -> Result<T, E>,
+    ) -> Result<Experiment<T>, E> {
+        let stages = self
+            .stages
+            .into_iter()
+            .enumerate()
+            .map(|(index, stage)| convert(index, stage))
+            .collect::<Result<_, E>>()?;
+        Ok(Experiment {
+            name: self.name,
+            seed: self.seed,
+            device: self.device,
+            model: self.model,
+            tokenizer: self.tokenizer,
+            stages,
+            report: self.report,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -148,17 +174,6 @@ impl Algorithm {
     }
 }
 
-/// What a stage trains: one value per stage kind, and per algorithm for rlhf stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Pretrain,
-    Sft,
-    Reward,
-    Ppo,
-    Dpo,
-    Grpo,
-}
-
 /// How GRPO scores a completion when no reward model is given.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -166,139 +181,6 @@ pub enum Checker {
     #[default]
     Exact,
     Contains,
-}
-
-/// One training stage. The RLHF fields are present on every stage (with defaults) so that
-/// the resolved spec shows every value a run used.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Stage {
-    pub name: String,
-    pub kind: StageKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    /// Data files or glob patterns; TOML accepts a single string or a list.
-    #[serde(default, deserialize_with = "one_or_many_paths")]
-    pub data: Vec<PathBuf>,
-    #[serde(default = "default_steps")]
-    pub steps: u64,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    #[serde(default = "one_usize")]
-    pub grad_accum: usize,
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_lr: Option<f64>,
-    #[serde(default)]
-    pub warmup_steps: u64,
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    #[serde(default = "one_f64")]
-    pub grad_clip: f64,
-    #[serde(default = "default_betas")]
-    pub betas: [f64; 2],
-    #[serde(default = "default_eval_every")]
-    pub eval_every: u64,
-    #[serde(default = "default_eval_batches")]
-    pub eval_batches: usize,
-    #[serde(default = "default_val_fraction")]
-    pub val_fraction: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_data: Option<PathBuf>,
-    #[serde(default)]
-    pub checkpoint_every: u64,
-
-    // rlhf only
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub algorithm: Option<Algorithm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reward_model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompts: Option<PathBuf>,
-    #[serde(default = "default_kl_coef")]
-    pub kl_coef: f64,
-    #[serde(default = "default_beta")]
-    pub beta: f64,
-    #[serde(default = "default_group_size")]
-    pub group_size: usize,
-    #[serde(default)]
-    pub checker: Checker,
-    #[serde(default = "default_ppo_epochs")]
-    pub ppo_epochs: usize,
-    #[serde(default = "default_clip_range")]
-    pub clip_range: f64,
-    #[serde(default = "default_vf_coef")]
-    pub vf_coef: f64,
-    #[serde(default = "one_f64")]
-    pub gamma: f64,
-    #[serde(default = "default_lam")]
-    pub lam: f64,
-    #[serde(default = "default_batch_size")]
-    pub rollout_batch: usize,
-    #[serde(default = "default_rlhf_max_new_tokens")]
-    pub max_new_tokens: usize,
-    #[serde(default = "one_f64")]
-    pub temperature: f64,
-}
-
-impl Stage {
-    /// A stage with every default filled in, as if only `name` and `kind` were written.
-    pub fn new(name: &str, kind: StageKind) -> Stage {
-        Stage {
-            name: name.to_string(),
-            kind,
-            from: None,
-            data: Vec::new(),
-            steps: default_steps(),
-            batch_size: default_batch_size(),
-            grad_accum: 1,
-            lr: default_lr(),
-            min_lr: None,
-            warmup_steps: 0,
-            weight_decay: default_weight_decay(),
-            grad_clip: 1.0,
-            betas: default_betas(),
-            eval_every: default_eval_every(),
-            eval_batches: default_eval_batches(),
-            val_fraction: default_val_fraction(),
-            val_data: None,
-            checkpoint_every: 0,
-            algorithm: None,
-            reward_model: None,
-            prompts: None,
-            kl_coef: default_kl_coef(),
-            beta: default_beta(),
-            group_size: default_group_size(),
-            checker: Checker::Exact,
-            ppo_epochs: default_ppo_epochs(),
-            clip_range: default_clip_range(),
-            vf_coef: default_vf_coef(),
-            gamma: 1.0,
-            lam: default_lam(),
-            rollout_batch: default_batch_size(),
-            max_new_tokens: default_rlhf_max_new_tokens(),
-            temperature: 1.0,
-        }
-    }
-
-    /// What the stage trains, decided once from `kind` and `algorithm`. Validation has
-    /// made sure that only rlhf stages have an algorithm and that each of them has one.
-    pub fn method(&self) -> Method {
-        match (self.kind, self.algorithm) {
-            (StageKind::Pretrain, _) => Method::Pretrain,
-            (StageKind::Sft, _) => Method::Sft,
-            (StageKind::Reward, _) => Method::Reward,
-            (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo,
-            (StageKind::Rlhf, Some(Algorithm::Grpo)) => Method::Grpo,
-            (StageKind::Rlhf, Some(Algorithm::Dpo) | None) => Method::Dpo,
-        }
-    }
-
-    /// The floor of the cosine schedule: written, or a tenth of the peak rate.
-    pub fn min_lr(&self) -> f64 {
-        self.min_lr.unwrap_or(self.lr / 10.0)
-    }
 }
 
 /// What the final report shows; the whole `[report]` table is optional.
@@ -374,91 +256,11 @@ impl Default for Sampling {
 fn default_seed() -> u64 {
     1337
 }
-fn default_steps() -> u64 {
-    500
-}
-fn default_batch_size() -> usize {
-    16
-}
-fn one_usize() -> usize {
-    1
-}
-fn one_f64() -> f64 {
-    1.0
-}
-fn default_lr() -> f64 {
-    1e-3
-}
-fn default_weight_decay() -> f64 {
-    0.1
-}
-fn default_betas() -> [f64; 2] {
-    [0.9, 0.95]
-}
-fn default_eval_every() -> u64 {
-    100
-}
-fn default_eval_batches() -> usize {
-    20
-}
-fn default_val_fraction() -> f64 {
-    0.1
-}
-fn default_kl_coef() -> f64 {
-    0.05
-}
-fn default_beta() -> f64 {
-    0.1
-}
-fn default_group_size() -> usize {
-    4
-}
-fn default_ppo_epochs() -> usize {
-    4
-}
-fn default_clip_range() -> f64 {
-    0.2
-}
-fn default_vf_coef() -> f64 {
-    0.1
-}
-fn default_lam() -> f64 {
-    0.95
-}
-fn default_rlhf_max_new_tokens() -> usize {
-    32
-}
-
-/// `data = "a.txt"` and `data = ["a.txt", "b/*.jsonl"]` both mean a list of paths.
-fn one_or_many_paths<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
-    struct PathsVisitor;
-
-    impl<'de> Visitor<'de> for PathsVisitor {
-        type Value = Vec<PathBuf>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a path or a list of paths")
-        }
-
-        fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
-            Ok(vec![PathBuf::from(path)])
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut paths = Vec::new();
-            while let Some(path) = seq.next_element::<String>()? {
-                paths.push(PathBuf::from(path));
-            }
-            Ok(paths)
-        }
-    }
-
-    deserializer.deserialize_any(PathsVisitor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::stage::{GrpoKeys, Method, RolloutKeys};
+    use std::path::PathBuf;
 
     const MINIMAL: &str = r#"
 name = "t"
@@ -481,10 +283,10 @@ data = "corpus.txt"
         assert_eq!(spec.device, Device::Cpu);
         assert_eq!(spec.report, ReportSpec::default());
         assert_eq!(spec.report.sampling.top_k, 20);
-        let mut expected = Stage::new("base", StageKind::Pretrain);
+        let mut expected = Stage::new("base", Method::Pretrain);
         expected.data = vec![PathBuf::from("corpus.txt")];
         assert_eq!(spec.stages, vec![expected]);
-        assert!((spec.stages[0].min_lr() - 1e-4).abs() < 1e-12);
+        assert!((spec.stages[0].min_lr - 1e-4).abs() < 1e-12);
     }
 
     #[test]
@@ -512,7 +314,20 @@ data = "corpus.txt"
     fn enums_serialize_lowercase_and_round_trip() {
         let mut spec: Experiment = toml::from_str(MINIMAL).unwrap();
         spec.device = Device::Cuda;
-        spec.stages[0].algorithm = Some(Algorithm::Grpo);
+        spec.stages[0].method = Method::Grpo(GrpoKeys {
+            rollout: RolloutKeys {
+                prompts: PathBuf::from("prompts.jsonl"),
+                rollout_batch: 16,
+                max_new_tokens: 32,
+                temperature: 1.0,
+                kl_coef: 0.05,
+                ppo_epochs: 4,
+                clip_range: 0.2,
+            },
+            reward_model: None,
+            group_size: 4,
+            checker: Checker::Exact,
+        });
         let text = toml::to_string(&spec).unwrap();
         assert!(text.contains("device = \"cuda\""), "{text}");
         assert!(text.contains("algorithm = \"grpo\""), "{text}");

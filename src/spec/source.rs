@@ -47,7 +47,18 @@ pub struct SourceIndex {
     pub file: PathBuf,
     text: String,
     entries: Vec<Entry>,
-    stage_names: Vec<Option<String>>,
+    stages: Vec<StageTags>,
+}
+
+/// The string values of a stage's `name`, `kind` and `algorithm`, where written as strings:
+/// names for messages, kind and algorithm for the keys the stage accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageTags {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub algorithm: Option<String>,
+    /// Every key's value as written (TOML text), to tell a default from a setting.
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 impl SourceIndex {
@@ -68,18 +79,23 @@ impl SourceIndex {
         })?;
         let mut entries = Vec::new();
         walk_table(document.as_table(), &[], &mut entries);
-        let stage_names = stage_names(document.as_table());
+        let stages = stage_tags(document.as_table());
         Ok(SourceIndex {
             file: file.to_path_buf(),
             text: text.to_string(),
             entries,
-            stage_names,
+            stages,
         })
     }
 
     /// Every key and array element, in document order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The tags of the stage at `index` of `stages`.
+    pub fn stage(&self, index: usize) -> Option<&StageTags> {
+        self.stages.get(index)
     }
 
     /// 1-based line and column of a canonical key, or of its nearest written ancestor (a
@@ -116,8 +132,9 @@ impl SourceIndex {
                 let name = index
                     .parse::<usize>()
                     .ok()
-                    .and_then(|i| self.stage_names.get(i).cloned());
-                if let Some(Some(name)) = name {
+                    .and_then(|i| self.stages.get(i))
+                    .and_then(|tags| tags.name.as_ref());
+                if let Some(name) = name {
                     return format!("stages.{name}{tail}");
                 }
             }
@@ -222,20 +239,35 @@ fn union(a: Option<Range<usize>>, b: Option<Range<usize>>) -> Option<Range<usize
     }
 }
 
-fn stage_names(root: &dyn TableLike) -> Vec<Option<String>> {
-    let name_of = |table: &dyn TableLike| {
-        table
-            .get("name")
-            .and_then(|name| name.as_str())
-            .map(String::from)
-    };
+fn stage_tags(root: &dyn TableLike) -> Vec<StageTags> {
     match root.get("stages") {
-        Some(Item::ArrayOfTables(tables)) => tables.iter().map(|t| name_of(t)).collect(),
+        Some(Item::ArrayOfTables(tables)) => tables.iter().map(|t| StageTags::of(t)).collect(),
         Some(Item::Value(Value::Array(array))) => array
             .iter()
-            .map(|value| value.as_inline_table().and_then(|t| name_of(t)))
+            .map(|value| {
+                value
+                    .as_inline_table()
+                    .map(|t| StageTags::of(t))
+                    .unwrap_or_default()
+            })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+impl StageTags {
+    /// The tags of one stage table.
+    pub fn of(table: &dyn TableLike) -> StageTags {
+        let text = |key| table.get(key).and_then(|v| v.as_str()).map(String::from);
+        StageTags {
+            name: text("name"),
+            kind: text("kind"),
+            algorithm: text("algorithm"),
+            values: table
+                .iter()
+                .filter_map(|(key, item)| Some((key.to_string(), item.as_value()?.to_string())))
+                .collect(),
+        }
     }
 }
 

@@ -1,10 +1,12 @@
-//! Checks that serde cannot express: value ranges, and how stages refer to each other.
-//! Each problem names a canonical key path (`stages[1].lr`) that `errors.rs` locates in the
-//! file; the first problem found is reported.
+//! Checks that serde cannot express: which inputs each stage's method needs (while
+//! converting to typed stages), value ranges, and how stages refer to each other. Each
+//! problem names a canonical key path (`stages[1].lr`) that `errors.rs` locates in the file;
+//! the first problem found is reported.
 
 use std::fmt::Display;
 
-use super::schema::{Algorithm, Experiment, ReportEval, Stage, StageKind};
+use super::schema::{Experiment, ReportEval, StageKind};
+use super::stage::{FlatStage, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
 use super::suggest;
 
 /// A value that breaks a rule: which key, and what was expected.
@@ -25,6 +27,16 @@ fn require(ok: bool, path: impl Into<String>, message: impl FnOnce() -> String) 
             message: message(),
         })
     }
+}
+
+/// The typed experiment: every stage converted to its method, or the first stage's problem.
+pub fn typed(flat: Experiment<FlatStage>) -> Result<Experiment, Problem> {
+    flat.try_map_stages(|index, stage| {
+        stage.into_stage().map_err(|problem| Problem {
+            path: format!("stages[{index}].{}", problem.key),
+            message: problem.message,
+        })
+    })
 }
 
 pub fn check(spec: &Experiment) -> Checked {
@@ -93,7 +105,7 @@ fn check_stage(spec: &Experiment, index: usize, stage: &Stage) -> Checked {
     }
     check_numbers(stage, &at)?;
     check_from(spec, index, stage, &at)?;
-    check_inputs(spec, index, stage, &at)
+    check_reward_model(spec, index, stage, &at)
 }
 
 fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
@@ -101,12 +113,10 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     positive_int(at("batch_size"), stage.batch_size)?;
     positive_int(at("grad_accum"), stage.grad_accum)?;
     positive(at("lr"), stage.lr)?;
-    if let Some(min_lr) = stage.min_lr {
-        non_negative(at("min_lr"), min_lr)?;
-        require(min_lr <= stage.lr, at("min_lr"), || {
-            format!("expected at most lr ({}), found {min_lr}", stage.lr)
-        })?;
-    }
+    non_negative(at("min_lr"), stage.min_lr)?;
+    require(stage.min_lr <= stage.lr, at("min_lr"), || {
+        format!("expected at most lr ({}), found {}", stage.lr, stage.min_lr)
+    })?;
     require(stage.warmup_steps < stage.steps, at("warmup_steps"), || {
         format!(
             "expected fewer warmup steps than steps ({}), found {}",
@@ -124,22 +134,38 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     }
     positive_int(at("eval_batches"), stage.eval_batches)?;
     between(at("val_fraction"), stage.val_fraction, 0.0, 0.5)?;
-    non_negative(at("kl_coef"), stage.kl_coef)?;
-    positive(at("beta"), stage.beta)?;
-    require(stage.group_size >= 2, at("group_size"), || {
+    match &stage.method {
+        Method::Pretrain | Method::Sft | Method::Reward => Ok(()),
+        Method::Dpo(keys) => positive(at("beta"), keys.beta),
+        Method::Ppo(keys) => check_ppo(keys, at),
+        Method::Grpo(keys) => check_grpo(keys, at),
+    }
+}
+
+fn check_ppo(keys: &PpoKeys, at: &dyn Fn(&str) -> String) -> Checked {
+    check_rollout(&keys.rollout, at)?;
+    non_negative(at("vf_coef"), keys.vf_coef)?;
+    between(at("gamma"), keys.gamma, 0.0, 1.0)?;
+    between(at("lam"), keys.lam, 0.0, 1.0)
+}
+
+fn check_grpo(keys: &GrpoKeys, at: &dyn Fn(&str) -> String) -> Checked {
+    check_rollout(&keys.rollout, at)?;
+    require(keys.group_size >= 2, at("group_size"), || {
         format!(
             "GRPO compares completions within a group: expected at least 2, found {}",
-            stage.group_size
+            keys.group_size
         )
-    })?;
-    positive_int(at("ppo_epochs"), stage.ppo_epochs)?;
-    positive(at("clip_range"), stage.clip_range)?;
-    non_negative(at("vf_coef"), stage.vf_coef)?;
-    between(at("gamma"), stage.gamma, 0.0, 1.0)?;
-    between(at("lam"), stage.lam, 0.0, 1.0)?;
-    positive_int(at("rollout_batch"), stage.rollout_batch)?;
-    positive_int(at("max_new_tokens"), stage.max_new_tokens)?;
-    positive(at("temperature"), stage.temperature)
+    })
+}
+
+fn check_rollout(keys: &RolloutKeys, at: &dyn Fn(&str) -> String) -> Checked {
+    non_negative(at("kl_coef"), keys.kl_coef)?;
+    positive_int(at("ppo_epochs"), keys.ppo_epochs)?;
+    positive(at("clip_range"), keys.clip_range)?;
+    positive_int(at("rollout_batch"), keys.rollout_batch)?;
+    positive_int(at("max_new_tokens"), keys.max_new_tokens)?;
+    positive(at("temperature"), keys.temperature)
 }
 
 /// `from` must name an earlier stage: the runner trains stages in order and hands each one
@@ -150,14 +176,14 @@ fn check_from(
     stage: &Stage,
     at: &dyn Fn(&str) -> String,
 ) -> Checked {
+    let kind = stage.method.kind();
     let Some(from) = &stage.from else {
         return require(
-            !matches!(stage.kind, StageKind::Reward | StageKind::Rlhf),
+            !matches!(kind, StageKind::Reward | StageKind::Rlhf),
             at("from"),
             || {
                 format!(
-                    "a {} stage starts from a trained model: set `from` to an earlier stage",
-                    stage.kind
+                    "a {kind} stage starts from a trained model: set `from` to an earlier stage"
                 )
             },
         );
@@ -176,87 +202,28 @@ fn check_from(
     }
 }
 
-/// Which inputs each kind (and RLHF algorithm) needs, and which it must not have.
-fn check_inputs(
-    spec: &Experiment,
-    index: usize,
-    stage: &Stage,
-    at: &dyn Fn(&str) -> String,
-) -> Checked {
-    let algorithm = stage.algorithm;
-    match (stage.kind, algorithm) {
-        (StageKind::Rlhf, None) => {
-            return Err(Problem {
-                path: at("algorithm"),
-                message: "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`".into(),
-            })
-        }
-        (kind, Some(_)) if kind != StageKind::Rlhf => {
-            return Err(Problem {
-                path: at("algorithm"),
-                message: format!("`algorithm` is only for rlhf stages, not {kind}"),
-            })
-        }
-        _ => {}
-    }
-    let uses_prompts = matches!(algorithm, Some(Algorithm::Ppo | Algorithm::Grpo));
-    if uses_prompts {
-        require(stage.prompts.is_some(), at("prompts"), || {
-            format!(
-                "{} needs `prompts`: a JSONL file of prompts to sample completions for",
-                algorithm_name(algorithm)
-            )
-        })?;
-    } else {
-        require(stage.prompts.is_none(), at("prompts"), || {
-            "`prompts` is only used by rlhf stages with algorithm `ppo` or `grpo`".into()
-        })?;
-        require(!stage.data.is_empty(), at("data"), || match algorithm {
-            Some(_) => {
-                "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
-            }
-            None => format!(
-                "a {} stage needs `data`: a path, a glob or a list of them",
-                stage.kind
-            ),
-        })?;
-    }
-    match (&stage.reward_model, algorithm) {
-        (None, Some(Algorithm::Ppo)) => Err(Problem {
-            path: at("reward_model"),
-            message: "ppo needs `reward_model`: the name of an earlier stage of kind `reward`"
-                .into(),
-        }),
-        (Some(_), Some(Algorithm::Ppo | Algorithm::Grpo)) => {
-            check_reward_model(spec, index, stage, at)
-        }
-        (Some(_), _) => Err(Problem {
-            path: at("reward_model"),
-            message: "`reward_model` is only used by rlhf stages with algorithm `ppo` or `grpo`"
-                .into(),
-        }),
-        (None, _) => Ok(()),
-    }
-}
-
+/// A `reward_model` must name an earlier stage of kind `reward`.
 fn check_reward_model(
     spec: &Experiment,
     index: usize,
     stage: &Stage,
     at: &dyn Fn(&str) -> String,
 ) -> Checked {
-    let name = stage.reward_model.as_deref().unwrap_or_default();
+    let Some(name) = stage.method.reward_model() else {
+        return Ok(());
+    };
+    let is_reward = |s: &&Stage| s.method == Method::Reward;
     let earlier = &spec.stages[..index];
     match earlier.iter().find(|s| s.name == name) {
-        Some(found) => require(found.kind == StageKind::Reward, at("reward_model"), || {
-            format!("`{name}` is a {} stage; `reward_model` must name a stage of kind `reward`", found.kind)
+        Some(found) => require(is_reward(&found), at("reward_model"), || {
+            format!("`{name}` is a {} stage; `reward_model` must name a stage of kind `reward`", found.method.kind())
         }),
         None if spec.stages[index..].iter().any(|s| s.name == name) => Err(Problem {
             path: at("reward_model"),
             message: format!("`{name}` comes later in the file; `reward_model` must name an earlier stage of kind `reward`"),
         }),
         None => {
-            let rewards: Vec<Stage> = earlier.iter().filter(|s| s.kind == StageKind::Reward).cloned().collect();
+            let rewards: Vec<Stage> = earlier.iter().filter(is_reward).cloned().collect();
             Err(Problem { path: at("reward_model"), message: no_such_stage(name, &rewards, "earlier reward stages") })
         }
     }
@@ -309,7 +276,7 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
     let sft: Vec<Stage> = spec
         .stages
         .iter()
-        .filter(|s| s.kind == StageKind::Sft)
+        .filter(|s| s.method.kind() == StageKind::Sft)
         .cloned()
         .collect();
     let Some(stage) = sft.iter().find(|s| &s.name == name) else {
@@ -327,10 +294,6 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
             )
         },
     )
-}
-
-fn algorithm_name(algorithm: Option<Algorithm>) -> &'static str {
-    algorithm.map(|a| a.as_str()).unwrap_or("this stage")
 }
 
 /// "no stage named `x`; earlier stages are `a`, `b`; did you mean `a`?"

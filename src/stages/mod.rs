@@ -9,12 +9,12 @@ pub mod sft;
 
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::model::{Backend, LanguageModel};
-use crate::spec::{Experiment, Method, Stage};
+use crate::spec::{DpoKeys, Experiment, GrpoKeys, Method, PpoKeys, Stage};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, TrainResult, TrainSettings};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// What the runner hands a stage.
@@ -31,7 +31,8 @@ pub struct StageEnv<'a, D: Backend> {
 }
 
 /// A stage's data, read once (the tokenizer is trained on all of it before any stage runs),
-/// in the variant of the stage's method: the data decides which objective trains.
+/// in the variant of the stage's method with that method's keys: the data decides which
+/// objective trains.
 pub enum StageData {
     Pretrain {
         train: Vec<String>,
@@ -46,14 +47,17 @@ pub enum StageData {
         val: Vec<PreferenceRecord>,
     },
     Dpo {
+        keys: DpoKeys,
         train: Vec<PreferenceRecord>,
         val: Vec<PreferenceRecord>,
     },
     Ppo {
+        keys: PpoKeys,
         train: Vec<PromptExample>,
         val: Vec<PromptExample>,
     },
     Grpo {
+        keys: GrpoKeys,
         train: Vec<PromptExample>,
         val: Vec<PromptExample>,
     },
@@ -73,7 +77,7 @@ impl StageData {
                 .chain(val)
                 .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
                 .collect(),
-            StageData::Reward { train, val } | StageData::Dpo { train, val } => train
+            StageData::Reward { train, val } | StageData::Dpo { train, val, .. } => train
                 .iter()
                 .chain(val)
                 .flat_map(|r| match r {
@@ -87,7 +91,7 @@ impl StageData {
                 })
                 .map(|m| m.content.as_str())
                 .collect(),
-            StageData::Ppo { train, val } | StageData::Grpo { train, val } => train
+            StageData::Ppo { train, val, .. } | StageData::Grpo { train, val, .. } => train
                 .iter()
                 .chain(val)
                 .flat_map(|p| {
@@ -109,10 +113,6 @@ fn read_many<T>(paths: &[PathBuf], read: fn(&Path) -> Result<Vec<T>>) -> Result<
     Ok(out)
 }
 
-fn read_sft_files(paths: &[PathBuf]) -> Result<Vec<SftExample>> {
-    read_many(paths, data::read_sft)
-}
-
 /// Reads a stage's data. Errors start with `locate(key)` for the stage's key that named the
 /// failing file (`data`, `val_data` or `prompts`): where that key is in the spec.
 pub fn load_stage_data(
@@ -120,60 +120,74 @@ pub fn load_stage_data(
     seed: u64,
     locate: &dyn Fn(&str) -> String,
 ) -> Result<StageData> {
-    let at_data = || locate("data");
-    let at_val_data = || locate("val_data");
-    let read_text = |paths: &[PathBuf]| data::read_text_corpus(&data::expand_paths(paths)?);
-    match stage.method() {
+    let split = Split {
+        stage,
+        seed,
+        locate,
+    };
+    Ok(match &stage.method {
         Method::Pretrain => {
-            let train = read_text(&stage.data).with_context(at_data)?;
+            let read_text = |paths: &[PathBuf]| data::read_text_corpus(&data::expand_paths(paths)?);
+            let train = read_text(&stage.data).with_context(|| locate("data"))?;
             let val = match &stage.val_data {
-                Some(p) => Some(read_text(std::slice::from_ref(p)).with_context(at_val_data)?),
+                Some(p) => {
+                    Some(read_text(std::slice::from_ref(p)).with_context(|| locate("val_data"))?)
+                }
                 None => None,
             };
-            Ok(StageData::Pretrain { train, val })
+            StageData::Pretrain { train, val }
         }
         Method::Sft => {
-            let all = read_sft_files(&stage.data).with_context(at_data)?;
-            let (train, val) = match &stage.val_data {
-                Some(p) => (
-                    all,
-                    read_sft_files(std::slice::from_ref(p)).with_context(at_val_data)?,
-                ),
-                None => data::split_off_validation(all, stage.val_fraction, seed),
-            };
-            Ok(StageData::Sft { train, val })
+            let (train, val) = split.read(&stage.data, "data", data::read_sft)?;
+            StageData::Sft { train, val }
         }
-        method @ (Method::Reward | Method::Dpo) => {
-            let all = read_many(&stage.data, data::read_preferences).with_context(at_data)?;
-            let (train, val) = match &stage.val_data {
-                Some(p) => (
-                    all,
-                    read_many(std::slice::from_ref(p), data::read_preferences)
-                        .with_context(at_val_data)?,
-                ),
-                None => data::split_off_validation(all, stage.val_fraction, seed),
-            };
-            Ok(match method {
-                Method::Reward => StageData::Reward { train, val },
-                _ => StageData::Dpo { train, val },
-            })
+        Method::Reward => {
+            let (train, val) = split.read(&stage.data, "data", data::read_preferences)?;
+            StageData::Reward { train, val }
         }
-        method @ (Method::Ppo | Method::Grpo) => {
-            let prompts = stage.prompts.clone().into_iter().collect::<Vec<_>>();
-            let all = read_many(&prompts, data::read_prompts).with_context(|| locate("prompts"))?;
-            let (train, val) = match &stage.val_data {
-                Some(p) => (
-                    all,
-                    read_many(std::slice::from_ref(p), data::read_prompts)
-                        .with_context(at_val_data)?,
-                ),
-                None => data::split_off_validation(all, stage.val_fraction, seed),
-            };
-            Ok(match method {
-                Method::Ppo => StageData::Ppo { train, val },
-                _ => StageData::Grpo { train, val },
-            })
+        Method::Dpo(keys) => {
+            let (train, val) = split.read(&stage.data, "data", data::read_preferences)?;
+            let keys = keys.clone();
+            StageData::Dpo { keys, train, val }
         }
+        Method::Ppo(keys) => {
+            let prompts = std::slice::from_ref(&keys.rollout.prompts);
+            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
+            let keys = keys.clone();
+            StageData::Ppo { keys, train, val }
+        }
+        Method::Grpo(keys) => {
+            let prompts = std::slice::from_ref(&keys.rollout.prompts);
+            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
+            let keys = keys.clone();
+            StageData::Grpo { keys, train, val }
+        }
+    })
+}
+
+/// Training and validation records: `val_data` when written, else `val_fraction` of the data.
+struct Split<'a> {
+    stage: &'a Stage,
+    seed: u64,
+    locate: &'a dyn Fn(&str) -> String,
+}
+
+impl Split<'_> {
+    fn read<T>(
+        &self,
+        paths: &[PathBuf],
+        key: &str,
+        read: fn(&Path) -> Result<Vec<T>>,
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        let all = read_many(paths, read).with_context(|| (self.locate)(key))?;
+        Ok(match &self.stage.val_data {
+            Some(p) => (
+                all,
+                read_many(std::slice::from_ref(p), read)
+                    .with_context(|| (self.locate)("val_data"))?,
+            ),
+            None => data::split_off_validation(all, self.stage.val_fraction, self.seed),
+        })
     }
 }
 
@@ -188,7 +202,7 @@ fn settings(
         steps: s.steps,
         schedule: LrSchedule {
             max_lr: s.lr,
-            min_lr: s.min_lr(),
+            min_lr: s.min_lr,
             warmup: s.warmup_steps,
             total: s.steps,
         },
@@ -221,7 +235,6 @@ pub fn run_stage<D: Backend>(
     params: usize,
 ) -> Result<TrainResult> {
     let settings = settings(env, model, params);
-    let objective_of = |what: &str| format!("stage `{}`: {what}", env.stage.name);
     match data {
         StageData::Pretrain { train: docs, val } => {
             let mut obj = pretrain::Pretrain::new(env, docs, val.as_deref())?;
@@ -235,34 +248,45 @@ pub fn run_stage<D: Backend>(
             let mut obj = reward::Reward::new(env, t, val)?;
             train(model, &mut obj, &settings, &env.dir)
         }
-        StageData::Dpo { train: t, val } => {
+        StageData::Dpo {
+            keys,
+            train: t,
+            val,
+        } => {
             // The reference is the frozen `from` model: a copy taken before any update.
             let reference = model.boxed_clone();
-            let mut obj = rlhf::dpo::Dpo::new(env, reference.as_ref(), t, val)?;
+            let mut obj = rlhf::dpo::Dpo::new(env, keys, reference.as_ref(), t, val)?;
             drop(reference);
             train(model, &mut obj, &settings, &env.dir)
         }
-        StageData::Ppo { train: t, val } => {
-            let rm = reward_model(env)?
-                .ok_or_else(|| anyhow!(objective_of("PPO needs reward_model")))?;
-            let mut obj = rlhf::ppo::Ppo::new(env, model, rm, t.clone(), val.clone())?;
+        StageData::Ppo {
+            keys,
+            train: t,
+            val,
+        } => {
+            let rm = load_reward_model(env, &keys.reward_model)?;
+            let mut obj = rlhf::ppo::Ppo::new(env, keys, model, rm, t.clone(), val.clone())?;
             train(model, &mut obj, &settings, &env.dir)
         }
-        StageData::Grpo { train: t, val } => {
-            let rm = reward_model(env)?;
-            let mut obj = rlhf::grpo::Grpo::new(env, model, rm, t.clone(), val.clone())?;
+        StageData::Grpo {
+            keys,
+            train: t,
+            val,
+        } => {
+            let rm = match &keys.reward_model {
+                Some(name) => Some(load_reward_model(env, name)?),
+                None => None,
+            };
+            let mut obj = rlhf::grpo::Grpo::new(env, keys, model, rm, t.clone(), val.clone())?;
             train(model, &mut obj, &settings, &env.dir)
         }
     }
 }
 
-/// The stage's `reward_model`, loaded from its folder in the run, if it names one.
-fn reward_model<D: Backend>(env: &StageEnv<D>) -> Result<Option<Box<dyn LanguageModel<D>>>> {
-    match &env.stage.reward_model {
-        Some(name) => Ok(Some(
-            load_model(&env.run_dir.join(name), &env.dev)
-                .with_context(|| format!("reward model `{name}`"))?,
-        )),
-        None => Ok(None),
-    }
+/// The stage's `reward_model`: the finished model of that earlier stage of the run.
+fn load_reward_model<D: Backend>(
+    env: &StageEnv<D>,
+    name: &str,
+) -> Result<Box<dyn LanguageModel<D>>> {
+    load_model(&env.run_dir.join(name), &env.dev).with_context(|| format!("reward model `{name}`"))
 }

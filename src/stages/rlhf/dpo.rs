@@ -6,6 +6,7 @@ use crate::data::chat::encode_chat;
 use crate::data::{PreferencePair, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::{Backend, LanguageModel};
+use crate::spec::DpoKeys;
 use crate::stages::reward::neg_log_sigmoid_mean;
 use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};
@@ -131,6 +132,7 @@ pub fn dpo_loss<D: Backend, T: Tape<f32, D>>(
 impl<D: Backend> Dpo<D> {
     pub fn new(
         env: &StageEnv<D>,
+        keys: &DpoKeys,
         reference: &dyn LanguageModel<D>,
         train: &[PreferenceRecord],
         val: &[PreferenceRecord],
@@ -149,12 +151,12 @@ impl<D: Backend> Dpo<D> {
             env.stage.name,
             train.len(),
             val.len(),
-            env.stage.beta
+            keys.beta
         );
         Ok(Self {
             train,
             val,
-            beta: env.stage.beta,
+            beta: keys.beta,
             batch: env.stage.batch_size,
             pad: env.tokenizer.special(Special::Pad),
             dev: env.dev.clone(),

@@ -8,7 +8,7 @@ use crate::data::PromptExample;
 use crate::eval::answers::exact_match;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::Stage;
+use crate::spec::GrpoKeys;
 use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::loss::token_logprobs;
@@ -23,7 +23,9 @@ pub struct Grpo<D: Backend> {
     val_prompts: Vec<PromptExample>,
     reference: Option<Box<dyn LanguageModel<D>>>,
     reward_model: Option<Box<dyn LanguageModel<D>>>,
-    stage: Stage,
+    keys: GrpoKeys,
+    /// Validation questions asked: `eval_batches` batches of 8.
+    eval_questions: usize,
     tokenizer: Tokenizer,
     dev: D,
 }
@@ -40,6 +42,7 @@ pub fn group_advantages(rewards: &[f64]) -> (Vec<f64>, bool) {
 impl<D: Backend> Grpo<D> {
     pub fn new(
         env: &StageEnv<D>,
+        keys: &GrpoKeys,
         policy: &dyn LanguageModel<D>,
         reward_model: Option<Box<dyn LanguageModel<D>>>,
         prompts: Vec<PromptExample>,
@@ -54,9 +57,10 @@ impl<D: Backend> Grpo<D> {
         Ok(Self {
             prompts,
             val_prompts,
-            reference: (env.stage.kl_coef > 0.0).then(|| policy.boxed_clone()),
+            reference: (keys.rollout.kl_coef > 0.0).then(|| policy.boxed_clone()),
             reward_model,
-            stage: env.stage.clone(),
+            keys: keys.clone(),
+            eval_questions: env.stage.eval_batches * 8,
             tokenizer: env.tokenizer.clone(),
             dev: env.dev.clone(),
         })
@@ -81,9 +85,9 @@ impl<D: Backend> Grpo<D> {
         opts: &SampleOptions,
         pad: u32,
     ) -> Groups {
-        let s = &self.stage;
+        let s = &self.keys;
         let g = s.group_size;
-        let n_prompts = (s.rollout_batch / g).max(1);
+        let n_prompts = (s.rollout.rollout_batch / g).max(1);
         let (mut samples, mut rewards, mut advantages, mut zero_std) = (vec![], vec![], vec![], 0);
         for _ in 0..n_prompts {
             let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
@@ -113,9 +117,9 @@ impl<D: Backend> Grpo<D> {
 
 impl<D: Backend> Objective<D> for Grpo<D> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
-        let s = &self.stage;
+        let s = &self.keys.rollout;
         let pad = self.tokenizer.special(Special::Pad);
-        let opts = sample_options(&self.stage);
+        let opts = sample_options(s);
         let Groups {
             samples,
             rewards,
@@ -195,12 +199,17 @@ impl<D: Backend> Objective<D> for Grpo<D> {
             .val_prompts
             .iter()
             .filter_map(|p| Some((p.prompt.clone(), p.reference.clone()?, p.task.clone())))
-            .take(self.stage.eval_batches * 8)
+            .take(self.eval_questions)
             .collect();
         if items.is_empty() {
             return Ok(vec![]);
         }
-        let (score, _, _) = exact_match(model, &self.tokenizer, &items, self.stage.max_new_tokens);
+        let (score, _, _) = exact_match(
+            model,
+            &self.tokenizer,
+            &items,
+            self.keys.rollout.max_new_tokens,
+        );
         Ok(vec![("val/exact_match".into(), score.rate())])
     }
 }

@@ -9,7 +9,7 @@ use super::rollout::*;
 use crate::data::PromptExample;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::Stage;
+use crate::spec::PpoKeys;
 use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::checkpoint::{load_weights_from, model_tensors};
@@ -28,7 +28,7 @@ pub struct Ppo<D: Backend> {
     reward_model: Box<dyn LanguageModel<D>>,
     value: Box<dyn LanguageModel<D>>,
     value_optim: AdamW<D>,
-    stage: Stage,
+    keys: PpoKeys,
     tokenizer: Tokenizer,
     minibatch: usize,
     dev: D,
@@ -40,6 +40,7 @@ pub struct Ppo<D: Backend> {
 impl<D: Backend> Ppo<D> {
     pub fn new(
         env: &StageEnv<D>,
+        keys: &PpoKeys,
         policy: &dyn LanguageModel<D>,
         reward_model: Box<dyn LanguageModel<D>>,
         prompts: Vec<PromptExample>,
@@ -67,9 +68,9 @@ impl<D: Backend> Ppo<D> {
                 weight_decay: 0.0,
                 grad_clip: s.grad_clip,
             }),
-            stage: s.clone(),
+            keys: keys.clone(),
             tokenizer: env.tokenizer.clone(),
-            minibatch: s.batch_size.min(s.rollout_batch).max(1),
+            minibatch: s.batch_size.min(keys.rollout.rollout_batch).max(1),
             dev: env.dev.clone(),
             first_ratios: vec![],
         })
@@ -108,8 +109,8 @@ struct UpdateStats {
 impl<D: Backend> Ppo<D> {
     /// 1. Rollout: one completion per drawn prompt, scored by the reward model.
     fn rollout(&self, ctx: &mut StepContext<'_, D>, pad: u32) -> (Vec<Sample>, Vec<f64>) {
-        let opts = sample_options(&self.stage);
-        let samples: Vec<Sample> = (0..self.stage.rollout_batch)
+        let opts = sample_options(&self.keys.rollout);
+        let samples: Vec<Sample> = (0..self.keys.rollout.rollout_batch)
             .flat_map(|_| {
                 let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
                 sample_group(ctx.model, &self.tokenizer, p, 1, &opts, ctx.rng)
@@ -134,7 +135,7 @@ impl<D: Backend> Ppo<D> {
         Vec<Vec<f64>>,
         RolloutStats,
     ) {
-        let kl_coef = self.stage.kl_coef;
+        let kl_coef = self.keys.rollout.kl_coef;
         let mut stats = RolloutStats::default();
         let mut offset = 0;
         let mut all_rewards: Vec<Vec<f64>> = Vec::new();
@@ -178,7 +179,7 @@ impl<D: Backend> Ppo<D> {
         let mut all_ret = Vec::new();
         for (rb, _, values) in &staged {
             for v in masked_rows(values, &rb.batch) {
-                let (a, r) = gae(&all_rewards[row], &v, self.stage.gamma, self.stage.lam);
+                let (a, r) = gae(&all_rewards[row], &v, self.keys.gamma, self.keys.lam);
                 all_adv.push(a);
                 all_ret.push(r);
                 row += 1;
@@ -210,8 +211,8 @@ impl<D: Backend> Ppo<D> {
         minibatches: &[Minibatch<D>],
     ) -> Result<UpdateStats> {
         let mut stats = UpdateStats::default();
-        let clip = self.stage.clip_range as f32;
-        for epoch in 0..self.stage.ppo_epochs {
+        let clip = self.keys.rollout.clip_range as f32;
+        for epoch in 0..self.keys.rollout.ppo_epochs {
             for (mi, mb) in minibatches.iter().enumerate() {
                 let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
                 let count = mb.rb.batch.mask.iter().filter(|&&m| m).count().max(1) as f32;
@@ -245,7 +246,7 @@ impl<D: Backend> Ppo<D> {
     /// value model's own optimiser; returns the loss.
     fn value_update(&mut self, mb: &Minibatch<D>, weights: Flat<D>, lr: f64) -> Result<f64> {
         let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
-        let clip = self.stage.clip_range as f32;
+        let clip = self.keys.rollout.clip_range as f32;
         let old_v: Flat<D> = self.dev.tensor_from_vec(mb.old_values.clone(), shape);
         let ret: Flat<D> = self.dev.tensor_from_vec(mb.returns.clone(), shape);
         let v = self
@@ -257,7 +258,7 @@ impl<D: Backend> Ppo<D> {
         let l1 = (v.put_tape(tape) - ret.clone()).square();
         let l2 = (v_clipped - ret).square();
         let v_loss =
-            (l1.maximum(l2) * weights).sum::<Rank0, _>() * (0.5 * self.stage.vf_coef as f32);
+            (l1.maximum(l2) * weights).sum::<Rank0, _>() * (0.5 * self.keys.vf_coef as f32);
         let value = v_loss.retaped::<NoneTape>().as_vec()[0] as f64;
         let mut vg = v_loss.backward();
         self.value_optim.step(self.value.as_mut(), &mut vg, lr)?;
@@ -354,7 +355,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         let pad = self.tokenizer.special(Special::Pad);
         let opts = SampleOptions {
             temperature: 0.0,
-            ..sample_options(&self.stage)
+            ..sample_options(&self.keys.rollout)
         };
         let answers = |m: &dyn LanguageModel<D>| -> Vec<Sample> {
             let mut rng = rand::rngs::mock::StepRng::new(0, 1);
@@ -398,7 +399,7 @@ mod tests {
     use super::*;
     use crate::data::chat::{Message, Role};
     use crate::model::presets::{build_model, model_config};
-    use crate::spec::{Algorithm, Experiment};
+    use crate::spec::{Experiment, Method};
     use crate::tokenizer::TokenizerKind;
     use crate::train::optim::LrSchedule;
     use crate::train::trainer::{train, TrainSettings};
@@ -417,18 +418,20 @@ mod tests {
         let mut rm = build_model(&cfg, &dev, 2).unwrap();
         rm.add_score_head(3);
         let spec: Experiment = toml::from_str(
-            "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 32\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"p\"\nkind = \"pretrain\"",
+            "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 32\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"p\"\nkind = \"rlhf\"\nalgorithm = \"ppo\"\nreward_model = \"rm\"\nprompts = \"p.jsonl\"",
         )
         .unwrap();
         let mut stage = spec.stages[0].clone();
-        stage.kind = crate::spec::StageKind::Rlhf;
-        stage.algorithm = Some(Algorithm::Ppo);
+        stage.batch_size = 4;
+        let Method::Ppo(mut keys) = stage.method.clone() else {
+            panic!("a ppo stage: {:?}", stage.method)
+        };
+        let rollout = &mut keys.rollout;
         (
-            stage.rollout_batch,
-            stage.batch_size,
-            stage.ppo_epochs,
-            stage.max_new_tokens,
-        ) = (8, 4, 2, 6);
+            rollout.rollout_batch,
+            rollout.ppo_epochs,
+            rollout.max_new_tokens,
+        ) = (8, 2, 6);
         let dir = tempfile::tempdir().unwrap();
         let env = StageEnv {
             spec: &spec,
@@ -449,7 +452,7 @@ mod tests {
             task: None,
         };
         let prompts = vec![prompt("中国的首都是哪里?"), prompt("小狗怎么叫?")];
-        let mut obj = Ppo::new(&env, policy.as_ref(), rm, prompts.clone(), vec![]).unwrap();
+        let mut obj = Ppo::new(&env, &keys, policy.as_ref(), rm, prompts.clone(), vec![]).unwrap();
         let settings = TrainSettings {
             stage: "ppo".into(),
             steps: 1,

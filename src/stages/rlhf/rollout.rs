@@ -45,10 +45,10 @@ pub fn prompt_ids(tok: &Tokenizer, p: &PromptExample, ctx: usize, max_new: usize
 }
 
 /// How a stage samples its rollouts: its `max_new_tokens` and `temperature`.
-pub fn sample_options(stage: &crate::spec::Stage) -> SampleOptions {
+pub fn sample_options(keys: &crate::spec::RolloutKeys) -> SampleOptions {
     SampleOptions {
-        max_new_tokens: stage.max_new_tokens,
-        temperature: stage.temperature as f32,
+        max_new_tokens: keys.max_new_tokens,
+        temperature: keys.temperature as f32,
         ..Default::default()
     }
 }

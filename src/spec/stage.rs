@@ -1,0 +1,639 @@
+//! One training stage, in two forms. `FlatStage` is how a stage is written: one TOML table
+//! with `kind` (and `algorithm` for rlhf stages). `Stage` is what the program uses: the keys
+//! every stage has, and a `Method` variant per kind and algorithm holding only that method's
+//! keys, so that an invalid combination cannot be represented and every match is exhaustive.
+//!
+//! `FlatStage::into_stage` converts right after deserialising (`validate.rs` locates its
+//! problems); a `Stage` serialises back through the flat form with every key written out,
+//! which keeps the resolved spec, and so the run id, of every existing spec as it was.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::schema::{Algorithm, Checker, StageKind};
+
+/// One training stage: the keys every stage has, then what its method adds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "FlatStage", into = "FlatStage")]
+pub struct Stage {
+    pub name: String,
+    /// The earlier stage whose model this one starts from.
+    pub from: Option<String>,
+    /// Data files or glob patterns (PPO and GRPO read `prompts` instead).
+    pub data: Vec<PathBuf>,
+    pub steps: u64,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub lr: f64,
+    /// The floor of the cosine schedule: as written, or a tenth of `lr`.
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub weight_decay: f64,
+    pub grad_clip: f64,
+    pub betas: [f64; 2],
+    pub eval_every: u64,
+    pub eval_batches: usize,
+    pub val_fraction: f64,
+    pub val_data: Option<PathBuf>,
+    pub checkpoint_every: u64,
+    pub method: Method,
+}
+
+/// What a stage trains: one variant per stage kind, and per algorithm for rlhf stages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    Pretrain,
+    Sft,
+    Reward,
+    Ppo(PpoKeys),
+    Dpo(DpoKeys),
+    Grpo(GrpoKeys),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DpoKeys {
+    /// Strength of the implicit KL constraint to the reference model.
+    pub beta: f64,
+}
+
+/// What PPO and GRPO share: sampling completions to prompts and clipped policy updates on
+/// them, held near the starting model by a KL penalty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutKeys {
+    /// A JSONL file of prompts to sample completions for.
+    pub prompts: PathBuf,
+    pub rollout_batch: usize,
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    pub kl_coef: f64,
+    pub ppo_epochs: usize,
+    pub clip_range: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PpoKeys {
+    pub rollout: RolloutKeys,
+    /// An earlier stage of kind `reward`.
+    pub reward_model: String,
+    pub vf_coef: f64,
+    pub gamma: f64,
+    pub lam: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpoKeys {
+    pub rollout: RolloutKeys,
+    /// Scores the completions when given; otherwise `checker` compares them with references.
+    pub reward_model: Option<String>,
+    pub group_size: usize,
+    pub checker: Checker,
+}
+
+impl Method {
+    pub fn kind(&self) -> StageKind {
+        match self {
+            Method::Pretrain => StageKind::Pretrain,
+            Method::Sft => StageKind::Sft,
+            Method::Reward => StageKind::Reward,
+            Method::Ppo(_) | Method::Dpo(_) | Method::Grpo(_) => StageKind::Rlhf,
+        }
+    }
+
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match self {
+            Method::Pretrain | Method::Sft | Method::Reward => None,
+            Method::Ppo(_) => Some(Algorithm::Ppo),
+            Method::Dpo(_) => Some(Algorithm::Dpo),
+            Method::Grpo(_) => Some(Algorithm::Grpo),
+        }
+    }
+
+    /// The sampling part of PPO and GRPO.
+    pub fn rollout(&self) -> Option<&RolloutKeys> {
+        match self {
+            Method::Ppo(keys) => Some(&keys.rollout),
+            Method::Grpo(keys) => Some(&keys.rollout),
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) => None,
+        }
+    }
+
+    pub fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
+        match self {
+            Method::Ppo(keys) => Some(&mut keys.rollout),
+            Method::Grpo(keys) => Some(&mut keys.rollout),
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) => None,
+        }
+    }
+
+    /// The earlier reward stage this method scores with, if any.
+    pub fn reward_model(&self) -> Option<&str> {
+        match self {
+            Method::Ppo(keys) => Some(&keys.reward_model),
+            Method::Grpo(keys) => keys.reward_model.as_deref(),
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) => None,
+        }
+    }
+}
+
+/// Keys every stage takes, whatever its method.
+pub const COMMON_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "from",
+    "data",
+    "steps",
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "min_lr",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "betas",
+    "eval_every",
+    "eval_batches",
+    "val_fraction",
+    "val_data",
+    "checkpoint_every",
+];
+
+/// Every method, as the `kind` and `algorithm` that select it.
+pub const METHODS: [(StageKind, Option<Algorithm>); 6] = [
+    (StageKind::Pretrain, None),
+    (StageKind::Sft, None),
+    (StageKind::Reward, None),
+    (StageKind::Rlhf, Some(Algorithm::Ppo)),
+    (StageKind::Rlhf, Some(Algorithm::Dpo)),
+    (StageKind::Rlhf, Some(Algorithm::Grpo)),
+];
+
+/// The keys a method takes beyond `COMMON_KEYS`; `None` when `kind` and `algorithm` select
+/// no method.
+pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'static [&'static str]> {
+    const PPO: &[&str] = &[
+        "algorithm",
+        "reward_model",
+        "prompts",
+        "kl_coef",
+        "ppo_epochs",
+        "clip_range",
+        "vf_coef",
+        "gamma",
+        "lam",
+        "rollout_batch",
+        "max_new_tokens",
+        "temperature",
+    ];
+    const GRPO: &[&str] = &[
+        "algorithm",
+        "reward_model",
+        "prompts",
+        "kl_coef",
+        "group_size",
+        "checker",
+        "ppo_epochs",
+        "clip_range",
+        "rollout_batch",
+        "max_new_tokens",
+        "temperature",
+    ];
+    match (kind, algorithm) {
+        (StageKind::Pretrain | StageKind::Sft | StageKind::Reward, None) => Some(&[]),
+        (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
+        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&["algorithm", "beta"]),
+        (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
+        _ => None,
+    }
+}
+
+/// How a method is called in messages: its algorithm for rlhf stages, else its kind.
+pub fn method_name(kind: StageKind, algorithm: Option<Algorithm>) -> &'static str {
+    algorithm.map(|a| a.as_str()).unwrap_or(kind.as_str())
+}
+
+/// Why a flat stage is no valid stage: the key at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatProblem {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for FlatProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.message)
+    }
+}
+
+/// A stage as written in TOML: one table with `kind` (and `algorithm` for rlhf stages) beside
+/// the keys of every method, each with its default. This is the serde form only: loading
+/// checks which keys the stage's method takes (`keys.rs`) and converts it into a `Stage`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlatStage {
+    pub name: String,
+    pub kind: StageKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Data files or glob patterns; TOML accepts a single string or a list.
+    #[serde(default, deserialize_with = "one_or_many_paths")]
+    pub data: Vec<PathBuf>,
+    #[serde(default = "default_steps")]
+    pub steps: u64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "one_usize")]
+    pub grad_accum: usize,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_lr: Option<f64>,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    #[serde(default = "one_f64")]
+    pub grad_clip: f64,
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    #[serde(default = "default_eval_batches")]
+    pub eval_batches: usize,
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_data: Option<PathBuf>,
+    #[serde(default)]
+    pub checkpoint_every: u64,
+
+    // The keys of some methods only (see `own_keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<Algorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PathBuf>,
+    #[serde(default = "default_kl_coef")]
+    pub kl_coef: f64,
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    #[serde(default = "default_group_size")]
+    pub group_size: usize,
+    #[serde(default)]
+    pub checker: Checker,
+    #[serde(default = "default_ppo_epochs")]
+    pub ppo_epochs: usize,
+    #[serde(default = "default_clip_range")]
+    pub clip_range: f64,
+    #[serde(default = "default_vf_coef")]
+    pub vf_coef: f64,
+    #[serde(default = "one_f64")]
+    pub gamma: f64,
+    #[serde(default = "default_lam")]
+    pub lam: f64,
+    #[serde(default = "default_batch_size")]
+    pub rollout_batch: usize,
+    #[serde(default = "default_rlhf_max_new_tokens")]
+    pub max_new_tokens: usize,
+    #[serde(default = "one_f64")]
+    pub temperature: f64,
+}
+
+impl FlatStage {
+    /// Every default, as if only `name` and `kind` were written: read through serde, so
+    /// that the `#[serde(default = ...)]` attributes above are the one place for defaults.
+    pub fn new(name: &str, kind: StageKind) -> FlatStage {
+        let written = [("name", name), ("kind", kind.as_str())];
+        let table = de::value::MapDeserializer::<_, de::value::Error>::new(written.into_iter());
+        FlatStage::deserialize(table)
+            .expect("`name` and `kind` are the only keys without a default")
+    }
+}
+
+impl FlatStage {
+    /// The typed stage: the method that `kind` and `algorithm` select, with the inputs it
+    /// needs. Keys of other methods are left out here; `keys.rs` rejects them in a spec file
+    /// before this runs (the resolved spec writes them out, see the module comment).
+    pub fn into_stage(self) -> Result<Stage, FlatProblem> {
+        let method = self.method()?;
+        Ok(self.with_method(method))
+    }
+
+    fn with_method(self, method: Method) -> Stage {
+        Stage {
+            min_lr: self.min_lr.unwrap_or(self.lr / 10.0),
+            name: self.name,
+            from: self.from,
+            data: self.data,
+            steps: self.steps,
+            batch_size: self.batch_size,
+            grad_accum: self.grad_accum,
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            weight_decay: self.weight_decay,
+            grad_clip: self.grad_clip,
+            betas: self.betas,
+            eval_every: self.eval_every,
+            eval_batches: self.eval_batches,
+            val_fraction: self.val_fraction,
+            val_data: self.val_data,
+            checkpoint_every: self.checkpoint_every,
+            method,
+        }
+    }
+
+    fn method(&self) -> Result<Method, FlatProblem> {
+        let problem = |key, message: String| Err(FlatProblem { key, message });
+        let method = match (self.kind, self.algorithm) {
+            (StageKind::Rlhf, None) => {
+                return problem(
+                    "algorithm",
+                    "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`".into(),
+                )
+            }
+            (kind, Some(_)) if kind != StageKind::Rlhf => {
+                return problem(
+                    "algorithm",
+                    format!("`algorithm` is only for rlhf stages, not {kind}"),
+                )
+            }
+            (StageKind::Pretrain, _) => Method::Pretrain,
+            (StageKind::Sft, _) => Method::Sft,
+            (StageKind::Reward, _) => Method::Reward,
+            (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys { beta: self.beta }),
+            (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo(PpoKeys {
+                rollout: self.rollout("ppo")?,
+                reward_model: self.reward_model.clone().ok_or_else(|| FlatProblem {
+                    key: "reward_model",
+                    message:
+                        "ppo needs `reward_model`: the name of an earlier stage of kind `reward`"
+                            .into(),
+                })?,
+                vf_coef: self.vf_coef,
+                gamma: self.gamma,
+                lam: self.lam,
+            }),
+            (StageKind::Rlhf, Some(Algorithm::Grpo)) => Method::Grpo(GrpoKeys {
+                rollout: self.rollout("grpo")?,
+                reward_model: self.reward_model.clone(),
+                group_size: self.group_size,
+                checker: self.checker,
+            }),
+        };
+        if self.data.is_empty() && method.rollout().is_none() {
+            let message = match method {
+                Method::Dpo(_) => {
+                    "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
+                }
+                _ => format!(
+                    "a {} stage needs `data`: a path, a glob or a list of them",
+                    self.kind
+                ),
+            };
+            return problem("data", message);
+        }
+        Ok(method)
+    }
+
+    fn rollout(&self, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {
+        let prompts = self.prompts.clone().ok_or_else(|| FlatProblem {
+            key: "prompts",
+            message: format!(
+                "{algorithm} needs `prompts`: a JSONL file of prompts to sample completions for"
+            ),
+        })?;
+        Ok(RolloutKeys {
+            prompts,
+            rollout_batch: self.rollout_batch,
+            max_new_tokens: self.max_new_tokens,
+            temperature: self.temperature,
+            kl_coef: self.kl_coef,
+            ppo_epochs: self.ppo_epochs,
+            clip_range: self.clip_range,
+        })
+    }
+}
+
+impl TryFrom<FlatStage> for Stage {
+    type Error = FlatProblem;
+
+    fn try_from(flat: FlatStage) -> Result<Stage, FlatProblem> {
+        flat.into_stage()
+    }
+}
+
+/// Back to the flat form, every key written: a method's own keys as set, the keys of other
+/// methods at their defaults, as the flat format always wrote them.
+impl From<Stage> for FlatStage {
+    fn from(stage: Stage) -> FlatStage {
+        let mut flat = FlatStage::new(&stage.name, stage.method.kind());
+        flat.algorithm = stage.method.algorithm();
+        match stage.method {
+            Method::Pretrain | Method::Sft | Method::Reward => {}
+            Method::Dpo(keys) => flat.beta = keys.beta,
+            Method::Ppo(keys) => {
+                flat.set_rollout(keys.rollout);
+                flat.reward_model = Some(keys.reward_model);
+                (flat.vf_coef, flat.gamma, flat.lam) = (keys.vf_coef, keys.gamma, keys.lam);
+            }
+            Method::Grpo(keys) => {
+                flat.set_rollout(keys.rollout);
+                flat.reward_model = keys.reward_model;
+                (flat.group_size, flat.checker) = (keys.group_size, keys.checker);
+            }
+        }
+        FlatStage {
+            from: stage.from,
+            data: stage.data,
+            steps: stage.steps,
+            batch_size: stage.batch_size,
+            grad_accum: stage.grad_accum,
+            lr: stage.lr,
+            min_lr: Some(stage.min_lr),
+            warmup_steps: stage.warmup_steps,
+            weight_decay: stage.weight_decay,
+            grad_clip: stage.grad_clip,
+            betas: stage.betas,
+            eval_every: stage.eval_every,
+            eval_batches: stage.eval_batches,
+            val_fraction: stage.val_fraction,
+            val_data: stage.val_data,
+            checkpoint_every: stage.checkpoint_every,
+            ..flat
+        }
+    }
+}
+
+impl FlatStage {
+    fn set_rollout(&mut self, keys: RolloutKeys) {
+        self.prompts = Some(keys.prompts);
+        self.rollout_batch = keys.rollout_batch;
+        self.max_new_tokens = keys.max_new_tokens;
+        self.temperature = keys.temperature;
+        self.kl_coef = keys.kl_coef;
+        self.ppo_epochs = keys.ppo_epochs;
+        self.clip_range = keys.clip_range;
+    }
+}
+
+impl Stage {
+    /// A stage with every default filled in, as if only `name` and the method's required
+    /// inputs were written.
+    pub fn new(name: &str, method: Method) -> Stage {
+        FlatStage::new(name, method.kind()).with_method(method)
+    }
+}
+
+// Defaults, named so that `#[serde(default = ...)]` can point at them.
+fn default_steps() -> u64 {
+    500
+}
+fn default_batch_size() -> usize {
+    16
+}
+fn one_usize() -> usize {
+    1
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_weight_decay() -> f64 {
+    0.1
+}
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.95]
+}
+fn default_eval_every() -> u64 {
+    100
+}
+fn default_eval_batches() -> usize {
+    20
+}
+fn default_val_fraction() -> f64 {
+    0.1
+}
+fn default_kl_coef() -> f64 {
+    0.05
+}
+fn default_beta() -> f64 {
+    0.1
+}
+fn default_group_size() -> usize {
+    4
+}
+fn default_ppo_epochs() -> usize {
+    4
+}
+fn default_clip_range() -> f64 {
+    0.2
+}
+fn default_vf_coef() -> f64 {
+    0.1
+}
+fn default_lam() -> f64 {
+    0.95
+}
+fn default_rlhf_max_new_tokens() -> usize {
+    32
+}
+
+/// `data = "a.txt"` and `data = ["a.txt", "b/*.jsonl"]` both mean a list of paths.
+fn one_or_many_paths<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+    struct PathsVisitor;
+
+    impl<'de> Visitor<'de> for PathsVisitor {
+        type Value = Vec<PathBuf>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a path or a list of paths")
+        }
+
+        fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
+            Ok(vec![PathBuf::from(path)])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut paths = Vec::new();
+            while let Some(path) = seq.next_element::<String>()? {
+                paths.push(PathBuf::from(path));
+            }
+            Ok(paths)
+        }
+    }
+
+    deserializer.deserialize_any(PathsVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(kind: StageKind, algorithm: Option<Algorithm>) -> FlatStage {
+        let mut flat = FlatStage::new("s", kind);
+        flat.algorithm = algorithm;
+        flat.data = vec![PathBuf::from("d.jsonl")];
+        flat.prompts = Some(PathBuf::from("p.jsonl"));
+        flat.reward_model = Some("rm".into());
+        flat.min_lr = Some(flat.lr / 10.0);
+        flat
+    }
+
+    #[test]
+    fn every_method_round_trips_through_the_flat_form() {
+        for (kind, algorithm) in METHODS {
+            let mut written = flat(kind, algorithm);
+            (written.beta, written.gamma, written.group_size) = (0.3, 0.9, 3);
+            let stage = written.clone().into_stage().unwrap();
+            assert_eq!(stage.method.kind(), kind);
+            assert_eq!(stage.method.algorithm(), algorithm);
+            let back = FlatStage::from(stage.clone());
+            assert_eq!(back.into_stage().unwrap(), stage);
+        }
+    }
+
+    #[test]
+    fn a_method_keeps_only_its_own_keys() {
+        let mut written = flat(StageKind::Rlhf, Some(Algorithm::Dpo));
+        (written.beta, written.gamma) = (0.3, 0.9);
+        let stage = written.into_stage().unwrap();
+        assert_eq!(stage.method, Method::Dpo(DpoKeys { beta: 0.3 }));
+        // Written back, other methods' keys are at their defaults, as the flat form has them.
+        let back = FlatStage::from(stage);
+        assert_eq!(back.gamma, 1.0);
+        assert_eq!(back.reward_model, None);
+        assert_eq!(back.prompts, None);
+    }
+
+    #[test]
+    fn inputs_each_method_needs() {
+        let problem = |mut flat: FlatStage, clear: fn(&mut FlatStage)| {
+            clear(&mut flat);
+            flat.into_stage().unwrap_err()
+        };
+        let ppo = flat(StageKind::Rlhf, Some(Algorithm::Ppo));
+        assert_eq!(problem(ppo.clone(), |f| f.prompts = None).key, "prompts");
+        assert_eq!(problem(ppo, |f| f.reward_model = None).key, "reward_model");
+        let grpo = flat(StageKind::Rlhf, Some(Algorithm::Grpo));
+        let stage = FlatStage {
+            reward_model: None,
+            ..grpo
+        }
+        .into_stage()
+        .unwrap();
+        assert_eq!(stage.method.reward_model(), None);
+        let sft = flat(StageKind::Sft, None);
+        assert_eq!(problem(sft.clone(), |f| f.data.clear()).key, "data");
+        let wrong = problem(sft, |f| f.algorithm = Some(Algorithm::Dpo));
+        assert_eq!(wrong.key, "algorithm");
+        let rlhf = flat(StageKind::Rlhf, None);
+        assert!(problem(rlhf, |_| {})
+            .message
+            .contains("`ppo`, `dpo`, `grpo`"));
+    }
+}
