@@ -424,15 +424,7 @@ fn probes(run: &RunData, figures: &RunFigures) -> String {
     }
     for prompt in prompts {
         s.push_str(&format!("<h3>{} <small>→ ?</small></h3>\n", escape(prompt)));
-        let rows: Vec<_> = run.probes.iter().filter(|p| p.prompt == prompt).collect();
-        let mut candidates: Vec<&str> = Vec::new();
-        for r in &rows {
-            for c in &r.candidates {
-                if !candidates.contains(&c.text.as_str()) {
-                    candidates.push(&c.text);
-                }
-            }
-        }
+        let (rows, candidates) = run.probe_rows(prompt);
         if !candidates.is_empty() {
             s.push_str("<div class=\"scroll\"><table class=\"answers probe\"><thead><tr><th>candidate</th>");
             for r in &rows {

@@ -208,15 +208,7 @@ fn probes(run: &RunData, figures: &RunFigures) -> String {
         md.push_str("## Probes: the next-token distribution\n\n");
         for (prompt, charts) in &figures.probes {
             md.push_str(&format!("### {} → ?\n\n", cell(prompt)));
-            let rows: Vec<_> = run.probes.iter().filter(|p| &p.prompt == prompt).collect();
-            let mut candidates: Vec<&str> = Vec::new();
-            for r in &rows {
-                for c in &r.candidates {
-                    if !candidates.contains(&c.text.as_str()) {
-                        candidates.push(&c.text);
-                    }
-                }
-            }
+            let (rows, candidates) = run.probe_rows(prompt);
             if !candidates.is_empty() {
                 let mut header = vec!["candidate".to_string()];
                 header.extend(rows.iter().map(|r| cell(&r.stage)));

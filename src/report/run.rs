@@ -100,19 +100,38 @@ impl RunData {
         self.spec.as_ref()?.get("report")?.as_table()
     }
 
-    /// The prompts of the side-by-side table: `[report].prompts`, then any other prompt that
-    /// has samples, in the order first seen.
-    pub fn prompts(&self) -> Vec<String> {
-        let mut prompts: Vec<String> = self
-            .report_table()
-            .and_then(|r| r.get("prompts"))
+    /// A list of strings under `[report]` in the saved spec (empty when absent).
+    fn report_strings(&self, key: &str) -> Vec<String> {
+        self.report_table()
+            .and_then(|r| r.get(key))
             .and_then(|p| p.as_array())
             .map(|a| {
                 a.iter()
                     .filter_map(|v| v.as_str().map(str::to_string))
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The probes of `prompt` (a row per stage), and every candidate any of them scored, in
+    /// the order first seen.
+    pub fn probe_rows(&self, prompt: &str) -> (Vec<&ProbeLine>, Vec<&str>) {
+        let rows: Vec<&ProbeLine> = self.probes.iter().filter(|p| p.prompt == prompt).collect();
+        let mut candidates: Vec<&str> = Vec::new();
+        for r in &rows {
+            for c in &r.candidates {
+                if !candidates.contains(&c.text.as_str()) {
+                    candidates.push(&c.text);
+                }
+            }
+        }
+        (rows, candidates)
+    }
+
+    /// The prompts of the side-by-side table: `[report].prompts`, then any other prompt that
+    /// has samples, in the order first seen.
+    pub fn prompts(&self) -> Vec<String> {
+        let mut prompts = self.report_strings("prompts");
         for s in &self.samples {
             if !prompts.contains(&s.prompt) {
                 prompts.push(s.prompt.clone());
@@ -123,16 +142,7 @@ impl RunData {
 
     /// The stages compared side by side: `[report].compare`, else every stage with samples.
     pub fn compared_stages(&self) -> Vec<String> {
-        let listed: Vec<String> = self
-            .report_table()
-            .and_then(|r| r.get("compare"))
-            .and_then(|p| p.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let listed = self.report_strings("compare");
         if !listed.is_empty() {
             return listed;
         }
