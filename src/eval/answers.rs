@@ -126,9 +126,20 @@ pub fn exact_match<D: Backend>(
 ) -> (MatchScore, BTreeMap<String, MatchScore>, Vec<Judged>) {
     let mut rng = rand::rngs::mock::StepRng::new(0, 1);
     let opts = greedy(max_new_tokens);
+    score_answers(items, |messages| {
+        answer(model, tok, messages, &opts, &mut rng)
+    })
+}
+
+/// Scores `ask`'s answer to each item against its reference, overall and per task, and
+/// keeps every judged answer (the question shown is the conversation's last user turn).
+pub fn score_answers(
+    items: &[(Vec<Message>, String, Option<String>)],
+    mut ask: impl FnMut(&[Message]) -> String,
+) -> (MatchScore, BTreeMap<String, MatchScore>, Vec<Judged>) {
     let (mut all, mut per_task, mut judged) = (MatchScore::default(), BTreeMap::new(), Vec::new());
     for (messages, reference, task) in items {
-        let ans = answer(model, tok, messages, &opts, &mut rng);
+        let ans = ask(messages);
         let ok = is_exact_match(&ans, reference);
         all.total += 1;
         all.correct += ok as usize;
@@ -137,14 +148,8 @@ pub fn exact_match<D: Backend>(
             s.total += 1;
             s.correct += ok as usize;
         }
-        let prompt = messages
-            .iter()
-            .filter(|m| m.role == Role::User)
-            .map(|m| m.content.clone())
-            .last()
-            .unwrap_or_default();
         judged.push(Judged {
-            prompt,
+            prompt: last_user_turn(messages).to_string(),
             reference: reference.clone(),
             answer: ans,
             task: task.clone(),
@@ -152,4 +157,14 @@ pub fn exact_match<D: Backend>(
         });
     }
     (all, per_task, judged)
+}
+
+/// The last thing the user said (empty when nothing).
+pub fn last_user_turn(messages: &[Message]) -> &str {
+    messages
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
+        .last()
+        .unwrap_or("")
 }

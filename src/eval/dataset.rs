@@ -7,7 +7,7 @@ use super::logprob::answer_logprobs;
 use super::loss::stream_loss;
 use super::preference::pair_accuracy;
 use crate::data::batches::{token_stream, Example};
-use crate::data::chat::{encode_chat, Message, Role};
+use crate::data::chat::{encode_chat, Message};
 use crate::data::{self, JsonlKind, PreferenceRecord};
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::{Special, Tokenizer};
@@ -222,33 +222,11 @@ fn raw_exact_match<D: Backend>(
 ) -> (MatchScore, BTreeMap<String, MatchScore>, Vec<Judged>) {
     let mut rng = rand::rngs::mock::StepRng::new(0, 1);
     let opts = super::answers::greedy(max_new);
-    let (mut all, mut per_task, mut judged) = (MatchScore::default(), BTreeMap::new(), Vec::new());
-    for (messages, reference, task) in items {
-        let question = messages
-            .iter()
-            .filter(|m| m.role == Role::User)
-            .map(|m| m.content.as_str())
-            .last()
-            .unwrap_or("");
+    super::answers::score_answers(items, |messages| {
+        let question = super::answers::last_user_turn(messages);
         let text = super::answers::complete(model, tok, question, &opts, &mut rng);
-        let answer = text.lines().next().unwrap_or("").to_string();
-        let ok = super::answers::is_exact_match(&answer, reference);
-        all.total += 1;
-        all.correct += ok as usize;
-        if let Some(t) = task {
-            let s: &mut MatchScore = per_task.entry(t.clone()).or_default();
-            s.total += 1;
-            s.correct += ok as usize;
-        }
-        judged.push(Judged {
-            prompt: question.to_string(),
-            reference: reference.clone(),
-            answer,
-            task: task.clone(),
-            correct: ok,
-        });
-    }
-    (all, per_task, judged)
+        text.lines().next().unwrap_or("").to_string()
+    })
 }
 
 impl EvalReport {
