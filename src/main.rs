@@ -289,15 +289,7 @@ fn dispatch(command: Command) -> Result<bool> {
             steps,
             no_generate,
             out,
-        } => {
-            let report = gptlab::bench::run_bench(&device, &presets, steps, !no_generate)?;
-            let json = serde_json::to_string_pretty(&report)?;
-            if let Some(out) = out {
-                gptlab::util::write_atomic(&out, json.as_bytes())?;
-            }
-            println!("{json}");
-            Ok(true)
-        }
+        } => bench(&device, &presets, steps, !no_generate, out),
         Command::Export(args) => {
             println!("{}", gptlab::export::hf_gpt2::run(&args)?.display());
             Ok(true)
@@ -431,6 +423,23 @@ fn probe(
             );
         }
     }
+    Ok(true)
+}
+
+/// `gptlab bench`: the report as JSON, printed and optionally saved.
+fn bench(
+    device: &str,
+    presets: &[String],
+    steps: usize,
+    generate: bool,
+    out: Option<PathBuf>,
+) -> Result<bool> {
+    let report = gptlab::bench::run_bench(device, presets, steps, generate)?;
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(out) = out {
+        gptlab::util::write_atomic(&out, json.as_bytes())?;
+    }
+    println!("{json}");
     Ok(true)
 }
 
