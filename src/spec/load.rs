@@ -174,7 +174,8 @@ fn glob_files(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::schema::{Algorithm, Preset};
+    use crate::spec::schema::{Algorithm, Checker, Preset};
+    use crate::spec::stage::Method;
 
     const QUICKSTART: &str = r#"name = "quickstart"
 seed = 1
@@ -493,6 +494,29 @@ sampling = { temperature = 0.8, top_k = 20 }
             "exakt",
             "stages.rlhf.checker",
             "did you mean `exact`?",
+        );
+    }
+
+    #[test]
+    fn grpo_takes_the_char_f1_checker_and_other_methods_refuse_it() {
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"grpo\"\nchecker = \"char_f1\"",
+        );
+        let loaded = load(&text, &[]).unwrap();
+        match &loaded.spec.stages[3].method {
+            Method::Grpo(keys) => assert_eq!(keys.checker, Checker::CharF1),
+            other => panic!("expected a grpo stage, got {other:?}"),
+        }
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"ppo\"\nchecker = \"char_f1\"",
+        );
+        assert_error(
+            &text,
+            "char_f1",
+            "stages.rlhf.checker",
+            "only used by rlhf stages with algorithm `grpo`",
         );
     }
 
