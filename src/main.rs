@@ -136,9 +136,12 @@ enum Command {
         /// Only the validation split a stage with this val_fraction held out of the file...
         #[arg(long)]
         held_out: Option<f64>,
-        /// ...with this experiment seed.
+        /// ...with this experiment seed...
         #[arg(long, default_value_t = 1337)]
         seed: u64,
+        /// ...and this val_group: hold out whole groups of records sharing this field's value.
+        #[arg(long, value_name = "FIELD", requires = "held_out")]
+        held_out_group: Option<String>,
     },
     /// Talk to a stage; rate answers with + / - to collect feedback for a reward stage.
     Chat {
@@ -264,13 +267,18 @@ fn dispatch(command: Command) -> Result<bool> {
             chat,
             held_out,
             seed,
+            held_out_group,
         } => eval(
             &stage,
             &data,
             json,
             limit,
             chat,
-            held_out.map(|f| (f, seed)),
+            held_out.map(|fraction| gptlab::data::HeldOut {
+                fraction,
+                seed,
+                group: held_out_group,
+            }),
         ),
         Command::Chat {
             stage,
@@ -477,7 +485,7 @@ fn eval(
     json: bool,
     limit: Option<usize>,
     chat: Option<bool>,
-    held_out: Option<(f64, u64)>,
+    held_out: Option<gptlab::data::HeldOut>,
 ) -> Result<bool> {
     let (model, tok, is_chat) = open_stage(stage)?;
     let block = gptlab::results::read_meta(stage.parent().unwrap_or(stage))
@@ -491,7 +499,7 @@ fn eval(
         chat.unwrap_or(is_chat),
         limit,
         block,
-        held_out,
+        held_out.as_ref(),
     )?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -521,6 +521,31 @@ sampling = { temperature = 0.8, top_k = 20 }
     }
 
     #[test]
+    fn val_group_is_a_key_of_the_methods_that_read_records() {
+        let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_group = \"group\"");
+        let loaded = load(&text, &[]).unwrap();
+        assert_eq!(loaded.spec.stages[1].val_group.as_deref(), Some("group"));
+        assert!(loaded.resolved_toml.contains("val_group = \"group\""));
+        let text = edit(
+            "kind = \"pretrain\"",
+            "kind = \"pretrain\"\nval_group = \"group\"",
+        );
+        assert_error(&text, "val_group", "stages.base.val_group", "only used by");
+        let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_grup = \"group\"");
+        assert_error(
+            &text,
+            "val_grup",
+            "stages.assistant.val_grup",
+            "did you mean `val_group`?",
+        );
+        // Without it, nothing is written: the run ids of earlier specs stay as they were.
+        assert!(!load(QUICKSTART, &[])
+            .unwrap()
+            .resolved_toml
+            .contains("val_group"));
+    }
+
+    #[test]
     fn missing_keys_point_at_their_table() {
         let text = edit("block_size = 64\n", "");
         assert_error(&text, "[model]", "model", "missing key `block_size`");
