@@ -43,6 +43,30 @@ impl SpecArgs {
     }
 }
 
+/// `gptlab eval`'s choice of records: what a stage held out of the file.
+#[derive(clap::Args, Clone)]
+struct HeldOutArgs {
+    /// Only the validation split a stage with this val_fraction held out of the file...
+    #[arg(long)]
+    held_out: Option<f64>,
+    /// ...with this experiment seed...
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// ...and this val_group: hold out whole groups of records sharing this field's value.
+    #[arg(long, value_name = "FIELD", requires = "held_out")]
+    held_out_group: Option<String>,
+}
+
+impl HeldOutArgs {
+    fn split(self) -> Option<gptlab::data::HeldOut> {
+        Some(gptlab::data::HeldOut {
+            fraction: self.held_out?,
+            seed: self.seed,
+            group: self.held_out_group,
+        })
+    }
+}
+
 #[derive(clap::Args, Clone)]
 struct Sampling {
     #[arg(long, default_value_t = 0.8)]
@@ -133,12 +157,8 @@ enum Command {
         /// Ask questions through the chat template (default: for every stage but pretrain).
         #[arg(long)]
         chat: Option<bool>,
-        /// Only the validation split a stage with this val_fraction held out of the file...
-        #[arg(long)]
-        held_out: Option<f64>,
-        /// ...with this experiment seed.
-        #[arg(long, default_value_t = 1337)]
-        seed: u64,
+        #[command(flatten)]
+        held_out: HeldOutArgs,
     },
     /// Talk to a stage; rate answers with + / - to collect feedback for a reward stage.
     Chat {
@@ -263,15 +283,7 @@ fn dispatch(command: Command) -> Result<bool> {
             limit,
             chat,
             held_out,
-            seed,
-        } => eval(
-            &stage,
-            &data,
-            json,
-            limit,
-            chat,
-            held_out.map(|f| (f, seed)),
-        ),
+        } => eval(&stage, &data, json, limit, chat, held_out.split()),
         Command::Chat {
             stage,
             feedback,
@@ -486,7 +498,7 @@ fn eval(
     json: bool,
     limit: Option<usize>,
     chat: Option<bool>,
-    held_out: Option<(f64, u64)>,
+    held_out: Option<gptlab::data::HeldOut>,
 ) -> Result<bool> {
     let (model, tok, is_chat) = open_stage(stage)?;
     let block = gptlab::results::read_meta(stage.parent().unwrap_or(stage))
@@ -500,7 +512,7 @@ fn eval(
         chat.unwrap_or(is_chat),
         limit,
         block,
-        held_out,
+        held_out.as_ref(),
     )?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -179,6 +179,16 @@ const CASES: &[Case] = &[
         expect: &["sft.jsonl", "assistant"],
     },
     Case {
+        name: "val_group field missing from a record",
+        edits: &[("data = \"{dir}/sft.jsonl\"", "data = \"{dir}/sft.jsonl\"\nval_group = \"group\"")],
+        files: &[(
+            "sft.jsonl",
+            b"{\"prompt\": \"a\", \"completion\": \"b\", \"group\": \"x\"}\n{\"prompt\": \"c\", \"completion\": \"d\"}\n",
+        )],
+        args: &[],
+        expect: &["sft.jsonl:2", "`group`", "val_group"],
+    },
+    Case {
         name: "invalid UTF-8",
         edits: &[],
         files: &[("corpus.txt", b"good line\nbad \xff\xfe line\n")],

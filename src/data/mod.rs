@@ -15,7 +15,7 @@ pub use jsonl::{
     PreferencePair, PreferenceRecord, PromptExample, SftExample,
 };
 pub use paths::expand_paths;
-pub use split::split_off_validation;
+pub use split::{split_off_validation, HeldOut};
 pub use text::read_text_corpus;
 
 #[cfg(test)]

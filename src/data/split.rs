@@ -1,8 +1,86 @@
-//! Holding out a validation set.
+//! Holding out a validation set: a share of the records, or of the groups of records that
+//! share a field's value (so that no group is on both sides).
 
+use super::paths::expand_paths;
+use super::records::{for_each_record, Record};
+use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// How a stage holds out validation records from its data files, so that `gptlab eval` can
+/// hold out the very same ones: `fraction` of the records, or with `group` set, `fraction` of
+/// the groups of records sharing that field's value; shuffled with `seed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldOut {
+    pub fraction: f64,
+    pub seed: u64,
+    pub group: Option<String>,
+}
+
+impl HeldOut {
+    /// `(train, val)` of `items`, the records read from `paths` in order.
+    pub fn split<T>(&self, items: Vec<T>, paths: &[PathBuf]) -> Result<(Vec<T>, Vec<T>)> {
+        Ok(match &self.group {
+            None => split_off_validation(items, self.fraction, self.seed),
+            Some(field) => {
+                let groups = read_groups(paths, field)?;
+                split_by_group(items, &groups, self.fraction, self.seed)
+            }
+        })
+    }
+}
+
+/// The value of `field` in every record of `paths`, in the order the readers return them.
+pub fn read_groups(paths: &[PathBuf], field: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for path in expand_paths(paths)? {
+        out.extend(for_each_record(&path, |record| group_of(record, field))?);
+    }
+    Ok(out)
+}
+
+fn group_of(record: &Record, field: &str) -> Result<String> {
+    match record.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Null) | None => {
+            bail!("no `{field}` field, which `val_group` splits the records by")
+        }
+        Some(other) => Ok(other.to_string()),
+    }
+}
+
+/// Splits `items` (whose groups are `groups`, one per item) so that about `fraction` of the
+/// distinct groups, chosen as [`split_off_validation`] chooses items, go to val whole.
+pub fn split_by_group<T>(
+    items: Vec<T>,
+    groups: &[String],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<T>, Vec<T>) {
+    assert_eq!(items.len(), groups.len(), "one group per item");
+    let mut seen = HashSet::new();
+    let distinct: Vec<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| seen.insert(*g))
+        .collect();
+    let val_groups: HashSet<&str> = split_off_validation(distinct, fraction, seed)
+        .1
+        .into_iter()
+        .collect();
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (item, group) in items.into_iter().zip(groups) {
+        match val_groups.contains(group.as_str()) {
+            true => val.push(item),
+            false => train.push(item),
+        }
+    }
+    (train, val)
+}
 
 /// Splits `items` into `(train, val)` with about `fraction` of them (rounded) in val, chosen
 /// by a shuffle seeded with `seed`. Each side keeps the items' original order. With
@@ -69,6 +147,73 @@ mod tests {
             a.1,
             (0..200).collect::<Vec<_>>(),
             "val is a random sample, not the first items"
+        );
+    }
+
+    /// 120 records in groups of varied size (record `i` is in group `i² mod 40`).
+    fn grouped() -> (Vec<usize>, Vec<String>) {
+        let groups: Vec<String> = (0..120).map(|i| format!("g{}", (i * i) % 40)).collect();
+        ((0..120).collect(), groups)
+    }
+
+    #[test]
+    fn a_group_is_never_on_both_sides() {
+        let (items, groups) = grouped();
+        let (train, val) = split_by_group(items, &groups, 0.2, 3);
+        assert_eq!(train.len() + val.len(), 120);
+        let group_set = |side: &[usize]| -> HashSet<String> {
+            side.iter().map(|&i| groups[i].clone()).collect()
+        };
+        let (train_groups, val_groups) = (group_set(&train), group_set(&val));
+        assert!(train_groups.is_disjoint(&val_groups));
+        // About val_fraction of the groups (not of the records) are held out.
+        let all = train_groups.len() + val_groups.len();
+        assert_eq!(val_groups.len(), (all as f64 * 0.2).round() as usize);
+    }
+
+    #[test]
+    fn grouped_split_follows_the_seed() {
+        let (items, groups) = grouped();
+        let a = split_by_group(items.clone(), &groups, 0.25, 1);
+        let b = split_by_group(items.clone(), &groups, 0.25, 1);
+        let c = split_by_group(items, &groups, 0.25, 2);
+        assert_eq!(a, b);
+        assert_ne!(a.1, c.1);
+    }
+
+    #[test]
+    fn held_out_by_group_reads_the_field_and_names_a_record_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qa.jsonl");
+        let line =
+            |g: &str| format!("{{\"prompt\": \"q\", \"completion\": \"a\", \"group\": \"{g}\"}}\n");
+        let text: String = ["a", "a", "b", "c", "c", "c", "d"].map(line).concat();
+        std::fs::write(&path, &text).unwrap();
+        let held = HeldOut {
+            fraction: 0.5,
+            seed: 9,
+            group: Some("group".into()),
+        };
+        let paths = [path.clone()];
+        let (train, val) = held.split((0..7).collect::<Vec<_>>(), &paths).unwrap();
+        let groups = read_groups(&paths, "group").unwrap();
+        assert_eq!(groups, ["a", "a", "b", "c", "c", "c", "d"]);
+        // Half of the 4 groups, whole.
+        let side = |s: &[usize]| s.iter().map(|&i| groups[i].clone()).collect::<HashSet<_>>();
+        assert_eq!((side(&train).len(), side(&val).len()), (2, 2));
+        assert!(side(&train).is_disjoint(&side(&val)));
+        std::fs::write(
+            &path,
+            format!("{text}{{\"prompt\": \"q\", \"completion\": \"a\"}}\n"),
+        )
+        .unwrap();
+        let error = format!(
+            "{:#}",
+            held.split((0..8).collect::<Vec<_>>(), &paths).unwrap_err()
+        );
+        assert!(
+            error.contains("qa.jsonl:8:") && error.contains("`group`"),
+            "{error}"
         );
     }
 

@@ -8,7 +8,7 @@ use super::loss::stream_loss;
 use super::preference::pair_accuracy;
 use crate::data::batches::{token_stream, Example};
 use crate::data::chat::{encode_chat, Message};
-use crate::data::{self, JsonlKind, PreferenceRecord};
+use crate::data::{self, HeldOut, JsonlKind, PreferenceRecord};
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::{Special, Tokenizer};
 use anyhow::Result;
@@ -65,15 +65,14 @@ pub fn evaluate_file<D: Backend>(
     chat: bool,
     limit: Option<usize>,
     block_size: usize,
-    held_out: Option<(f64, u64)>,
+    held_out: Option<&HeldOut>,
 ) -> Result<EvalReport> {
-    // `held_out = (fraction, seed)`: only the validation split a stage with that val_fraction
-    // and experiment seed held out of this file.
-    fn held<T>(items: Vec<T>, split: Option<(f64, u64)>) -> Vec<T> {
-        match split {
-            Some((fraction, seed)) => data::split_off_validation(items, fraction, seed).1,
+    // Only the validation records a stage that split this file that way held out of it.
+    fn held<T>(items: Vec<T>, split: Option<&HeldOut>, path: &Path) -> Result<Vec<T>> {
+        Ok(match split {
+            Some(split) => split.split(items, &[path.to_path_buf()])?.1,
             None => items,
-        }
+        })
     }
     let kind = if path.extension().is_some_and(|e| e == "txt") {
         JsonlKind::Text
@@ -84,8 +83,10 @@ pub fn evaluate_file<D: Backend>(
     match kind {
         JsonlKind::Sft | JsonlKind::Prompts => {
             let mut items: Vec<(Vec<Message>, String, Option<String>)> = match kind {
-                JsonlKind::Sft => super::answers::questions(&held(data::read_sft(path)?, held_out)),
-                _ => held(data::read_prompts(path)?, held_out)
+                JsonlKind::Sft => {
+                    super::answers::questions(&held(data::read_sft(path)?, held_out, path)?)
+                }
+                _ => held(data::read_prompts(path)?, held_out, path)?
                     .into_iter()
                     .filter_map(|p| Some((p.prompt, p.reference?, p.task)))
                     .collect(),
@@ -94,7 +95,7 @@ pub fn evaluate_file<D: Backend>(
             Ok(eval_questions(model, tok, &items, chat))
         }
         JsonlKind::Preference => {
-            let mut records = held(data::read_preferences(path)?, held_out);
+            let mut records = held(data::read_preferences(path)?, held_out, path)?;
             records.truncate(take(records.len()));
             Ok(eval_preferences(model, tok, &records, block_size))
         }

@@ -1,8 +1,9 @@
-//! Evaluation: answers and exact match, next-token probes, answer log-probabilities, and the
+//! Evaluation: answers and exact match, character-overlap F1, next-token probes, answer log-probabilities, and the
 //! `gptlab eval` dispatcher over data kinds.
 pub mod answers;
 pub mod dataset;
 pub mod logprob;
 pub mod loss;
+pub mod overlap;
 pub mod preference;
 pub mod probe;

@@ -3,6 +3,7 @@
 //! (`eval/exact_match`, `eval/<task>/exact_match`), where the report and sweeps read it.
 
 use super::is_chat_stage;
+use crate::data::HeldOut;
 use crate::eval::dataset::{evaluate_file, EvalReport};
 use crate::model::Backend;
 use crate::results::{
@@ -44,7 +45,7 @@ pub fn evaluate_compared<D: Backend>(
             is_chat_stage(stage.method.kind()),
             eval.limit,
             spec.model.block_size,
-            held_out,
+            held_out.as_ref(),
         )
         .with_context(|| {
             format!(
@@ -71,7 +72,7 @@ pub fn evaluate_compared<D: Backend>(
 }
 
 /// The questions file, and the split to take from it for a stage's held-out questions.
-fn questions(loaded: &LoadedSpec, eval: &ReportEval) -> Result<(PathBuf, Option<(f64, u64)>)> {
+fn questions(loaded: &LoadedSpec, eval: &ReportEval) -> Result<(PathBuf, Option<HeldOut>)> {
     if let Some(file) = &eval.data {
         return Ok((file.clone(), None));
     }
@@ -84,7 +85,14 @@ fn questions(loaded: &LoadedSpec, eval: &ReportEval) -> Result<(PathBuf, Option<
         .with_context(|| format!("report.eval.held_out: no stage `{name}`"))?;
     Ok(match (&stage.val_data, stage.data.as_slice()) {
         (Some(val), _) => (val.clone(), None),
-        (None, [data]) => (data.clone(), Some((stage.val_fraction, loaded.spec.seed))),
+        (None, [data]) => {
+            let held_out = HeldOut {
+                fraction: stage.val_fraction,
+                seed: loaded.spec.seed,
+                group: stage.val_group.clone(),
+            };
+            (data.clone(), Some(held_out))
+        }
         _ => anyhow::bail!("report.eval.held_out: `{name}` has no single data file to split"),
     })
 }

@@ -174,7 +174,8 @@ fn glob_files(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::schema::{Algorithm, Preset};
+    use crate::spec::schema::{Algorithm, Checker, Preset};
+    use crate::spec::stage::Method;
 
     const QUICKSTART: &str = r#"name = "quickstart"
 seed = 1
@@ -494,6 +495,54 @@ sampling = { temperature = 0.8, top_k = 20 }
             "stages.rlhf.checker",
             "did you mean `exact`?",
         );
+    }
+
+    #[test]
+    fn grpo_takes_the_char_f1_checker_and_other_methods_refuse_it() {
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"grpo\"\nchecker = \"char_f1\"",
+        );
+        let loaded = load(&text, &[]).unwrap();
+        match &loaded.spec.stages[3].method {
+            Method::Grpo(keys) => assert_eq!(keys.checker, Checker::CharF1),
+            other => panic!("expected a grpo stage, got {other:?}"),
+        }
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"ppo\"\nchecker = \"char_f1\"",
+        );
+        assert_error(
+            &text,
+            "char_f1",
+            "stages.rlhf.checker",
+            "only used by rlhf stages with algorithm `grpo`",
+        );
+    }
+
+    #[test]
+    fn val_group_is_a_key_of_the_methods_that_read_records() {
+        let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_group = \"group\"");
+        let loaded = load(&text, &[]).unwrap();
+        assert_eq!(loaded.spec.stages[1].val_group.as_deref(), Some("group"));
+        assert!(loaded.resolved_toml.contains("val_group = \"group\""));
+        let text = edit(
+            "kind = \"pretrain\"",
+            "kind = \"pretrain\"\nval_group = \"group\"",
+        );
+        assert_error(&text, "val_group", "stages.base.val_group", "only used by");
+        let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_grup = \"group\"");
+        assert_error(
+            &text,
+            "val_grup",
+            "stages.assistant.val_grup",
+            "did you mean `val_group`?",
+        );
+        // Without it, nothing is written: the run ids of earlier specs stay as they were.
+        assert!(!load(QUICKSTART, &[])
+            .unwrap()
+            .resolved_toml
+            .contains("val_group"));
     }
 
     #[test]

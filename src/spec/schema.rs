@@ -181,6 +181,9 @@ pub enum Checker {
     #[default]
     Exact,
     Contains,
+    /// Partial credit: character-overlap F1 with the reference (`eval::overlap::char_f1`).
+    #[serde(rename = "char_f1")]
+    CharF1,
 }
 
 /// What the final report shows; the whole `[report]` table is optional.

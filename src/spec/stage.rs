@@ -38,6 +38,8 @@ pub struct Stage {
     pub eval_batches: usize,
     pub val_fraction: f64,
     pub val_data: Option<PathBuf>,
+    /// Hold out whole groups of records sharing this field's value (sft, reward and dpo).
+    pub val_group: Option<String>,
     pub checkpoint_every: u64,
     pub method: Method,
 }
@@ -201,9 +203,10 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
         "temperature",
     ];
     match (kind, algorithm) {
-        (StageKind::Pretrain | StageKind::Sft | StageKind::Reward, None) => Some(&[]),
+        (StageKind::Pretrain, None) => Some(&[]),
+        (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
         (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
-        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&["algorithm", "beta"]),
+        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&["algorithm", "beta", "val_group"]),
         (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
         _ => None,
     }
@@ -266,6 +269,9 @@ pub struct FlatStage {
     pub val_fraction: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_data: Option<PathBuf>,
+    // Absent unless written, so that specs without it keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_group: Option<String>,
     #[serde(default)]
     pub checkpoint_every: u64,
 
@@ -340,6 +346,7 @@ impl FlatStage {
             eval_batches: self.eval_batches,
             val_fraction: self.val_fraction,
             val_data: self.val_data,
+            val_group: self.val_group,
             checkpoint_every: self.checkpoint_every,
             method,
         }
@@ -461,6 +468,7 @@ impl From<Stage> for FlatStage {
             eval_batches: stage.eval_batches,
             val_fraction: stage.val_fraction,
             val_data: stage.val_data,
+            val_group: stage.val_group,
             checkpoint_every: stage.checkpoint_every,
             ..flat
         }

@@ -165,7 +165,8 @@ pub fn load_stage_data(
     })
 }
 
-/// Training and validation records: `val_data` when written, else `val_fraction` of the data.
+/// Training and validation records: `val_data` when written, else `val_fraction` of the data
+/// (of its records, or of its groups of records with `val_group`).
 struct Split<'a> {
     stage: &'a Stage,
     seed: u64,
@@ -186,8 +187,19 @@ impl Split<'_> {
                 read_many(std::slice::from_ref(p), read)
                     .with_context(|| (self.locate)("val_data"))?,
             ),
-            None => data::split_off_validation(all, self.stage.val_fraction, self.seed),
+            None => self
+                .held_out()
+                .split(all, paths)
+                .with_context(|| (self.locate)("val_group"))?,
         })
+    }
+
+    fn held_out(&self) -> data::HeldOut {
+        data::HeldOut {
+            fraction: self.stage.val_fraction,
+            seed: self.seed,
+            group: self.stage.val_group.clone(),
+        }
     }
 }
 

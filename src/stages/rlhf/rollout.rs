@@ -4,6 +4,7 @@
 use crate::data::batches::{pad_examples, Batch, Example};
 use crate::data::chat::encode_prompt;
 use crate::data::PromptExample;
+use crate::eval::overlap::char_f1;
 use crate::eval::preference::rewards;
 use crate::model::sample::{generate, SampleOptions};
 use crate::model::{Backend, LanguageModel};
@@ -80,7 +81,8 @@ pub fn sample_group<D: Backend>(
         .collect()
 }
 
-/// A verifiable reward: 1 when the answer matches the reference, else 0.
+/// A verifiable reward: 1 when the answer matches the reference, else 0; or, for
+/// `char_f1`, the share of characters the two have in common.
 pub fn check(checker: Checker, answer: &str, reference: Option<&str>) -> f64 {
     let Some(reference) = reference else {
         return 0.0;
@@ -89,6 +91,7 @@ pub fn check(checker: Checker, answer: &str, reference: Option<&str>) -> f64 {
     let ok = match checker {
         Checker::Exact => a == r,
         Checker::Contains => !r.is_empty() && a.contains(r),
+        Checker::CharF1 => return char_f1(a, r),
     };
     ok as u8 as f64
 }
@@ -204,5 +207,7 @@ mod tests {
         assert_eq!(check(Checker::Exact, "北京", Some("北京。")), 0.0);
         assert_eq!(check(Checker::Contains, "答案是北京。", Some("北京")), 1.0);
         assert_eq!(check(Checker::Contains, "上海", None), 0.0);
+        assert!((check(Checker::CharF1, "床前看月光", Some("床前明月光")) - 0.8).abs() < 1e-12);
+        assert_eq!(check(Checker::CharF1, "床前看月光", None), 0.0);
     }
 }
