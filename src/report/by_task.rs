@@ -153,18 +153,7 @@ impl Chart for ByTask {
         root.fill(&WHITE).map_err(plot_error)?;
         let text = super::chart::can_draw_text();
         let groups = self.tasks.len().max(1) as f64;
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .margin(14)
-            .margin_right(26)
-            .x_label_area_size(if text { 50 } else { 6 })
-            .y_label_area_size(if text { 64 } else { 6 });
-        if text {
-            builder.caption(
-                self.title(),
-                (FONT_FAMILY, 22).into_font().color(&RGBColor(34, 34, 34)),
-            );
-        }
+        let mut builder = super::chart::framed(root, self.title(), 22, 64);
         let centres: Vec<f64> = (0..self.tasks.len()).map(|i| i as f64 + 0.5).collect();
         let mut chart = builder
             .build_cartesian_2d(

@@ -146,6 +146,32 @@ pub(crate) fn plot_error<E: std::error::Error + Send + Sync>(
     anyhow!("cannot draw chart: {e}")
 }
 
+/// The frame the line, key and by-task charts share: margins, label areas (none when no font
+/// can draw their text) and the title in `title_size` points.
+pub(crate) fn framed<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    title_size: u32,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let text = can_draw_text();
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(14)
+        .margin_right(26)
+        .x_label_area_size(if text { 50 } else { 6 })
+        .y_label_area_size(if text { y_label_area } else { 6 });
+    if text {
+        builder.caption(
+            title,
+            (FONT_FAMILY, title_size)
+                .into_font()
+                .color(&RGBColor(34, 34, 34)),
+        );
+    }
+    builder
+}
+
 /// Whether chart text can be drawn at all (a font was found).
 pub(crate) fn can_draw_text() -> bool {
     chart_font().is_some()
@@ -178,18 +204,7 @@ impl Chart for ChartSpec {
         let log = self.log_y && series.iter().all(|s| s.points.iter().all(|p| p.1 > 0.0));
         let (x_range, (y_lo, y_hi)) = bounds(&series, log);
         let text = can_draw_text();
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .margin(14)
-            .margin_right(26)
-            .x_label_area_size(if text { 50 } else { 6 })
-            .y_label_area_size(if text { 74 } else { 6 });
-        if text {
-            builder.caption(
-                &self.title,
-                (FONT_FAMILY, 25).into_font().color(&RGBColor(34, 34, 34)),
-            );
-        }
+        let mut builder = framed(root, &self.title, 25, 74);
         if log {
             let ticks = log_ticks(y_lo, y_hi);
             let y_axis = (y_lo..y_hi).log_scale().with_key_points(ticks);

@@ -257,18 +257,7 @@ impl Chart for KeyChart {
         root.fill(&WHITE).map_err(plot_error)?;
         let text = super::chart::can_draw_text();
         let (ticks, x_range) = self.ticks();
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .margin(14)
-            .margin_right(26)
-            .x_label_area_size(if text { 50 } else { 6 })
-            .y_label_area_size(if text { 74 } else { 6 });
-        if text {
-            builder.caption(
-                &self.title,
-                (FONT_FAMILY, 22).into_font().color(&RGBColor(34, 34, 34)),
-            );
-        }
+        let mut builder = super::chart::framed(root, &self.title, 22, 74);
         let mut chart = builder
             .build_cartesian_2d(
                 TickedAxis {
