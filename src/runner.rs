@@ -230,7 +230,7 @@ fn train_stage<D: Backend>(
         cfg.vocab_size,
         stage.steps
     );
-    let result = run_stage(env, model.as_mut(), data, params)?;
+    let (result, sources) = run_stage(env, model.as_mut(), data, params)?;
     Ok(StageMeta {
         name: stage.name.clone(),
         kind: kind.as_str().into(),
@@ -238,6 +238,7 @@ fn train_stage<D: Backend>(
         tokens: result.tokens,
         wall_s: result.wall_s,
         tok_per_sec: result.tokens as f64 / result.wall_s.max(1e-9),
+        sources,
     })
 }
 

@@ -2,6 +2,7 @@
 //! of it (pretraining) and padded conversations with a loss mask (SFT). Sampling draws only
 //! from the loop's RNG, so a resumed run sees exactly the batches an uninterrupted one would.
 
+use super::mixture::Picker;
 use crate::tokenizer::{Special, Tokenizer};
 use rand::Rng;
 
@@ -48,6 +49,29 @@ pub fn random_windows(stream: &[u32], batch: usize, seq: usize, rng: &mut impl R
         .map(|_| rng.gen_range(0..stream.len() - seq))
         .collect();
     windows_at(stream, &starts, seq)
+}
+
+/// `batch` random windows of `seq + 1` tokens, each from a stream drawn by share
+/// (`cumulative`: running sums of the shares, see [`Picker::pick_source`]).
+pub fn mixture_windows(
+    streams: &[&[u32]],
+    cumulative: &[f64],
+    batch: usize,
+    seq: usize,
+    rng: &mut impl Rng,
+) -> Batch {
+    let mut out = windows_at(&[], &[], seq);
+    out.batch = batch;
+    for _ in 0..batch {
+        let stream = streams[Picker::pick_source(cumulative, rng)];
+        let s = rng.gen_range(0..stream.len() - seq);
+        out.inputs
+            .extend(stream[s..s + seq].iter().map(|&t| t as usize));
+        out.targets
+            .extend(stream[s + 1..s + seq + 1].iter().map(|&t| t as usize));
+    }
+    out.mask = vec![true; out.inputs.len()];
+    out
 }
 
 /// Windows starting at the given offsets (evaluation uses fixed, evenly spaced offsets).

@@ -3,7 +3,9 @@
 
 pub mod batches;
 pub mod chat;
+pub mod corpus_source;
 pub mod jsonl;
+pub mod mixture;
 pub mod paths;
 pub mod records;
 pub mod split;

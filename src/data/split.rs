@@ -54,7 +54,10 @@ fn group_of(record: &Record, field: &str) -> Result<String> {
 }
 
 /// Splits `items` (whose groups are `groups`, one per item) so that about `fraction` of the
-/// distinct groups, chosen as [`split_off_validation`] chooses items, go to val whole.
+/// distinct groups go to val whole. A group is held out when a seeded hash of its name falls
+/// below `fraction`, so the choice depends only on the seed and the name: every file that
+/// names the same groups (questions in `sft.jsonl`, pairs in `pref.jsonl`) holds out the same
+/// ones. With `fraction > 0` and at least 2 groups both sides get one.
 pub fn split_by_group<T>(
     items: Vec<T>,
     groups: &[String],
@@ -62,16 +65,17 @@ pub fn split_by_group<T>(
     seed: u64,
 ) -> (Vec<T>, Vec<T>) {
     assert_eq!(items.len(), groups.len(), "one group per item");
-    let mut seen = HashSet::new();
-    let distinct: Vec<&str> = groups
+    let mut distinct: Vec<(f64, &str)> = groups
         .iter()
-        .map(String::as_str)
-        .filter(|g| seen.insert(*g))
+        .map(|g| (unit_hash(seed, g), g.as_str()))
         .collect();
-    let val_groups: HashSet<&str> = split_off_validation(distinct, fraction, seed)
-        .1
-        .into_iter()
-        .collect();
+    distinct.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+    distinct.dedup_by(|a, b| a.1 == b.1);
+    let mut n_val = distinct.iter().filter(|(u, _)| *u < fraction).count();
+    if fraction > 0.0 && distinct.len() >= 2 {
+        n_val = n_val.clamp(1, distinct.len() - 1);
+    }
+    let val_groups: HashSet<&str> = distinct[..n_val].iter().map(|(_, g)| *g).collect();
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for (item, group) in items.into_iter().zip(groups) {
         match val_groups.contains(group.as_str()) {
@@ -80,6 +84,20 @@ pub fn split_by_group<T>(
         }
     }
     (train, val)
+}
+
+/// A stable hash of `(seed, name)` mapped into [0, 1) (FNV-1a; the same on every platform).
+fn unit_hash(seed: u64, name: &str) -> f64 {
+    let bytes = seed.to_le_bytes().into_iter().chain(name.bytes());
+    let h = bytes.fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    // FNV's low bits mix poorly: finish with a 64-bit avalanche (splitmix64's).
+    let mut z = h;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Splits `items` into `(train, val)` with about `fraction` of them (rounded) in val, chosen
@@ -150,9 +168,9 @@ mod tests {
         );
     }
 
-    /// 120 records in groups of varied size (record `i` is in group `i² mod 40`).
+    /// 120 records in 40 groups of 3, interleaved (record `i` is in group `7i mod 40`).
     fn grouped() -> (Vec<usize>, Vec<String>) {
-        let groups: Vec<String> = (0..120).map(|i| format!("g{}", (i * i) % 40)).collect();
+        let groups: Vec<String> = (0..120).map(|i| format!("g{}", (i * 7) % 40)).collect();
         ((0..120).collect(), groups)
     }
 
@@ -168,7 +186,29 @@ mod tests {
         assert!(train_groups.is_disjoint(&val_groups));
         // About val_fraction of the groups (not of the records) are held out.
         let all = train_groups.len() + val_groups.len();
-        assert_eq!(val_groups.len(), (all as f64 * 0.2).round() as usize);
+        assert!(
+            (3..=14).contains(&val_groups.len()),
+            "{} of {all}",
+            val_groups.len()
+        );
+    }
+
+    #[test]
+    fn every_file_holds_out_the_same_groups() {
+        // Two files naming overlapping groups in different orders and counts.
+        let a: Vec<String> = (0..300).map(|i| format!("poem{}", i % 100)).collect();
+        let b: Vec<String> = (0..80)
+            .rev()
+            .map(|i| format!("poem{}", (i * 7) % 100))
+            .collect();
+        let held = |groups: &[String]| -> HashSet<String> {
+            let (_, val) = split_by_group(groups.to_vec(), groups, 0.1, 5);
+            val.into_iter().collect()
+        };
+        let (held_a, held_b) = (held(&a), held(&b));
+        let in_b: HashSet<String> = b.iter().cloned().collect();
+        assert_eq!(held_b, held_a.intersection(&in_b).cloned().collect());
+        assert!((4..=18).contains(&held_a.len()), "{}", held_a.len());
     }
 
     #[test]

@@ -168,6 +168,7 @@ pub fn run_page(run: &RunData, figures: &RunFigures) -> String {
     body.push_str(&super::by_task::section_html(run, figures.by_task.as_ref()));
     body.push_str(&answers(run));
     body.push_str(&stage_table(run));
+    body.push_str(&mixture_table(run));
     for (stage, charts) in &figures.stages {
         body.push_str(&stage_section(run, stage, charts));
     }
@@ -352,6 +353,30 @@ fn stage_table(run: &RunData) -> String {
             "<tr><td>{}</td><td class=\"num\">{steps}</td><td class=\"num\">{tokens}</td><td class=\"num\">{wall}</td><td class=\"num\">{rate}</td><td class=\"num\">{loss}</td><td class=\"num\">{val}</td></tr>\n",
             stage_chip(&s.name, &s.kind, i)
         ));
+    }
+    t.push_str("</tbody></table></div>\n</section>\n");
+    t
+}
+
+/// Per source of each weighted-data stage: share, size, passes and held-out loss.
+fn mixture_table(run: &RunData) -> String {
+    let rows = super::mixture::rows(run);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from("<section id=\"mixture\">\n<h2>Data mixture</h2>\n<p class=\"lede\">Each source supplied its share of the sampled training data; passes is how many times the run read it over.</p>\n<div class=\"scroll\"><table>\n<thead><tr>");
+    for (i, h) in super::mixture::HEADER.iter().enumerate() {
+        let class = if i >= 2 { " class=\"num\"" } else { "" };
+        t.push_str(&format!("<th{class}>{}</th>", escape(h)));
+    }
+    t.push_str("</tr></thead>\n<tbody>\n");
+    for row in rows {
+        t.push_str("<tr>");
+        for (i, c) in row.iter().enumerate() {
+            let class = if i >= 2 { " class=\"num\"" } else { "" };
+            t.push_str(&format!("<td{class}>{}</td>", escape(c)));
+        }
+        t.push_str("</tr>\n");
     }
     t.push_str("</tbody></table></div>\n</section>\n");
     t

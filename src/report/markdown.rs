@@ -45,6 +45,7 @@ pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
     ));
     md.push_str(&answers(run));
     md.push_str(&stage_table(run));
+    md.push_str(&mixture_table(run));
     md.push_str(&stage_sections(run, figures));
     md.push_str(&probes(run, figures));
     if let Some(spec) = &run.spec_text {
@@ -172,6 +173,22 @@ fn stage_table(run: &RunData) -> String {
         md.push_str(&table(&header, &rows));
     }
     md
+}
+
+/// Per source of each weighted-data stage: share, size, passes and held-out loss.
+fn mixture_table(run: &RunData) -> String {
+    let rows: Vec<Vec<String>> = super::mixture::rows(run)
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header: Vec<String> = super::mixture::HEADER
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    format!("## Data mixture\n\n{}", table(&header, &rows))
 }
 
 /// A section per stage: its final metrics and charts.

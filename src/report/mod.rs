@@ -19,6 +19,7 @@ pub mod font_embed;
 pub mod format;
 pub mod html;
 pub mod markdown;
+pub mod mixture;
 pub mod run;
 pub mod spec_keys;
 pub mod sweep_charts;

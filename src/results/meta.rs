@@ -17,6 +17,46 @@ pub struct StageMeta {
     pub tokens: u64,
     pub wall_s: f64,
     pub tok_per_sec: f64,
+    /// For a stage trained on a weighted mixture: each source's share, size and passes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceUsage>,
+}
+
+/// How much a run drew from one source of a mixture.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceUsage {
+    pub name: String,
+    /// Share of the sampled windows (pretraining) or records.
+    pub share: f64,
+    /// Training size, in `unit`s.
+    pub size: u64,
+    /// `tokens` (pretraining) or `records`.
+    pub unit: String,
+    /// How many times the run reads the source over, on average.
+    pub passes: f64,
+}
+
+/// The log lines that show a mixture before training.
+pub fn usage_table(stage: &str, sources: &[SourceUsage]) -> String {
+    let mut out = format!(
+        "[{stage}] mixture: {:<20} {:>6} {:>12} {:>8}\n",
+        "source", "share", "size", "passes"
+    );
+    for s in sources {
+        out += &format!(
+            "[{stage}]          {:<20} {:>6.3} {:>12} {:>8.2}\n",
+            s.name,
+            s.share,
+            format!(
+                "{} {}",
+                s.size,
+                if s.unit == "tokens" { "tok" } else { "rec" }
+            ),
+            s.passes
+        );
+    }
+    out
 }
 
 /// `meta.json`: what ran, where, and whether it finished.

@@ -9,15 +9,18 @@ use crate::model::Backend;
 use crate::results::{
     merge_into_summary, task_exact_match_key as task_key, EVAL_EXACT_MATCH as OVERALL, NO_TASK,
 };
-use crate::spec::{LoadedSpec, ReportEval, StageKind};
+use crate::spec::{Device, LoadedSpec, ReportEval, Stage, StageKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
+use dfdx::tensor::Cpu;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Evaluates the compared stages (every non-reward stage when `compare` is empty) and merges
-/// the numbers into `run_dir/summary.json`. Does nothing without `[report] eval`.
+/// the numbers into `run_dir/summary.json`. Does nothing without `[report] eval`. Generation
+/// runs one sequence at a time on one core, so on the CPU two stages are asked at once, each
+/// on its own thread with its own device and copy of the model.
 pub fn evaluate_compared<D: Backend>(
     loaded: &LoadedSpec,
     run_dir: &Path,
@@ -29,23 +32,79 @@ pub fn evaluate_compared<D: Backend>(
         return Ok(());
     };
     let (file, held_out) = questions(loaded, eval)?;
-    let stages = spec.stages.iter().filter(|s| {
-        if spec.report.compare.is_empty() {
-            s.method.kind() != StageKind::Reward
-        } else {
-            spec.report.compare.contains(&s.name)
-        }
-    });
-    for stage in stages {
-        let model = load_model(&run_dir.join(&stage.name), dev)?;
+    let asked = Asked {
+        loaded,
+        run_dir,
+        tok,
+        eval,
+        file,
+        held_out,
+    };
+    let stages: Vec<&Stage> = spec
+        .stages
+        .iter()
+        .filter(|s| {
+            if spec.report.compare.is_empty() {
+                s.method.kind() != StageKind::Reward
+            } else {
+                spec.report.compare.contains(&s.name)
+            }
+        })
+        .collect();
+    let results: Vec<Result<BTreeMap<String, f64>>> = match spec.device {
+        Device::Cpu => std::thread::scope(|scope| {
+            let asked = &asked;
+            let threads: Vec<_> = (0..2)
+                .map(|half| {
+                    let mine: Vec<&Stage> = stages.iter().skip(half).step_by(2).copied().collect();
+                    scope.spawn(move || {
+                        let cpu = Cpu::default();
+                        mine.into_iter()
+                            .map(|s| asked.ask(s, &cpu))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut halves = threads
+                .into_iter()
+                .map(|t| t.join().expect("an evaluation thread panicked").into_iter());
+            let (mut even, mut odd) = (halves.next().unwrap(), halves.next().unwrap());
+            // Back into stage order: one thread took stages 0, 2, 4..., the other 1, 3, 5...
+            (0..stages.len())
+                .filter_map(|k| if k % 2 == 0 { even.next() } else { odd.next() })
+                .collect()
+        }),
+        _ => stages.iter().map(|s| asked.ask(s, dev)).collect(),
+    };
+    for (stage, numbers) in stages.iter().zip(results) {
+        merge_into_summary(run_dir, &stage.name, numbers?)?;
+    }
+    Ok(())
+}
+
+/// The questions every compared stage answers.
+struct Asked<'a> {
+    loaded: &'a LoadedSpec,
+    run_dir: &'a Path,
+    tok: &'a Tokenizer,
+    eval: &'a ReportEval,
+    file: PathBuf,
+    held_out: Option<HeldOut>,
+}
+
+impl Asked<'_> {
+    /// `stage`'s exact match, overall and per task.
+    fn ask<D: Backend>(&self, stage: &Stage, dev: &D) -> Result<BTreeMap<String, f64>> {
+        let file = &self.file;
+        let model = load_model(&self.run_dir.join(&stage.name), dev)?;
         let report = evaluate_file(
             model.as_ref(),
-            tok,
-            &file,
+            self.tok,
+            file,
             is_chat_stage(stage.method.kind()),
-            eval.limit,
-            spec.model.block_size,
-            held_out.as_ref(),
+            self.eval.limit,
+            self.loaded.spec.model.block_size,
+            self.held_out.as_ref(),
         )
         .with_context(|| {
             format!(
@@ -66,9 +125,8 @@ pub fn evaluate_compared<D: Backend>(
             numbers[OVERALL],
             file.display()
         );
-        merge_into_summary(run_dir, &stage.name, numbers)?;
+        Ok(numbers)
     }
-    Ok(())
 }
 
 /// The questions file, and the split to take from it for a stage's held-out questions.
@@ -91,7 +149,7 @@ fn questions(loaded: &LoadedSpec, eval: &ReportEval) -> Result<(PathBuf, Option<
                 seed: loaded.spec.seed,
                 group: stage.val_group.clone(),
             };
-            (data.clone(), Some(held_out))
+            (data.path.clone(), Some(held_out))
         }
         _ => anyhow::bail!("report.eval.held_out: `{name}` has no single data file to split"),
     })

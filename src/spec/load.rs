@@ -384,7 +384,7 @@ sampling = { temperature = 0.8, top_k = 20 }
             &edit("data = \"corpus.txt\"", "data = 3"),
             "data = 3",
             "stages.base.data",
-            "a path or a list of paths",
+            "a path, a { path, weight } table, or a list of them",
         );
     }
 
@@ -526,11 +526,12 @@ sampling = { temperature = 0.8, top_k = 20 }
         let loaded = load(&text, &[]).unwrap();
         assert_eq!(loaded.spec.stages[1].val_group.as_deref(), Some("group"));
         assert!(loaded.resolved_toml.contains("val_group = \"group\""));
+        // Every method reads records or prompts it can hold groups of out.
         let text = edit(
-            "kind = \"pretrain\"",
-            "kind = \"pretrain\"\nval_group = \"group\"",
+            "algorithm = \"ppo\"",
+            "algorithm = \"ppo\"\nval_group = \"group\"",
         );
-        assert_error(&text, "val_group", "stages.base.val_group", "only used by");
+        assert!(load(&text, &[]).is_ok());
         let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_grup = \"group\"");
         assert_error(
             &text,
@@ -830,9 +831,12 @@ sampling = { temperature = 0.8, top_k = 20 }
         let project = Project::new();
         let loaded = project.load(QUICKSTART, &[]).unwrap();
         let stages = &loaded.spec.stages;
-        assert_eq!(stages[0].data, vec![project.spec_dir().join("corpus.txt")]);
         assert_eq!(
-            stages[1].data,
+            stages[0].data_paths(),
+            vec![project.spec_dir().join("corpus.txt")]
+        );
+        assert_eq!(
+            stages[1].data_paths(),
             vec![project.data_root().join("demo/sft.jsonl")]
         );
         assert_eq!(

@@ -4,6 +4,7 @@
 //! Files, in the order a spec flows through them:
 //! - `schema.rs`    the serde types of the experiment file
 //! - `stage.rs`     a stage: its flat TOML form, its typed form per method, and defaults
+//! - `data_entry.rs` a stage's `data` entries: paths, or weighted sources of a mixture
 //! - `source.rs`    where each key sits in the text (for error positions)
 //! - `overrides.rs` `--set key=value`, applied to the TOML document
 //! - `keys.rs`      which keys each table accepts (unknown-key errors)
@@ -14,6 +15,7 @@
 //! - `load.rs`      `load_spec`: all of the above, plus the run id
 //! - `sweep.rs`     sweep files: grid and random points over spec keys
 
+pub mod data_entry;
 pub mod errors;
 pub mod keys;
 pub mod load;
@@ -26,6 +28,7 @@ pub mod suggest;
 pub mod sweep;
 pub mod validate;
 
+pub use data_entry::{sources_of, DataEntry, Source, Transform};
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
 pub use schema::{
     Algorithm, Checker, Device, Experiment, ModelSpec, Preset, Probe, ReportEval, ReportSpec,

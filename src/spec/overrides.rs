@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use toml_edit::{DocumentMut, Item, TableLike, Value};
 
+use super::data_entry::DataEntry;
 use super::keys::{stage_key_problem, Child, Table};
 use super::source::{canonical, Segment, StageTags};
 use super::suggest;
@@ -82,6 +83,9 @@ fn set_in(
         return Err(kind.unknown_key_message(key));
     }
     segments.push(Segment::Key(key.to_string()));
+    if kind == Table::Stage && key == "data" && !rest.is_empty() {
+        return set_data_entry(table, rest, value, segments);
+    }
     match (kind.child(key), rest.is_empty()) {
         (None, true) => {
             set_value(table, key, value);
@@ -140,6 +144,73 @@ fn set_in(
     }
 }
 
+/// `stages.base.data.<source>.<key>=value`: one key of the data entry whose source name (its
+/// `name`, else its file stem) is `<source>`, so a sweep can vary one source's weight.
+fn set_data_entry(
+    stage: &mut dyn TableLike,
+    parts: &[&str],
+    value: Value,
+    segments: &mut Vec<Segment>,
+) -> Result<(), String> {
+    const KEYS: [&str; 5] = ["path", "weight", "name", "transform", "val_fraction"];
+    let [source, key] = parts else {
+        return Err("address one key of a data entry: `data.<source>.weight=0.3`".into());
+    };
+    if !KEYS.contains(key) {
+        return Err(format!(
+            "a data entry has no key `{key}`; its keys are {}{}",
+            suggest::list(KEYS.iter().copied()),
+            suggest::did_you_mean(key, KEYS.iter().copied())
+        ));
+    }
+    let entries: Vec<&mut Value> = match stage.get_mut("data") {
+        Some(Item::Value(Value::Array(array))) => array.iter_mut().collect(),
+        Some(Item::Value(single)) => vec![single],
+        _ => vec![],
+    };
+    let names: Vec<String> = entries.iter().map(|v| entry_name(v)).collect();
+    let Some(index) = names.iter().position(|n| n == source) else {
+        return Err(format!(
+            "no data entry named `{source}`; the entries are {}{}",
+            suggest::list(names.iter().map(String::as_str)),
+            suggest::did_you_mean(source, names.iter().map(String::as_str))
+        ));
+    };
+    let entry = entries
+        .into_iter()
+        .nth(index)
+        .expect("index from the same list");
+    if let Value::String(path) = entry {
+        let mut table = toml_edit::InlineTable::new();
+        table.insert("path", Value::from(path.value().as_str()));
+        *entry = Value::InlineTable(table);
+    }
+    let table = entry
+        .as_inline_table_mut()
+        .ok_or("a data entry is a path or a table")?;
+    segments.push(Segment::Index(index));
+    segments.push(Segment::Key(key.to_string()));
+    set_value(table, key, value);
+    Ok(())
+}
+
+/// A data entry's source name as `DataEntry::source_name` gives it.
+fn entry_name(value: &Value) -> String {
+    let (path, name) = match value {
+        Value::String(path) => (path.value().as_str(), None),
+        Value::InlineTable(t) => (
+            t.get("path").and_then(Value::as_str).unwrap_or(""),
+            t.get("name").and_then(Value::as_str),
+        ),
+        _ => ("", None),
+    };
+    let entry = DataEntry {
+        name: name.map(String::from),
+        ..DataEntry::plain(path)
+    };
+    entry.source_name()
+}
+
 /// Replaces a value in place, keeping its spacing and trailing comment.
 fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
     match table.get_mut(key) {
@@ -193,6 +264,32 @@ fn find_stage<'t>(
             suggest::list(names.iter().map(String::as_str)),
             suggest::did_you_mean(name, names.iter().map(String::as_str))
         )),
+    }
+}
+
+#[cfg(test)]
+mod data_entry_tests {
+    use super::*;
+
+    #[test]
+    fn a_data_entry_is_addressed_by_its_source_name() {
+        let text = "[[stages]]\nname = \"base\"\nkind = \"pretrain\"\ndata = [\"a/*.txt\", { path = \"a/anthologies.txt\", weight = 0.3 }, \"qa.jsonl\"]\n";
+        let sets = [
+            "stages.base.data.anthologies.weight=0.5".to_string(),
+            "stages.base.data.qa.weight=0.1".to_string(),
+        ];
+        let (out, applied) = apply_sets(Path::new("x.toml"), text, &sets).unwrap();
+        assert!(
+            out.contains("{ path = \"a/anthologies.txt\", weight = 0.5 }"),
+            "{out}"
+        );
+        assert!(out.contains("weight = 0.1"), "{out}");
+        assert_eq!(applied[0].path, "stages[0].data[1].weight");
+        let bad = ["stages.base.data.anthology.weight=0.5".to_string()];
+        let err = apply_sets(Path::new("x.toml"), text, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `anthologies`"), "{err}");
     }
 }
 

@@ -31,7 +31,8 @@ pub fn resolve_paths(
     let data_root = absolute(data_root);
     for (index, stage) in spec.stages.iter_mut().enumerate() {
         let written_as_list = stage.data.len() != 1;
-        for (k, path) in stage.data.iter_mut().enumerate() {
+        for (k, entry) in stage.data.iter_mut().enumerate() {
+            let path = &mut entry.path;
             let key = if written_as_list {
                 format!("stages[{index}].data[{k}]")
             } else {
@@ -146,6 +147,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::data_entry::DataEntry;
     use crate::spec::stage::{Method, Stage};
 
     #[test]
@@ -174,15 +176,15 @@ mod tests {
         std::fs::create_dir_all(data_root.join("demo")).unwrap();
         let mut stage = Stage::new("s", Method::Pretrain);
         stage.data = vec![
-            PathBuf::from("local/a.txt"),
-            PathBuf::from("$DATA/demo/*.jsonl"),
+            DataEntry::plain("local/a.txt"),
+            DataEntry::plain("$DATA/demo/*.jsonl"),
         ];
         stage.val_data = Some(PathBuf::from("../data/demo/val.jsonl"));
         let mut spec = test_spec(stage);
         resolve_paths(&mut spec, &spec_dir, &data_root).unwrap();
         let stage = &spec.stages[0];
-        assert_eq!(stage.data[0], spec_dir.join("local/a.txt"));
-        assert_eq!(stage.data[1], data_root.join("demo/*.jsonl"));
+        assert_eq!(stage.data[0].path, spec_dir.join("local/a.txt"));
+        assert_eq!(stage.data[1].path, data_root.join("demo/*.jsonl"));
         assert_eq!(
             stage.val_data.as_deref(),
             Some(data_root.join("demo/val.jsonl").as_path())
@@ -193,7 +195,7 @@ mod tests {
     fn missing_pattern_folders_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let mut stage = Stage::new("s", Method::Pretrain);
-        stage.data = vec![PathBuf::from("$DATA/nowhere/*.txt")];
+        stage.data = vec![DataEntry::plain("$DATA/nowhere/*.txt")];
         let mut spec = test_spec(stage);
         let problem = resolve_paths(&mut spec, dir.path(), &dir.path().join("data")).unwrap_err();
         assert_eq!(problem.path, "stages[0].data");

@@ -262,6 +262,7 @@ fn default_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::data_entry::DataEntry;
     use crate::spec::stage::{GrpoKeys, Method, RolloutKeys};
     use std::path::PathBuf;
 
@@ -287,7 +288,7 @@ data = "corpus.txt"
         assert_eq!(spec.report, ReportSpec::default());
         assert_eq!(spec.report.sampling.top_k, 20);
         let mut expected = Stage::new("base", Method::Pretrain);
-        expected.data = vec![PathBuf::from("corpus.txt")];
+        expected.data = vec![DataEntry::plain("corpus.txt")];
         assert_eq!(spec.stages, vec![expected]);
         assert!((spec.stages[0].min_lr - 1e-4).abs() < 1e-12);
     }
@@ -297,7 +298,7 @@ data = "corpus.txt"
         let text = MINIMAL.replace("data = \"corpus.txt\"", "data = [\"a.txt\", \"b/*.jsonl\"]");
         let spec: Experiment = toml::from_str(&text).unwrap();
         assert_eq!(
-            spec.stages[0].data,
+            spec.stages[0].data_paths(),
             vec![PathBuf::from("a.txt"), PathBuf::from("b/*.jsonl")]
         );
     }
@@ -307,7 +308,8 @@ data = "corpus.txt"
         let text = MINIMAL.replace("data = \"corpus.txt\"", "data = 3");
         let err = toml::from_str::<Experiment>(&text).unwrap_err();
         assert!(
-            err.message().contains("a path or a list of paths"),
+            err.message()
+                .contains("a path, a { path, weight } table, or a list of them"),
             "{}",
             err.message()
         );

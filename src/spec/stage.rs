@@ -10,9 +10,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::data_entry::{sources_of, DataEntry};
 use super::schema::{Algorithm, Checker, StageKind};
 
 /// One training stage: the keys every stage has, then what its method adds.
@@ -22,8 +23,8 @@ pub struct Stage {
     pub name: String,
     /// The earlier stage whose model this one starts from.
     pub from: Option<String>,
-    /// Data files or glob patterns (PPO and GRPO read `prompts` instead).
-    pub data: Vec<PathBuf>,
+    /// Data files or glob patterns, optionally weighted (PPO and GRPO read `prompts` instead).
+    pub data: Vec<DataEntry>,
     pub steps: u64,
     pub batch_size: usize,
     pub grad_accum: usize,
@@ -38,10 +39,18 @@ pub struct Stage {
     pub eval_batches: usize,
     pub val_fraction: f64,
     pub val_data: Option<PathBuf>,
-    /// Hold out whole groups of records sharing this field's value (sft, reward and dpo).
+    /// Hold out whole groups of records sharing this field's value (every stage that reads
+    /// records or prompts; a pretraining mixture's conversation sources).
     pub val_group: Option<String>,
     pub checkpoint_every: u64,
     pub method: Method,
+}
+
+impl Stage {
+    /// The path or glob of every `data` entry, weighted or not.
+    pub fn data_paths(&self) -> Vec<PathBuf> {
+        self.data.iter().map(|e| e.path.clone()).collect()
+    }
 }
 
 /// What a stage trains: one variant per stage kind, and per algorithm for rlhf stages.
@@ -188,6 +197,7 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
         "rollout_batch",
         "max_new_tokens",
         "temperature",
+        "val_group",
     ];
     const GRPO: &[&str] = &[
         "algorithm",
@@ -201,9 +211,11 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
         "rollout_batch",
         "max_new_tokens",
         "temperature",
+        "val_group",
     ];
     match (kind, algorithm) {
-        (StageKind::Pretrain, None) => Some(&[]),
+        // A pretraining mixture holds out whole groups of its conversation sources.
+        (StageKind::Pretrain, None) => Some(&["val_group"]),
         (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
         (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
         (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&["algorithm", "beta", "val_group"]),
@@ -240,9 +252,10 @@ pub struct FlatStage {
     pub kind: StageKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// Data files or glob patterns; TOML accepts a single string or a list.
-    #[serde(default, deserialize_with = "one_or_many_paths")]
-    pub data: Vec<PathBuf>,
+    /// Data files or glob patterns, or `{ path, weight, name, transform }` tables; TOML
+    /// accepts one or a list.
+    #[serde(default, deserialize_with = "one_or_many_entries")]
+    pub data: Vec<DataEntry>,
     #[serde(default = "default_steps")]
     pub steps: u64,
     #[serde(default = "default_batch_size")]
@@ -402,6 +415,20 @@ impl FlatStage {
             };
             return problem("data", message);
         }
+        check_weights(&self.data).map_err(|message| FlatProblem {
+            key: "data",
+            message,
+        })?;
+        let weighted = self.data.iter().any(|e| e.weight.is_some());
+        if method != Method::Pretrain && self.data.iter().any(|e| e.transform.is_some()) {
+            return problem(
+                "data",
+                "a data `transform` rewrites pretraining text; this stage does not pretrain".into(),
+            );
+        }
+        if weighted && method == Method::Pretrain && self.val_data.is_some() {
+            return problem("val_data", "a weighted pretraining mixture holds out the last `val_fraction` of each source (and `val_group` groups of its conversations) to log val/loss per source; drop `val_data`".into());
+        }
         Ok(method)
     }
 
@@ -551,31 +578,83 @@ fn default_rlhf_max_new_tokens() -> usize {
     32
 }
 
-/// `data = "a.txt"` and `data = ["a.txt", "b/*.jsonl"]` both mean a list of paths.
-fn one_or_many_paths<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
-    struct PathsVisitor;
+/// Weights are finite and not negative; beside plain entries (which share what the weights
+/// leave) they sum to at most 1, and alone to more than 0; source names are distinct.
+fn check_weights(entries: &[DataEntry]) -> Result<(), String> {
+    let weights: Vec<f64> = entries.iter().filter_map(|e| e.weight).collect();
+    if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+        return Err(format!("a data weight must be a number >= 0, found {w}"));
+    }
+    let sum: f64 = weights.iter().sum();
+    let has_plain = entries.iter().any(|e| e.weight.is_none());
+    if has_plain && !weights.is_empty() && sum > 1.0 + 1e-9 {
+        return Err(format!("the data weights sum to {sum}, more than 1: beside plain paths a weight is a share of the training data, and the plain paths share what is left"));
+    }
+    if !has_plain && !weights.is_empty() && sum <= 0.0 {
+        return Err("every data weight is 0: nothing to train on".into());
+    }
+    if let Some(f) = entries
+        .iter()
+        .filter_map(|e| e.val_fraction)
+        .find(|f| !(0.0..1.0).contains(f))
+    {
+        return Err(format!(
+            "a data `val_fraction` must be in [0, 1), found {f}"
+        ));
+    }
+    if entries
+        .iter()
+        .any(|e| (e.transform.is_some() || e.val_fraction.is_some()) && e.weight.is_none())
+    {
+        return Err("a data `transform` or `val_fraction` needs a `weight`: it makes the entry a source of its own".into());
+    }
+    if let Some(sources) = sources_of(entries) {
+        let mut names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|p| p[0] == p[1]) {
+            return Err(format!(
+                "two data sources are named `{}`: give one a `name`",
+                pair[0]
+            ));
+        }
+    }
+    Ok(())
+}
 
-    impl<'de> Visitor<'de> for PathsVisitor {
-        type Value = Vec<PathBuf>;
+/// `data = "a.txt"`, `data = { path = "a.txt", weight = 0.5 }` and a list of either all mean
+/// a list of entries.
+fn one_or_many_entries<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<DataEntry>, D::Error> {
+    struct EntriesVisitor;
+
+    impl<'de> Visitor<'de> for EntriesVisitor {
+        type Value = Vec<DataEntry>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a path or a list of paths")
+            f.write_str("a path, a { path, weight } table, or a list of them")
         }
 
         fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
-            Ok(vec![PathBuf::from(path)])
+            Ok(vec![DataEntry::plain(path)])
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Ok(vec![DataEntry::deserialize(
+                de::value::MapAccessDeserializer::new(map),
+            )?])
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut paths = Vec::new();
-            while let Some(path) = seq.next_element::<String>()? {
-                paths.push(PathBuf::from(path));
+            let mut entries = Vec::new();
+            while let Some(entry) = seq.next_element::<DataEntry>()? {
+                entries.push(entry);
             }
-            Ok(paths)
+            Ok(entries)
         }
     }
 
-    deserializer.deserialize_any(PathsVisitor)
+    deserializer.deserialize_any(EntriesVisitor)
 }
 
 #[cfg(test)]
@@ -585,7 +664,7 @@ mod tests {
     fn flat(kind: StageKind, algorithm: Option<Algorithm>) -> FlatStage {
         let mut flat = FlatStage::new("s", kind);
         flat.algorithm = algorithm;
-        flat.data = vec![PathBuf::from("d.jsonl")];
+        flat.data = vec![DataEntry::plain("d.jsonl")];
         flat.prompts = Some(PathBuf::from("p.jsonl"));
         flat.reward_model = Some("rm".into());
         flat.min_lr = Some(flat.lr / 10.0);

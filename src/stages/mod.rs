@@ -7,13 +7,16 @@ pub mod reward;
 pub mod rlhf;
 pub mod sft;
 
+use crate::data::corpus_source::CorpusSource;
+use crate::data::mixture::{resample_by_share, SourceSize};
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::model::{Backend, LanguageModel};
-use crate::spec::{DpoKeys, Experiment, GrpoKeys, Method, PpoKeys, Stage};
+use crate::results::meta::{usage_table, SourceUsage};
+use crate::spec::{sources_of, DpoKeys, Experiment, GrpoKeys, Method, PpoKeys, Stage};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
-use crate::train::trainer::{train, TrainResult, TrainSettings};
+use crate::train::trainer::{train, Objective, TrainResult, TrainSettings};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -38,18 +41,24 @@ pub enum StageData {
         train: Vec<String>,
         val: Option<Vec<String>>,
     },
+    /// Pretraining on weighted `data` entries: one stream per source.
+    PretrainMixture { sources: Vec<CorpusSource> },
+    /// `sources` is empty unless `data` is weighted; then `train` holds each source's share.
     Sft {
         train: Vec<SftExample>,
         val: Vec<SftExample>,
+        sources: Vec<SourceSize>,
     },
     Reward {
         train: Vec<PreferenceRecord>,
         val: Vec<PreferenceRecord>,
+        sources: Vec<SourceSize>,
     },
     Dpo {
         keys: DpoKeys,
         train: Vec<PreferenceRecord>,
         val: Vec<PreferenceRecord>,
+        sources: Vec<SourceSize>,
     },
     Ppo {
         keys: PpoKeys,
@@ -72,12 +81,21 @@ impl StageData {
                 .chain(val.iter().flatten())
                 .map(|s| s.as_str())
                 .collect(),
-            StageData::Sft { train, val } => train
+            StageData::PretrainMixture { sources } => sources
+                .iter()
+                .flat_map(|s| {
+                    let chats = s.chats.iter().chain(&s.val_chats);
+                    let contents =
+                        chats.flat_map(|e| e.messages.iter().map(|m| m.content.as_str()));
+                    s.text.iter().map(|t| t.as_str()).chain(contents)
+                })
+                .collect(),
+            StageData::Sft { train, val, .. } => train
                 .iter()
                 .chain(val)
                 .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
                 .collect(),
-            StageData::Reward { train, val } | StageData::Dpo { train, val, .. } => train
+            StageData::Reward { train, val, .. } | StageData::Dpo { train, val, .. } => train
                 .iter()
                 .chain(val)
                 .flat_map(|r| match r {
@@ -126,9 +144,19 @@ pub fn load_stage_data(
         locate,
     };
     Ok(match &stage.method {
+        Method::Pretrain if stage.data.iter().any(|e| e.weight.is_some()) => {
+            let held_out = split.held_out();
+            let sources = sources_of(&stage.data)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| data::corpus_source::read_corpus_source(s, &held_out))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| locate("data"))?;
+            StageData::PretrainMixture { sources }
+        }
         Method::Pretrain => {
             let read_text = |paths: &[PathBuf]| data::read_text_corpus(&data::expand_paths(paths)?);
-            let train = read_text(&stage.data).with_context(|| locate("data"))?;
+            let train = read_text(&stage.data_paths()).with_context(|| locate("data"))?;
             let val = match &stage.val_data {
                 Some(p) => {
                     Some(read_text(std::slice::from_ref(p)).with_context(|| locate("val_data"))?)
@@ -138,17 +166,30 @@ pub fn load_stage_data(
             StageData::Pretrain { train, val }
         }
         Method::Sft => {
-            let (train, val) = split.read(&stage.data, "data", data::read_sft)?;
-            StageData::Sft { train, val }
+            let (train, val, sources) = split.read_mixture(data::read_sft)?;
+            StageData::Sft {
+                train,
+                val,
+                sources,
+            }
         }
         Method::Reward => {
-            let (train, val) = split.read(&stage.data, "data", data::read_preferences)?;
-            StageData::Reward { train, val }
+            let (train, val, sources) = split.read_mixture(data::read_preferences)?;
+            StageData::Reward {
+                train,
+                val,
+                sources,
+            }
         }
         Method::Dpo(keys) => {
-            let (train, val) = split.read(&stage.data, "data", data::read_preferences)?;
+            let (train, val, sources) = split.read_mixture(data::read_preferences)?;
             let keys = keys.clone();
-            StageData::Dpo { keys, train, val }
+            StageData::Dpo {
+                keys,
+                train,
+                val,
+                sources,
+            }
         }
         Method::Ppo(keys) => {
             let prompts = std::slice::from_ref(&keys.rollout.prompts);
@@ -192,6 +233,51 @@ impl Split<'_> {
                 .split(all, paths)
                 .with_context(|| (self.locate)("val_group"))?,
         })
+    }
+
+    /// The stage's `data` records; for weighted entries, each source read and split on its
+    /// own, then resampled so that each holds its share of the training records.
+    fn read_mixture<T: Clone>(
+        &self,
+        read: fn(&Path) -> Result<Vec<T>>,
+    ) -> Result<(Vec<T>, Vec<T>, Vec<SourceSize>)> {
+        let Some(sources) = sources_of(&self.stage.data) else {
+            let (train, val) = self.read(&self.stage.data_paths(), "data", read)?;
+            return Ok((train, val, vec![]));
+        };
+        let (mut trains, mut val, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, source) in sources.iter().enumerate() {
+            let (train, v) = match source.val_fraction {
+                None => self.read(&source.paths, "data", read)?,
+                Some(fraction) => {
+                    let stage = Stage {
+                        val_fraction: fraction,
+                        ..self.stage.clone()
+                    };
+                    Split {
+                        stage: &stage,
+                        ..*self
+                    }
+                    .read(&source.paths, "data", read)?
+                }
+            };
+            // `val_data` is read with every source: keep one copy.
+            let v = if k > 0 && self.stage.val_data.is_some() {
+                vec![]
+            } else {
+                v
+            };
+            sizes.push(SourceSize {
+                name: source.name.clone(),
+                share: source.share,
+                size: train.len(),
+            });
+            trains.push(train);
+            val.extend(v);
+        }
+        let shares: Vec<f64> = sources.iter().map(|s| s.share).collect();
+        let train = resample_by_share(trains, &shares, self.seed);
+        Ok((train, val, sizes))
     }
 
     fn held_out(&self) -> data::HeldOut {
@@ -239,37 +325,46 @@ fn fxhash(s: &str) -> u64 {
     })
 }
 
-/// Trains `model` for this stage, leaving its checkpoint in `env.dir`.
+/// Trains `model` for this stage, leaving its checkpoint in `env.dir`; returns the result
+/// and, for weighted data, how much each source supplied.
 pub fn run_stage<D: Backend>(
     env: &StageEnv<D>,
     model: &mut dyn LanguageModel<D>,
     data: &StageData,
     params: usize,
-) -> Result<TrainResult> {
+) -> Result<(TrainResult, Vec<SourceUsage>)> {
     let settings = settings(env, model, params);
-    match data {
-        StageData::Pretrain { train: docs, val } => {
-            let mut obj = pretrain::Pretrain::new(env, docs, val.as_deref())?;
-            train(model, &mut obj, &settings, &env.dir)
+    let usage = |sources: &[SourceSize]| record_usage(env.stage, sources);
+    let (mut objective, usage): (Box<dyn Objective<D> + '_>, _) = match data {
+        StageData::Pretrain { train: docs, val } => (
+            Box::new(pretrain::Pretrain::new(env, docs, val.as_deref())?),
+            vec![],
+        ),
+        StageData::PretrainMixture { sources } => {
+            let obj = pretrain::Pretrain::mixture(env, sources)?;
+            let usage = obj.usage(env.stage.steps);
+            (Box::new(obj), usage)
         }
-        StageData::Sft { train: t, val } => {
-            let mut obj = sft::Sft::new(env, t, val)?;
-            train(model, &mut obj, &settings, &env.dir)
-        }
-        StageData::Reward { train: t, val } => {
-            let mut obj = reward::Reward::new(env, t, val)?;
-            train(model, &mut obj, &settings, &env.dir)
-        }
+        StageData::Sft {
+            train: t,
+            val,
+            sources,
+        } => (Box::new(sft::Sft::new(env, t, val)?), usage(sources)),
+        StageData::Reward {
+            train: t,
+            val,
+            sources,
+        } => (Box::new(reward::Reward::new(env, t, val)?), usage(sources)),
         StageData::Dpo {
             keys,
             train: t,
             val,
+            sources,
         } => {
             // The reference is the frozen `from` model: a copy taken before any update.
             let reference = model.boxed_clone();
-            let mut obj = rlhf::dpo::Dpo::new(env, keys, reference.as_ref(), t, val)?;
-            drop(reference);
-            train(model, &mut obj, &settings, &env.dir)
+            let obj = rlhf::dpo::Dpo::new(env, keys, reference.as_ref(), t, val)?;
+            (Box::new(obj), usage(sources))
         }
         StageData::Ppo {
             keys,
@@ -277,8 +372,8 @@ pub fn run_stage<D: Backend>(
             val,
         } => {
             let rm = load_reward_model(env, &keys.reward_model)?;
-            let mut obj = rlhf::ppo::Ppo::new(env, keys, model, rm, t.clone(), val.clone())?;
-            train(model, &mut obj, &settings, &env.dir)
+            let obj = rlhf::ppo::Ppo::new(env, keys, model, rm, t.clone(), val.clone())?;
+            (Box::new(obj), vec![])
         }
         StageData::Grpo {
             keys,
@@ -289,10 +384,30 @@ pub fn run_stage<D: Backend>(
                 Some(name) => Some(load_reward_model(env, name)?),
                 None => None,
             };
-            let mut obj = rlhf::grpo::Grpo::new(env, keys, model, rm, t.clone(), val.clone())?;
-            train(model, &mut obj, &settings, &env.dir)
+            let obj = rlhf::grpo::Grpo::new(env, keys, model, rm, t.clone(), val.clone())?;
+            (Box::new(obj), vec![])
         }
+    };
+    if !usage.is_empty() {
+        print!("{}", usage_table(&env.stage.name, &usage));
     }
+    let result = train(model, objective.as_mut(), &settings, &env.dir)?;
+    Ok((result, usage))
+}
+
+/// Records drawn per source of a weighted record stage: `steps x batch x grad_accum`.
+fn record_usage(stage: &Stage, sources: &[SourceSize]) -> Vec<SourceUsage> {
+    let drawn = (stage.steps as usize * stage.batch_size * stage.grad_accum) as f64;
+    sources
+        .iter()
+        .map(|s| SourceUsage {
+            name: s.name.clone(),
+            share: s.share,
+            size: s.size as u64,
+            unit: "records".into(),
+            passes: drawn * s.share / s.size.max(1) as f64,
+        })
+        .collect()
 }
 
 /// The stage's `reward_model`: the finished model of that earlier stage of the run.
