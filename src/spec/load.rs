@@ -522,16 +522,25 @@ sampling = { temperature = 0.8, top_k = 20 }
 
     #[test]
     fn val_group_is_a_key_of_the_methods_that_read_records() {
-        let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_group = \"group\"");
-        let loaded = load(&text, &[]).unwrap();
-        assert_eq!(loaded.spec.stages[1].val_group.as_deref(), Some("group"));
-        assert!(loaded.resolved_toml.contains("val_group = \"group\""));
         // Every method reads records or prompts it can hold groups of out.
         let text = edit(
             "algorithm = \"ppo\"",
             "algorithm = \"ppo\"\nval_group = \"group\"",
         );
-        assert!(load(&text, &[]).is_ok());
+        let loaded = load(&text, &[]).unwrap();
+        assert_eq!(loaded.spec.stages[3].val_group.as_deref(), Some("group"));
+        assert!(loaded.resolved_toml.contains("val_group = \"group\""));
+        // With a held-out file named, a split of `data` would go unused.
+        let text = edit(
+            "kind = \"sft\"",
+            "kind = \"sft\"\nval_group = \"group\"\nval_data = \"corpus.txt\"",
+        );
+        assert_error(
+            &text,
+            "val_group",
+            "stages.assistant.val_group",
+            "already names the held-out file",
+        );
         let text = edit("kind = \"sft\"", "kind = \"sft\"\nval_grup = \"group\"");
         assert_error(
             &text,

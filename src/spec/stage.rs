@@ -426,6 +426,9 @@ impl FlatStage {
                 "a data `transform` rewrites pretraining text; this stage does not pretrain".into(),
             );
         }
+        if self.val_group.is_some() && self.val_data.is_some() {
+            return problem("val_group", "`val_group` chooses which groups of `data` to hold out, but `val_data` already names the held-out file: keep one".into());
+        }
         if weighted && method == Method::Pretrain && self.val_data.is_some() {
             return problem("val_data", "a weighted pretraining mixture holds out the last `val_fraction` of each source (and `val_group` groups of its conversations) to log val/loss per source; drop `val_data`".into());
         }
