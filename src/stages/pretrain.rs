@@ -6,7 +6,7 @@ use super::StageEnv;
 use crate::data::batches::{mixture_windows, random_windows, token_stream, Batch};
 use crate::data::chat::encode_chat;
 use crate::data::corpus_source::CorpusSource;
-use crate::data::mixture::Picker;
+use crate::data::mixture::cumulative;
 use crate::data::SftExample;
 use crate::eval::loss::stream_loss;
 use crate::model::{Backend, LanguageModel};
@@ -88,11 +88,7 @@ impl<D: Backend> Pretrain<D> {
             });
         }
         let shares: Vec<f64> = streams.iter().map(|s| s.share).collect();
-        let cumulative = Picker::new(&(0..shares.len()).collect::<Vec<_>>(), &shares);
-        let Picker::Mixture { cumulative, .. } = cumulative else {
-            unreachable!("Picker::new builds a mixture")
-        };
-        Ok(Self::with_streams(env, streams, Some(cumulative)))
+        Ok(Self::with_streams(env, streams, Some(cumulative(&shares))))
     }
 
     fn with_streams(env: &StageEnv<D>, streams: Vec<Stream>, cumulative: Option<Vec<f64>>) -> Self {
