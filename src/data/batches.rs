@@ -53,25 +53,28 @@ pub fn random_windows(stream: &[u32], batch: usize, seq: usize, rng: &mut impl R
 
 /// `batch` random windows of `seq + 1` tokens, each from a stream drawn by share
 /// (`cumulative`: running sums of the shares, see [`Picker::pick_source`]).
-pub fn mixture_windows(
-    streams: &[&[u32]],
+pub fn mixture_windows<S: AsRef<[u32]>>(
+    streams: &[S],
     cumulative: &[f64],
     batch: usize,
     seq: usize,
     rng: &mut impl Rng,
 ) -> Batch {
-    let mut out = windows_at(&[], &[], seq);
-    out.batch = batch;
+    let mut inputs = Vec::with_capacity(batch * seq);
+    let mut targets = Vec::with_capacity(batch * seq);
     for _ in 0..batch {
-        let stream = streams[Picker::pick_source(cumulative, rng)];
+        let stream = streams[Picker::pick_source(cumulative, rng)].as_ref();
         let s = rng.gen_range(0..stream.len() - seq);
-        out.inputs
-            .extend(stream[s..s + seq].iter().map(|&t| t as usize));
-        out.targets
-            .extend(stream[s + 1..s + seq + 1].iter().map(|&t| t as usize));
+        inputs.extend(stream[s..s + seq].iter().map(|&t| t as usize));
+        targets.extend(stream[s + 1..s + seq + 1].iter().map(|&t| t as usize));
     }
-    out.mask = vec![true; out.inputs.len()];
-    out
+    Batch {
+        batch,
+        seq,
+        mask: vec![true; inputs.len()],
+        inputs,
+        targets,
+    }
 }
 
 /// Windows starting at the given offsets (evaluation uses fixed, evenly spaced offsets).

@@ -52,28 +52,22 @@ pub fn evaluate_compared<D: Backend>(
         })
         .collect();
     let results: Vec<Result<BTreeMap<String, f64>>> = match spec.device {
-        Device::Cpu => std::thread::scope(|scope| {
-            let asked = &asked;
-            let threads: Vec<_> = (0..2)
-                .map(|half| {
-                    let mine: Vec<&Stage> = stages.iter().skip(half).step_by(2).copied().collect();
-                    scope.spawn(move || {
-                        let cpu = Cpu::default();
-                        mine.into_iter()
-                            .map(|s| asked.ask(s, &cpu))
-                            .collect::<Vec<_>>()
-                    })
+        // Two stages at a time, each on its own thread; results stay in stage order.
+        Device::Cpu => stages
+            .chunks(2)
+            .flat_map(|pair| {
+                std::thread::scope(|scope| {
+                    let threads: Vec<_> = pair
+                        .iter()
+                        .map(|s| scope.spawn(|| asked.ask(s, &Cpu::default())))
+                        .collect();
+                    threads
+                        .into_iter()
+                        .map(|t| t.join().expect("an evaluation thread panicked"))
+                        .collect::<Vec<_>>()
                 })
-                .collect();
-            let mut halves = threads
-                .into_iter()
-                .map(|t| t.join().expect("an evaluation thread panicked").into_iter());
-            let (mut even, mut odd) = (halves.next().unwrap(), halves.next().unwrap());
-            // Back into stage order: one thread took stages 0, 2, 4..., the other 1, 3, 5...
-            (0..stages.len())
-                .filter_map(|k| if k % 2 == 0 { even.next() } else { odd.next() })
-                .collect()
-        }),
+            })
+            .collect(),
         _ => stages.iter().map(|s| asked.ask(s, dev)).collect(),
     };
     for (stage, numbers) in stages.iter().zip(results) {

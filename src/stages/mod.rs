@@ -145,7 +145,7 @@ pub fn load_stage_data(
     };
     Ok(match &stage.method {
         Method::Pretrain if stage.data.iter().any(|e| e.weight.is_some()) => {
-            let held_out = split.held_out();
+            let held_out = split.held_out(stage.val_fraction);
             let sources = sources_of(&stage.data)
                 .unwrap_or_default()
                 .iter()
@@ -222,21 +222,15 @@ impl Split<'_> {
         read: fn(&Path) -> Result<Vec<T>>,
     ) -> Result<(Vec<T>, Vec<T>)> {
         let all = read_many(paths, read).with_context(|| (self.locate)(key))?;
-        Ok(match &self.stage.val_data {
-            Some(p) => (
-                all,
-                read_many(std::slice::from_ref(p), read)
-                    .with_context(|| (self.locate)("val_data"))?,
-            ),
-            None => self
-                .held_out()
-                .split(all, paths)
-                .with_context(|| (self.locate)("val_group"))?,
-        })
+        match &self.stage.val_data {
+            Some(_) => Ok((all, self.read_val_data(read)?)),
+            None => self.split(all, paths, self.stage.val_fraction),
+        }
     }
 
     /// The stage's `data` records; for weighted entries, each source read and split on its
-    /// own, then resampled so that each holds its share of the training records.
+    /// own (by its `val_fraction`, else the stage's), then resampled so that each holds its
+    /// share of the training records.
     fn read_mixture<T: Clone>(
         &self,
         read: fn(&Path) -> Result<Vec<T>>,
@@ -246,26 +240,16 @@ impl Split<'_> {
             return Ok((train, val, vec![]));
         };
         let (mut trains, mut val, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
-        for (k, source) in sources.iter().enumerate() {
-            let (train, v) = match source.val_fraction {
-                None => self.read(&source.paths, "data", read)?,
-                Some(fraction) => {
-                    let stage = Stage {
-                        val_fraction: fraction,
-                        ..self.stage.clone()
-                    };
-                    Split {
-                        stage: &stage,
-                        ..*self
-                    }
-                    .read(&source.paths, "data", read)?
+        for source in &sources {
+            let all = read_many(&source.paths, read).with_context(|| (self.locate)("data"))?;
+            let train = match &self.stage.val_data {
+                Some(_) => all,
+                None => {
+                    let fraction = source.val_fraction.unwrap_or(self.stage.val_fraction);
+                    let (train, v) = self.split(all, &source.paths, fraction)?;
+                    val.extend(v);
+                    train
                 }
-            };
-            // `val_data` is read with every source: keep one copy.
-            let v = if k > 0 && self.stage.val_data.is_some() {
-                vec![]
-            } else {
-                v
             };
             sizes.push(SourceSize {
                 name: source.name.clone(),
@@ -273,16 +257,36 @@ impl Split<'_> {
                 size: train.len(),
             });
             trains.push(train);
-            val.extend(v);
+        }
+        if self.stage.val_data.is_some() {
+            val = self.read_val_data(read)?;
         }
         let shares: Vec<f64> = sources.iter().map(|s| s.share).collect();
         let train = resample_by_share(trains, &shares, self.seed);
         Ok((train, val, sizes))
     }
 
-    fn held_out(&self) -> data::HeldOut {
+    fn read_val_data<T>(&self, read: fn(&Path) -> Result<Vec<T>>) -> Result<Vec<T>> {
+        let paths = self.stage.val_data.as_slice();
+        read_many(paths, read).with_context(|| (self.locate)("val_data"))
+    }
+
+    /// `(train, val)` of `items` read from `paths`, holding out `fraction` of them (or of
+    /// their groups, with `val_group`).
+    fn split<T>(
+        &self,
+        items: Vec<T>,
+        paths: &[PathBuf],
+        fraction: f64,
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        self.held_out(fraction)
+            .split(items, paths)
+            .with_context(|| (self.locate)("val_group"))
+    }
+
+    fn held_out(&self, fraction: f64) -> data::HeldOut {
         data::HeldOut {
-            fraction: self.stage.val_fraction,
+            fraction,
             seed: self.seed,
             group: self.stage.val_group.clone(),
         }

@@ -27,6 +27,13 @@ struct Stream {
     val: Vec<u32>,
 }
 
+/// Windows are drawn from the training part.
+impl AsRef<[u32]> for Stream {
+    fn as_ref(&self) -> &[u32] {
+        &self.train
+    }
+}
+
 pub struct Pretrain<D: Backend> {
     streams: Vec<Stream>,
     /// For a weighted mixture: running sums of the shares (one stream per source).
@@ -129,9 +136,7 @@ impl<D: Backend> Pretrain<D> {
         match &self.cumulative {
             None => random_windows(&self.streams[0].train, self.batch, self.seq, rng),
             Some(cumulative) => {
-                let streams: Vec<&[u32]> =
-                    self.streams.iter().map(|s| s.train.as_slice()).collect();
-                mixture_windows(&streams, cumulative, self.batch, self.seq, rng)
+                mixture_windows(&self.streams, cumulative, self.batch, self.seq, rng)
             }
         }
     }
