@@ -216,6 +216,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    gptlab::util::memory::reuse_freed_memory();
     // The main thread works in rayon's pool instead of sleeping while it runs: the training
     // step is a chain of short parallel ops, and handing each one to another thread and
     // waking up afterwards cost more than the op itself at small model sizes. `serve` computes
