@@ -58,6 +58,7 @@ algorithm = "dpo"
 from = "assistant"
 data = "{demo}/prefs.jsonl"
 val_data = "{demo}/prefs_val.jsonl"
+rpo_alpha = 0.5
 steps = 10
 batch_size = 8
 lr = 1e-4
@@ -138,6 +139,7 @@ fn every_stage_runs_end_to_end_and_leaves_a_complete_run() {
         ("ppo", "objective/kl"),
         ("ppo", "policy/clipfrac_avg"),
         ("dpo", "rewards/margins"),
+        ("dpo", "nll"),
         ("grpo", "reward"),
     ] {
         assert!(

@@ -68,6 +68,10 @@ pub enum Method {
 pub struct DpoKeys {
     /// Strength of the implicit KL constraint to the reference model.
     pub beta: f64,
+    /// Weight of the chosen answers' per-token negative log-likelihood added to the DPO loss
+    /// (TRL's `rpo_alpha`, Pang et al. 2024): DPO alone may lower both answers' likelihood
+    /// as long as their margin grows, and greedy answers then get worse. 0 is plain DPO.
+    pub rpo_alpha: f64,
 }
 
 /// What PPO and GRPO share: sampling completions to prompts and clipped policy updates on
@@ -218,7 +222,9 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
         (StageKind::Pretrain, None) => Some(&["val_group"]),
         (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
         (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
-        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&["algorithm", "beta", "val_group"]),
+        (StageKind::Rlhf, Some(Algorithm::Dpo)) => {
+            Some(&["algorithm", "beta", "rpo_alpha", "val_group"])
+        }
         (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
         _ => None,
     }
@@ -299,6 +305,9 @@ pub struct FlatStage {
     pub kl_coef: f64,
     #[serde(default = "default_beta")]
     pub beta: f64,
+    /// Written only when set, so that specs without it keep their run ids.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rpo_alpha: f64,
     #[serde(default = "default_group_size")]
     pub group_size: usize,
     #[serde(default)]
@@ -383,7 +392,10 @@ impl FlatStage {
             (StageKind::Pretrain, _) => Method::Pretrain,
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
-            (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys { beta: self.beta }),
+            (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys {
+                beta: self.beta,
+                rpo_alpha: self.rpo_alpha,
+            }),
             (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo(PpoKeys {
                 rollout: self.rollout("ppo")?,
                 reward_model: self.reward_model.clone().ok_or_else(|| FlatProblem {
@@ -470,7 +482,7 @@ impl From<Stage> for FlatStage {
         flat.algorithm = stage.method.algorithm();
         match stage.method {
             Method::Pretrain | Method::Sft | Method::Reward => {}
-            Method::Dpo(keys) => flat.beta = keys.beta,
+            Method::Dpo(keys) => (flat.beta, flat.rpo_alpha) = (keys.beta, keys.rpo_alpha),
             Method::Ppo(keys) => {
                 flat.set_rollout(keys.rollout);
                 flat.reward_model = Some(keys.reward_model);
@@ -558,6 +570,9 @@ fn default_val_fraction() -> f64 {
 }
 fn default_kl_coef() -> f64 {
     0.05
+}
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 fn default_beta() -> f64 {
     0.1
@@ -692,7 +707,13 @@ mod tests {
         let mut written = flat(StageKind::Rlhf, Some(Algorithm::Dpo));
         (written.beta, written.gamma) = (0.3, 0.9);
         let stage = written.into_stage().unwrap();
-        assert_eq!(stage.method, Method::Dpo(DpoKeys { beta: 0.3 }));
+        assert_eq!(
+            stage.method,
+            Method::Dpo(DpoKeys {
+                beta: 0.3,
+                rpo_alpha: 0.0
+            })
+        );
         // Written back, other methods' keys are at their defaults, as the flat form has them.
         let back = FlatStage::from(stage);
         assert_eq!(back.gamma, 1.0);

@@ -136,7 +136,10 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     between(at("val_fraction"), stage.val_fraction, 0.0, 0.5)?;
     match &stage.method {
         Method::Pretrain | Method::Sft | Method::Reward => Ok(()),
-        Method::Dpo(keys) => positive(at("beta"), keys.beta),
+        Method::Dpo(keys) => {
+            positive(at("beta"), keys.beta)?;
+            non_negative(at("rpo_alpha"), keys.rpo_alpha)
+        }
         Method::Ppo(keys) => check_ppo(keys, at),
         Method::Grpo(keys) => check_grpo(keys, at),
     }

@@ -76,6 +76,7 @@ pub struct Dpo<D: Backend> {
     train: Vec<DpoPair>,
     val: Vec<DpoPair>,
     beta: f64,
+    rpo_alpha: f64,
     batch: usize,
     pad: u32,
     dev: D,
@@ -129,6 +130,15 @@ pub fn dpo_loss<D: Backend, T: Tape<f32, D>>(
     neg_log_sigmoid_mean((policy_chosen - policy_rejected - ref_margin) * beta)
 }
 
+/// RPO's extra term: the chosen answers' negative log-likelihood per answer token, from their
+/// summed log-probabilities and how many answer tokens they have together.
+pub fn chosen_nll<D: Backend, T: Tape<f32, D>>(
+    policy_chosen: Tensor<(usize,), f32, D, T>,
+    answer_tokens: usize,
+) -> Tensor<Rank0, f32, D, T> {
+    policy_chosen.sum::<Rank0, _>() * (-1.0 / answer_tokens.max(1) as f32)
+}
+
 impl<D: Backend> Dpo<D> {
     pub fn new(
         env: &StageEnv<D>,
@@ -157,6 +167,7 @@ impl<D: Backend> Dpo<D> {
             train,
             val,
             beta: keys.beta,
+            rpo_alpha: keys.rpo_alpha,
             batch: env.stage.batch_size,
             pad: env.tokenizer.special(Special::Pad),
             dev: env.dev.clone(),
@@ -188,6 +199,11 @@ impl<D: Backend> Objective<D> for Dpo<D> {
         let (logps, tape) = logps.split_tape();
         let values: Vec<f64> = logps.as_vec().iter().map(|&v| v as f64).collect();
         let n = pick.len();
+        // The NLL term reads the chosen rows through a third branch of the same tape.
+        let nll = (self.rpo_alpha > 0.0).then(|| {
+            let answer_tokens = b.mask[..n * b.seq].iter().filter(|&&m| m).count();
+            chosen_nll(logps.retaped::<OwnedTape<f32, D>>().slice((0..n,)), answer_tokens)
+        });
         let chosen = logps.clone().put_tape(tape).slice((0..n,));
         let rejected = logps.retaped::<OwnedTape<f32, D>>().slice((n..2 * n,));
         let ref_margin = self.dev.tensor_from_vec(
@@ -196,14 +212,19 @@ impl<D: Backend> Objective<D> for Dpo<D> {
                 .collect(),
             (n,),
         );
-        let loss = dpo_loss(chosen, rejected, ref_margin, self.beta as f32);
+        let mut loss = dpo_loss(chosen, rejected, ref_margin, self.beta as f32);
+        let (rc, rr) = implicit_rewards(self.beta, &pick, &values);
+        let mut metrics = reward_metrics("", &rc, &rr);
+        if let Some(nll) = nll {
+            metrics.push(("nll".into(), nll.retaped::<NoneTape>().as_vec()[0] as f64));
+            loss = loss + nll * self.rpo_alpha as f32;
+        }
         let loss_value = loss.retaped::<NoneTape>().as_vec()[0] as f64;
         ctx.apply(loss.backward())?;
-        let (rc, rr) = implicit_rewards(self.beta, &pick, &values);
         Ok(StepOutput {
             loss: loss_value,
             tokens: (b.batch * b.seq) as u64,
-            metrics: reward_metrics("", &rc, &rr),
+            metrics,
         })
     }
 
@@ -246,5 +267,13 @@ mod tests {
         let got = dpo_loss(pc, pr, rm, 0.1).array() as f64;
         let expected = (1.0 + (-0.15f64).exp()).ln();
         assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn chosen_nll_is_per_answer_token() {
+        let dev = Cpu::default();
+        // Two chosen answers with summed log-probabilities −2 and −4 over 3 tokens in all.
+        let pc = dev.tensor_from_vec(vec![-2.0f32, -4.0], (2,));
+        assert!((chosen_nll(pc, 3).array() - 2.0).abs() < 1e-6);
     }
 }
