@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::jsonl::{read_sft, sniff_jsonl_kind, JsonlKind, SftExample};
-use super::mixture::reverse_clauses;
+use super::verse;
 use super::paths::expand_paths;
 use super::split::HeldOut;
 use super::text::read_text_corpus;
-use crate::spec::{Source, Transform};
+use crate::spec::Source;
 
 /// One source of a pretraining mixture: its text documents, and its conversations split into
 /// training and held-out ones (text is held out later, as the end of its token stream).
@@ -47,8 +47,8 @@ pub fn read_corpus_source(source: &Source, held_out: &HeldOut) -> Result<CorpusS
         true => vec![],
         false => read_text_corpus(&text_files)?,
     };
-    if source.transform == Some(Transform::ReverseClauses) {
-        text = text.iter().map(|t| reverse_clauses(t)).collect();
+    if let Some(transform) = source.transform {
+        text = text.iter().map(|t| verse::apply(transform, t)).collect();
     }
     let (chats, val_chats) = read_chats(&chat_files, &held_out)?;
     Ok(CorpusSource {
@@ -77,6 +77,7 @@ fn read_chats(files: &[PathBuf], held_out: &HeldOut) -> Result<(Vec<SftExample>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Transform;
 
     #[test]
     fn a_source_reads_text_and_conversations_and_holds_out_whole_groups() {

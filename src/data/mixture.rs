@@ -1,5 +1,5 @@
 //! Drawing from a weighted mixture (see `spec::data_entry` for how `data` entries become
-//! sources and shares), and the verse transform a source may ask for.
+//! sources and shares).
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -100,34 +100,6 @@ pub fn resample_by_share<T: Clone>(sources: Vec<Vec<T>>, shares: &[f64], seed: u
     out
 }
 
-/// Rewrites verse so that each line is followed by the one before it: within every paragraph
-/// (blocks separated by blank lines) lines without clause punctuation (a title line) stay
-/// first, and the clauses of the rest (text up to `，。？！；`) come in reverse order, two to
-/// a line as `A，B。`. A left-to-right model that read "A, B" only learns what follows A;
-/// asked what comes before B it has nothing to go on (the reversal curse, Berglund et al.
-/// 2023; Allen-Zhu & Li 2023, Physics of LMs 3.2). Reading the poems reversed too fixes that.
-pub fn reverse_clauses(text: &str) -> String {
-    const ENDS: [char; 5] = ['，', '。', '？', '！', '；'];
-    let mut out = Vec::new();
-    for paragraph in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
-        let (titles, verse): (Vec<&str>, Vec<&str>) = paragraph
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .partition(|l| !l.contains(ENDS));
-        let joined: String = verse.concat();
-        let mut clauses: Vec<&str> = joined
-            .split(ENDS)
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
-        clauses.reverse();
-        let mut lines: Vec<String> = titles.iter().map(|t| t.to_string()).collect();
-        lines.extend(clauses.chunks(2).map(|pair| pair.join("，") + "。"));
-        out.push(lines.join("\n"));
-    }
-    out.join("\n\n") + "\n"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,14 +147,5 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(Picker::Uniform(17).pick(&mut a), b.gen_range(0..17));
         }
-    }
-
-    #[test]
-    fn reversed_verse_follows_each_line_with_the_one_before() {
-        let poem = "《相思》 王维\n红豆生南国，春来发几枝。\n愿君多采撷，此物最相思。\n\n《春晓》 孟浩然\n春眠不觉晓，处处闻啼鸟。\n";
-        assert_eq!(
-            reverse_clauses(poem),
-            "《相思》 王维\n此物最相思，愿君多采撷。\n春来发几枝，红豆生南国。\n\n《春晓》 孟浩然\n处处闻啼鸟，春眠不觉晓。\n"
-        );
     }
 }

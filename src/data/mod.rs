@@ -10,6 +10,7 @@ pub mod paths;
 pub mod records;
 pub mod split;
 pub mod text;
+pub mod verse;
 
 pub use chat::{decode_chat, encode_chat, encode_prompt, render_chat, EncodedChat, Message, Role};
 pub use jsonl::{

@@ -31,8 +31,12 @@ pub struct DataEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {
-    /// Each paragraph's clauses in reverse order (see [`reverse_clauses`]).
+    /// Each paragraph's clauses in reverse order (see `data::verse::reverse_clauses`).
     ReverseClauses,
+    /// Every two neighbouring clauses on a line of their own, shuffled (`verse::clause_pairs`).
+    ClausePairs,
+    /// The same, of the reversed clauses.
+    ReversedClausePairs,
 }
 
 impl DataEntry {
