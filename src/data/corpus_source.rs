@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::jsonl::{read_sft, sniff_jsonl_kind, JsonlKind, SftExample};
-use super::verse;
 use super::paths::expand_paths;
 use super::split::HeldOut;
 use super::text::read_text_corpus;
+use super::verse;
 use crate::spec::Source;
 
 /// One source of a pretraining mixture: its text documents, and its conversations split into

@@ -78,7 +78,12 @@ pub fn clause_pairs(text: &str, reversed: bool) -> String {
         if reversed {
             clauses.reverse();
         }
-        pairs.extend(clauses.windows(2).enumerate().map(|(i, w)| punctuated(w, i)));
+        pairs.extend(
+            clauses
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| punctuated(w, i)),
+        );
     }
     pairs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
     pairs.join("\n") + "\n"

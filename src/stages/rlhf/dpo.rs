@@ -202,7 +202,10 @@ impl<D: Backend> Objective<D> for Dpo<D> {
         // The NLL term reads the chosen rows through a third branch of the same tape.
         let nll = (self.rpo_alpha > 0.0).then(|| {
             let answer_tokens = b.mask[..n * b.seq].iter().filter(|&&m| m).count();
-            chosen_nll(logps.retaped::<OwnedTape<f32, D>>().slice((0..n,)), answer_tokens)
+            chosen_nll(
+                logps.retaped::<OwnedTape<f32, D>>().slice((0..n,)),
+                answer_tokens,
+            )
         });
         let chosen = logps.clone().put_tape(tape).slice((0..n,));
         let rejected = logps.retaped::<OwnedTape<f32, D>>().slice((n..2 * n,));
