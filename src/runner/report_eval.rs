@@ -14,13 +14,14 @@ use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
 use dfdx::tensor::Cpu;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Evaluates the compared stages (every non-reward stage when `compare` is empty) and merges
 /// the numbers into `run_dir/summary.json`. Does nothing without `[report] eval`. Generation
-/// runs one sequence at a time on one core, so on the CPU two stages are asked at once, each
-/// on its own thread with its own device and copy of the model.
+/// runs one sequence at a time, mostly on one core, so on the CPU the stages are asked in
+/// parallel, each with its own device and copy of the model.
 pub fn evaluate_compared<D: Backend>(
     loaded: &LoadedSpec,
     run_dir: &Path,
@@ -52,21 +53,12 @@ pub fn evaluate_compared<D: Backend>(
         })
         .collect();
     let results: Vec<Result<BTreeMap<String, f64>>> = match spec.device {
-        // Two stages at a time, each on its own thread; results stay in stage order.
+        // Stages at once, as jobs of the compute pool itself: a pool thread never waits on
+        // work only the pool can do (a one-thread pool asks them one after another, where
+        // plain threads waiting for it would deadlock). Results stay in stage order.
         Device::Cpu => stages
-            .chunks(2)
-            .flat_map(|pair| {
-                std::thread::scope(|scope| {
-                    let threads: Vec<_> = pair
-                        .iter()
-                        .map(|s| scope.spawn(|| asked.ask(s, &Cpu::default())))
-                        .collect();
-                    threads
-                        .into_iter()
-                        .map(|t| t.join().expect("an evaluation thread panicked"))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .par_iter()
+            .map(|s| asked.ask(s, &Cpu::default()))
             .collect(),
         _ => stages.iter().map(|s| asked.ask(s, dev)).collect(),
     };
