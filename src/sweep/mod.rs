@@ -2,12 +2,12 @@
 //! skipping finished points, resuming interrupted ones, rerunning failed ones on request; or
 //! write a Slurm job-array script that runs them across a cluster.
 //!
-//! - `layout.rs`  the files of a sweep under results/<sweep>/
 //! - `points.rs`  the sweep opened: each point's resolved spec, run folder and current status
 //! - `status.rs`  points/<i>.json, one per point, written atomically
 //! - `lock.rs`    the lock that serialises summary writers across processes
 //! - `summary.rs` summary.csv, the printed table, the comparison report
 //! - `run.rs`     what to do with a point, and running it as a child `gptlab run`
+//! - `watch.rs`   which points run and for how long; a point that hangs is stopped
 //! - `slurm.rs`   the sbatch script
 
 pub mod lock;
@@ -16,11 +16,13 @@ pub mod run;
 pub mod slurm;
 pub mod status;
 pub mod summary;
+pub mod watch;
 
 use crate::spec::{data_root_from, LoadOptions};
 use anyhow::Result;
 use points::OpenSweep;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum Emit {
@@ -65,6 +67,10 @@ pub struct SweepArgs {
     /// Where `$DATA/...` paths point (default: $GPTLAB_DATA, else ./datasets).
     #[arg(long)]
     pub data_root: Option<PathBuf>,
+    /// Stop a point whose process has used no CPU and written nothing for this many seconds
+    /// (it hangs) and record it as failed; 0 never stops one.
+    #[arg(long, value_name = "SECONDS", default_value_t = watch::DEFAULT_STALL_AFTER.as_secs())]
+    pub stall_timeout: u64,
     /// Results folder; the sweep writes to <results>/<sweep name>/ (default: $GPTLAB_RESULTS,
     /// else ./results).
     #[arg(long)]
@@ -109,16 +115,15 @@ pub fn run_cli(args: SweepArgs) -> Result<bool> {
         );
         return Ok(true);
     }
-    if let Some(index) = args.point {
-        return run::run_single_point(&open, index, args.rerun_failed);
+    let settings = run::RunSettings {
+        jobs: args.jobs,
+        rerun_failed: args.rerun_failed,
+        stall_after: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
+    };
+    match args.point {
+        Some(index) => run::run_single_point(&open, index, settings),
+        None => run::run_sweep(&open, settings),
     }
-    run::run_sweep(
-        &open,
-        run::RunSettings {
-            jobs: args.jobs,
-            rerun_failed: args.rerun_failed,
-        },
-    )
 }
 
 /// One line per point: index, state, label, overrides; invalid points with their error.

@@ -6,6 +6,7 @@
 use super::points::OpenSweep;
 use super::status::{now, this_host, PointStatus, State};
 use super::summary::{build_comparison, summary_table, update_summary};
+use super::watch::{clock, Watch};
 use crate::results::final_metrics;
 use crate::results::sweep::SUMMARY_CSV;
 use crate::train::trainer::INTERRUPTED;
@@ -23,6 +24,8 @@ pub struct RunSettings {
     pub jobs: usize,
     /// Run failed points again (otherwise they stay failed).
     pub rerun_failed: bool,
+    /// Kill a point whose process uses no CPU and writes nothing for this long (None: never).
+    pub stall_after: Option<Duration>,
 }
 
 /// What to do with one point, given what is on disk.
@@ -76,23 +79,35 @@ pub fn run_sweep(open: &OpenSweep, settings: RunSettings) -> Result<bool> {
     let threads = threads_per_point(jobs);
     let next = AtomicUsize::new(0);
     let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let watch = Watch::new(settings.stall_after);
+    // These threads only start child processes and wait for them: none of them computes, so
+    // none calls into the compute thread pool that this (main) thread belongs to.
     std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| loop {
-                if INTERRUPTED.load(Ordering::SeqCst) {
-                    break;
-                }
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= n {
-                    break;
-                }
-                if let Err(e) = handle_point(open, index, settings.rerun_failed, threads) {
-                    let message = format!("point {index}: {e:#}");
-                    eprintln!("error: {message}");
-                    errors.lock().unwrap().push(message);
-                }
-            });
-        }
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    if index >= n {
+                        break;
+                    }
+                    let point = Point {
+                        open,
+                        index,
+                        threads,
+                        watch: &watch,
+                    };
+                    if let Err(e) = handle_point(&point, settings.rerun_failed) {
+                        let message = format!("point {index}: {e:#}");
+                        eprintln!("error: {message}");
+                        errors.lock().unwrap().push(message);
+                    }
+                })
+            })
+            .collect();
+        watch.until(|| workers.iter().all(|w| w.is_finished()));
     });
     copy_duplicate_statuses(open)?;
     let statuses = update_summary(open)?;
@@ -115,14 +130,26 @@ pub fn run_sweep(open: &OpenSweep, settings: RunSettings) -> Result<bool> {
 
 /// Runs point `index` alone (a Slurm array task): the same skip and resume rules; the last
 /// point to settle builds the comparison. True when the point is ok.
-pub fn run_single_point(open: &OpenSweep, index: usize, rerun_failed: bool) -> Result<bool> {
+pub fn run_single_point(open: &OpenSweep, index: usize, settings: RunSettings) -> Result<bool> {
     anyhow::ensure!(
         index < open.points.len(),
         "--point {index}: the sweep `{}` has points 0..={}",
         open.sweep.name,
         open.points.len().saturating_sub(1)
     );
-    handle_point(open, index, rerun_failed, None)?;
+    let watch = Watch::new(settings.stall_after);
+    let point = Point {
+        open,
+        index,
+        threads: None,
+        watch: &watch,
+    };
+    // As in run_sweep, the thread only waits for the child process.
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| handle_point(&point, settings.rerun_failed));
+        watch.until(|| worker.is_finished());
+        worker.join().expect("the point's thread panicked")
+    })?;
     copy_duplicate_statuses(open)?;
     let statuses = update_summary(open)?;
     report_comparison(open);
@@ -147,12 +174,17 @@ fn report_comparison(open: &OpenSweep) {
     }
 }
 
-fn handle_point(
-    open: &OpenSweep,
+/// A point to run, and what its child process is given and watched by.
+struct Point<'a> {
+    open: &'a OpenSweep,
     index: usize,
-    rerun_failed: bool,
+    /// RAYON_NUM_THREADS for the child, when several points share the cores.
     threads: Option<usize>,
-) -> Result<()> {
+    watch: &'a Watch,
+}
+
+fn handle_point(point: &Point, rerun_failed: bool) -> Result<()> {
+    let (open, index) = (point.open, point.index);
     let n = open.points.len();
     let label = open.label(index);
     let tag = format!("[point {index}/{n}] {label}:");
@@ -184,7 +216,7 @@ fn handle_point(
         }
         Decision::Run => {
             println!("{tag} running (log: {})", open.dirs.log(index).display());
-            let status = run_point(open, index, threads)?;
+            let status = run_point(point)?;
             match status.state {
                 State::Ok => println!(
                     "{tag} ok in {:.1}s -> {}",
@@ -207,7 +239,8 @@ fn handle_point(
 
 /// Runs one point as a child `gptlab run`, its output appended to points/<i>.log; the status
 /// file says `running` (with the child's pid) while it runs and the outcome after.
-fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<PointStatus> {
+fn run_point(point: &Point) -> Result<PointStatus> {
+    let (open, index) = (point.open, point.index);
     let status_path = open.dirs.status(index);
     let log_path = open.dirs.log(index);
     let mut status = open.current_status(index);
@@ -220,7 +253,7 @@ fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<P
     status.host = this_host();
 
     let mut command = point_command(open, index)?;
-    if let Some(threads) = threads {
+    if let Some(threads) = point.threads {
         command.env("RAYON_NUM_THREADS", threads.to_string());
     }
     std::fs::create_dir_all(open.dirs.points())
@@ -248,7 +281,13 @@ fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<P
         .with_context(|| format!("cannot start `gptlab run` for point {index}"))?;
     status.pid = Some(child.id());
     status.write(&status_path)?;
-    let exit = wait_forwarding_interrupt(&mut child)?;
+    let label = open.label(index);
+    point
+        .watch
+        .started(index, label, child.id(), log_path.clone());
+    let exit = wait_forwarding_interrupt(&mut child);
+    let stalled = point.watch.finished(index);
+    let exit = exit?;
 
     status.wall_s = Some(started.elapsed().as_secs_f64());
     status.finished = Some(now());
@@ -260,6 +299,13 @@ fn run_point(open: &OpenSweep, index: usize, threads: Option<usize>) -> Result<P
             .as_deref()
             .map(final_metrics)
             .unwrap_or_default();
+    } else if let Some(quiet) = stalled {
+        status.state = State::Failed;
+        status.error = Some(format!(
+            "stalled: the run used no CPU and wrote nothing for {}, so the sweep stopped it \
+             (a hang is a bug: please report it with the point's log)",
+            clock(quiet)
+        ));
     } else if INTERRUPTED.load(Ordering::SeqCst) || output.contains("interrupted at step") {
         status.state = State::Interrupted;
         status.error = Some(
