@@ -163,18 +163,17 @@ fn exported_model_round_trips_and_matches_an_independent_gpt2() {
         return;
     };
     let script = repo().join("scripts/hf_reference.py");
-    let out = Command::new(&py)
-        .args([
-            script.to_str().unwrap(),
-            hf.to_str().unwrap(),
-            "--tokens",
-            &ids,
-            "--generate",
-            &n,
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let mut command = Command::new(&py);
+    command.args([
+        script.to_str().unwrap(),
+        hf.to_str().unwrap(),
+        "--tokens",
+        &ids,
+        "--generate",
+        &n,
+        "--json",
+    ]);
+    let out = output_within(&mut command, COMMAND_TIMEOUT);
     assert!(
         out.status.success(),
         "hf_reference.py failed:\n{}",

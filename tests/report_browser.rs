@@ -78,14 +78,15 @@ fn report_loads_in_headless_chromium_with_its_charts() {
         "--enable-logging=stderr",
         "--v=0",
     ];
-    let out = Command::new(browser)
-        .args(common_flags)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1280,2400")
-        .arg(&url)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(browser)
+            .args(common_flags)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1280,2400")
+            .arg(&url),
+        COMMAND_TIMEOUT,
+    );
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "chromium failed: {log}");
     for failure in ["Failed to load resource", "net::ERR_"] {
@@ -102,13 +103,14 @@ fn report_loads_in_headless_chromium_with_its_charts() {
     );
 
     // The DOM as rendered: charts are inline SVG elements with drawn paths.
-    let dom = Command::new(browser)
-        .args(common_flags)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
+    let dom = output_within(
+        Command::new(browser)
+            .args(common_flags)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(&url),
+        COMMAND_TIMEOUT,
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
     let svgs = dom.matches("<svg").count();
     assert!(

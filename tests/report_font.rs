@@ -55,7 +55,8 @@ fn latin_only_fontconfig(dir: &Path) -> PathBuf {
 /// The top of `page` as Chromium draws it with only `fonts_conf`'s fonts, as RGBA pixels.
 fn screenshot(browser: &str, page: &Path, fonts_conf: &Path, tmp: &Path) -> Vec<u8> {
     let shot = page.with_extension("png");
-    let out = Command::new(browser)
+    let mut command = Command::new(browser);
+    command
         .env("FONTCONFIG_FILE", fonts_conf)
         .args([
             "--headless",
@@ -69,9 +70,8 @@ fn screenshot(browser: &str, page: &Path, fonts_conf: &Path, tmp: &Path) -> Vec<
         ])
         .arg(format!("--user-data-dir={}", tmp.join("profile").display()))
         .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
+        .arg(format!("file://{}", page.display()));
+    let out = output_within(&mut command, COMMAND_TIMEOUT);
     assert!(
         out.status.success(),
         "chromium failed: {}",

@@ -132,11 +132,12 @@ fn python_has(modules: &str) -> bool {
 
 /// Runs a test script; returns its standard output.
 fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(repo().join("tests").join(script))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("python3")
+            .arg(repo().join("tests").join(script))
+            .args(args),
+        COMMAND_TIMEOUT,
+    );
     assert!(out.status.success(), "{script} failed:\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

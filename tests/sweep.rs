@@ -288,18 +288,19 @@ fn concurrent_point_processes_leave_a_well_formed_summary() {
     let (tmp, sweep) = setup(LR_SWEEP);
     let root = tmp.path().join("results/lr");
     let spawn = |i: usize| {
-        Command::new(env!("CARGO_BIN_EXE_gptlab"))
-            .args(["sweep", sweep.to_str().unwrap(), "--point", &i.to_string()])
-            .current_dir(tmp.path())
-            .env("GPTLAB_RESULTS", tmp.path().join("results"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        let point = i.to_string();
+        gptlab_command(
+            &["sweep", sweep.to_str().unwrap(), "--point", &point],
+            tmp.path(),
+        )
     };
-    let children: Vec<_> = (0..3).map(spawn).collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    let outputs: Vec<_> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..3)
+            .map(|i| scope.spawn(move || output_within(&mut spawn(i), COMMAND_TIMEOUT)))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for out in outputs {
         assert!(out.status.success(), "{}", text(&out));
     }
     assert_eq!(states(&root), ["ok", "ok", "ok"]);
@@ -365,12 +366,13 @@ fn slurm_script_is_valid_bash_names_every_point_and_runs_one() {
         assert!(text_of.contains(line), "missing {line:?} in\n{text_of}");
     }
     // What an array task does: run point 1 only.
-    let task = Command::new("bash")
-        .arg(&script)
-        .env("SLURM_ARRAY_TASK_ID", "1")
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
+    let task = output_within(
+        Command::new("bash")
+            .arg(&script)
+            .env("SLURM_ARRAY_TASK_ID", "1")
+            .current_dir(tmp.path()),
+        COMMAND_TIMEOUT,
+    );
     assert!(task.status.success(), "{}", text(&task));
     assert_eq!(
         states(&tmp.path().join("results/lr")),

@@ -1,8 +1,15 @@
 //! Helpers for end-to-end tests: run the real `gptlab` binary on specs written to a temp dir.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one `gptlab` command of a test may take before it counts as hung. Every test
+/// command here runs tiny experiments in seconds; a deadlock must fail the test in minutes,
+/// not eat CI's whole time limit.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,13 +23,72 @@ pub fn shared_data() -> Option<PathBuf> {
     p.join("tinyshakespeare").is_dir().then_some(p)
 }
 
+/// `gptlab ARGS` in `cwd` with results under `cwd/results`; panics if it runs past
+/// [`COMMAND_TIMEOUT`].
 pub fn gptlab(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gptlab"))
+    output_within(&mut gptlab_command(args, cwd), COMMAND_TIMEOUT)
+}
+
+/// The command [`gptlab`] runs, to add environment variables before running it.
+pub fn gptlab_command(args: &[&str], cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gptlab"));
+    command
         .args(args)
         .current_dir(cwd)
-        .env("GPTLAB_RESULTS", cwd.join("results"))
-        .output()
-        .expect("gptlab runs")
+        .env("GPTLAB_RESULTS", cwd.join("results"));
+    command
+}
+
+/// Runs `command` to the end and returns its output, like `Command::output`, but kills it
+/// (and its process group, so sweep points die too) and panics with what it printed when it
+/// runs past `limit`: a hang fails the test instead of blocking it forever.
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(command, 0);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            let output = Output {
+                status: std::process::ExitStatus::default(),
+                stdout: stdout.join().unwrap(),
+                stderr: stderr.join().unwrap(),
+            };
+            panic!(
+                "{command:?} did not finish within {} s (a hang?); it printed:\n{}",
+                limit.as_secs(),
+                text(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 pub fn text(o: &Output) -> String {
