@@ -9,7 +9,7 @@
 //! - `overrides.rs` `--set key=value`, applied to the TOML document
 //! - `keys.rs`      which keys each table accepts (unknown-key errors)
 //! - `suggest.rs`   "did you mean ...?"
-//! - `validate.rs`  ranges and references between stages
+//! - `validate.rs`  ranges, references between stages, judges' rules
 //! - `paths.rs`     data paths: spec-relative, `$DATA/...`, data root
 //! - `errors.rs`    one-paragraph located error messages
 //! - `load.rs`      `load_spec`: all of the above, plus the run id
