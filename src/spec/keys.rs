@@ -7,8 +7,8 @@
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::schema::{
-    Algorithm, Experiment, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, StageKind,
-    TokenizerSpec,
+    Algorithm, Experiment, JudgeSpec, ModelSpec, Probe, ReportEval, ReportSpec, Sampling,
+    StageKind, TokenizerSpec,
 };
 use super::source::{Segment, SourceIndex, StageTags};
 use super::stage::{method_name, own_keys, FlatStage, COMMON_KEYS, METHODS};
@@ -25,6 +25,7 @@ pub enum Table {
     Sampling,
     Probe,
     Eval,
+    Judge,
 }
 
 /// What a key of a table holds, where that matters for walking paths.
@@ -32,6 +33,9 @@ pub enum Table {
 pub enum Child {
     Table(Table),
     ListOf(Table),
+    /// A table whose keys are names the spec chooses (`[judges.NAME]`), each a table of
+    /// this kind.
+    MapOf(Table),
 }
 
 impl Table {
@@ -46,6 +50,7 @@ impl Table {
             Table::Sampling => field_names::<Sampling>(),
             Table::Probe => field_names::<Probe>(),
             Table::Eval => field_names::<ReportEval>(),
+            Table::Judge => field_names::<JudgeSpec>(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Table {
             Table::Sampling => "report.sampling",
             Table::Probe => "report.probes",
             Table::Eval => "report.eval",
+            Table::Judge => "[judges.NAME]",
         }
     }
 
@@ -72,6 +78,7 @@ impl Table {
             (Table::Report, "sampling") => Some(Child::Table(Table::Sampling)),
             (Table::Report, "probes") => Some(Child::ListOf(Table::Probe)),
             (Table::Report, "eval") => Some(Child::Table(Table::Eval)),
+            (Table::Root, "judges") => Some(Child::MapOf(Table::Judge)),
             _ => None,
         }
     }
@@ -210,6 +217,13 @@ fn unknown_in_path(segments: &[Segment]) -> Option<(Table, String)> {
                 };
                 table = inner;
             }
+            Some(Child::MapOf(inner)) => {
+                // The next key is a name the spec chose; the one after it is checked.
+                let Some(Segment::Key(_)) = rest.next() else {
+                    return None;
+                };
+                table = inner;
+            }
             None => return None,
         }
     }
@@ -310,6 +324,35 @@ mod tests {
         let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
         let (_, message) = find_unknown_key(&index).unwrap();
         assert!(message.contains("did you mean `model`?"), "{message}");
+    }
+
+    #[test]
+    fn judges_are_named_tables_of_judge_keys() {
+        assert!(Table::Root.keys().contains(&"judges"));
+        assert_eq!(
+            Table::Judge.keys(),
+            &[
+                "prefer",
+                "avoid",
+                "regex",
+                "min_chars",
+                "max_chars",
+                "ends_with",
+                "applies_to",
+                "threshold"
+            ]
+        );
+        let text = "[judges.polite]\nprefer = [\"请\"]\nthresold = 0.5\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        let (path, message) = find_unknown_key(&index).unwrap();
+        assert_eq!(path, "judges.polite.thresold");
+        assert!(
+            message.contains("in [judges.NAME]; did you mean `threshold`?"),
+            "{message}"
+        );
+        let text = "[judges.polite]\nprefer = [\"请\"]\n[judges.short]\nmax_chars = 9\n";
+        let index = SourceIndex::parse(Path::new("t.toml"), text).unwrap();
+        assert_eq!(find_unknown_key(&index), None);
     }
 
     #[test]

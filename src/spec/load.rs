@@ -936,6 +936,131 @@ sampling = { temperature = 0.8, top_k = 20 }
             .contains(&missing));
     }
 
+    /// The quickstart with one judge: prefers the windmill, dislikes the roller coaster, on
+    /// prompts about the amusement park.
+    fn with_judge(rules: &str) -> String {
+        format!("{QUICKSTART}\n[judges.fun]\n{rules}\n")
+    }
+
+    const FUN: &str =
+        "prefer = [\"大风车\"]\navoid = [\"过山车\"]\nends_with = \"。\"\napplies_to = \"游乐园\"";
+
+    #[test]
+    fn judges_load_and_leave_other_run_ids_alone() {
+        let project = Project::new();
+        let plain = project.load(QUICKSTART, &[]).unwrap();
+        assert!(plain.spec.judges.is_empty());
+        assert!(
+            !plain.resolved_toml.contains("judges"),
+            "{}",
+            plain.resolved_toml
+        );
+        let judged = project.load(&with_judge(FUN), &[]).unwrap();
+        let fun = &judged.spec.judges["fun"];
+        assert_eq!(fun.prefer, vec!["大风车"]);
+        assert_eq!(fun.ends_with, vec!["。"], "one string is a list of one");
+        assert_eq!(fun.threshold, 0.5);
+        assert_eq!(fun.regex, None);
+        assert_ne!(judged.run_id, plain.run_id);
+        // The resolved form writes the judge out and loads again as the same run.
+        let text = &judged.resolved_toml;
+        assert!(
+            text.contains("[judges.fun]") && text.contains("threshold = 0.5"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("regex") && !text.contains("min_chars"),
+            "{text}"
+        );
+        let again = project.load(text, &[]).unwrap();
+        assert_eq!(again.spec, judged.spec);
+        assert_eq!(again.run_id, judged.run_id);
+    }
+
+    #[test]
+    fn a_judge_needs_a_rule() {
+        let text = with_judge("threshold = 0.6\napplies_to = \"游乐园\"");
+        assert_error(
+            &text,
+            "[judges.fun]",
+            "judges.fun",
+            "judge `fun` has no rule",
+        );
+        let text = format!("{QUICKSTART}\n[judges.\"a b\"]\nprefer = \"x\"\n");
+        assert_error(&text, "[judges.", "judges.a b", "a judge name may only use");
+    }
+
+    #[test]
+    fn judge_patterns_must_compile() {
+        let text = with_judge(&format!("{FUN}\nregex = \"(北京\""));
+        assert_error(&text, "regex =", "judges.fun.regex", "unclosed group");
+        assert_error(
+            &text,
+            "regex =",
+            "judges.fun.regex",
+            "invalid regular expression \"(北京\"",
+        );
+        let text = with_judge(&FUN.replace("游乐园", "游乐园["));
+        assert_error(
+            &text,
+            "applies_to",
+            "judges.fun.applies_to",
+            "unclosed character class",
+        );
+    }
+
+    #[test]
+    fn judge_numbers_and_phrases_are_checked() {
+        let text = with_judge(&format!("{FUN}\nthreshold = 1.5"));
+        assert_error(&text, "threshold", "judges.fun.threshold", "[0, 1]");
+        let text = with_judge(&format!("{FUN}\nthreshold = -0.1"));
+        assert_error(&text, "threshold", "judges.fun.threshold", "found -0.1");
+        let text = with_judge("min_chars = 5\nmax_chars = 2");
+        assert_error(
+            &text,
+            "min_chars",
+            "judges.fun.min_chars",
+            "at most max_chars (2), found 5",
+        );
+        assert!(load(&with_judge("min_chars = 2\nmax_chars = 2"), &[]).is_ok());
+        let text = with_judge("avoid = [\"过山车\", \"\"]");
+        assert_error(&text, "avoid", "judges.fun.avoid[1]", "empty string");
+        let text = with_judge(&format!("{FUN}\nprefr = \"x\""));
+        assert_error(&text, "prefr", "judges.fun.prefr", "did you mean `prefer`?");
+        let text = with_judge("prefer = 3");
+        assert_error(
+            &text,
+            "prefer",
+            "judges.fun.prefer",
+            "a string or a list of strings",
+        );
+    }
+
+    #[test]
+    fn sets_reach_a_judge_by_name() {
+        let text = with_judge(FUN);
+        let loaded = load(
+            &text,
+            &["judges.fun.prefer=摩天轮", "judges.fun.max_chars=20"],
+        )
+        .unwrap();
+        assert_eq!(loaded.spec.judges["fun"].prefer, vec!["摩天轮"]);
+        assert_eq!(loaded.spec.judges["fun"].max_chars, Some(20));
+        let loaded = load(&text, &["judges.fun.avoid=[\"a\", \"b\"]"]).unwrap();
+        assert_eq!(loaded.spec.judges["fun"].avoid, vec!["a", "b"]);
+        let error = error_of(&text, &["judges.fun.threshold=2"]);
+        assert!(
+            error.contains("(--set `judges.fun.threshold=2`): `judges.fun.threshold`: expected a number in [0, 1]"),
+            "{error}"
+        );
+        let error = error_of(&text, &["judges.fnu.prefer=x"]);
+        assert!(error.contains("did you mean `fun`?"), "{error}");
+        let error = error_of(&text, &["judges.fun.prefr=x"]);
+        assert!(error.contains("did you mean `prefer`?"), "{error}");
+        let error = error_of(QUICKSTART, &["judges.fun.prefer=x"]);
+        assert!(error.contains("no [judges.NAME] tables"), "{error}");
+    }
+
     #[test]
     fn data_root_comes_from_flag_env_or_default() {
         // The only test that touches GPTLAB_DATA.

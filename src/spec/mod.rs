@@ -9,7 +9,7 @@
 //! - `overrides.rs` `--set key=value`, applied to the TOML document
 //! - `keys.rs`      which keys each table accepts (unknown-key errors)
 //! - `suggest.rs`   "did you mean ...?"
-//! - `validate.rs`  ranges and references between stages
+//! - `validate.rs`  ranges, references between stages, judges' rules
 //! - `paths.rs`     data paths: spec-relative, `$DATA/...`, data root
 //! - `errors.rs`    one-paragraph located error messages
 //! - `load.rs`      `load_spec`: all of the above, plus the run id
@@ -31,8 +31,8 @@ pub mod validate;
 pub use data_entry::{sources_of, DataEntry, Source, Transform};
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
 pub use schema::{
-    Algorithm, Checker, Device, Experiment, ModelSpec, Preset, Probe, ReportEval, ReportSpec,
-    Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
+    Algorithm, Checker, Device, Experiment, JudgeSpec, ModelSpec, Preset, Probe, ReportEval,
+    ReportSpec, Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
 pub use stage::{DpoKeys, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

@@ -141,7 +141,47 @@ fn set_in(
         (Some(Child::ListOf(_)), false) => Err(format!(
             "`{key}` is a list; set it as a whole, for example `{key}=[...]`"
         )),
+        (Some(Child::MapOf(inner)), _) => set_named(table, key, inner, rest, value, segments),
     }
+}
+
+/// `judges.NAME.key=value`: one key of the entry `NAME` of a named map. Like stages, the
+/// entry must already be in the file, so a misspelt name is an error and not a new entry.
+fn set_named(
+    table: &mut dyn TableLike,
+    key: &str,
+    inner: Table,
+    rest: &[&str],
+    value: Value,
+    segments: &mut Vec<Segment>,
+) -> Result<(), String> {
+    let example = format!("for example `{key}.NAME.{}=...`", inner.keys()[0]);
+    let [name, rest @ ..] = rest else {
+        return Err(format!("address a key of one entry by its name, {example}"));
+    };
+    if rest.is_empty() {
+        return Err(format!("set a key of `{key}.{name}`, {example}"));
+    }
+    let map = table.get_mut(key).and_then(|item| item.as_table_like_mut());
+    let names: Vec<String> = map
+        .as_ref()
+        .map(|map| map.iter().map(|(k, _)| k.to_string()).collect())
+        .unwrap_or_default();
+    let entry = map
+        .and_then(|map| map.get_mut(name))
+        .and_then(|item| item.as_table_like_mut());
+    let Some(entry) = entry else {
+        return Err(match names.is_empty() {
+            true => format!("no `{key}.{name}`: the spec has no [{key}.NAME] tables"),
+            false => format!(
+                "no `{key}.{name}`; the {key} are {}{}",
+                suggest::list(names.iter().map(String::as_str)),
+                suggest::did_you_mean(name, names.iter().map(String::as_str))
+            ),
+        });
+    };
+    segments.push(Segment::Key(name.to_string()));
+    set_in(entry, inner, rest, value, segments)
 }
 
 /// `stages.base.data.<source>.<key>=value`: one key of the data entry whose source name (its
@@ -405,6 +445,32 @@ mod tests {
             set("stages.a.gamma=1").is_ok(),
             "left for the check after all sets"
         );
+    }
+
+    #[test]
+    fn sets_a_judge_key_by_name() {
+        let text = "[judges.polite]\nprefer = [\"请\"]   # manners\n";
+        let set = |arg: &str| apply_sets(Path::new("t.toml"), text, &[arg.into()]);
+        let (out, applied) = set("judges.polite.threshold=0.8").unwrap();
+        assert!(out.contains("threshold = 0.8"), "{out}");
+        assert_eq!(applied[0].path, "judges.polite.threshold");
+        let (out, _) = set("judges.polite.prefer=谢谢").unwrap();
+        assert!(out.contains("prefer = \"谢谢\"   # manners"), "{out}");
+        let error = |arg: &str| set(arg).unwrap_err().to_string();
+        assert!(
+            error("judges=1").contains("`judges.NAME.prefer=...`"),
+            "{}",
+            error("judges=1")
+        );
+        assert!(error("judges.polite=1").contains("set a key of `judges.polite`"));
+        let message = error("judges.polit.prefer=x");
+        assert!(
+            message.contains("no `judges.polit`; the judges are `polite`")
+                && message.contains("did you mean `polite`?"),
+            "{message}"
+        );
+        let message = error("judges.polite.avoi=x");
+        assert!(message.contains("did you mean `avoid`?"), "{message}");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! shared spec format (see DESIGN.md). Unknown keys are rejected everywhere; `load.rs` turns
 //! serde's terse errors into messages that name the file, line and key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::stage::Stage;
@@ -25,6 +27,10 @@ pub struct Experiment<S = Stage> {
     pub stages: Vec<S>,
     #[serde(default)]
     pub report: ReportSpec,
+    /// `[judges.NAME]`: declared rules that score answers, by name. Left out of the resolved
+    /// spec when there are none, so specs written before judges keep their run ids.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub judges: BTreeMap<String, JudgeSpec>,
 }
 
 impl<S> Experiment<S> {
@@ -47,6 +53,7 @@ impl<S> Experiment<S> {
             tokenizer: self.tokenizer,
             stages,
             report: self.report,
+            judges: self.judges,
         })
     }
 }
@@ -255,9 +262,112 @@ impl Default for Sampling {
     }
 }
 
+/// `[judges.NAME]`: a declared taste ("answers about X, not Y") that scores an assistant's
+/// answer to a prompt in [0, 1]; `eval::judge::Judge` applies it. Each rule that is set is one
+/// criterion worth 0 or 1, and the score is their mean. Every rule reads the answer with its
+/// surrounding whitespace trimmed (`str::trim`, which includes the ideographic space), so
+/// a trailing newline from sampling changes nothing. At least one rule must be set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSpec {
+    /// Phrases the person likes to see: 1 when the answer contains at least one of them
+    /// (plain substring, case-sensitive). A single string is read as a list of one.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub prefer: Vec<String>,
+    /// Phrases the person dislikes: 1 when the answer contains none of them.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub avoid: Vec<String>,
+    /// A regular expression (Rust `regex` syntax, Unicode): 1 when it matches anywhere in
+    /// the answer (unanchored search; use `^` / `$` to anchor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Fewest characters (Unicode scalar values, not bytes) the answer may have. With
+    /// `max_chars` it forms one criterion: 1 when the length is within both bounds, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_chars: Option<usize>,
+    /// Most characters (Unicode scalar values) the answer may have, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chars: Option<usize>,
+    /// Endings the person likes (`"。"`, `"！"`): 1 when the answer ends with one of them.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
+    pub ends_with: Vec<String>,
+    /// A regular expression searched in the prompt as given: the judge only has an opinion
+    /// on prompts it matches, and scores nothing (`None`) for the others. Unset: every prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<String>,
+    /// The score at or above which the judge likes an answer (👍), in [0, 1]; default 0.5.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+impl Default for JudgeSpec {
+    fn default() -> Self {
+        JudgeSpec {
+            prefer: Vec::new(),
+            avoid: Vec::new(),
+            regex: None,
+            min_chars: None,
+            max_chars: None,
+            ends_with: Vec::new(),
+            applies_to: None,
+            threshold: default_threshold(),
+        }
+    }
+}
+
+impl JudgeSpec {
+    /// Whether any rule is set; a judge without one would have no score to give.
+    pub fn has_rule(&self) -> bool {
+        !self.prefer.is_empty()
+            || !self.avoid.is_empty()
+            || self.regex.is_some()
+            || self.min_chars.is_some()
+            || self.max_chars.is_some()
+            || !self.ends_with.is_empty()
+    }
+}
+
+/// A list of strings, or one string as a list of one: `prefer = "香蕉"` and
+/// `--set judges.x.prefer=香蕉` need no brackets.
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Strings;
+    impl<'de> Visitor<'de> for Strings {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(vec![value.to_string()])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_any(Strings)
+}
+
 // Defaults, named so that `#[serde(default = ...)]` can point at them.
 fn default_seed() -> u64 {
     1337
+}
+fn default_threshold() -> f64 {
+    0.5
 }
 #[cfg(test)]
 mod tests {
@@ -337,6 +447,52 @@ data = "corpus.txt"
         assert!(text.contains("device = \"cuda\""), "{text}");
         assert!(text.contains("algorithm = \"grpo\""), "{text}");
         assert_eq!(toml::from_str::<Experiment>(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn judge_rules_default_to_unset() {
+        let text = format!("{MINIMAL}\n[judges.short]\nmax_chars = 10\nprefer = \"香蕉\"\n");
+        let spec: Experiment = toml::from_str(&text).unwrap();
+        let short = &spec.judges["short"];
+        let expected = JudgeSpec {
+            prefer: vec!["香蕉".into()],
+            max_chars: Some(10),
+            ..JudgeSpec::default()
+        };
+        assert_eq!(short, &expected);
+        assert_eq!(short.threshold, 0.5);
+        assert!(short.has_rule());
+        assert!(!JudgeSpec::default().has_rule());
+        // Unset rules and empty lists are not written; the threshold always is.
+        let written = toml::to_string(&spec).unwrap();
+        assert!(written.contains("[judges.short]"), "{written}");
+        assert!(written.contains("prefer = [\"香蕉\"]"), "{written}");
+        assert!(
+            !written.contains("avoid") && !written.contains("regex"),
+            "{written}"
+        );
+        assert_eq!(toml::from_str::<Experiment>(&written).unwrap(), spec);
+        // Without judges nothing is written at all.
+        let plain: Experiment = toml::from_str(MINIMAL).unwrap();
+        assert!(!toml::to_string(&plain).unwrap().contains("judges"));
+    }
+
+    #[test]
+    fn judge_phrases_must_be_strings() {
+        let text = format!("{MINIMAL}\n[judges.j]\navoid = [1]\n");
+        let err = toml::from_str::<Experiment>(&text).unwrap_err();
+        assert!(
+            err.message().contains("expected a string"),
+            "{}",
+            err.message()
+        );
+        let text = format!("{MINIMAL}\n[judges.j]\nends_with = 1\n");
+        let err = toml::from_str::<Experiment>(&text).unwrap_err();
+        assert!(
+            err.message().contains("a string or a list of strings"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]

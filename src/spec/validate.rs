@@ -5,7 +5,9 @@
 
 use std::fmt::Display;
 
-use super::schema::{Experiment, ReportEval, StageKind};
+use regex::Regex;
+
+use super::schema::{Experiment, JudgeSpec, ReportEval, StageKind};
 use super::stage::{FlatStage, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
 use super::suggest;
 
@@ -48,7 +50,11 @@ pub fn check(spec: &Experiment) -> Checked {
     for (index, stage) in spec.stages.iter().enumerate() {
         check_stage(spec, index, stage)?;
     }
-    check_report(spec)
+    check_report(spec)?;
+    for (name, judge) in &spec.judges {
+        check_judge(name, judge)?;
+    }
+    Ok(())
 }
 
 /// Names end up in folder names and `--set` paths: keep them to safe characters.
@@ -297,6 +303,58 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
             )
         },
     )
+}
+
+/// A judge must say something (at least one rule), and say it in a way that can be applied:
+/// patterns that compile, a threshold a score can reach, bounds that leave some length.
+fn check_judge(name: &str, judge: &JudgeSpec) -> Checked {
+    let at = |key: &str| format!("judges.{name}.{key}");
+    // Judge names become `--set judges.NAME.key` paths and metric names.
+    check_name(&format!("judges.{name}"), name, "a judge", false)?;
+    require(judge.has_rule(), format!("judges.{name}"), || {
+        format!("judge `{name}` has no rule: set at least one of `prefer`, `avoid`, `regex`, `min_chars`, `max_chars` or `ends_with`")
+    })?;
+    for (key, pattern) in [("regex", &judge.regex), ("applies_to", &judge.applies_to)] {
+        if let Some(pattern) = pattern {
+            compile_pattern(pattern).map_err(|message| Problem {
+                path: at(key),
+                message: format!("invalid regular expression {pattern:?}: {message}"),
+            })?;
+        }
+    }
+    for (key, phrases) in [
+        ("prefer", &judge.prefer),
+        ("avoid", &judge.avoid),
+        ("ends_with", &judge.ends_with),
+    ] {
+        // An empty phrase is in every answer, which would make the rule a constant.
+        if let Some(k) = phrases.iter().position(|p| p.is_empty()) {
+            return Err(Problem {
+                path: at(&format!("{key}[{k}]")),
+                message: "an empty string matches every answer; remove it".into(),
+            });
+        }
+    }
+    between(at("threshold"), judge.threshold, 0.0, 1.0)?;
+    if let (Some(min), Some(max)) = (judge.min_chars, judge.max_chars) {
+        require(min <= max, at("min_chars"), || {
+            format!("expected at most max_chars ({max}), found {min}")
+        })?;
+    }
+    Ok(())
+}
+
+/// A judge's pattern, compiled; on error regex's own message on one line. Its full message
+/// draws a caret under the pattern over several lines, which would break the one-paragraph
+/// errors, so only the `error: ...` line is kept when there is one.
+pub fn compile_pattern(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|error| {
+        let text = error.to_string();
+        match text.lines().find_map(|line| line.strip_prefix("error: ")) {
+            Some(reason) => reason.trim().to_string(),
+            None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    })
 }
 
 /// "no stage named `x`; earlier stages are `a`, `b`; did you mean `a`?"
