@@ -120,3 +120,81 @@ fn compared_stages_are_scored_by_task_and_charted() {
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("![exact match by task](by-task.png)"), "{md}");
 }
+
+/// A run with a judge: the report's eval samples answers from every compared stage and
+/// stores the gold measures beside exact match.
+fn gold_spec() -> String {
+    base_spec("gold")
+        .base("steps = 20\nbatch_size = 8\neval_every = 10")
+        .then(
+            r#"
+[[stages]]
+name = "assistant"
+kind = "sft"
+from = "base"
+data = "{demo}/sft.jsonl"
+val_data = "{demo}/sft_val.jsonl"
+steps = 60
+batch_size = 16
+lr = 3e-3
+eval_every = 20
+eval_batches = 1
+[[stages]]
+name = "rm"
+kind = "reward"
+from = "assistant"
+data = "{demo}/prefs.jsonl"
+steps = 10
+batch_size = 8
+eval_every = 5
+[[stages]]
+name = "dpo"
+kind = "rlhf"
+algorithm = "dpo"
+from = "assistant"
+data = "{demo}/prefs.jsonl"
+steps = 10
+batch_size = 8
+eval_every = 5
+[judges.full_stop]
+ends_with = ["。"]
+[report]
+compare = ["base", "assistant", "dpo"]
+eval = { held_out = "assistant", limit = 12, judge = "full_stop", samples = 3 }
+sampling = { temperature = 0.0, max_new_tokens = 8 }
+"#,
+        )
+        .text()
+}
+
+#[test]
+fn a_judge_gives_every_stage_gold_numbers_against_the_baseline() {
+    let tmp = tempdir();
+    let spec = write_spec(tmp.path(), "gold.toml", &gold_spec());
+    let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
+    let summary: BTreeMap<String, BTreeMap<String, f64>> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    for stage in ["base", "assistant", "dpo"] {
+        let m = &summary[stage];
+        let rate = m["gold/rate"];
+        assert!((0.0..=1.0).contains(&rate), "{stage}: {m:?}");
+        assert!(m["eval/reward"].is_finite(), "{stage}: {m:?}");
+    }
+    // The baseline is the held-out stage: the others are compared with it, it is not.
+    let dpo = &summary["dpo"];
+    let (win, low, high) = (
+        dpo["gold/win_vs/assistant"],
+        dpo["gold/win_vs/assistant/low"],
+        dpo["gold/win_vs/assistant/high"],
+    );
+    assert!(
+        low <= win && win <= high && (0.0..=1.0).contains(&win),
+        "{dpo:?}"
+    );
+    assert!(dpo["kl_vs/assistant"].is_finite(), "{dpo:?}");
+    assert!(!summary["assistant"].contains_key("gold/win_vs/assistant"));
+    assert!(
+        !summary["base"].contains_key("kl_vs/assistant"),
+        "a base model is not a chat model"
+    );
+}

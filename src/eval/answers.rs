@@ -17,6 +17,18 @@ pub fn answer<D: Backend>(
     opts: &SampleOptions,
     rng: &mut impl rand::Rng,
 ) -> String {
+    answers(model, tok, messages, 1, opts, rng).remove(0)
+}
+
+/// `n` answers to one conversation, sampled together as one batch.
+pub fn answers<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    messages: &[Message],
+    n: usize,
+    opts: &SampleOptions,
+    rng: &mut impl rand::Rng,
+) -> Vec<String> {
     let mut prompt = encode_prompt(tok, messages);
     keep_room_for_answer(&mut prompt, model.config().n_ctx, opts.max_new_tokens);
     let mut opts = opts.clone();
@@ -24,8 +36,8 @@ pub fn answer<D: Backend>(
         tok.special(Special::EndOfTurn),
         tok.special(Special::EndOfText),
     ];
-    let out = generate(model, &prompt, 1, tok.vocab_size(), &opts, rng).remove(0);
-    tok.decode(&out)
+    let outs = generate(model, &prompt, n, tok.vocab_size(), &opts, rng);
+    outs.iter().map(|out| tok.decode(out)).collect()
 }
 
 /// A plain completion of raw text (how a base model is asked).
@@ -37,6 +49,23 @@ pub fn complete<D: Backend>(
     rng: &mut impl rand::Rng,
 ) -> String {
     tok.decode(&complete_ids(model, tok, tok.encode(text), opts, rng))
+}
+
+/// `n` completions of raw text, sampled together as one batch.
+pub fn completions<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    text: &str,
+    n: usize,
+    opts: &SampleOptions,
+    rng: &mut impl rand::Rng,
+) -> Vec<String> {
+    let mut prompt = tok.encode(text);
+    keep_room_for_answer(&mut prompt, model.config().n_ctx, opts.max_new_tokens);
+    let mut opts = opts.clone();
+    opts.stop = vec![tok.special(Special::EndOfText)];
+    let outs = generate(model, &prompt, n, tok.vocab_size(), &opts, rng);
+    outs.iter().map(|out| tok.decode(out)).collect()
 }
 
 /// The ids [`complete`] decodes: a continuation of `prompt` (cut from the left to leave room

@@ -56,6 +56,14 @@ fn task_score(s: &MatchScore) -> TaskScore {
     }
 }
 
+/// Only the validation records a stage that split this file that way held out of it.
+fn held<T>(items: Vec<T>, split: Option<&HeldOut>, path: &Path) -> Result<Vec<T>> {
+    Ok(match split {
+        Some(split) => split.split(items, &[path.to_path_buf()])?.1,
+        None => items,
+    })
+}
+
 /// Evaluates `model` on the file; `chat` says whether questions go through the chat template
 /// (a base model is asked with the raw question text).
 pub fn evaluate_file<D: Backend>(
@@ -67,13 +75,6 @@ pub fn evaluate_file<D: Backend>(
     block_size: usize,
     held_out: Option<&HeldOut>,
 ) -> Result<EvalReport> {
-    // Only the validation records a stage that split this file that way held out of it.
-    fn held<T>(items: Vec<T>, split: Option<&HeldOut>, path: &Path) -> Result<Vec<T>> {
-        Ok(match split {
-            Some(split) => split.split(items, &[path.to_path_buf()])?.1,
-            None => items,
-        })
-    }
     let kind = if path.extension().is_some_and(|e| e == "txt") {
         JsonlKind::Text
     } else {
@@ -104,6 +105,31 @@ pub fn evaluate_file<D: Backend>(
             Ok(eval_text(model, tok, &docs, block_size, take))
         }
     }
+}
+
+/// The conversations (each ending with a user turn) of a questions file, SFT pairs or
+/// prompts, with or without references: what `held_out` keeps of it, at most `limit`.
+pub fn read_conversations(
+    path: &Path,
+    limit: Option<usize>,
+    held_out: Option<&HeldOut>,
+) -> Result<Vec<Vec<Message>>> {
+    let mut conversations: Vec<Vec<Message>> = match data::sniff_jsonl_kind(path)? {
+        JsonlKind::Sft => super::answers::questions(&held(data::read_sft(path)?, held_out, path)?)
+            .into_iter()
+            .map(|(messages, _, _)| messages)
+            .collect(),
+        JsonlKind::Prompts => held(data::read_prompts(path)?, held_out, path)?
+            .into_iter()
+            .map(|p| p.prompt)
+            .collect(),
+        kind => anyhow::bail!(
+            "{}: expected questions (SFT pairs or prompts), found {kind:?} records",
+            path.display()
+        ),
+    };
+    conversations.truncate(limit.unwrap_or(usize::MAX));
+    Ok(conversations)
 }
 
 /// Exact match of greedy answers against the references.

@@ -16,6 +16,23 @@ pub const EVAL_EXACT_MATCH: &str = "eval/exact_match";
 /// Questions without a task are counted under this task name.
 pub const NO_TASK: &str = "other";
 
+/// The gold measures of `[report] eval`'s judge (see `eval::gold`): the judge's mean score of
+/// a stage's sampled answers, and the reward model's mean score of the same answers (the
+/// proxy), stored under each stage.
+pub const GOLD_RATE: &str = "gold/rate";
+pub const EVAL_REWARD: &str = "eval/reward";
+
+/// The judge's win rate of a stage's answers against `baseline`'s; `/low` and `/high` follow
+/// it with the bootstrap 95% interval.
+pub fn gold_win_key(baseline: &str) -> String {
+    format!("gold/win_vs/{baseline}")
+}
+
+/// A stage's KL to `baseline` per answer, in nats.
+pub fn kl_key(baseline: &str) -> String {
+    format!("kl_vs/{baseline}")
+}
+
 /// The summary key of one task's exact match.
 pub fn task_exact_match_key(task: &str) -> String {
     format!("eval/{task}/exact_match")

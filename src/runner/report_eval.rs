@@ -3,14 +3,21 @@
 //! (`eval/exact_match`, `eval/<task>/exact_match`), where the report and sweeps read it.
 
 use super::is_chat_stage;
+use crate::data::chat::{Message, Role};
 use crate::data::HeldOut;
-use crate::eval::dataset::{evaluate_file, EvalReport};
+use crate::eval::dataset::{evaluate_file, read_conversations, EvalReport};
+use crate::eval::gold::{
+    gold_rate, gold_sampling, kl_per_answer, sample_answers, scores, win_rate, Samples,
+};
+use crate::eval::judge::Judge;
+use crate::eval::preference::{encode_answer, rewards};
 use crate::model::Backend;
 use crate::results::{
-    merge_into_summary, task_exact_match_key as task_key, EVAL_EXACT_MATCH as OVERALL, NO_TASK,
+    gold_win_key, kl_key, merge_into_summary, task_exact_match_key as task_key,
+    EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE, NO_TASK,
 };
 use crate::spec::{Device, LoadedSpec, ReportEval, Stage, StageKind};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{Special, Tokenizer};
 use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
 use dfdx::tensor::Cpu;
@@ -33,6 +40,10 @@ pub fn evaluate_compared<D: Backend>(
         return Ok(());
     };
     let (file, held_out) = questions(loaded, eval)?;
+    let conversations = match eval.judge {
+        Some(_) => read_conversations(&file, eval.limit, held_out.as_ref())?,
+        None => Vec::new(),
+    };
     let asked = Asked {
         loaded,
         run_dir,
@@ -40,6 +51,7 @@ pub fn evaluate_compared<D: Backend>(
         eval,
         file,
         held_out,
+        conversations,
     };
     let stages: Vec<&Stage> = spec
         .stages
@@ -52,20 +64,45 @@ pub fn evaluate_compared<D: Backend>(
             }
         })
         .collect();
-    let results: Vec<Result<BTreeMap<String, f64>>> = match spec.device {
-        // Stages at once, as jobs of the compute pool itself: a pool thread never waits on
-        // work only the pool can do (a one-thread pool asks them one after another, where
-        // plain threads waiting for it would deadlock). Results stay in stage order.
-        Device::Cpu => stages
-            .par_iter()
-            .map(|s| asked.ask(s, &Cpu::default()))
-            .collect(),
-        _ => stages.iter().map(|s| asked.ask(s, dev)).collect(),
-    };
-    for (stage, numbers) in stages.iter().zip(results) {
-        merge_into_summary(run_dir, &stage.name, numbers?)?;
+    let results: Vec<Result<Answered>> = on_each(
+        spec.device,
+        &stages,
+        |s, cpu| asked.ask(s, cpu),
+        |s| asked.ask(s, dev),
+    );
+    let mut answered = results.into_iter().collect::<Result<Vec<_>>>()?;
+    if let Some(judge) = &eval.judge {
+        asked.add_gold(judge, &stages, &mut answered, dev)?;
+    }
+    for (stage, answered) in stages.iter().zip(answered) {
+        merge_into_summary(run_dir, &stage.name, answered.numbers)?;
     }
     Ok(())
+}
+
+/// `work` for every stage, in stage order. On the CPU the stages run at once as jobs of the
+/// compute pool itself (each with its own device and copy of the model): a pool thread never
+/// waits on work only the pool can do, so a one-thread pool asks them one after another where
+/// plain threads waiting for it would deadlock.
+fn on_each<T: Send>(
+    device: Device,
+    stages: &[&Stage],
+    on_cpu: impl Fn(&Stage, &Cpu) -> T + Sync,
+    elsewhere: impl Fn(&Stage) -> T,
+) -> Vec<T> {
+    match device {
+        Device::Cpu => stages
+            .par_iter()
+            .map(|s| on_cpu(s, &Cpu::default()))
+            .collect(),
+        _ => stages.iter().map(|s| elsewhere(s)).collect(),
+    }
+}
+
+/// What one stage gave: its numbers for summary.json, and its sampled answers for the judge.
+struct Answered {
+    numbers: BTreeMap<String, f64>,
+    samples: Option<Samples>,
 }
 
 /// The questions every compared stage answers.
@@ -76,18 +113,21 @@ struct Asked<'a> {
     eval: &'a ReportEval,
     file: PathBuf,
     held_out: Option<HeldOut>,
+    /// The questions' conversations, for the judge's samples (empty without a judge).
+    conversations: Vec<Vec<Message>>,
 }
 
 impl Asked<'_> {
-    /// `stage`'s exact match, overall and per task.
-    fn ask<D: Backend>(&self, stage: &Stage, dev: &D) -> Result<BTreeMap<String, f64>> {
+    /// `stage`'s exact match, overall and per task; with a judge, its sampled answers too.
+    fn ask<D: Backend>(&self, stage: &Stage, dev: &D) -> Result<Answered> {
         let file = &self.file;
         let model = load_model(&self.run_dir.join(&stage.name), dev)?;
+        let chat = is_chat_stage(stage.method.kind());
         let report = evaluate_file(
             model.as_ref(),
             self.tok,
             file,
-            is_chat_stage(stage.method.kind()),
+            chat,
             self.eval.limit,
             self.loaded.spec.model.block_size,
             self.held_out.as_ref(),
@@ -111,7 +151,185 @@ impl Asked<'_> {
             numbers[OVERALL],
             file.display()
         );
-        Ok(numbers)
+        let samples = self.eval.judge.as_ref().map(|_| {
+            let sampling = &self.loaded.spec.report.sampling;
+            let opts = gold_sampling(sampling.max_new_tokens);
+            let n = self.eval.samples();
+            sample_answers(
+                model.as_ref(),
+                self.tok,
+                &self.conversations,
+                chat,
+                n,
+                &opts,
+                sampling.seed,
+            )
+        });
+        Ok(Answered { numbers, samples })
+    }
+
+    /// The judge's measures (see `eval::gold`) added to every stage's numbers: its gold rate,
+    /// and for chat stages besides the baseline the win rate against it and the KL to it;
+    /// the proxy reward when the run has a reward stage.
+    fn add_gold<D: Backend>(
+        &self,
+        judge: &str,
+        stages: &[&Stage],
+        answered: &mut [Answered],
+        dev: &D,
+    ) -> Result<()> {
+        let spec = &self.loaded.spec;
+        let judge = Judge::new(judge, &spec.judges[judge])?;
+        let scores: Vec<_> = answered
+            .iter()
+            .map(|a| {
+                scores(
+                    &judge,
+                    &self.conversations,
+                    a.samples.as_ref().expect("sampled"),
+                )
+            })
+            .collect();
+        for (a, s) in answered.iter_mut().zip(&scores) {
+            if let Some(rate) = gold_rate(s) {
+                a.numbers.insert(GOLD_RATE.into(), rate);
+            }
+        }
+        if let Some(rm) = spec
+            .stages
+            .iter()
+            .rev()
+            .find(|s| s.method.kind() == StageKind::Reward)
+        {
+            let proxy = on_each(
+                spec.device,
+                stages,
+                |s, cpu| self.proxy(rm, s, answered, stages, cpu),
+                |s| self.proxy(rm, s, answered, stages, dev),
+            );
+            for (a, p) in answered.iter_mut().zip(proxy) {
+                a.numbers.insert(EVAL_REWARD.into(), p?);
+            }
+        }
+        let Some(base) = self.baseline(stages) else {
+            return Ok(());
+        };
+        let b = stages
+            .iter()
+            .position(|s| s.name == base)
+            .expect("a compared stage");
+        let others: Vec<&Stage> = stages
+            .iter()
+            .copied()
+            .filter(|s| s.name != base && is_chat_stage(s.method.kind()))
+            .collect();
+        let kls = on_each(
+            spec.device,
+            &others,
+            |s, cpu| self.kl(s, stages[b], stages, answered, cpu),
+            |s| self.kl(s, stages[b], stages, answered, dev),
+        );
+        for (stage, kl) in others.iter().zip(kls) {
+            let i = stages
+                .iter()
+                .position(|s| s.name == stage.name)
+                .expect("compared");
+            let numbers = &mut answered[i].numbers;
+            numbers.insert(kl_key(&base), kl?);
+            if let Some(w) = win_rate(&scores[i], &scores[b], spec.seed) {
+                numbers.insert(gold_win_key(&base), w.rate);
+                numbers.insert(format!("{}/low", gold_win_key(&base)), w.low);
+                numbers.insert(format!("{}/high", gold_win_key(&base)), w.high);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stage the others are compared with: `baseline`, else the `held_out` stage, else
+    /// the first compared SFT stage.
+    fn baseline(&self, stages: &[&Stage]) -> Option<String> {
+        let named = self
+            .eval
+            .baseline
+            .clone()
+            .or_else(|| self.eval.held_out.clone());
+        named
+            .filter(|n| stages.iter().any(|s| &s.name == n))
+            .or_else(|| {
+                let sft = stages.iter().find(|s| s.method.kind() == StageKind::Sft)?;
+                Some(sft.name.clone())
+            })
+    }
+
+    /// The reward model `rm`'s mean score of `stage`'s sampled answers.
+    fn proxy<D: Backend>(
+        &self,
+        rm: &Stage,
+        stage: &Stage,
+        answered: &[Answered],
+        stages: &[&Stage],
+        dev: &D,
+    ) -> Result<f64> {
+        let model = load_model(&self.run_dir.join(&rm.name), dev)?;
+        let samples = self.samples_of(stage, answered, stages);
+        let n_ctx = model.config().n_ctx;
+        let rows: Vec<Vec<u32>> = self
+            .conversations
+            .iter()
+            .zip(samples)
+            .flat_map(|(c, answers)| answers.iter().map(move |a| (c, a)))
+            .map(|(c, a)| {
+                let answer = [Message {
+                    role: Role::Assistant,
+                    content: a.clone(),
+                }];
+                encode_answer(self.tok, c, &answer, n_ctx)
+            })
+            .collect();
+        let pad = self.tok.special(Special::Pad);
+        let mut total = 0.0;
+        for chunk in rows.chunks(16) {
+            let refs: Vec<&[u32]> = chunk.iter().map(|r| r.as_slice()).collect();
+            total += rewards(model.as_ref(), &refs, pad)
+                .iter()
+                .map(|&r| r as f64)
+                .sum::<f64>();
+        }
+        Ok(total / rows.len().max(1) as f64)
+    }
+
+    /// `stage`'s KL to `base` per answer, over its own sampled answers.
+    fn kl<D: Backend>(
+        &self,
+        stage: &Stage,
+        base: &Stage,
+        stages: &[&Stage],
+        answered: &[Answered],
+        dev: &D,
+    ) -> Result<f64> {
+        let model = load_model(&self.run_dir.join(&stage.name), dev)?;
+        let reference = load_model(&self.run_dir.join(&base.name), dev)?;
+        let samples = self.samples_of(stage, answered, stages);
+        Ok(kl_per_answer(
+            model.as_ref(),
+            reference.as_ref(),
+            self.tok,
+            &self.conversations,
+            samples,
+        ))
+    }
+
+    fn samples_of<'b>(
+        &self,
+        stage: &Stage,
+        answered: &'b [Answered],
+        stages: &[&Stage],
+    ) -> &'b Samples {
+        let i = stages
+            .iter()
+            .position(|s| s.name == stage.name)
+            .expect("a compared stage");
+        answered[i].samples.as_ref().expect("sampled for the judge")
     }
 }
 

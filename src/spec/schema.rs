@@ -228,6 +228,26 @@ pub struct ReportEval {
     /// Ask at most this many questions (all by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// A judge (`[judges.NAME]`) that scores `samples` answers of every compared stage to
+    /// the same questions: the gold measures (`gold/rate`, `gold/win_vs/<baseline>`,
+    /// `kl_vs/<baseline>`, and `reward` when the run has a reward stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    /// Answers sampled per question for the judge (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    /// The stage the others are compared with (default: `held_out`'s stage, else the first
+    /// compared SFT stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+}
+
+impl ReportEval {
+    pub const DEFAULT_SAMPLES: usize = 4;
+
+    pub fn samples(&self) -> usize {
+        self.samples.unwrap_or(Self::DEFAULT_SAMPLES)
+    }
 }
 
 /// A next-token probe: the probability of each candidate continuation of `prompt`.

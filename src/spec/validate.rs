@@ -279,6 +279,7 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
     if let Some(limit) = eval.limit {
         positive_int("report.eval.limit".into(), limit)?;
     }
+    check_gold(spec, eval)?;
     let Some(name) = &eval.held_out else {
         return Ok(());
     };
@@ -302,6 +303,38 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
                 "`{name}` has several data files and no val_data: name a file with `data` instead"
             )
         },
+    )
+}
+
+/// Gold evaluation names a declared judge and a chat stage to compare with.
+fn check_gold(spec: &Experiment, eval: &ReportEval) -> Checked {
+    if let Some(samples) = eval.samples {
+        positive_int("report.eval.samples".into(), samples)?;
+    }
+    if let Some(judge) = &eval.judge {
+        let names: Vec<&str> = spec.judges.keys().map(|k| k.as_str()).collect();
+        require(
+            spec.judges.contains_key(judge),
+            "report.eval.judge",
+            || match names.is_empty() {
+                true => format!("no judge `{judge}`: declare it as a [judges.{judge}] table"),
+                false => format!("no judge `{judge}`; the judges are {}", names.join(", ")),
+            },
+        )?;
+    }
+    let Some(name) = &eval.baseline else {
+        return Ok(());
+    };
+    let chat: Vec<Stage> = spec
+        .stages
+        .iter()
+        .filter(|s| !matches!(s.method.kind(), StageKind::Pretrain | StageKind::Reward))
+        .cloned()
+        .collect();
+    require(
+        chat.iter().any(|s| &s.name == name),
+        "report.eval.baseline",
+        || no_such_stage(name, &chat, "the sft and rlhf stages"),
     )
 }
 
