@@ -168,7 +168,7 @@ sampling = { temperature = 0.0, max_new_tokens = 8 }
 }
 
 #[test]
-fn a_judge_gives_every_stage_gold_numbers_against_the_baseline() {
+fn a_judge_gives_every_stage_gold_numbers_and_the_report_draws_them() {
     let tmp = tempdir();
     let spec = write_spec(tmp.path(), "gold.toml", &gold_spec());
     let run = run_dir(&gptlab(&["run", spec.to_str().unwrap()], tmp.path()));
@@ -196,5 +196,48 @@ fn a_judge_gives_every_stage_gold_numbers_against_the_baseline() {
     assert!(
         !summary["base"].contains_key("kl_vs/assistant"),
         "a base model is not a chat model"
+    );
+}
+
+/// The report's gold chart draws the summary's numbers, and the report opens with it.
+fn assert_gold_chart(run: &std::path::Path, summary: &BTreeMap<String, BTreeMap<String, f64>>) {
+    // Stage by stage, group by group: base and assistant have a gold rate only (base is no
+    // chat model, assistant is the baseline); dpo has its rate and its win rate.
+    let expected = [
+        summary["base"]["gold/rate"],
+        summary["assistant"]["gold/rate"],
+        summary["dpo"]["gold/rate"],
+        summary["dpo"]["gold/win_vs/assistant"],
+    ];
+    let svg = std::fs::read_to_string(run.join("gold.svg")).unwrap();
+    let rects = filled_rects(&svg);
+    let bars = &rects[..expected.len()];
+    // The y axis runs from 0 to 1: every bar's height over its value is the same scale.
+    let scales: Vec<f64> = bars
+        .iter()
+        .zip(&expected)
+        .filter(|(_, v)| **v > 0.05)
+        .map(|(bar, v)| bar.1 / v)
+        .collect();
+    assert!(!scales.is_empty(), "{expected:?}");
+    for ((_, height), value) in bars.iter().zip(&expected) {
+        assert!(
+            (height - value * scales[0]).abs() <= 1.5,
+            "a bar of {height}px for {value} at {} px per unit: {bars:?}",
+            scales[0]
+        );
+    }
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let gold_at = html
+        .find("Gold: what the rater thinks")
+        .expect("a gold section");
+    assert!(
+        gold_at < html.find("Exact match by task").unwrap(),
+        "the report opens with gold"
+    );
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        md.contains("(gold.png)") && md.contains("win rate vs assistant"),
+        "{md}"
     );
 }

@@ -26,6 +26,9 @@ pub struct ByTask {
     pub values: Vec<Vec<Option<f64>>>,
     /// Each stage's exact match over all tasks.
     pub overall: Vec<Option<f64>>,
+    /// The chart's title and what its y axis measures (the same bars draw the gold chart).
+    pub title: &'static str,
+    pub measure: &'static str,
 }
 
 impl ByTask {
@@ -67,6 +70,8 @@ impl ByTask {
             stages,
             values,
             overall,
+            title: "exact match by task",
+            measure: "exact match",
         })
     }
 }
@@ -135,14 +140,14 @@ pub fn section_markdown(run: &RunData, chart: Option<&RenderedChart>) -> String 
     )
 }
 
-fn percent(v: Option<f64>) -> String {
+pub fn percent(v: Option<f64>) -> String {
     v.map(|v| format!("{}%", format::number(v * 100.0)))
         .unwrap_or_else(|| "—".into())
 }
 
 impl Chart for ByTask {
     fn title(&self) -> &str {
-        "exact match by task"
+        self.title
     }
 
     fn size(&self) -> (u32, u32) {
@@ -180,7 +185,7 @@ impl Chart for ByTask {
             .x_label_formatter(&x_label)
             .y_label_formatter(&y_label);
         if text {
-            mesh.y_desc("exact match")
+            mesh.y_desc(self.measure)
                 .label_style((FONT_FAMILY, 16).into_font().color(&RGBColor(68, 68, 68)))
                 .axis_desc_style((FONT_FAMILY, 18).into_font().color(&RGBColor(51, 51, 51)));
         } else {
@@ -284,6 +289,8 @@ mod tests {
                 vec![Some(0.125), Some(0.625)],
             ],
             overall: vec![Some(0.3), Some(0.8)],
+            title: "exact match by task",
+            measure: "exact match",
         };
         let svg = render_svg(&data).unwrap();
         let fills = [palette_hex(0), palette_hex(1)];

@@ -27,6 +27,7 @@ pub struct RunFigures {
     pub probes: Vec<ProbeCharts>,
     /// Exact match by task of the evaluated stages (`[report] eval`).
     pub by_task: Option<RenderedChart>,
+    pub gold: Option<RenderedChart>,
 }
 
 /// Probe prompt → (stage, bar chart of its top next tokens).
@@ -165,6 +166,7 @@ pub fn stage_chip(name: &str, kind: &str, colour: usize) -> String {
 pub fn run_page(run: &RunData, figures: &RunFigures) -> String {
     let mut body = String::new();
     body.push_str(&header(run));
+    body.push_str(&super::gold::section_html(run, figures.gold.as_ref()));
     body.push_str(&super::by_task::section_html(run, figures.by_task.as_ref()));
     body.push_str(&answers(run));
     body.push_str(&stage_table(run));

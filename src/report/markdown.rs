@@ -39,6 +39,7 @@ pub fn code_block(lang: &str, text: &str) -> String {
 
 pub fn run_markdown(run: &RunData, figures: &RunFigures) -> String {
     let mut md = header(run);
+    md.push_str(&super::gold::section_markdown(run, figures.gold.as_ref()));
     md.push_str(&super::by_task::section_markdown(
         run,
         figures.by_task.as_ref(),

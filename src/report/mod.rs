@@ -8,6 +8,7 @@
 //! - `spec_keys`, `compare`: the cross-run comparison; `sweep_charts`: final metrics against
 //!   the swept keys, at the top of a comparison
 //! - `by_task`: exact match per task of every compared stage, as grouped bars
+//! - `gold`: the judge's gold rate and win rate of every compared stage, beside KL and proxy
 
 pub mod bars;
 pub mod by_task;
@@ -17,6 +18,7 @@ pub mod figures;
 pub mod font;
 pub mod font_embed;
 pub mod format;
+pub mod gold;
 pub mod html;
 pub mod markdown;
 pub mod mixture;
@@ -61,6 +63,7 @@ pub fn write_run_report(run_dir: &Path) -> Result<PathBuf> {
     }
     figures.probes = probe_charts(&run, run_dir)?;
     figures.by_task = by_task::write_by_task_chart(&run, run_dir)?;
+    figures.gold = gold::write_gold_chart(&run, run_dir)?;
 
     let html_path = run_dir.join(results::REPORT_HTML);
     write_atomic(&html_path, html::run_page(&run, &figures).as_bytes())?;

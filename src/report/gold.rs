@@ -1,0 +1,170 @@
+//! The gold measures of `[report] eval`'s judge (see `eval::gold`), read from summary.json:
+//! each stage's gold rate and win rate against the baseline as grouped bars (the exact-match
+//! chart's bars), and a table that puts them beside the KL to the baseline and the reward
+//! model's proxy score. Gold rising with the proxy is progress; the proxy rising alone is the
+//! reward model being gamed.
+
+use super::by_task::{percent, ByTask};
+use super::format;
+use super::html::{escape, figure, stage_chip, RenderedChart};
+use super::markdown::{cell, table};
+use super::run::RunData;
+use crate::results::{gold_win_key, kl_key, EVAL_REWARD, GOLD_RATE};
+use anyhow::Result;
+use std::path::Path;
+
+/// The stages with a gold rate, their numbers, and the baseline they were compared with.
+struct Gold {
+    bars: ByTask,
+    baseline: Option<String>,
+    /// Per stage: win, low, high, KL, proxy.
+    rows: Vec<[Option<f64>; 5]>,
+}
+
+impl Gold {
+    fn of(run: &RunData) -> Option<Gold> {
+        let mut stages = Vec::new();
+        let mut baseline = None;
+        for s in &run.stages {
+            let Some(m) = run
+                .summary
+                .get(&s.name)
+                .filter(|m| m.contains_key(GOLD_RATE))
+            else {
+                continue;
+            };
+            stages.push((s.name.clone(), run.stage_colour(&s.name)));
+            let win = m
+                .keys()
+                .find_map(|k| k.strip_prefix("gold/win_vs/").filter(|b| !b.contains('/')));
+            baseline = baseline.or(win.map(str::to_string));
+        }
+        if stages.is_empty() {
+            return None;
+        }
+        let get = |stage: &str, key: &str| run.summary.get(stage).and_then(|m| m.get(key)).copied();
+        let rates: Vec<Option<f64>> = stages.iter().map(|(s, _)| get(s, GOLD_RATE)).collect();
+        let rows = stages
+            .iter()
+            .map(|(s, _)| {
+                let b = baseline.as_deref().unwrap_or_default();
+                let win = gold_win_key(b);
+                [
+                    get(s, &win),
+                    get(s, &format!("{win}/low")),
+                    get(s, &format!("{win}/high")),
+                    get(s, &kl_key(b)),
+                    get(s, EVAL_REWARD),
+                ]
+            })
+            .collect::<Vec<_>>();
+        let mut tasks = vec!["gold rate".to_string()];
+        let mut values = vec![rates.clone()];
+        if let Some(b) = &baseline {
+            tasks.push(format!("win rate vs {b}"));
+            values.push(rows.iter().map(|r| r[0]).collect());
+        }
+        let bars = ByTask {
+            tasks,
+            stages,
+            values,
+            overall: rates,
+            title: "gold: the judge's verdict on held-out answers",
+            measure: "judge",
+        };
+        Some(Gold {
+            bars,
+            baseline,
+            rows,
+        })
+    }
+
+    fn header(&self) -> Vec<String> {
+        let b = self.baseline.as_deref().unwrap_or("baseline");
+        vec![
+            "stage".into(),
+            "gold rate".into(),
+            format!("win rate vs {b} (95% interval)"),
+            format!("KL to {b} (nats/answer)"),
+            "proxy reward".into(),
+        ]
+    }
+
+    /// The numbers of stage `i` as table cells.
+    fn cells(&self, i: usize) -> Vec<String> {
+        let [win, low, high, kl, proxy] = self.rows[i];
+        let win = match (win, low, high) {
+            (Some(w), Some(l), Some(h)) => format!(
+                "{} ({}–{})",
+                percent(Some(w)),
+                percent(Some(l)),
+                percent(Some(h))
+            ),
+            _ => "—".into(),
+        };
+        let number = |v: Option<f64>| v.map(format::number).unwrap_or_else(|| "—".into());
+        vec![
+            percent(self.bars.overall[i]),
+            win,
+            number(kl),
+            number(proxy),
+        ]
+    }
+}
+
+/// Writes `gold.svg|png` into the run folder when the run was judged.
+pub fn write_gold_chart(run: &RunData, run_dir: &Path) -> Result<Option<RenderedChart>> {
+    let Some(gold) = Gold::of(run) else {
+        return Ok(None);
+    };
+    super::render_chart(&gold.bars, run_dir, "", "gold").map(Some)
+}
+
+const INTRO: &str = "The judge stands for the rater; no stage optimised it. Answers are sampled \
+(temperature 1) for held-out questions. Gold rising with the proxy reward is progress; the proxy \
+rising alone is the reward model being gamed.";
+
+/// The section of report.html: the chart with the table beside it.
+pub fn section_html(run: &RunData, chart: Option<&RenderedChart>) -> String {
+    let (Some(gold), Some(chart)) = (Gold::of(run), chart) else {
+        return String::new();
+    };
+    let mut t = String::from("<table><thead><tr>");
+    for h in gold.header() {
+        t.push_str(&format!("<th>{}</th>", escape(&h)));
+    }
+    t.push_str("</tr></thead><tbody>\n");
+    for (i, (s, colour)) in gold.bars.stages.iter().enumerate() {
+        t.push_str(&format!("<tr><td>{}</td>", stage_chip(s, "", *colour)));
+        for c in gold.cells(i) {
+            t.push_str(&format!("<td class=\"num\">{}</td>", escape(&c)));
+        }
+        t.push_str("</tr>\n");
+    }
+    t.push_str("</tbody></table>");
+    format!(
+        "<section id=\"gold\">\n<h2>Gold: what the rater thinks</h2>\n<p>{}</p>\n<div class=\"beside\">{}<div class=\"scroll\">{t}</div></div>\n</section>\n",
+        escape(INTRO),
+        figure(chart)
+    )
+}
+
+/// The same for report.md.
+pub fn section_markdown(run: &RunData, chart: Option<&RenderedChart>) -> String {
+    let (Some(gold), Some(chart)) = (Gold::of(run), chart) else {
+        return String::new();
+    };
+    let rows: Vec<Vec<String>> = gold
+        .bars
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| std::iter::once(cell(s)).chain(gold.cells(i)).collect())
+        .collect();
+    format!(
+        "## Gold: what the rater thinks\n\n{INTRO}\n\n![{}]({})\n\n{}\n",
+        cell(&chart.title),
+        chart.png,
+        table(&gold.header(), &rows)
+    )
+}
