@@ -221,6 +221,10 @@ fn main() -> ExitCode {
     // step is a chain of short parallel ops, and handing each one to another thread and
     // waking up afterwards cost more than the op itself at small model sizes. `serve` computes
     // on its worker threads while the main thread waits on the network, so it keeps them all.
+    // The rule this imposes: code on the main thread never blocks waiting for another thread
+    // that needs the pool (with one thread, main is the pool's only worker: a deadlock). Work
+    // done in parallel goes through rayon itself (`runner/report_eval.rs`); the threads
+    // `sweep` starts only wait for child processes.
     if !matches!(cli.command, Command::Serve(_)) {
         let _ = rayon::ThreadPoolBuilder::new()
             .use_current_thread()
