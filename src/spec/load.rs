@@ -991,6 +991,40 @@ sampling = { temperature = 0.8, top_k = 20 }
     }
 
     #[test]
+    fn report_eval_names_a_declared_judge_and_a_chat_baseline() {
+        let eval = |keys: &str| {
+            let text = with_judge(FUN);
+            let at = text.find("sampling = {").unwrap();
+            let line = format!("eval = {{ held_out = \"assistant\", {keys} }}\n");
+            format!("{}{line}{}", &text[..at], &text[at..])
+        };
+        assert_error(
+            &eval("judge = \"fnu\""),
+            "eval =",
+            "report.eval.judge",
+            "no judge `fnu`; the judges are fun",
+        );
+        assert_error(
+            &eval("judge = \"fun\", samples = 0"),
+            "eval =",
+            "report.eval.samples",
+            "a whole number > 0",
+        );
+        assert_error(
+            &eval("judge = \"fun\", baseline = \"rm\""),
+            "eval =",
+            "report.eval.baseline",
+            "no stage named `rm`",
+        );
+        let text = eval("judge = \"fun\", samples = 2, baseline = \"rlhf\"");
+        assert!(
+            Project::new().load(&text, &[]).is_ok(),
+            "{}",
+            error_of(&text, &[])
+        );
+    }
+
+    #[test]
     fn judge_patterns_must_compile() {
         let text = with_judge(&format!("{FUN}\nregex = \"(北京\""));
         assert_error(&text, "regex =", "judges.fun.regex", "unclosed group");
