@@ -3,6 +3,7 @@
 //! format, which a reward stage reads. Works from a pipe (one message or rating per line).
 
 use crate::data::chat::{encode_prompt, Message, Role};
+use crate::data::ratings::{Provenance, RatingWriter, SamplingNote};
 use crate::eval::answers::answer;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
@@ -10,16 +11,6 @@ use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result};
 use std::io::{BufRead, Write};
 use std::path::Path;
-
-/// One line of the feedback file.
-#[derive(serde::Serialize)]
-struct FeedbackLine<'a> {
-    prompt: &'a [Message],
-    completion: [Message; 1],
-    label: bool,
-    model: &'a str,
-    ts: String,
-}
 
 pub struct ChatOptions<'a> {
     pub sampling: SampleOptions,
@@ -56,17 +47,20 @@ fn rate(
         }
         return Ok(false);
     };
-    let record = FeedbackLine {
-        prompt: &prompt,
-        completion: [Message {
-            role: Role::Assistant,
-            content: completion,
-        }],
-        label,
-        model: opts.model_name,
+    let about = Provenance {
+        stage: opts.model_name.to_string(),
         ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        sampling: SamplingNote {
+            temperature: Some(opts.sampling.temperature),
+            top_k: Some(opts.sampling.top_k),
+            top_p: Some(opts.sampling.top_p),
+            max_tokens: Some(opts.sampling.max_new_tokens),
+            seed: Some(opts.seed),
+        },
     };
-    append_line(opts.feedback, &serde_json::to_string(&record)?)?;
+    // Only 👍/👎 come from chat, so the rankings file is never written.
+    let writer = RatingWriter::new(opts.feedback, Path::new(""));
+    writer.rate(&prompt, &completion, label, &about)?;
     if opts.interactive {
         writeln!(out, "(saved to {})", opts.feedback.display())?;
     }
@@ -140,18 +134,4 @@ pub fn run_chat<D: Backend>(
         });
     }
     Ok(ratings)
-}
-
-/// Appends one line with a single write, so concurrent writers do not interleave lines.
-fn append_line(path: &Path, line: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open the feedback file {}", path.display()))?;
-    f.write_all(format!("{line}\n").as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -168,7 +168,9 @@ fn chat_through_a_pipe_writes_feedback_lines() {
     assert_eq!(lines[1]["prompt"].as_array().unwrap().len(), 3);
     assert_eq!(lines[1]["completion"][0]["role"], "assistant");
     assert!(lines[0]["ts"].as_str().unwrap().ends_with('Z'));
-    assert!(lines[0]["model"].as_str().unwrap().contains("sft"));
+    // The same line as `gptlab serve` writes: the stage that answered and how it sampled.
+    assert!(lines[0]["stage"].as_str().unwrap().contains("sft"));
+    assert_eq!(lines[0]["sampling"]["max_tokens"], 4);
     // The reward stage's reader accepts what chat wrote.
     let records = gptlab::data::read_preferences(&feedback).unwrap();
     assert_eq!(records.len(), 2);

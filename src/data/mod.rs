@@ -1,5 +1,5 @@
 //! Reading training data: file patterns, text corpora, JSONL datasets in the TRL schemas,
-//! the chat template, and validation splits.
+//! the chat template, and validation splits; and writing ratings in those schemas.
 
 pub mod batches;
 pub mod chat;
@@ -7,6 +7,7 @@ pub mod corpus_source;
 pub mod jsonl;
 pub mod mixture;
 pub mod paths;
+pub mod ratings;
 pub mod records;
 pub mod split;
 pub mod text;

@@ -5,7 +5,6 @@
 pub mod catalog;
 pub mod error;
 pub mod explorer;
-pub mod feedback;
 pub mod generation;
 pub mod openai;
 pub mod page;
@@ -13,6 +12,8 @@ pub mod respond;
 pub mod routes;
 pub mod worker;
 
+use crate::data::ratings::RatingWriter;
+use crate::results::{FEEDBACK_FILE, PREFERENCES_FILE};
 use anyhow::{Context, Result};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -52,7 +53,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         stages,
         tok,
         workers,
-        feedback: Arc::new(feedback::FeedbackWriter::new(&args.run)),
+        feedback: Arc::new(RatingWriter::new(
+            &args.run.join(FEEDBACK_FILE),
+            &args.run.join(PREFERENCES_FILE),
+        )),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         requests: Default::default(),
     });

@@ -6,7 +6,6 @@
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
 use super::explorer::{attention, next_token};
-use super::feedback::{FeedbackWriter, Provenance, SamplingNote, FEEDBACK_FILE, PREFERENCES_FILE};
 use super::generation::run_generation;
 use super::openai::{
     chat_prompt, completion_prompt, gen_params, to_messages, ApiMessage, ChatRequest,
@@ -15,6 +14,8 @@ use super::openai::{
 use super::page;
 use super::respond::{collect, stream, Header, Shape};
 use super::worker::Workers;
+use crate::data::ratings::{Provenance, RatingWriter, SamplingNote};
+use crate::results::{FEEDBACK_FILE, PREFERENCES_FILE};
 use crate::runner::prompt_ids;
 use crate::tokenizer::Tokenizer;
 use axum::body::Bytes;
@@ -45,7 +46,7 @@ pub struct AppState {
     pub stages: Vec<StageInfo>,
     pub tok: Arc<Tokenizer>,
     pub workers: Workers,
-    pub feedback: Arc<FeedbackWriter>,
+    pub feedback: Arc<RatingWriter>,
     pub api_key: Option<String>,
     pub requests: AtomicU64,
 }

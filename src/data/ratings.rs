@@ -1,7 +1,9 @@
-//! Ratings from the page and the API, appended to the run folder in the formats a reward stage
-//! (and a DPO stage) reads as data: a 👍/👎 is one line of TRL's unpaired preference format in
-//! `feedback.jsonl`; a ranking of several answers is every chosen/rejected pair it implies, in
-//! `preferences.jsonl`. Each line also records the stage, the time and the sampling settings.
+//! Ratings, written in the formats a reward, DPO or KTO stage reads as data: a 👍/👎 is one
+//! line of TRL's unpaired preference format (`feedback.jsonl`); a ranking of several answers is
+//! every chosen/rejected pair it implies (`preferences.jsonl`). Each line also records the stage,
+//! the time and the sampling settings. People write them through `gptlab serve` and
+//! `gptlab chat`, simulated raters through a feedback stage: one writer, so the two are
+//! interchangeable.
 
 use crate::data::chat::Message;
 use anyhow::{Context, Result};
@@ -9,10 +11,6 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-// The rating files inside a run folder: `gptlab serve` and `gptlab chat` append to them, and
-// specs name them as a reward or DPO stage's data.
-pub use crate::results::{FEEDBACK_FILE, PREFERENCES_FILE};
 
 /// The sampling settings an answer was produced with (as the client reports them).
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
@@ -62,17 +60,21 @@ pub fn ranking_pairs(ranking: &[String]) -> Vec<(&str, &str)> {
     pairs
 }
 
-/// Appends to a run's rating files. One lock and one `write` per request, so lines from
+/// Appends to a pair of rating files. One lock and one `write` per request, so lines from
 /// concurrent requests never interleave and a ranking's pairs land together or not at all.
-pub struct FeedbackWriter {
-    run: PathBuf,
+pub struct RatingWriter {
+    /// 👍/👎 lines.
+    feedback: PathBuf,
+    /// Pairs from rankings.
+    preferences: PathBuf,
     lock: Mutex<()>,
 }
 
-impl FeedbackWriter {
-    pub fn new(run: &Path) -> FeedbackWriter {
-        FeedbackWriter {
-            run: run.to_path_buf(),
+impl RatingWriter {
+    pub fn new(feedback: &Path, preferences: &Path) -> RatingWriter {
+        RatingWriter {
+            feedback: feedback.to_path_buf(),
+            preferences: preferences.to_path_buf(),
             lock: Mutex::new(()),
         }
     }
@@ -91,7 +93,7 @@ impl FeedbackWriter {
             label,
             about,
         };
-        self.append(FEEDBACK_FILE, &[serde_json::to_string(&line)?])
+        self.append(&self.feedback, &[serde_json::to_string(&line)?])
     }
 
     /// A best-first ranking of answers to one prompt; returns how many pairs were written.
@@ -112,11 +114,14 @@ impl FeedbackWriter {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.append(PREFERENCES_FILE, &lines)
+        self.append(&self.preferences, &lines)
     }
 
-    fn append(&self, name: &str, lines: &[String]) -> Result<usize> {
-        let path = self.run.join(name);
+    fn append(&self, path: &Path, lines: &[String]) -> Result<usize> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut f = std::fs::OpenOptions::new()
@@ -155,24 +160,25 @@ mod tests {
     #[test]
     fn written_lines_are_what_the_reward_stage_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let w = FeedbackWriter::new(dir.path());
+        let (fb_path, pref_path) = (dir.path().join("fb.jsonl"), dir.path().join("p.jsonl"));
+        let w = RatingWriter::new(&fb_path, &pref_path);
         let prompt = [Message::user("2+2?")];
         w.rate(&prompt, "4", true, &about()).unwrap();
         w.rate(&prompt, "5", false, &about()).unwrap();
         let ranking: Vec<String> = ["4", "four", "5"].map(String::from).to_vec();
         assert_eq!(w.rank(&prompt, &ranking, &about()).unwrap(), 3);
 
-        let fb = read_preferences(&dir.path().join(FEEDBACK_FILE)).unwrap();
+        let fb = read_preferences(&fb_path).unwrap();
         assert!(
             matches!(&fb[0], PreferenceRecord::Feedback(f) if f.label && f.completion[0].content == "4")
         );
         assert!(matches!(&fb[1], PreferenceRecord::Feedback(f) if !f.label));
-        let prefs = read_preferences(&dir.path().join(PREFERENCES_FILE)).unwrap();
+        let prefs = read_preferences(&pref_path).unwrap();
         assert_eq!(prefs.len(), 3);
         assert!(matches!(&prefs[2], PreferenceRecord::Pair(p)
             if p.chosen[0].content == "four" && p.rejected[0].content == "5" && p.prompt == prompt));
         let first: serde_json::Value = serde_json::from_str(
-            std::fs::read_to_string(dir.path().join(FEEDBACK_FILE))
+            std::fs::read_to_string(&fb_path)
                 .unwrap()
                 .lines()
                 .next()
