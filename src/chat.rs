@@ -49,7 +49,8 @@ fn rate(
     };
     let about = Provenance {
         stage: opts.model_name.to_string(),
-        ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ts: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        rater: None,
         sampling: SamplingNote {
             temperature: Some(opts.sampling.temperature),
             top_k: Some(opts.sampling.top_k),

@@ -26,8 +26,14 @@ pub struct SamplingNote {
 /// What a rating line records besides the data itself.
 #[derive(Clone, Debug, Serialize)]
 pub struct Provenance {
+    /// The stage that answered.
     pub stage: String,
-    pub ts: String,
+    /// When a person rated (simulated raters leave it out, so a seed gives the same files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    /// Who rated when it was not a person: the judge and its noise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rater: Option<String>,
     pub sampling: SamplingNote,
 }
 
@@ -103,8 +109,22 @@ impl RatingWriter {
         ranking: &[String],
         about: &Provenance,
     ) -> Result<usize> {
-        let lines = ranking_pairs(ranking)
+        let pairs: Vec<(String, String)> = ranking_pairs(ranking)
             .into_iter()
+            .map(|(c, r)| (c.to_string(), r.to_string()))
+            .collect();
+        self.pairs(prompt, &pairs, about)
+    }
+
+    /// (chosen, rejected) pairs for one prompt, as one write.
+    pub fn pairs(
+        &self,
+        prompt: &[Message],
+        pairs: &[(String, String)],
+        about: &Provenance,
+    ) -> Result<usize> {
+        let lines = pairs
+            .iter()
             .map(|(chosen, rejected)| {
                 serde_json::to_string(&PreferenceLine {
                     prompt,
@@ -118,6 +138,9 @@ impl RatingWriter {
     }
 
     fn append(&self, path: &Path, lines: &[String]) -> Result<usize> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -143,7 +166,8 @@ mod tests {
     fn about() -> Provenance {
         Provenance {
             stage: "sft".into(),
-            ts: "2026-01-01T00:00:00Z".into(),
+            ts: Some("2026-01-01T00:00:00Z".into()),
+            rater: None,
             sampling: SamplingNote {
                 temperature: Some(0.7),
                 ..Default::default()

@@ -216,7 +216,8 @@ async fn feedback(
     let prompt = to_messages(&req.messages)?;
     let about = Provenance {
         stage: stage.name.clone(),
-        ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ts: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        rater: None,
         sampling: req.sampling,
     };
     let writer = s.feedback.clone();

@@ -2,6 +2,7 @@
 //! `Objective` and hands it to the shared loop. Stages never call each other; the runner
 //! gives each the model of its `from` stage.
 
+pub mod feedback;
 pub mod pretrain;
 pub mod reward;
 pub mod rlhf;
