@@ -162,6 +162,7 @@ pub enum Algorithm {
     Ppo,
     Dpo,
     Grpo,
+    Kto,
 }
 
 impl Algorithm {
@@ -170,6 +171,7 @@ impl Algorithm {
             Algorithm::Ppo => "ppo",
             Algorithm::Dpo => "dpo",
             Algorithm::Grpo => "grpo",
+            Algorithm::Kto => "kto",
         }
     }
 }
