@@ -48,6 +48,12 @@ struct Case {
     expect: &'static [&'static str],
 }
 
+/// The second stage as a KTO stage reading `thumbs.jsonl`.
+const KTO_ON_THUMBS: &[(&str, &str)] = &[
+    ("kind = \"sft\"", "kind = \"rlhf\"\nalgorithm = \"kto\""),
+    ("{dir}/sft.jsonl", "{dir}/thumbs.jsonl"),
+];
+
 const CASES: &[Case] = &[
     Case {
         name: "malformed TOML",
@@ -224,6 +230,48 @@ const CASES: &[Case] = &[
         )],
         args: &[],
         expect: &["sft.jsonl:2", "prompt"],
+    },
+    Case {
+        name: "KTO data without labels",
+        edits: KTO_ON_THUMBS,
+        files: &[(
+            "thumbs.jsonl",
+            "{\"prompt\": \"你好\", \"completion\": \"你好!\"}\n".as_bytes(),
+        )],
+        args: &[],
+        expect: &[
+            "@LINE:thumbs.jsonl",
+            "thumbs.jsonl:1",
+            "\"label\"",
+            "KTO needs both 👍 and 👎",
+        ],
+    },
+    Case {
+        name: "KTO data with only 👍",
+        edits: KTO_ON_THUMBS,
+        files: &[(
+            "thumbs.jsonl",
+            "{\"prompt\": \"你好\", \"completion\": \"你好!\", \"label\": true}\n\
+             {\"prompt\": \"1+1=?\", \"completion\": \"2。\", \"label\": true}\n"
+                .as_bytes(),
+        )],
+        args: &[],
+        expect: &[
+            "@LINE:thumbs.jsonl",
+            "thumbs.jsonl",
+            "KTO needs both 👍 and 👎",
+            "0 👎",
+        ],
+    },
+    Case {
+        name: "KTO negative weight",
+        edits: &[
+            KTO_ON_THUMBS[0],
+            ("data = \"{dir}/sft.jsonl\"", "data = \"{dir}/sft.jsonl\"\nundesirable_weight = -1.0"),
+        ],
+        files: &[],
+        args: &[],
+        expect: &["@LINE:undesirable_weight = -1.0", "undesirable_weight", ">= 0"],
     },
     Case {
         name: "results folder that cannot be written",

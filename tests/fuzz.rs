@@ -279,6 +279,7 @@ fn check_readers(bytes: &[u8], name: &str) -> Result<(), TestCaseError> {
     let errors = [
         gptlab::data::read_sft(&path).err(),
         gptlab::data::read_preferences(&path).err(),
+        gptlab::data::read_labelled(&path).err(),
         gptlab::data::read_prompts(&path).err(),
         gptlab::data::sniff_jsonl_kind(&path).err(),
         gptlab::data::read_text_corpus(&[path.clone()]).err(),

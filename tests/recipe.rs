@@ -1,5 +1,5 @@
-//! End to end: a tiny experiment through every stage (pretrain, SFT, reward, PPO, DPO, GRPO),
-//! checking the files a user relies on and that each stage learns.
+//! End to end: a tiny experiment through every stage (pretrain, SFT, reward, PPO, DPO, GRPO,
+//! KTO), checking the files a user relies on and that each stage learns.
 
 mod common;
 use common::*;
@@ -77,6 +77,17 @@ max_new_tokens = 8
 lr = 1e-4
 eval_every = 3
 eval_batches = 1
+[[stages]]
+name = "kto"
+kind = "rlhf"
+algorithm = "kto"
+from = "assistant"
+data = "{tmp}/feedback.jsonl"
+undesirable_weight = 1.5
+steps = 20
+batch_size = 8
+lr = 3e-4
+eval_every = 10
 [report]
 prompts = ["中国的首都是哪里?", "香蕉是"]
 probes = [{ prompt = "我今天想去游乐园玩", candidates = ["过山车", "大风车"] }]
@@ -87,10 +98,33 @@ sampling = { temperature = 0.0, max_new_tokens = 12 }
         .text()
 }
 
+/// 👍/👎 lines in the format `gptlab serve` appends to feedback.jsonl (prompt and completion
+/// as message lists): each of the first demo preference pairs as one 👍 and one 👎 answer.
+fn write_feedback(dir: &std::path::Path) {
+    let prefs = std::fs::read_to_string(repo().join("datasets/demo/prefs.jsonl")).unwrap();
+    let turn = |role: &str, content: &serde_json::Value| serde_json::json!([{ "role": role, "content": content }]);
+    let mut lines = String::new();
+    for line in prefs.lines().take(60) {
+        let pair: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (answer, label) in [("chosen", true), ("rejected", false)] {
+            let record = serde_json::json!({
+                "prompt": turn("user", &pair["prompt"]),
+                "completion": turn("assistant", &pair[answer]),
+                "label": label,
+                "model": "tiny/assistant",
+            });
+            lines += &format!("{record}\n");
+        }
+    }
+    std::fs::write(dir.join("feedback.jsonl"), lines).unwrap();
+}
+
 #[test]
 fn every_stage_runs_end_to_end_and_leaves_a_complete_run() {
     let tmp = tempdir();
-    let spec = write_spec(tmp.path(), "tiny.toml", &spec());
+    write_feedback(tmp.path());
+    let spec = spec().replace("{tmp}", tmp.path().to_str().unwrap());
+    let spec = write_spec(tmp.path(), "tiny.toml", &spec);
     let out = gptlab(&["run", spec.to_str().unwrap()], tmp.path());
     let run = run_dir(&out);
 
@@ -109,8 +143,8 @@ fn every_stage_runs_end_to_end_and_leaves_a_complete_run() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["complete"], true);
-    assert_eq!(meta["stages"].as_array().unwrap().len(), 6);
-    for stage in ["base", "assistant", "rm", "ppo", "dpo", "grpo"] {
+    assert_eq!(meta["stages"].as_array().unwrap().len(), 7);
+    for stage in ["base", "assistant", "rm", "ppo", "dpo", "grpo", "kto"] {
         for f in ["model.safetensors", "config.json", "metrics.csv"] {
             assert!(run.join(stage).join(f).is_file(), "{stage}/{f} missing");
         }
@@ -141,12 +175,25 @@ fn every_stage_runs_end_to_end_and_leaves_a_complete_run() {
         ("dpo", "rewards/margins"),
         ("dpo", "nll"),
         ("grpo", "reward"),
+        ("kto", "kl"),
+        ("kto", "val/loss"),
+        ("kto", "val/kl"),
+        ("kto", "val/rewards/chosen"),
+        ("kto", "val/rewards/rejected"),
     ] {
         assert!(
             !read_metric(&run.join(stage).join("metrics.csv"), metric).is_empty(),
             "{stage} lacks {metric}"
         );
     }
+
+    // KTO raises the 👍 answers and lowers the 👎 ones against the reference.
+    let kto = |metric| read_metric(&run.join("kto/metrics.csv"), metric);
+    let (chosen, rejected) = (kto("rewards/chosen"), kto("rewards/rejected"));
+    assert!(
+        chosen.last().unwrap() > rejected.last().unwrap(),
+        "kto rewards/chosen {chosen:?} rewards/rejected {rejected:?}"
+    );
 
     // One sample per (compared stage, prompt), probes for each compared stage.
     let samples = std::fs::read_to_string(run.join("samples.jsonl")).unwrap();

@@ -82,6 +82,22 @@ pub fn read_preferences(path: &Path) -> anyhow::Result<Vec<PreferenceRecord>> {
     for_each_record(path, parse_preference)
 }
 
+/// What KTO trains on: 👍/👎 feedback, and preference pairs (each one 👍 and one 👎 answer).
+/// An answer without a label is refused here, with KTO's format, rather than as a generic
+/// preference line: it is the likely mistake of pointing a KTO stage at an SFT file.
+pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<PreferenceRecord>> {
+    for_each_record(path, |record| {
+        let has = |key: &str| record.contains_key(key);
+        if has("completion") && !has("label") && !has("chosen") {
+            bail!(
+                "expected \"label\": true (👍) or false (👎) beside \"prompt\" and \"completion\": KTO needs both 👍 and 👎 lines, found keys {}",
+                keys_of(record)
+            );
+        }
+        parse_preference(record)
+    })
+}
+
 /// Prompt files; SFT files are valid prompt files (their answers become references).
 pub fn read_prompts(path: &Path) -> anyhow::Result<Vec<PromptExample>> {
     for_each_record(path, parse_prompt)

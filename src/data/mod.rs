@@ -15,7 +15,7 @@ pub mod verse;
 
 pub use chat::{decode_chat, encode_chat, encode_prompt, render_chat, EncodedChat, Message, Role};
 pub use jsonl::{
-    read_preferences, read_prompts, read_sft, sniff_jsonl_kind, Feedback, JsonlKind,
+    read_labelled, read_preferences, read_prompts, read_sft, sniff_jsonl_kind, Feedback, JsonlKind,
     PreferencePair, PreferenceRecord, PromptExample, SftExample,
 };
 pub use paths::expand_paths;

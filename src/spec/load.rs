@@ -708,7 +708,7 @@ sampling = { temperature = 0.8, top_k = 20 }
             &text,
             "beta = 0.2",
             "stages.rlhf.beta",
-            "only used by rlhf stages with algorithm `dpo`, not by a ppo stage",
+            "only used by rlhf stages with algorithm `dpo` or `kto`, not by a ppo stage",
         );
         let text = edit("kind = \"pretrain\"", "kind = \"pretrain\"\nkl_coef = 0.1");
         assert_error(&text, "kl_coef", "stages.base.kl_coef", "`ppo` or `grpo`");

@@ -34,5 +34,5 @@ pub use schema::{
     Algorithm, Checker, Device, Experiment, JudgeSpec, ModelSpec, Preset, Probe, ReportEval,
     ReportSpec, Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
-pub use stage::{DpoKeys, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
+pub use stage::{DpoKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage};
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

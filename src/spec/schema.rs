@@ -169,6 +169,7 @@ pub enum Algorithm {
     Ppo,
     Dpo,
     Grpo,
+    Kto,
 }
 
 impl Algorithm {
@@ -177,6 +178,7 @@ impl Algorithm {
             Algorithm::Ppo => "ppo",
             Algorithm::Dpo => "dpo",
             Algorithm::Grpo => "grpo",
+            Algorithm::Kto => "kto",
         }
     }
 }

@@ -62,6 +62,7 @@ pub enum Method {
     Ppo(PpoKeys),
     Dpo(DpoKeys),
     Grpo(GrpoKeys),
+    Kto(KtoKeys),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +73,18 @@ pub struct DpoKeys {
     /// (TRL's `rpo_alpha`, Pang et al. 2024): DPO alone may lower both answers' likelihood
     /// as long as their margin grows, and greedy answers then get worse. 0 is plain DPO.
     pub rpo_alpha: f64,
+}
+
+/// KTO (Ethayarajh et al. 2024, TRL's `KTOTrainer`): single answers marked 👍 or 👎, each
+/// pushed above or below a KL estimate of how far the policy has moved from the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KtoKeys {
+    /// Strength of the implicit KL constraint to the reference model, as in DPO.
+    pub beta: f64,
+    /// Weights of the 👍 and 👎 examples' losses. With unbalanced feedback the paper (and TRL)
+    /// advise keeping `desirable_weight·#👍 / (undesirable_weight·#👎)` within [1, 4/3].
+    pub desirable_weight: f64,
+    pub undesirable_weight: f64,
 }
 
 /// What PPO and GRPO share: sampling completions to prompts and clipped policy updates on
@@ -113,7 +126,7 @@ impl Method {
             Method::Pretrain => StageKind::Pretrain,
             Method::Sft => StageKind::Sft,
             Method::Reward => StageKind::Reward,
-            Method::Ppo(_) | Method::Dpo(_) | Method::Grpo(_) => StageKind::Rlhf,
+            Method::Ppo(_) | Method::Dpo(_) | Method::Grpo(_) | Method::Kto(_) => StageKind::Rlhf,
         }
     }
 
@@ -123,6 +136,7 @@ impl Method {
             Method::Ppo(_) => Some(Algorithm::Ppo),
             Method::Dpo(_) => Some(Algorithm::Dpo),
             Method::Grpo(_) => Some(Algorithm::Grpo),
+            Method::Kto(_) => Some(Algorithm::Kto),
         }
     }
 
@@ -131,7 +145,9 @@ impl Method {
         match self {
             Method::Ppo(keys) => Some(&keys.rollout),
             Method::Grpo(keys) => Some(&keys.rollout),
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) => None,
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) | Method::Kto(_) => {
+                None
+            }
         }
     }
 
@@ -139,7 +155,9 @@ impl Method {
         match self {
             Method::Ppo(keys) => Some(&mut keys.rollout),
             Method::Grpo(keys) => Some(&mut keys.rollout),
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) => None,
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) | Method::Kto(_) => {
+                None
+            }
         }
     }
 
@@ -148,7 +166,9 @@ impl Method {
         match self {
             Method::Ppo(keys) => Some(&keys.reward_model),
             Method::Grpo(keys) => keys.reward_model.as_deref(),
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) => None,
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) | Method::Kto(_) => {
+                None
+            }
         }
     }
 }
@@ -176,13 +196,14 @@ pub const COMMON_KEYS: &[&str] = &[
 ];
 
 /// Every method, as the `kind` and `algorithm` that select it.
-pub const METHODS: [(StageKind, Option<Algorithm>); 6] = [
+pub const METHODS: [(StageKind, Option<Algorithm>); 7] = [
     (StageKind::Pretrain, None),
     (StageKind::Sft, None),
     (StageKind::Reward, None),
     (StageKind::Rlhf, Some(Algorithm::Ppo)),
     (StageKind::Rlhf, Some(Algorithm::Dpo)),
     (StageKind::Rlhf, Some(Algorithm::Grpo)),
+    (StageKind::Rlhf, Some(Algorithm::Kto)),
 ];
 
 /// The keys a method takes beyond `COMMON_KEYS`; `None` when `kind` and `algorithm` select
@@ -226,6 +247,13 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
             Some(&["algorithm", "beta", "rpo_alpha", "val_group"])
         }
         (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
+        (StageKind::Rlhf, Some(Algorithm::Kto)) => Some(&[
+            "algorithm",
+            "beta",
+            "desirable_weight",
+            "undesirable_weight",
+            "val_group",
+        ]),
         _ => None,
     }
 }
@@ -308,6 +336,11 @@ pub struct FlatStage {
     /// Written only when set, so that specs without it keep their run ids.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rpo_alpha: f64,
+    /// KTO's weights: written only when not 1, so that specs without them keep their run ids.
+    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    pub desirable_weight: f64,
+    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    pub undesirable_weight: f64,
     #[serde(default = "default_group_size")]
     pub group_size: usize,
     #[serde(default)]
@@ -380,7 +413,7 @@ impl FlatStage {
             (StageKind::Rlhf, None) => {
                 return problem(
                     "algorithm",
-                    "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`".into(),
+                    "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`, `kto`".into(),
                 )
             }
             (kind, Some(_)) if kind != StageKind::Rlhf => {
@@ -395,6 +428,11 @@ impl FlatStage {
             (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys {
                 beta: self.beta,
                 rpo_alpha: self.rpo_alpha,
+            }),
+            (StageKind::Rlhf, Some(Algorithm::Kto)) => Method::Kto(KtoKeys {
+                beta: self.beta,
+                desirable_weight: self.desirable_weight,
+                undesirable_weight: self.undesirable_weight,
             }),
             (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo(PpoKeys {
                 rollout: self.rollout("ppo")?,
@@ -420,6 +458,7 @@ impl FlatStage {
                 Method::Dpo(_) => {
                     "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
                 }
+                Method::Kto(_) => "kto needs `data`: labelled answers {\"prompt\",\"completion\",\"label\"} (or preference pairs, each read as one 👍 and one 👎)".into(),
                 _ => format!(
                     "a {} stage needs `data`: a path, a glob or a list of them",
                     self.kind
@@ -483,6 +522,11 @@ impl From<Stage> for FlatStage {
         match stage.method {
             Method::Pretrain | Method::Sft | Method::Reward => {}
             Method::Dpo(keys) => (flat.beta, flat.rpo_alpha) = (keys.beta, keys.rpo_alpha),
+            Method::Kto(keys) => {
+                flat.beta = keys.beta;
+                flat.desirable_weight = keys.desirable_weight;
+                flat.undesirable_weight = keys.undesirable_weight;
+            }
             Method::Ppo(keys) => {
                 flat.set_rollout(keys.rollout);
                 flat.reward_model = Some(keys.reward_model);
@@ -573,6 +617,9 @@ fn default_kl_coef() -> f64 {
 }
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 fn default_beta() -> f64 {
     0.1
@@ -719,6 +766,28 @@ mod tests {
         assert_eq!(back.gamma, 1.0);
         assert_eq!(back.reward_model, None);
         assert_eq!(back.prompts, None);
+    }
+
+    #[test]
+    fn kto_weights_are_written_only_when_set() {
+        let mut written = flat(StageKind::Rlhf, Some(Algorithm::Kto));
+        written.undesirable_weight = 1.5;
+        let stage = written.into_stage().unwrap();
+        let expected = KtoKeys {
+            beta: 0.1,
+            desirable_weight: 1.0,
+            undesirable_weight: 1.5,
+        };
+        assert_eq!(stage.method, Method::Kto(expected));
+        let text = toml::to_string(&FlatStage::from(stage)).unwrap();
+        assert!(text.contains("undesirable_weight = 1.5"), "{text}");
+        assert!(!text.contains("\ndesirable_weight"), "{text}");
+        // Other methods never write them: their resolved specs, and run ids, are as before.
+        let dpo = flat(StageKind::Rlhf, Some(Algorithm::Dpo))
+            .into_stage()
+            .unwrap();
+        let text = toml::to_string(&FlatStage::from(dpo)).unwrap();
+        assert!(!text.contains("desirable_weight"), "{text}");
     }
 
     #[test]

@@ -146,6 +146,11 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
             positive(at("beta"), keys.beta)?;
             non_negative(at("rpo_alpha"), keys.rpo_alpha)
         }
+        Method::Kto(keys) => {
+            positive(at("beta"), keys.beta)?;
+            non_negative(at("desirable_weight"), keys.desirable_weight)?;
+            non_negative(at("undesirable_weight"), keys.undesirable_weight)
+        }
         Method::Ppo(keys) => check_ppo(keys, at),
         Method::Grpo(keys) => check_grpo(keys, at),
     }

@@ -13,7 +13,7 @@ use crate::data::mixture::{resample_by_share, SourceSize};
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
-use crate::spec::{sources_of, DpoKeys, Experiment, GrpoKeys, Method, PpoKeys, Stage};
+use crate::spec::{sources_of, DpoKeys, Experiment, GrpoKeys, KtoKeys, Method, PpoKeys, Stage};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
@@ -61,6 +61,13 @@ pub enum StageData {
         val: Vec<PreferenceRecord>,
         sources: Vec<SourceSize>,
     },
+    /// Labelled answers; each preference pair is read as one 👍 and one 👎.
+    Kto {
+        keys: KtoKeys,
+        train: Vec<PreferenceRecord>,
+        val: Vec<PreferenceRecord>,
+        sources: Vec<SourceSize>,
+    },
     Ppo {
         keys: PpoKeys,
         train: Vec<PromptExample>,
@@ -96,7 +103,9 @@ impl StageData {
                 .chain(val)
                 .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
                 .collect(),
-            StageData::Reward { train, val, .. } | StageData::Dpo { train, val, .. } => train
+            StageData::Reward { train, val, .. }
+            | StageData::Dpo { train, val, .. }
+            | StageData::Kto { train, val, .. } => train
                 .iter()
                 .chain(val)
                 .flat_map(|r| match r {
@@ -192,6 +201,7 @@ pub fn load_stage_data(
                 sources,
             }
         }
+        Method::Kto(keys) => kto_data(&split, keys)?,
         Method::Ppo(keys) => {
             let prompts = std::slice::from_ref(&keys.rollout.prompts);
             let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
@@ -204,6 +214,24 @@ pub fn load_stage_data(
             let keys = keys.clone();
             StageData::Grpo { keys, train, val }
         }
+    })
+}
+
+/// KTO's labelled answers. Both labels are checked here rather than in the stage, so that
+/// data of one kind fails before any stage trains.
+fn kto_data(split: &Split, keys: &KtoKeys) -> Result<StageData> {
+    let (train, val, sources) = split.read_mixture(data::read_labelled)?;
+    rlhf::kto::check_labels(&rlhf::kto::labelled(&train)).with_context(|| {
+        let files: Vec<String> = (split.stage.data_paths().iter())
+            .map(|p| p.display().to_string())
+            .collect();
+        format!("{}: {}", (split.locate)("data"), files.join(", "))
+    })?;
+    Ok(StageData::Kto {
+        keys: keys.clone(),
+        train,
+        val,
+        sources,
     })
 }
 
@@ -369,6 +397,17 @@ pub fn run_stage<D: Backend>(
             // The reference is the frozen `from` model: a copy taken before any update.
             let reference = model.boxed_clone();
             let obj = rlhf::dpo::Dpo::new(env, keys, reference.as_ref(), t, val)?;
+            (Box::new(obj), usage(sources))
+        }
+        StageData::Kto {
+            keys,
+            train: t,
+            val,
+            sources,
+        } => {
+            // As for DPO, the reference is the `from` model before any update.
+            let reference = model.boxed_clone();
+            let obj = rlhf::kto::Kto::new(env, keys, reference.as_ref(), t, val)?;
             (Box::new(obj), usage(sources))
         }
         StageData::Ppo {

@@ -254,3 +254,23 @@ fn sniffing_classifies_by_first_record() {
         "{err}"
     );
 }
+
+#[test]
+fn labelled_answers_take_feedback_and_pairs_but_refuse_unlabelled_answers() {
+    let path = write(
+        "labelled.jsonl",
+        "{\"prompt\": \"q\", \"completion\": \"a\", \"label\": false}\n\
+         {\"prompt\": \"q\", \"chosen\": \"a\", \"rejected\": \"b\"}\n",
+    );
+    assert_eq!(read_labelled(&path).unwrap().len(), 2);
+    let path = write(
+        "unlabelled.jsonl",
+        "{\"prompt\": \"q\", \"completion\": \"a\", \"label\": true}\n\
+         {\"prompt\": \"q\", \"completion\": \"a\"}\n",
+    );
+    let err = err_of(read_labelled(&path));
+    assert!(
+        err.contains("unlabelled.jsonl:2: ") && err.contains("KTO needs both 👍 and 👎"),
+        "{err}"
+    );
+}

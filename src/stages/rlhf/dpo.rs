@@ -3,7 +3,7 @@
 
 use crate::data::batches::{pad_examples, Example};
 use crate::data::chat::encode_chat;
-use crate::data::{PreferencePair, PreferenceRecord};
+use crate::data::{Message, PreferencePair, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::DpoKeys;
@@ -26,7 +26,18 @@ pub struct DpoPair {
 
 fn encode(tok: &Tokenizer, p: &PreferencePair, limit: usize, chosen: bool) -> Example {
     let answer = if chosen { &p.chosen } else { &p.rejected };
-    let all: Vec<_> = p.prompt.iter().chain(answer).cloned().collect();
+    encode_answer(tok, &p.prompt, answer, limit)
+}
+
+/// A prompt and its answer through the chat template, the answer's tokens in the loss mask;
+/// past `limit` tokens the start of the prompt is cut, never the answer's end (KTO too).
+pub fn encode_answer(
+    tok: &Tokenizer,
+    prompt: &[Message],
+    answer: &[Message],
+    limit: usize,
+) -> Example {
+    let all: Vec<_> = prompt.iter().chain(answer).cloned().collect();
     let enc = encode_chat(tok, &all);
     let mut ex = Example {
         ids: enc.ids,

@@ -1,8 +1,9 @@
 //! RLHF stages: PPO against a reward model with a KL penalty (InstructGPT), DPO on preference
-//! pairs, and GRPO with verifiable rewards.
+//! pairs, GRPO with verifiable rewards, and KTO on unpaired 👍/👎 answers.
 pub mod clipped;
 pub mod dpo;
 pub mod gae;
 pub mod grpo;
+pub mod kto;
 pub mod ppo;
 pub mod rollout;
