@@ -14,7 +14,7 @@ use crate::results::{
     self, read_meta, read_stage_record, write_summary, CandidateProb, ProbeLine, RunMeta,
     SampleLine, StageMeta,
 };
-use crate::spec::{load_spec, Device, LoadOptions, LoadedSpec, StageKind};
+use crate::spec::{load_spec, rating_path, Device, LoadOptions, LoadedSpec, Stage, StageKind};
 use crate::stages::{load_stage_data, run_stage, StageData, StageEnv};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::train::checkpoint::{load_model, model_tensors};
@@ -78,15 +78,18 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     let spec = &loaded.spec;
     // All data first: errors in any stage's files surface before hours of training, and
     // before a run folder exists that could be mistaken for a run.
-    let datas: Vec<StageData> = spec
+    // A stage that reads ratings a feedback stage of this run writes reads them once they
+    // exist (None here); the tokenizer does not need them, since they are its own output.
+    let read = |i: usize, s: &Stage| {
+        load_stage_data(s, spec.seed, &|key| {
+            loaded.locate(&format!("stages[{i}].{key}"))
+        })
+    };
+    let datas: Vec<Option<StageData>> = spec
         .stages
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            load_stage_data(s, spec.seed, &|key| {
-                loaded.locate(&format!("stages[{i}].{key}"))
-            })
-        })
+        .map(|(i, s)| (!reads_ratings(s)).then(|| read(i, s)).transpose())
         .collect::<Result<_>>()?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create the results folder {}", run_dir.display()))?;
@@ -102,7 +105,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     meta.block_size = spec.model.block_size;
 
     let peak_flops = peak_flops();
-    for (stage, data) in spec.stages.iter().zip(&datas) {
+    for (i, (stage, data)) in spec.stages.iter().zip(&datas).enumerate() {
         let dir = run_dir.join(&stage.name);
         if results::done_marker(&dir).exists() {
             println!("[{}] already trained, skipping", stage.name);
@@ -122,7 +125,18 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
             block_size: spec.model.block_size,
             peak_flops,
         };
-        let sm = train_stage(&env, &cfg, data, &mut meta)?;
+        let late;
+        let data = match data {
+            Some(data) => data,
+            None => {
+                late = read(i, &with_ratings_from(stage, run_dir))?;
+                &late
+            }
+        };
+        let sm = match data {
+            StageData::Feedback { .. } => rate_stage(&env, data)?,
+            _ => train_stage(&env, &cfg, data, &mut meta)?,
+        };
         meta.stages.retain(|s| s.name != stage.name);
         meta.stages.push(sm.clone());
         write_stage_record(&dir, &sm)?;
@@ -242,12 +256,52 @@ fn train_stage<D: Backend>(
     })
 }
 
-fn tokenizer_for(loaded: &LoadedSpec, run_dir: &Path, datas: &[StageData]) -> Result<Tokenizer> {
+/// Whether `stage` reads ratings of a feedback stage of the run (`@stage/file` data).
+fn reads_ratings(stage: &Stage) -> bool {
+    let paths = stage.data_paths();
+    paths
+        .iter()
+        .chain(&stage.val_data)
+        .any(|p| rating_path(p).is_some())
+}
+
+/// `stage` with each `@name/file` path pointing into this run's folder.
+fn with_ratings_from(stage: &Stage, run_dir: &Path) -> Stage {
+    let mut stage = stage.clone();
+    let local = |p: &mut PathBuf| {
+        if let Some(path) = rating_path(p).map(|(name, file)| run_dir.join(name).join(file)) {
+            *p = path;
+        }
+    };
+    stage.data.iter_mut().for_each(|e| local(&mut e.path));
+    stage.val_data.iter_mut().for_each(local);
+    stage
+}
+
+/// A feedback stage: ratings instead of training; its record counts generated tokens.
+fn rate_stage<D: Backend>(env: &StageEnv<D>, data: &StageData) -> Result<StageMeta> {
+    let s = crate::stages::run_feedback_stage(env, data)?;
+    Ok(StageMeta {
+        name: env.stage.name.clone(),
+        kind: StageKind::Feedback.as_str().into(),
+        steps: 0,
+        tokens: s.tokens,
+        wall_s: s.wall_s,
+        tok_per_sec: s.tokens as f64 / s.wall_s.max(1e-9),
+        sources: vec![],
+    })
+}
+
+fn tokenizer_for(
+    loaded: &LoadedSpec,
+    run_dir: &Path,
+    datas: &[Option<StageData>],
+) -> Result<Tokenizer> {
     let path = run_dir.join(results::TOKENIZER_FILE);
     if path.exists() {
         return Tokenizer::load(&path);
     }
-    let texts: Vec<&str> = datas.iter().flat_map(|d| d.texts()).collect();
+    let texts: Vec<&str> = datas.iter().flatten().flat_map(|d| d.texts()).collect();
     let kind = match loaded.spec.tokenizer.kind {
         crate::spec::TokenizerKindSpec::Char => TokenizerKind::Char,
         crate::spec::TokenizerKindSpec::Bpe => TokenizerKind::Bpe,
@@ -259,7 +313,7 @@ fn tokenizer_for(loaded: &LoadedSpec, run_dir: &Path, datas: &[StageData]) -> Re
 
 /// Chat stages are asked through the template; a base model simply continues the text.
 pub fn is_chat_stage(kind: StageKind) -> bool {
-    kind != StageKind::Pretrain
+    !matches!(kind, StageKind::Pretrain | StageKind::Feedback)
 }
 
 pub fn prompt_ids(tok: &Tokenizer, text: &str, chat: bool) -> Vec<u32> {

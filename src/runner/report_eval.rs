@@ -58,7 +58,7 @@ pub fn evaluate_compared<D: Backend>(
         .iter()
         .filter(|s| {
             if spec.report.compare.is_empty() {
-                s.method.kind() != StageKind::Reward
+                !matches!(s.method.kind(), StageKind::Reward | StageKind::Feedback)
             } else {
                 spec.report.compare.contains(&s.name)
             }

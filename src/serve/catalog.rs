@@ -57,7 +57,7 @@ pub fn load_catalog(run: &Path, only: &[String]) -> Result<Vec<StageInfo>> {
     if only.is_empty() {
         let stages: Vec<StageInfo> = finished
             .iter()
-            .filter(|s| s.kind != "reward")
+            .filter(|s| s.kind != "reward" && s.kind != "feedback")
             .cloned()
             .collect();
         if stages.is_empty() {

@@ -1024,6 +1024,93 @@ sampling = { temperature = 0.8, top_k = 20 }
         );
     }
 
+    /// QUICKSTART with a feedback stage `rate` (its keys: `keys`) before the report, the
+    /// judge `fun`, and `tail` stage tables after it.
+    fn with_feedback(keys: &str, tail: &str) -> String {
+        let at = QUICKSTART.find("[report]").unwrap();
+        format!(
+            "{}[[stages]]\nname = \"rate\"\nkind = \"feedback\"\nprompts = \"prompts.jsonl\"\n{keys}\n\n{tail}\n{}\n[judges.fun]\n{FUN}\n",
+            &QUICKSTART[..at],
+            &QUICKSTART[at..]
+        )
+    }
+
+    #[test]
+    fn feedback_stages_are_checked_where_they_are_written() {
+        let ok = with_feedback(
+            "from = \"assistant\"\njudge = \"fun\"\nsamples = 4\nnoise = 0.25",
+            "",
+        );
+        assert!(
+            Project::new().load(&ok, &[]).is_ok(),
+            "{}",
+            error_of(&ok, &[])
+        );
+        let bad = |keys: &str| with_feedback(keys, "");
+        assert_error(
+            &bad("from = \"assistant\"\njudge = \"nope\""),
+            "judge = \"nope\"",
+            "stages.rate.judge",
+            "no judge `nope`; the judges are fun",
+        );
+        assert_error(
+            &bad("from = \"assistant\"\njudge = \"fun\"\nnoise = 0.7"),
+            "noise = 0.7",
+            "stages.rate.noise",
+            "a flip probability in [0, 0.5]",
+        );
+        assert_error(
+            &bad("from = \"assistant\"\njudge = \"fun\"\nsamples = 1"),
+            "samples = 1",
+            "stages.rate.samples",
+            "at least 2 answers",
+        );
+        assert_error(
+            &bad("from = \"rm\"\njudge = \"fun\""),
+            "from = \"rm\"",
+            "stages.rate.from",
+            "`rm` is a reward stage; a feedback stage rates the answers of a chat model",
+        );
+        // Without `from`, the error points at the stage's table.
+        let e = error_of(&bad("judge = \"fun\""), &[]);
+        assert!(
+            e.contains("`stages.rate.from`") && e.contains("set `from` to an earlier stage"),
+            "{e}"
+        );
+        let reads = |data: &str| {
+            let tail = format!("[[stages]]\nname = \"kto\"\nkind = \"rlhf\"\nalgorithm = \"kto\"\nfrom = \"assistant\"\ndata = \"{data}\"\n");
+            with_feedback("from = \"assistant\"\njudge = \"fun\"", &tail)
+        };
+        let text = reads("@rate/feedback.jsonl");
+        assert!(
+            Project::new().load(&text, &[]).is_ok(),
+            "{}",
+            error_of(&text, &[])
+        );
+        assert_error(
+            &reads("@rm/feedback.jsonl"),
+            "@rm/",
+            "stages.kto.data",
+            "no stage named `rm`",
+        );
+        assert_error(
+            &reads("@rate/answers.jsonl"),
+            "@rate/answers",
+            "stages.kto.data",
+            "a feedback stage writes feedback.jsonl and preferences.jsonl",
+        );
+        let from_ratings = with_feedback(
+            "from = \"assistant\"\njudge = \"fun\"",
+            "[[stages]]\nname = \"more\"\nkind = \"sft\"\nfrom = \"rate\"\ndata = \"x.jsonl\"\n",
+        );
+        assert_error(
+            &from_ratings,
+            "from = \"rate\"",
+            "stages.more.from",
+            "`rate` is a feedback stage: it writes ratings, not a model",
+        );
+    }
+
     #[test]
     fn judge_patterns_must_compile() {
         let text = with_judge(&format!("{FUN}\nregex = \"(北京\""));

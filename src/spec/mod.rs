@@ -30,9 +30,10 @@ pub mod validate;
 
 pub use data_entry::{sources_of, DataEntry, Source, Transform};
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
+pub use paths::{rating_path, RATING_FILES};
 pub use schema::{
     Algorithm, Checker, Device, Experiment, JudgeSpec, ModelSpec, Preset, Probe, ReportEval,
     ReportSpec, Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
-pub use stage::{DpoKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage};
+pub use stage::{DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage};
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

@@ -10,6 +10,19 @@ use super::validate::Problem;
 /// Prefix that puts a path under the data root instead of the spec's folder.
 pub const DATA_PREFIX: &str = "$DATA/";
 
+/// Prefix of a path to the ratings an earlier feedback stage of the same run wrote:
+/// `@NAME/preferences.jsonl` or `@NAME/feedback.jsonl`. The runner reads it from the run
+/// folder once that stage has run.
+pub const RATINGS_PREFIX: &str = "@";
+
+/// The files a feedback stage writes into its folder.
+pub const RATING_FILES: [&str; 2] = ["feedback.jsonl", "preferences.jsonl"];
+
+/// `(stage, file)` of an `@stage/file` path.
+pub fn rating_path(path: &Path) -> Option<(&str, &str)> {
+    path.to_str()?.strip_prefix(RATINGS_PREFIX)?.split_once('/')
+}
+
 /// The data root: the `--data-root` flag, else `$GPTLAB_DATA`, else `datasets`.
 pub fn data_root_from(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| {
@@ -38,9 +51,15 @@ pub fn resolve_paths(
             } else {
                 format!("stages[{index}].data")
             };
-            *path = resolve_one(path, &spec_dir, &data_root, key)?;
+            if rating_path(path).is_none() {
+                *path = resolve_one(path, &spec_dir, &data_root, key)?;
+            }
         }
-        if let Some(path) = stage.val_data.as_mut() {
+        if let crate::spec::Method::Feedback(keys) = &mut stage.method {
+            let key = format!("stages[{index}].prompts");
+            keys.prompts = resolve_one(&keys.prompts, &spec_dir, &data_root, key)?;
+        }
+        if let Some(path) = stage.val_data.as_mut().filter(|p| rating_path(p).is_none()) {
             *path = resolve_one(
                 path,
                 &spec_dir,

@@ -144,6 +144,8 @@ pub enum StageKind {
     Sft,
     Reward,
     Rlhf,
+    /// Simulated raters: answers of `from` rated by a judge, written as rating files.
+    Feedback,
 }
 
 impl StageKind {
@@ -153,6 +155,7 @@ impl StageKind {
             StageKind::Sft => "sft",
             StageKind::Reward => "reward",
             StageKind::Rlhf => "rlhf",
+            StageKind::Feedback => "feedback",
         }
     }
 }

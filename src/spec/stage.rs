@@ -63,6 +63,7 @@ pub enum Method {
     Dpo(DpoKeys),
     Grpo(GrpoKeys),
     Kto(KtoKeys),
+    Feedback(FeedbackKeys),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +78,21 @@ pub struct DpoKeys {
 
 /// KTO (Ethayarajh et al. 2024, TRL's `KTOTrainer`): single answers marked 👍 or 👎, each
 /// pushed above or below a KL estimate of how far the policy has moved from the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackKeys {
+    /// A JSONL file of prompts to answer and rate (its `val_group` / `val_fraction` split is
+    /// never rated, so evaluation can ask prompts no rater saw).
+    pub prompts: PathBuf,
+    /// The `[judges.NAME]` that rates.
+    pub judge: String,
+    /// Answers sampled and ranked per prompt.
+    pub samples: usize,
+    /// The probability that a label or a pair is flipped.
+    pub noise: f64,
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct KtoKeys {
     /// Strength of the implicit KL constraint to the reference model, as in DPO.
@@ -127,12 +143,13 @@ impl Method {
             Method::Sft => StageKind::Sft,
             Method::Reward => StageKind::Reward,
             Method::Ppo(_) | Method::Dpo(_) | Method::Grpo(_) | Method::Kto(_) => StageKind::Rlhf,
+            Method::Feedback(_) => StageKind::Feedback,
         }
     }
 
     pub fn algorithm(&self) -> Option<Algorithm> {
         match self {
-            Method::Pretrain | Method::Sft | Method::Reward => None,
+            Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => None,
             Method::Ppo(_) => Some(Algorithm::Ppo),
             Method::Dpo(_) => Some(Algorithm::Dpo),
             Method::Grpo(_) => Some(Algorithm::Grpo),
@@ -145,9 +162,12 @@ impl Method {
         match self {
             Method::Ppo(keys) => Some(&keys.rollout),
             Method::Grpo(keys) => Some(&keys.rollout),
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) | Method::Kto(_) => {
-                None
-            }
+            Method::Pretrain
+            | Method::Sft
+            | Method::Reward
+            | Method::Dpo(_)
+            | Method::Kto(_)
+            | Method::Feedback(_) => None,
         }
     }
 
@@ -155,9 +175,12 @@ impl Method {
         match self {
             Method::Ppo(keys) => Some(&mut keys.rollout),
             Method::Grpo(keys) => Some(&mut keys.rollout),
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) | Method::Kto(_) => {
-                None
-            }
+            Method::Pretrain
+            | Method::Sft
+            | Method::Reward
+            | Method::Dpo(_)
+            | Method::Kto(_)
+            | Method::Feedback(_) => None,
         }
     }
 
@@ -166,9 +189,12 @@ impl Method {
         match self {
             Method::Ppo(keys) => Some(&keys.reward_model),
             Method::Grpo(keys) => keys.reward_model.as_deref(),
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Dpo(_) | Method::Kto(_) => {
-                None
-            }
+            Method::Pretrain
+            | Method::Sft
+            | Method::Reward
+            | Method::Dpo(_)
+            | Method::Kto(_)
+            | Method::Feedback(_) => None,
         }
     }
 }
@@ -196,7 +222,7 @@ pub const COMMON_KEYS: &[&str] = &[
 ];
 
 /// Every method, as the `kind` and `algorithm` that select it.
-pub const METHODS: [(StageKind, Option<Algorithm>); 7] = [
+pub const METHODS: [(StageKind, Option<Algorithm>); 8] = [
     (StageKind::Pretrain, None),
     (StageKind::Sft, None),
     (StageKind::Reward, None),
@@ -204,6 +230,7 @@ pub const METHODS: [(StageKind, Option<Algorithm>); 7] = [
     (StageKind::Rlhf, Some(Algorithm::Dpo)),
     (StageKind::Rlhf, Some(Algorithm::Grpo)),
     (StageKind::Rlhf, Some(Algorithm::Kto)),
+    (StageKind::Feedback, None),
 ];
 
 /// The keys a method takes beyond `COMMON_KEYS`; `None` when `kind` and `algorithm` select
@@ -252,6 +279,15 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
             "beta",
             "desirable_weight",
             "undesirable_weight",
+            "val_group",
+        ]),
+        (StageKind::Feedback, None) => Some(&[
+            "prompts",
+            "judge",
+            "samples",
+            "noise",
+            "max_new_tokens",
+            "temperature",
             "val_group",
         ]),
         _ => None,
@@ -361,6 +397,24 @@ pub struct FlatStage {
     pub max_new_tokens: usize,
     #[serde(default = "one_f64")]
     pub temperature: f64,
+    /// A feedback stage's keys: written only when set, so that other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    #[serde(
+        default = "default_samples",
+        skip_serializing_if = "is_default_samples"
+    )]
+    pub samples: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noise: f64,
+}
+
+fn default_samples() -> usize {
+    4
+}
+
+fn is_default_samples(n: &usize) -> bool {
+    *n == default_samples()
 }
 
 impl FlatStage {
@@ -425,6 +479,20 @@ impl FlatStage {
             (StageKind::Pretrain, _) => Method::Pretrain,
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
+            (StageKind::Feedback, _) => Method::Feedback(FeedbackKeys {
+                prompts: self.prompts.clone().ok_or_else(|| FlatProblem {
+                    key: "prompts",
+                    message: "a feedback stage needs `prompts`: a JSONL file of prompts to answer and rate".into(),
+                })?,
+                judge: self.judge.clone().ok_or_else(|| FlatProblem {
+                    key: "judge",
+                    message: "a feedback stage needs `judge`: the name of a [judges.NAME] table that rates the answers".into(),
+                })?,
+                samples: self.samples,
+                noise: self.noise,
+                max_new_tokens: self.max_new_tokens,
+                temperature: self.temperature,
+            }),
             (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys {
                 beta: self.beta,
                 rpo_alpha: self.rpo_alpha,
@@ -453,7 +521,10 @@ impl FlatStage {
                 checker: self.checker,
             }),
         };
-        if self.data.is_empty() && method.rollout().is_none() {
+        if self.data.is_empty()
+            && method.rollout().is_none()
+            && method.kind() != StageKind::Feedback
+        {
             let message = match method {
                 Method::Dpo(_) => {
                     "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
@@ -521,6 +592,12 @@ impl From<Stage> for FlatStage {
         flat.algorithm = stage.method.algorithm();
         match stage.method {
             Method::Pretrain | Method::Sft | Method::Reward => {}
+            Method::Feedback(keys) => {
+                flat.prompts = Some(keys.prompts);
+                flat.judge = Some(keys.judge);
+                (flat.samples, flat.noise) = (keys.samples, keys.noise);
+                (flat.max_new_tokens, flat.temperature) = (keys.max_new_tokens, keys.temperature);
+            }
             Method::Dpo(keys) => (flat.beta, flat.rpo_alpha) = (keys.beta, keys.rpo_alpha),
             Method::Kto(keys) => {
                 flat.beta = keys.beta;

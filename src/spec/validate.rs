@@ -7,6 +7,7 @@ use std::fmt::Display;
 
 use regex::Regex;
 
+use super::paths::{rating_path, RATING_FILES};
 use super::schema::{Experiment, JudgeSpec, ReportEval, StageKind};
 use super::stage::{FlatStage, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
 use super::suggest;
@@ -111,7 +112,87 @@ fn check_stage(spec: &Experiment, index: usize, stage: &Stage) -> Checked {
     }
     check_numbers(stage, &at)?;
     check_from(spec, index, stage, &at)?;
-    check_reward_model(spec, index, stage, &at)
+    check_reward_model(spec, index, stage, &at)?;
+    check_feedback(spec, stage, &at)?;
+    check_rating_paths(spec, index, stage, &at)
+}
+
+/// A feedback stage rates the answers of a chat model with a declared judge; its noise is a
+/// flip probability a rater still beats (at most ½), and a ranking needs two answers.
+fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
+    let Method::Feedback(keys) = &stage.method else {
+        return Ok(());
+    };
+    let names: Vec<&str> = spec.judges.keys().map(|k| k.as_str()).collect();
+    require(
+        spec.judges.contains_key(&keys.judge),
+        at("judge"),
+        || match names.is_empty() {
+            true => format!(
+                "no judge `{}`: declare it as a [judges.{}] table",
+                keys.judge, keys.judge
+            ),
+            false => format!(
+                "no judge `{}`; the judges are {}",
+                keys.judge,
+                names.join(", ")
+            ),
+        },
+    )?;
+    require((0.0..=0.5).contains(&keys.noise), at("noise"), || {
+        expected("a flip probability in [0, 0.5]", keys.noise)
+    })?;
+    require(keys.samples >= 2, at("samples"), || {
+        expected("at least 2 answers per prompt, to rank them", keys.samples)
+    })?;
+    positive_int(at("max_new_tokens"), keys.max_new_tokens)?;
+    non_negative(at("temperature"), keys.temperature)?;
+    let from = stage.from.as_deref().unwrap_or_default();
+    let source = spec.stages.iter().find(|s| s.name == from);
+    require(
+        source.is_some_and(|s| matches!(s.method.kind(), StageKind::Sft | StageKind::Rlhf)),
+        at("from"),
+        || {
+            let kind = source
+                .map(|s| s.method.kind().to_string())
+                .unwrap_or_default();
+            format!("`{from}` is a {kind} stage; a feedback stage rates the answers of a chat model: an sft or rlhf stage")
+        },
+    )
+}
+
+/// `@NAME/FILE` in `data` names the ratings an earlier feedback stage wrote.
+fn check_rating_paths(
+    spec: &Experiment,
+    index: usize,
+    stage: &Stage,
+    at: &dyn Fn(&str) -> String,
+) -> Checked {
+    for path in stage.data_paths().iter().chain(&stage.val_data) {
+        let Some((name, file)) = rating_path(path) else {
+            continue;
+        };
+        let feedback: Vec<Stage> = spec.stages[..index]
+            .iter()
+            .filter(|s| s.method.kind() == StageKind::Feedback)
+            .cloned()
+            .collect();
+        require(feedback.iter().any(|s| s.name == name), at("data"), || {
+            format!(
+                "{}: {}",
+                path.display(),
+                no_such_stage(name, &feedback, "earlier feedback stages")
+            )
+        })?;
+        require(RATING_FILES.contains(&file), at("data"), || {
+            format!(
+                "{}: a feedback stage writes {}",
+                path.display(),
+                RATING_FILES.join(" and ")
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
@@ -141,7 +222,8 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     positive_int(at("eval_batches"), stage.eval_batches)?;
     between(at("val_fraction"), stage.val_fraction, 0.0, 0.5)?;
     match &stage.method {
-        Method::Pretrain | Method::Sft | Method::Reward => Ok(()),
+        // A feedback stage's numbers are checked beside its judge (`check_feedback`).
+        Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
         Method::Dpo(keys) => {
             positive(at("beta"), keys.beta)?;
             non_negative(at("rpo_alpha"), keys.rpo_alpha)
@@ -193,7 +275,10 @@ fn check_from(
     let kind = stage.method.kind();
     let Some(from) = &stage.from else {
         return require(
-            !matches!(kind, StageKind::Reward | StageKind::Rlhf),
+            !matches!(
+                kind,
+                StageKind::Reward | StageKind::Rlhf | StageKind::Feedback
+            ),
             at("from"),
             || {
                 format!(
@@ -206,6 +291,10 @@ fn check_from(
         format!("stage `{from}` cannot start from itself")
     })?;
     match spec.stages.iter().position(|s| &s.name == from) {
+        Some(source) if spec.stages[source].method.kind() == StageKind::Feedback => Err(Problem {
+            path: at("from"),
+            message: format!("`{from}` is a feedback stage: it writes ratings, not a model; start from the stage it rated, and name its ratings in `data` as \"@{from}/preferences.jsonl\" or \"@{from}/feedback.jsonl\""),
+        }),
         Some(source) => require(source < index, at("from"), || {
             format!("`{from}` comes later in the file; `from` must name an earlier stage so that it is trained first")
         }),

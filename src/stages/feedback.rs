@@ -65,7 +65,8 @@ pub fn rate_answers(
     for (answer, score) in answers.iter().zip(&scores) {
         let flip = rng.gen_bool(noise);
         r.flipped_labels += flip as usize;
-        r.labels.push((answer.clone(), (*score >= judge.threshold()) != flip));
+        r.labels
+            .push((answer.clone(), (*score >= judge.threshold()) != flip));
     }
     let mut order: Vec<usize> = (0..answers.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -76,8 +77,13 @@ pub fn rate_answers(
             }
             let flip = rng.gen_bool(noise);
             r.flipped_pairs += flip as usize;
-            let (chosen, rejected) = if flip { (worse, better) } else { (better, worse) };
-            r.pairs.push((answers[chosen].clone(), answers[rejected].clone()));
+            let (chosen, rejected) = if flip {
+                (worse, better)
+            } else {
+                (better, worse)
+            };
+            r.pairs
+                .push((answers[chosen].clone(), answers[rejected].clone()));
         }
     }
     Some(r)
@@ -119,8 +125,18 @@ pub fn run<D: Backend>(
     let mut summary = Summary::default();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for prompt in prompts {
-        let said = answers(model, env.tokenizer, &prompt.prompt, raters.samples, &raters.sampling, &mut rng);
-        summary.tokens += said.iter().map(|a| env.tokenizer.encode(a).len() as u64 + 1).sum::<u64>();
+        let said = answers(
+            model,
+            env.tokenizer,
+            &prompt.prompt,
+            raters.samples,
+            &raters.sampling,
+            &mut rng,
+        );
+        summary.tokens += said
+            .iter()
+            .map(|a| env.tokenizer.encode(a).len() as u64 + 1)
+            .sum::<u64>();
         let text = last_user_turn(&prompt.prompt);
         let Some(r) = rate_answers(raters.judge, text, &said, raters.noise, &mut rng) else {
             continue;
@@ -130,7 +146,8 @@ pub fn run<D: Backend>(
     for p in [&feedback, &preferences] {
         // A prompt set the judge never applies to still leaves (empty) files behind.
         if !aside(p).exists() {
-            std::fs::write(aside(p), "").with_context(|| format!("cannot write {}", p.display()))?;
+            std::fs::write(aside(p), "")
+                .with_context(|| format!("cannot write {}", p.display()))?;
         }
         std::fs::rename(aside(p), p).with_context(|| format!("cannot write {}", p.display()))?;
     }
@@ -165,7 +182,11 @@ fn provenance(raters: &Raters) -> Provenance {
     Provenance {
         stage: raters.from.to_string(),
         ts: None,
-        rater: Some(format!("judge {} with noise {}", raters.judge.name(), raters.noise)),
+        rater: Some(format!(
+            "judge {} with noise {}",
+            raters.judge.name(),
+            raters.noise
+        )),
         sampling: SamplingNote {
             temperature: Some(s.temperature),
             top_k: Some(s.top_k),
@@ -185,7 +206,14 @@ fn write_metrics<D: Backend>(env: &StageEnv<D>, s: &Summary) -> Result<()> {
         ("labels", s.labels as f64),
         ("pairs", s.pairs as f64),
         ("thumbs_up_rate", ratio(s.thumbs_up, s.labels)),
-        ("gold/rate", if s.labels == 0 { 0.0 } else { s.score_sum / s.labels as f64 }),
+        (
+            "gold/rate",
+            if s.labels == 0 {
+                0.0
+            } else {
+                s.score_sum / s.labels as f64
+            },
+        ),
         ("flip_rate", ratio(s.flipped_labels, s.labels)),
         ("pair_flip_rate", ratio(s.flipped_pairs, s.pairs)),
     ];
@@ -217,11 +245,22 @@ mod tests {
     fn a_clean_rater_labels_by_threshold_and_ranks_what_it_can_tell_apart() {
         // Scores: 跑步 1, 看书 0.5, 啃骨头 0, 跑步 again 1 (a tie with the first: no pair).
         let said = strings(&["我去跑步。", "我看书。", "我啃骨头。", "跑步!"]);
-        let r = rate_answers(&judge(), "周末做什么?", &said, 0.0, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let r = rate_answers(
+            &judge(),
+            "周末做什么?",
+            &said,
+            0.0,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
         assert_eq!(r.scores, [1.0, 0.5, 0.0, 1.0]);
         let labels: Vec<bool> = r.labels.iter().map(|(_, l)| *l).collect();
         assert_eq!(labels, [true, true, false, true]);
-        let pairs: Vec<(&str, &str)> = r.pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = r
+            .pairs
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         assert_eq!(
             pairs,
             [

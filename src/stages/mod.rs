@@ -11,9 +11,13 @@ pub mod sft;
 use crate::data::corpus_source::CorpusSource;
 use crate::data::mixture::{resample_by_share, SourceSize};
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
+use crate::eval::judge::Judge;
+use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
-use crate::spec::{sources_of, DpoKeys, Experiment, GrpoKeys, KtoKeys, Method, PpoKeys, Stage};
+use crate::spec::{
+    sources_of, DpoKeys, Experiment, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage,
+};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
@@ -78,6 +82,12 @@ pub enum StageData {
         train: Vec<PromptExample>,
         val: Vec<PromptExample>,
     },
+    /// Only `train` is rated; `val` is what evaluation may ask without any rater having seen it.
+    Feedback {
+        keys: FeedbackKeys,
+        train: Vec<PromptExample>,
+        val: Vec<PromptExample>,
+    },
 }
 
 impl StageData {
@@ -119,7 +129,9 @@ impl StageData {
                 })
                 .map(|m| m.content.as_str())
                 .collect(),
-            StageData::Ppo { train, val, .. } | StageData::Grpo { train, val, .. } => train
+            StageData::Ppo { train, val, .. }
+            | StageData::Grpo { train, val, .. }
+            | StageData::Feedback { train, val, .. } => train
                 .iter()
                 .chain(val)
                 .flat_map(|p| {
@@ -213,6 +225,12 @@ pub fn load_stage_data(
             let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
             let keys = keys.clone();
             StageData::Grpo { keys, train, val }
+        }
+        Method::Feedback(keys) => {
+            let prompts = std::slice::from_ref(&keys.prompts);
+            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
+            let keys = keys.clone();
+            StageData::Feedback { keys, train, val }
         }
     })
 }
@@ -431,12 +449,60 @@ pub fn run_stage<D: Backend>(
             let obj = rlhf::grpo::Grpo::new(env, keys, model, rm, t.clone(), val.clone())?;
             (Box::new(obj), vec![])
         }
+        StageData::Feedback { .. } => {
+            anyhow::bail!(
+                "stage `{}`: a feedback stage rates answers, it does not train",
+                env.stage.name
+            )
+        }
     };
     if !usage.is_empty() {
         print!("{}", usage_table(&env.stage.name, &usage));
     }
     let result = train(model, objective.as_mut(), &settings, &env.dir)?;
     Ok((result, usage))
+}
+
+/// Runs a feedback stage: `from` answers the training prompts and a judge rates the answers
+/// into the stage folder's rating files. Returns what was generated, for the stage record.
+pub fn run_feedback_stage<D: Backend>(
+    env: &StageEnv<D>,
+    data: &StageData,
+) -> Result<feedback::Summary> {
+    let (stage, spec) = (env.stage, env.spec);
+    let StageData::Feedback { keys, train, .. } = data else {
+        anyhow::bail!("stage `{}` is not a feedback stage", stage.name);
+    };
+    let from = stage
+        .from
+        .as_deref()
+        .context("a feedback stage needs `from`")?;
+    let model = load_model(&env.run_dir.join(from), &env.dev)
+        .with_context(|| format!("stage `{}` rates the answers of `{from}`", stage.name))?;
+    let judge_spec = spec
+        .judges
+        .get(&keys.judge)
+        .with_context(|| format!("no judge `{}`", keys.judge))?;
+    let judge = Judge::new(&keys.judge, judge_spec)?;
+    let raters = feedback::Raters {
+        judge: &judge,
+        samples: keys.samples,
+        noise: keys.noise,
+        sampling: SampleOptions {
+            max_new_tokens: keys.max_new_tokens,
+            temperature: keys.temperature as f32,
+            ..Default::default()
+        },
+        from,
+    };
+    let seed = spec.seed ^ fxhash(&stage.name);
+    let s = feedback::run(env, model.as_ref(), &raters, train, seed)?;
+    println!(
+        "[{}] rated {} prompts x {} answers of `{from}` with judge `{}`: {} 👍/👎 ({:.0}% 👍), {} ranked pairs; noise flipped {} labels and {} pairs",
+        stage.name, s.prompts, keys.samples, keys.judge, s.labels,
+        100.0 * s.thumbs_up as f64 / s.labels.max(1) as f64, s.pairs, s.flipped_labels, s.flipped_pairs
+    );
+    Ok(s)
 }
 
 /// Records drawn per source of a weighted record stage: `steps x batch x grad_accum`.
