@@ -77,9 +77,9 @@ pub fn run_spec(spec_path: &Path, opts: &RunOptions) -> Result<PathBuf> {
 fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()> {
     let spec = &loaded.spec;
     // All data first: errors in any stage's files surface before hours of training, and
-    // before a run folder exists that could be mistaken for a run.
-    // A stage that reads ratings a feedback stage of this run writes reads them once they
-    // exist (None here); the tokenizer does not need them, since they are its own output.
+    // before a run folder exists that could be mistaken for a run. Only a stage that reads
+    // ratings a feedback stage of this run writes reads them once they exist (None here);
+    // the tokenizer does not need them, since they are the run's own output.
     let read = |i: usize, s: &Stage| {
         load_stage_data(s, spec.seed, &|key| {
             loaded.locate(&format!("stages[{i}].{key}"))
@@ -147,16 +147,23 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         );
     }
 
-    write_samples_and_probes(loaded, run_dir, &tokenizer, &dev)?;
-    write_summary(
-        run_dir,
-        &spec
-            .stages
-            .iter()
-            .map(|s| s.name.clone())
-            .collect::<Vec<_>>(),
-    )?;
-    report_eval::evaluate_compared(loaded, run_dir, &tokenizer, &dev)?;
+    finish_run(loaded, run_dir, &tokenizer, &dev, meta)
+}
+
+/// Once every stage has run: samples and probes, summary.json, the report's evaluation, the
+/// completed meta.json and the report.
+fn finish_run<D: Backend>(
+    loaded: &LoadedSpec,
+    run_dir: &Path,
+    tokenizer: &Tokenizer,
+    dev: &D,
+    mut meta: RunMeta,
+) -> Result<()> {
+    let spec = &loaded.spec;
+    write_samples_and_probes(loaded, run_dir, tokenizer, dev)?;
+    let names: Vec<String> = spec.stages.iter().map(|s| s.name.clone()).collect();
+    write_summary(run_dir, &names)?;
+    report_eval::evaluate_compared(loaded, run_dir, tokenizer, dev)?;
     meta.finished = Some(now());
     meta.complete = true;
     // Order of meta.stages follows the spec even after a resume.

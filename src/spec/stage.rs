@@ -479,20 +479,7 @@ impl FlatStage {
             (StageKind::Pretrain, _) => Method::Pretrain,
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
-            (StageKind::Feedback, _) => Method::Feedback(FeedbackKeys {
-                prompts: self.prompts.clone().ok_or_else(|| FlatProblem {
-                    key: "prompts",
-                    message: "a feedback stage needs `prompts`: a JSONL file of prompts to answer and rate".into(),
-                })?,
-                judge: self.judge.clone().ok_or_else(|| FlatProblem {
-                    key: "judge",
-                    message: "a feedback stage needs `judge`: the name of a [judges.NAME] table that rates the answers".into(),
-                })?,
-                samples: self.samples,
-                noise: self.noise,
-                max_new_tokens: self.max_new_tokens,
-                temperature: self.temperature,
-            }),
+            (StageKind::Feedback, _) => Method::Feedback(self.feedback()?),
             (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys {
                 beta: self.beta,
                 rpo_alpha: self.rpo_alpha,
@@ -521,6 +508,13 @@ impl FlatStage {
                 checker: self.checker,
             }),
         };
+        self.check_data(&method)?;
+        Ok(method)
+    }
+
+    /// What `data` (and `val_data`, `val_group`) must be for `method`.
+    fn check_data(&self, method: &Method) -> Result<(), FlatProblem> {
+        let problem = |key, message: String| Err(FlatProblem { key, message });
         if self.data.is_empty()
             && method.rollout().is_none()
             && method.kind() != StageKind::Feedback
@@ -542,7 +536,7 @@ impl FlatStage {
             message,
         })?;
         let weighted = self.data.iter().any(|e| e.weight.is_some());
-        if method != Method::Pretrain && self.data.iter().any(|e| e.transform.is_some()) {
+        if *method != Method::Pretrain && self.data.iter().any(|e| e.transform.is_some()) {
             return problem(
                 "data",
                 "a data `transform` rewrites pretraining text; this stage does not pretrain".into(),
@@ -551,10 +545,27 @@ impl FlatStage {
         if self.val_group.is_some() && self.val_data.is_some() {
             return problem("val_group", "`val_group` chooses which groups of `data` to hold out, but `val_data` already names the held-out file: keep one".into());
         }
-        if weighted && method == Method::Pretrain && self.val_data.is_some() {
+        if weighted && *method == Method::Pretrain && self.val_data.is_some() {
             return problem("val_data", "a weighted pretraining mixture holds out the last `val_fraction` of each source (and `val_group` groups of its conversations) to log val/loss per source; drop `val_data`".into());
         }
-        Ok(method)
+        Ok(())
+    }
+
+    fn feedback(&self) -> Result<FeedbackKeys, FlatProblem> {
+        Ok(FeedbackKeys {
+            prompts: self.prompts.clone().ok_or_else(|| FlatProblem {
+                key: "prompts",
+                message: "a feedback stage needs `prompts`: a JSONL file of prompts to answer and rate".into(),
+            })?,
+            judge: self.judge.clone().ok_or_else(|| FlatProblem {
+                key: "judge",
+                message: "a feedback stage needs `judge`: the name of a [judges.NAME] table that rates the answers".into(),
+            })?,
+            samples: self.samples,
+            noise: self.noise,
+            max_new_tokens: self.max_new_tokens,
+            temperature: self.temperature,
+        })
     }
 
     fn rollout(&self, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {

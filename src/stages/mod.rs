@@ -385,8 +385,25 @@ pub fn run_stage<D: Backend>(
     params: usize,
 ) -> Result<(TrainResult, Vec<SourceUsage>)> {
     let settings = settings(env, model, params);
+    let (mut objective, usage) = objective(env, model, data)?;
+    if !usage.is_empty() {
+        print!("{}", usage_table(&env.stage.name, &usage));
+    }
+    let result = train(model, objective.as_mut(), &settings, &env.dir)?;
+    Ok((result, usage))
+}
+
+/// A stage's objective on its data, and for weighted data how much each source supplies.
+type Built<'a, D> = (Box<dyn Objective<D> + 'a>, Vec<SourceUsage>);
+
+/// The objective that trains `data`'s method, built on the `from` model where it needs one.
+fn objective<'a, D: Backend>(
+    env: &'a StageEnv<D>,
+    model: &mut dyn LanguageModel<D>,
+    data: &'a StageData,
+) -> Result<Built<'a, D>> {
     let usage = |sources: &[SourceSize]| record_usage(env.stage, sources);
-    let (mut objective, usage): (Box<dyn Objective<D> + '_>, _) = match data {
+    Ok(match data {
         StageData::Pretrain { train: docs, val } => (
             Box::new(pretrain::Pretrain::new(env, docs, val.as_deref())?),
             vec![],
@@ -455,12 +472,7 @@ pub fn run_stage<D: Backend>(
                 env.stage.name
             )
         }
-    };
-    if !usage.is_empty() {
-        print!("{}", usage_table(&env.stage.name, &usage));
-    }
-    let result = train(model, objective.as_mut(), &settings, &env.dir)?;
-    Ok((result, usage))
+    })
 }
 
 /// Runs a feedback stage: `from` answers the training prompts and a judge rates the answers
