@@ -820,6 +820,7 @@ mod tests {
         flat.data = vec![DataEntry::plain("d.jsonl")];
         flat.prompts = Some(PathBuf::from("p.jsonl"));
         flat.reward_model = Some("rm".into());
+        flat.judge = Some("taste".into());
         flat.min_lr = Some(flat.lr / 10.0);
         flat
     }
@@ -829,6 +830,7 @@ mod tests {
         for (kind, algorithm) in METHODS {
             let mut written = flat(kind, algorithm);
             (written.beta, written.gamma, written.group_size) = (0.3, 0.9, 3);
+            (written.samples, written.noise) = (6, 0.2);
             let stage = written.clone().into_stage().unwrap();
             assert_eq!(stage.method.kind(), kind);
             assert_eq!(stage.method.algorithm(), algorithm);
