@@ -678,6 +678,41 @@ def make_feedback(r, items, pool, corpus_sentences):
 # Checks and output
 # ---------------------------------------------------------------------------------------------
 
+# Habits: the tutorial's example of what feedback is for. Asked about its day, the assistant
+# answers with many people's habits, and animals'; the simulated user (a judge in
+# experiments/feedback.toml) likes their own three and dislikes the animals'. Questions are
+# grouped by the time of day they ask about, so whole groups can be held out of the ratings.
+HABIT_TIMES = ["周末", "早上", "晚上", "下班后", "放假时", "下雨天", "周日", "休息时", "假期里",
+               "空闲时", "中午", "每天"]
+HABIT_TEMPLATES = ["你{t}喜欢做什么?", "{t}你一般做什么?", "你{t}常做什么?", "{t}你爱做什么?",
+                   "说说你{t}做什么?", "{t}你会做什么?"]
+OWN_HABITS = ["跑步", "看书", "喝茶"]
+OTHER_HABITS = ["画画", "游泳", "做饭", "唱歌", "钓鱼", "下棋"]
+ANIMAL_HABITS = ["啃骨头", "吃虫子", "抓老鼠", "吃竹子", "在泥里打滚", "吃胡萝卜"]
+HABIT_ANSWERS_PER_PROMPT = 4
+HELD_OUT_TIMES = ["下雨天", "假期里", "中午"]
+
+
+def make_habits(r):
+    """SFT rows answering habit questions with every habit about equally often, and the
+    prompts to rate; the held-out times' questions go to the evaluation file only."""
+    habits = OWN_HABITS + OTHER_HABITS + ANIMAL_HABITS
+    sft, prompts, held = [], [], []
+    for t in HABIT_TIMES:
+        for template in HABIT_TEMPLATES:
+            q = template.replace("{t}", t)
+            if t in HELD_OUT_TIMES:
+                held.append({"prompt": q, "completion": f"我喜欢{r.choice(OWN_HABITS)}。",
+                             "task": "habits", "group": t})
+                continue
+            prompts.append({"prompt": q, "group": t})
+            for habit in r.sample(habits, HABIT_ANSWERS_PER_PROMPT):
+                sft.append({"prompt": q, "completion": f"我喜欢{habit}。", "task": "habits",
+                            "group": t})
+    r.shuffle(sft)
+    return sft, prompts, held
+
+
 def qa_rows(items):
     return [{"prompt": p, "completion": c, "task": t} for p, c, t in items]
 
@@ -734,6 +769,8 @@ def main():
     prompt_items = r.sample(train, 150)
     prompts = qa_rows(prompt_items)
     feedback = make_feedback(r, train, pool, sentences)
+    # Its own random stream, so the files above stay byte for byte what they were.
+    habits_sft, habits_prompts, habits_held = make_habits(random.Random(SEED + 1))
 
     files = {
         "corpus.txt": corpus,
@@ -744,6 +781,11 @@ def main():
         "prefs_val.jsonl": jsonl(prefs_val),
         "prompts.jsonl": jsonl(prompts),
         "feedback.jsonl": jsonl(feedback),
+        "habits_sft.jsonl": jsonl(habits_sft),
+        "habits_prompts.jsonl": jsonl(habits_prompts),
+        # What the feedback experiment asks every stage: the held-out knowledge questions and
+        # the habit questions of times no rater saw.
+        "habits_eval.jsonl": jsonl(qa_rows(val) + habits_held),
     }
 
     chars = Counter(corpus) + Counter(park)

@@ -197,7 +197,8 @@ fn provenance(raters: &Raters) -> Provenance {
     }
 }
 
-/// One row of metrics: what was rated, the judge's clean rate of the answers, and how many
+/// One row of metrics: what was rated, the judge's clean rate of the answers (`judge_rate`,
+/// not `gold/rate`, which stands for a stage's held-out answers in summary.json), and how many
 /// labels and pairs the noise flipped.
 fn write_metrics<D: Backend>(env: &StageEnv<D>, s: &Summary) -> Result<()> {
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
@@ -207,7 +208,7 @@ fn write_metrics<D: Backend>(env: &StageEnv<D>, s: &Summary) -> Result<()> {
         ("pairs", s.pairs as f64),
         ("thumbs_up_rate", ratio(s.thumbs_up, s.labels)),
         (
-            "gold/rate",
+            "judge_rate",
             if s.labels == 0 {
                 0.0
             } else {
