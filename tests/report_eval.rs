@@ -193,6 +193,11 @@ fn a_judge_gives_every_stage_gold_numbers_and_the_report_draws_them() {
     );
     assert!(dpo["kl_vs/assistant"].is_finite(), "{dpo:?}");
     assert!(!summary["assistant"].contains_key("gold/win_vs/assistant"));
+    // Best-of-n of the baseline by the reward model: no training, only more samples.
+    for n in [1, 4, 16] {
+        let rate = summary["assistant"][&format!("gold/best_of_{n}")];
+        assert!((0.0..=1.0).contains(&rate), "best-of-{n}: {rate}");
+    }
     assert!(
         !summary["base"].contains_key("kl_vs/assistant"),
         "a base model is not a chat model"
@@ -240,4 +245,5 @@ fn assert_gold_chart(run: &std::path::Path, summary: &BTreeMap<String, BTreeMap<
         md.contains("(gold.png)") && md.contains("win rate vs assistant"),
         "{md}"
     );
+    assert!(html.contains("best-of-16 (assistant, by the reward model)"), "a best-of-n row");
 }

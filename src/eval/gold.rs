@@ -12,6 +12,7 @@
 use super::answers::{answers, completions, last_user_turn};
 use super::judge::Judge;
 use super::logprob::answer_logprobs;
+use super::preference::{encode_answer, rewards};
 use crate::data::batches::Example;
 use crate::data::chat::{encode_chat, Message, Role};
 use crate::model::sample::SampleOptions;
@@ -172,6 +173,54 @@ pub fn kl_per_answer<D: Backend>(
     mean(ours.iter().zip(&theirs).map(|(a, b)| a - b)).unwrap_or(0.0)
 }
 
+/// The reward model's score of every sampled answer (read at its last token, like a reward
+/// stage scores pairs).
+pub fn reward_scores<D: Backend>(
+    reward_model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    conversations: &[Vec<Message>],
+    samples: &Samples,
+) -> Vec<Vec<f64>> {
+    let n_ctx = reward_model.config().n_ctx;
+    let pad = tok.special(Special::Pad);
+    conversations
+        .iter()
+        .zip(samples)
+        .map(|(c, answers)| {
+            let rows: Vec<Vec<u32>> = answers
+                .iter()
+                .map(|a| {
+                    let answer = [Message {
+                        role: Role::Assistant,
+                        content: a.clone(),
+                    }];
+                    encode_answer(tok, c, &answer, n_ctx)
+                })
+                .collect();
+            let refs: Vec<&[u32]> = rows.iter().map(|r| r.as_slice()).collect();
+            refs.chunks(16)
+                .flat_map(|chunk| rewards(reward_model, chunk, pad))
+                .map(|r| r as f64)
+                .collect()
+        })
+        .collect()
+}
+
+/// Best-of-n: for each prompt, the one answer among its first `n` that the reward model
+/// scores highest (the first of equals). Sampling n and keeping the best is what RLHF's
+/// optimisation is measured against, with no training at all.
+pub fn best_of_n(samples: &Samples, reward: &[Vec<f64>], n: usize) -> Samples {
+    samples
+        .iter()
+        .zip(reward)
+        .map(|(answers, scores)| {
+            let n = n.min(answers.len());
+            let best = (0..n).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
+            vec![answers[best].clone()]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +239,18 @@ mod tests {
             role: Role::User,
             content: text.into(),
         }]
+    }
+
+    #[test]
+    fn best_of_n_keeps_the_reward_models_favourite_among_the_first_n() {
+        let samples = vec![vec!["a".into(), "b".into(), "c".into(), "d".into()]];
+        let reward = vec![vec![0.1, 0.5, 0.5, 0.9]];
+        assert_eq!(best_of_n(&samples, &reward, 1), vec![vec!["a".to_string()]]);
+        assert_eq!(best_of_n(&samples, &reward, 3), vec![vec!["b".to_string()]]);
+        assert_eq!(
+            best_of_n(&samples, &reward, 16),
+            vec![vec!["d".to_string()]]
+        );
     }
 
     #[test]

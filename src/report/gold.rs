@@ -9,7 +9,7 @@ use super::format;
 use super::html::{escape, figure, stage_chip, RenderedChart};
 use super::markdown::{cell, table};
 use super::run::RunData;
-use crate::results::{gold_win_key, kl_key, EVAL_REWARD, GOLD_RATE};
+use crate::results::{gold_best_of_key, gold_win_key, kl_key, BEST_OF, EVAL_REWARD, GOLD_RATE};
 use anyhow::Result;
 use std::path::Path;
 
@@ -19,6 +19,8 @@ struct Gold {
     baseline: Option<String>,
     /// Per stage: win, low, high, KL, proxy.
     rows: Vec<[Option<f64>; 5]>,
+    /// The baseline's best-of-n by the reward model: (n, gold rate).
+    best_of: Vec<(usize, f64)>,
 }
 
 impl Gold {
@@ -72,10 +74,15 @@ impl Gold {
             title: "gold: the judge's verdict on held-out answers",
             measure: "judge",
         };
+        let best_of = BEST_OF
+            .iter()
+            .filter_map(|&n| Some((n, get(baseline.as_deref()?, &gold_best_of_key(n))?)))
+            .collect();
         Some(Gold {
             bars,
             baseline,
             rows,
+            best_of,
         })
     }
 
@@ -88,6 +95,16 @@ impl Gold {
             format!("KL to {b} (nats/answer)"),
             "proxy reward".into(),
         ]
+    }
+
+    /// `best-of-4 (assistant, by the reward model)` and its gold rate, for each n.
+    fn best_of_rows(&self) -> Vec<(String, f64)> {
+        let b = self.baseline.as_deref().unwrap_or("baseline");
+        let label = |n| format!("best-of-{n} ({b}, by the reward model)");
+        self.best_of
+            .iter()
+            .map(|&(n, rate)| (label(n), rate))
+            .collect()
     }
 
     /// The numbers of stage `i` as table cells.
@@ -141,6 +158,13 @@ pub fn section_html(run: &RunData, chart: Option<&RenderedChart>) -> String {
         }
         t.push_str("</tr>\n");
     }
+    for (label, rate) in gold.best_of_rows() {
+        t.push_str(&format!(
+            "<tr><td>{}</td><td class=\"num\">{}</td><td colspan=\"3\"></td></tr>\n",
+            escape(&label),
+            percent(Some(rate))
+        ));
+    }
     t.push_str("</tbody></table>");
     format!(
         "<section id=\"gold\">\n<h2>Gold: what the rater thinks</h2>\n<p>{}</p>\n<div class=\"beside\">{}<div class=\"scroll\">{t}</div></div>\n</section>\n",
@@ -160,6 +184,13 @@ pub fn section_markdown(run: &RunData, chart: Option<&RenderedChart>) -> String 
         .iter()
         .enumerate()
         .map(|(i, (s, _))| std::iter::once(cell(s)).chain(gold.cells(i)).collect())
+        .chain(gold.best_of_rows().into_iter().map(|(label, rate)| {
+            let rest = ["—"; 3].map(String::from);
+            [cell(&label), percent(Some(rate))]
+                .into_iter()
+                .chain(rest)
+                .collect()
+        }))
         .collect();
     format!(
         "## Gold: what the rater thinks\n\n{INTRO}\n\n![{}]({})\n\n{}\n",

@@ -28,6 +28,14 @@ pub fn gold_win_key(baseline: &str) -> String {
     format!("gold/win_vs/{baseline}")
 }
 
+/// Best-of-n by the reward model, n answers of the baseline sampled and the reward model's
+/// favourite kept (stored under the baseline): the training-free reference for RLHF.
+pub const BEST_OF: [usize; 3] = [1, 4, 16];
+
+pub fn gold_best_of_key(n: usize) -> String {
+    format!("gold/best_of_{n}")
+}
+
 /// A stage's KL to `baseline` per answer, in nats.
 pub fn kl_key(baseline: &str) -> String {
     format!("kl_vs/{baseline}")

@@ -3,21 +3,22 @@
 //! (`eval/exact_match`, `eval/<task>/exact_match`), where the report and sweeps read it.
 
 use super::is_chat_stage;
-use crate::data::chat::{Message, Role};
+use crate::data::chat::Message;
 use crate::data::HeldOut;
+use crate::eval::answers::last_user_turn;
 use crate::eval::dataset::{evaluate_file, read_conversations, EvalReport};
 use crate::eval::gold::{
-    gold_rate, gold_sampling, kl_per_answer, sample_answers, scores, win_rate, Samples,
+    best_of_n, gold_rate, gold_sampling, kl_per_answer, reward_scores, sample_answers, scores,
+    win_rate, Samples,
 };
 use crate::eval::judge::Judge;
-use crate::eval::preference::{encode_answer, rewards};
 use crate::model::Backend;
 use crate::results::{
-    gold_win_key, kl_key, merge_into_summary, task_exact_match_key as task_key,
-    EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE, NO_TASK,
+    gold_best_of_key, gold_win_key, kl_key, merge_into_summary, task_exact_match_key as task_key,
+    BEST_OF, EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE, NO_TASK,
 };
 use crate::spec::{Device, LoadedSpec, ReportEval, Stage, StageKind};
-use crate::tokenizer::{Special, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
 use dfdx::tensor::Cpu;
@@ -195,12 +196,7 @@ impl Asked<'_> {
                 a.numbers.insert(GOLD_RATE.into(), rate);
             }
         }
-        if let Some(rm) = spec
-            .stages
-            .iter()
-            .rev()
-            .find(|s| s.method.kind() == StageKind::Reward)
-        {
+        if let Some(rm) = self.reward_stage() {
             let proxy = on_each(
                 spec.device,
                 stages,
@@ -218,6 +214,10 @@ impl Asked<'_> {
             .iter()
             .position(|s| s.name == base)
             .expect("a compared stage");
+        if let Some(rm) = self.reward_stage() {
+            let best = self.best_of(&judge, rm, stages[b], dev)?;
+            answered[b].numbers.extend(best);
+        }
         let others: Vec<&Stage> = stages
             .iter()
             .copied()
@@ -243,6 +243,15 @@ impl Asked<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The run's last reward stage: the proxy the gold measures are read against.
+    fn reward_stage(&self) -> Option<&Stage> {
+        let stages = &self.loaded.spec.stages;
+        stages
+            .iter()
+            .rev()
+            .find(|s| s.method.kind() == StageKind::Reward)
     }
 
     /// The stage the others are compared with: `baseline`, else the `held_out` stage, else
@@ -272,30 +281,42 @@ impl Asked<'_> {
     ) -> Result<f64> {
         let model = load_model(&self.run_dir.join(&rm.name), dev)?;
         let samples = self.samples_of(stage, answered, stages);
-        let n_ctx = model.config().n_ctx;
-        let rows: Vec<Vec<u32>> = self
+        let scores = reward_scores(model.as_ref(), self.tok, &self.conversations, samples);
+        let all: Vec<f64> = scores.into_iter().flatten().collect();
+        Ok(all.iter().sum::<f64>() / all.len().max(1) as f64)
+    }
+
+    /// The judge's rate of best-of-n answers of `base` by the reward model `rm` (n = 1, 4,
+    /// 16), on the questions the judge applies to: what sampling more and keeping the answer
+    /// the reward model likes best achieves without training.
+    fn best_of<D: Backend>(
+        &self,
+        judge: &Judge,
+        rm: &Stage,
+        base: &Stage,
+        dev: &D,
+    ) -> Result<BTreeMap<String, f64>> {
+        let judged: Vec<Vec<Message>> = self
             .conversations
             .iter()
-            .zip(samples)
-            .flat_map(|(c, answers)| answers.iter().map(move |a| (c, a)))
-            .map(|(c, a)| {
-                let answer = [Message {
-                    role: Role::Assistant,
-                    content: a.clone(),
-                }];
-                encode_answer(self.tok, c, &answer, n_ctx)
-            })
+            .filter(|c| judge.score(last_user_turn(c), "").is_some())
+            .cloned()
             .collect();
-        let pad = self.tok.special(Special::Pad);
-        let mut total = 0.0;
-        for chunk in rows.chunks(16) {
-            let refs: Vec<&[u32]> = chunk.iter().map(|r| r.as_slice()).collect();
-            total += rewards(model.as_ref(), &refs, pad)
-                .iter()
-                .map(|&r| r as f64)
-                .sum::<f64>();
+        let policy = load_model(&self.run_dir.join(&base.name), dev)?;
+        let reward_model = load_model(&self.run_dir.join(&rm.name), dev)?;
+        let sampling = &self.loaded.spec.report.sampling;
+        let opts = gold_sampling(sampling.max_new_tokens);
+        let seed = sampling.seed ^ 0xb0;
+        let samples = sample_answers(policy.as_ref(), self.tok, &judged, true, 16, &opts, seed);
+        let reward = reward_scores(reward_model.as_ref(), self.tok, &judged, &samples);
+        let mut numbers = BTreeMap::new();
+        for n in BEST_OF {
+            let best = best_of_n(&samples, &reward, n);
+            if let Some(rate) = gold_rate(&scores(judge, &judged, &best)) {
+                numbers.insert(gold_best_of_key(n), rate);
+            }
         }
-        Ok(total / rows.len().max(1) as f64)
+        Ok(numbers)
     }
 
     /// `stage`'s KL to `base` per answer, over its own sampled answers.
