@@ -97,10 +97,9 @@ impl Gold {
         ]
     }
 
-    /// `best-of-4 (assistant, by the reward model)` and its gold rate, for each n.
+    /// `best-of-4` and its gold rate, for each n.
     fn best_of_rows(&self) -> Vec<(String, f64)> {
-        let b = self.baseline.as_deref().unwrap_or("baseline");
-        let label = |n| format!("best-of-{n} ({b}, by the reward model)");
+        let label = |n| format!("best-of-{n}");
         self.best_of
             .iter()
             .map(|&(n, rate)| (label(n), rate))
@@ -139,7 +138,9 @@ pub fn write_gold_chart(run: &RunData, run_dir: &Path) -> Result<Option<Rendered
 
 const INTRO: &str = "The judge stands for the rater; no stage optimised it. Answers are sampled \
 (temperature 1) for held-out questions. Gold rising with the proxy reward is progress; the proxy \
-rising alone is the reward model being gamed.";
+rising alone is the reward model being gamed. A best-of-n row samples n answers from the \
+baseline and keeps the one the reward model likes best: what the reward model achieves without \
+any training.";
 
 /// The section of report.html: the chart with the table beside it.
 pub fn section_html(run: &RunData, chart: Option<&RenderedChart>) -> String {
