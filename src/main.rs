@@ -67,6 +67,27 @@ impl HeldOutArgs {
     }
 }
 
+/// `gptlab eval`'s gold measures: a judge of the run's spec scoring sampled answers.
+#[derive(clap::Args, Clone)]
+struct GoldArgs {
+    /// Judge S sampled answers per question with this `[judges.NAME]` of the run's spec.toml
+    /// (prints gold/rate; with --baseline also the win rate and KL, as [report] eval does).
+    #[arg(long, value_name = "NAME")]
+    judge: Option<String>,
+    /// Answers sampled per question for the judge.
+    #[arg(long, default_value_t = 4, requires = "judge")]
+    samples: usize,
+    /// The stage to compare with (its folder): win rate against it and KL to it.
+    #[arg(long, value_name = "RUN/STAGE", requires = "judge")]
+    baseline: Option<PathBuf>,
+    /// Longest answer, in tokens (the report's default).
+    #[arg(long, default_value_t = 48, requires = "judge")]
+    max_new_tokens: usize,
+    /// The sampling seed (the report's default, so the numbers match its).
+    #[arg(long, default_value_t = 0, requires = "judge")]
+    sample_seed: u64,
+}
+
 #[derive(clap::Args, Clone)]
 struct Sampling {
     #[arg(long, default_value_t = 0.8)]
@@ -159,6 +180,8 @@ enum Command {
         chat: Option<bool>,
         #[command(flatten)]
         held_out: HeldOutArgs,
+        #[command(flatten)]
+        gold: GoldArgs,
     },
     /// Talk to a stage; rate answers with + / - to collect feedback for a reward stage.
     Chat {
@@ -288,7 +311,11 @@ fn dispatch(command: Command) -> Result<bool> {
             limit,
             chat,
             held_out,
-        } => eval(&stage, &data, json, limit, chat, held_out.split()),
+            gold,
+        } => match gold.judge.clone() {
+            Some(judge) => eval_gold(&stage, &data, limit, held_out, &judge, &gold),
+            None => eval(&stage, &data, json, limit, chat, held_out.split()),
+        },
         Command::Chat {
             stage,
             feedback,
@@ -524,5 +551,60 @@ fn eval(
     } else {
         println!("{}: {}", data.display(), report.describe());
     }
+    Ok(true)
+}
+
+/// `gptlab eval --judge NAME`: the gold measures of a stage's sampled answers, as JSON.
+fn eval_gold(
+    stage: &Path,
+    data: &Path,
+    limit: Option<usize>,
+    held_out: HeldOutArgs,
+    judge: &str,
+    gold: &GoldArgs,
+) -> Result<bool> {
+    use gptlab::eval::gold::{gold_numbers, gold_sampling, Asked};
+    let run = stage.parent().unwrap_or(stage);
+    let judge = gptlab::eval::judge::Judge::of_run(run, judge)?;
+    let seed = held_out.seed;
+    let split = held_out.split();
+    let conversations = gptlab::eval::dataset::read_conversations(data, limit, split.as_ref())?;
+    let (model, tok, chat) = open_stage(stage)?;
+    let base = gold.baseline.as_deref().map(open_stage).transpose()?;
+    let baseline = base.as_ref().map(|(m, _, chat)| {
+        let name = gold.baseline.as_deref().and_then(Path::file_name);
+        let name = name
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (
+            name,
+            Asked {
+                model: m.as_ref(),
+                chat: *chat,
+            },
+        )
+    });
+    let numbers = gold_numbers(
+        Asked {
+            model: model.as_ref(),
+            chat,
+        },
+        baseline.as_ref().map(|(n, a)| {
+            (
+                n.as_str(),
+                Asked {
+                    model: a.model,
+                    chat: a.chat,
+                },
+            )
+        }),
+        &tok,
+        &judge,
+        &conversations,
+        gold.samples,
+        &gold_sampling(gold.max_new_tokens),
+        (gold.sample_seed, seed),
+    );
+    println!("{}", serde_json::to_string(&numbers)?);
     Ok(true)
 }

@@ -202,6 +202,42 @@ fn a_judge_gives_every_stage_gold_numbers_and_the_report_draws_them() {
         !summary["base"].contains_key("kl_vs/assistant"),
         "a base model is not a chat model"
     );
+    // `gptlab eval --judge` asks the same way, so it gives the same numbers.
+    let (dpo, assistant) = (run.join("dpo"), run.join("assistant"));
+    let val = repo().join("datasets/demo/sft_val.jsonl");
+    let out = gptlab(
+        &[
+            "eval",
+            dpo.to_str().unwrap(),
+            "--data",
+            val.to_str().unwrap(),
+            "--limit",
+            "12",
+            "--judge",
+            "full_stop",
+            "--samples",
+            "3",
+            "--max-new-tokens",
+            "8",
+            "--baseline",
+            assistant.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let cli: BTreeMap<String, f64> = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "gold/rate",
+        "gold/win_vs/assistant",
+        "gold/win_vs/assistant/low",
+        "kl_vs/assistant",
+    ] {
+        assert!(
+            (cli[key] - summary["dpo"][key]).abs() < 1e-9,
+            "{key}: {cli:?} vs {:?}",
+            summary["dpo"]
+        );
+    }
 }
 
 /// The report's gold chart draws the summary's numbers, and the report opens with it.

@@ -173,6 +173,63 @@ pub fn kl_per_answer<D: Backend>(
     mean(ours.iter().zip(&theirs).map(|(a, b)| a - b)).unwrap_or(0.0)
 }
 
+/// A stage to judge, and how it is asked.
+pub struct Asked<'a, D: Backend> {
+    pub model: &'a dyn LanguageModel<D>,
+    /// Through the chat template (else the raw question is continued).
+    pub chat: bool,
+}
+
+/// `gptlab eval --judge`: `stage`'s gold rate on `conversations` (S answers each, sampled as
+/// `[report] eval` samples them, so the numbers agree), and with a `baseline` (a name and
+/// its stage) the win rate against it with its interval and the KL to it: the keys
+/// summary.json uses.
+#[allow(clippy::too_many_arguments)]
+pub fn gold_numbers<D: Backend>(
+    stage: Asked<D>,
+    baseline: Option<(&str, Asked<D>)>,
+    tok: &Tokenizer,
+    judge: &Judge,
+    conversations: &[Vec<Message>],
+    samples: usize,
+    opts: &SampleOptions,
+    seeds: (u64, u64),
+) -> std::collections::BTreeMap<String, f64> {
+    let (sample_seed, bootstrap_seed) = seeds;
+    let ask = |s: &Asked<D>| {
+        sample_answers(
+            s.model,
+            tok,
+            conversations,
+            s.chat,
+            samples,
+            opts,
+            sample_seed,
+        )
+    };
+    let ours = ask(&stage);
+    let our_scores = scores(judge, conversations, &ours);
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(rate) = gold_rate(&our_scores) {
+        out.insert("gold/rate".to_string(), rate);
+    }
+    let Some((name, base)) = baseline else {
+        return out;
+    };
+    let theirs = scores(judge, conversations, &ask(&base));
+    if let Some(w) = win_rate(&our_scores, &theirs, bootstrap_seed) {
+        let key = format!("gold/win_vs/{name}");
+        out.insert(format!("{key}/low"), w.low);
+        out.insert(format!("{key}/high"), w.high);
+        out.insert(key, w.rate);
+    }
+    if stage.chat && base.chat {
+        let kl = kl_per_answer(stage.model, base.model, tok, conversations, &ours);
+        out.insert(format!("kl_vs/{name}"), kl);
+    }
+    out
+}
+
 /// The reward model's score of every sampled answer (read at its last token, like a reward
 /// stage scores pairs).
 pub fn reward_scores<D: Backend>(

@@ -93,6 +93,32 @@ impl Judge {
             .collect()
     }
 
+    /// The judge `name` declared in a run folder's spec.toml (the resolved spec).
+    pub fn of_run(run: &std::path::Path, name: &str) -> Result<Judge> {
+        #[derive(serde::Deserialize)]
+        struct Judges {
+            #[serde(default)]
+            judges: BTreeMap<String, JudgeSpec>,
+        }
+        let path = run.join(crate::results::SPEC_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+        let judges: Judges =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let spec = judges.judges.get(name).ok_or_else(|| {
+            let names: Vec<&str> = judges.judges.keys().map(|k| k.as_str()).collect();
+            anyhow!(
+                "{} declares no judge `{name}` (its judges: {})",
+                path.display(),
+                match names.is_empty() {
+                    true => "none".to_string(),
+                    false => names.join(", "),
+                }
+            )
+        })?;
+        Judge::new(name, spec)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
