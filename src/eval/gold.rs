@@ -17,6 +17,7 @@ use crate::data::batches::Example;
 use crate::data::chat::{encode_chat, Message, Role};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
+use crate::results::{gold_win_key, kl_key, GOLD_RATE};
 use crate::tokenizer::{Special, Tokenizer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -211,21 +212,21 @@ pub fn gold_numbers<D: Backend>(
     let our_scores = scores(judge, conversations, &ours);
     let mut out = std::collections::BTreeMap::new();
     if let Some(rate) = gold_rate(&our_scores) {
-        out.insert("gold/rate".to_string(), rate);
+        out.insert(GOLD_RATE.to_string(), rate);
     }
     let Some((name, base)) = baseline else {
         return out;
     };
     let theirs = scores(judge, conversations, &ask(&base));
     if let Some(w) = win_rate(&our_scores, &theirs, bootstrap_seed) {
-        let key = format!("gold/win_vs/{name}");
+        let key = gold_win_key(name);
         out.insert(format!("{key}/low"), w.low);
         out.insert(format!("{key}/high"), w.high);
         out.insert(key, w.rate);
     }
     if stage.chat && base.chat {
         let kl = kl_per_answer(stage.model, base.model, tok, conversations, &ours);
-        out.insert(format!("kl_vs/{name}"), kl);
+        out.insert(kl_key(name), kl);
     }
     out
 }
