@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(Table::Model.keys(), &["preset", "block_size"]);
         assert!(Table::Stage.keys().contains(&"warmup_steps"));
         assert!(Table::Stage.keys().contains(&"temperature"));
-        assert_eq!(Table::Stage.keys().len(), 40);
+        assert_eq!(Table::Stage.keys().len(), 42);
         // Every key of the flat form belongs to some method, and no method lists a key twice.
         for key in Table::Stage.keys() {
             assert!(

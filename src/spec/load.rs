@@ -521,6 +521,43 @@ sampling = { temperature = 0.8, top_k = 20 }
     }
 
     #[test]
+    fn ptx_data_is_a_key_of_rlhf_stages_only_and_its_coef_needs_it() {
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"ppo\"\nptx_data = \"$DATA/demo/sft.jsonl\"\nptx_coef = 0.5",
+        );
+        let loaded = load(&text, &[]).unwrap();
+        let ptx = loaded.spec.stages[3].ptx.as_ref().expect("a ptx anchor");
+        assert!(ptx.data.ends_with("demo/sft.jsonl"), "{ptx:?}");
+        assert_eq!(ptx.coef, 0.5);
+        assert!(loaded.resolved_toml.contains("ptx_coef = 0.5"));
+        let text = edit("algorithm = \"ppo\"", "algorithm = \"ppo\"\nptx_coef = 2.0");
+        assert_error(&text, "ptx_coef", "stages.rlhf.ptx_coef", "add ptx_data");
+        let text = edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"ppo\"\nptx_data = \"$DATA/demo/sft.jsonl\"\nptx_coef = -1.0",
+        );
+        assert_error(
+            &text,
+            "ptx_coef",
+            "stages.rlhf.ptx_coef",
+            "expected a number > 0",
+        );
+        let text = edit(
+            "kind = \"sft\"",
+            "kind = \"sft\"\nptx_data = \"corpus.txt\"",
+        );
+        assert_error(
+            &text,
+            "ptx_data",
+            "stages.assistant.ptx_data",
+            "only used by rlhf stages",
+        );
+        // Without it, nothing is written: the run ids of earlier specs stay as they were.
+        assert!(!load(QUICKSTART, &[]).unwrap().resolved_toml.contains("ptx"));
+    }
+
+    #[test]
     fn val_group_is_a_key_of_the_methods_that_read_records() {
         // Every method reads records or prompts it can hold groups of out.
         let text = edit(

@@ -67,6 +67,14 @@ pub fn resolve_paths(
                 format!("stages[{index}].val_data"),
             )?;
         }
+        if let Some(ptx) = stage.ptx.as_mut() {
+            ptx.data = resolve_one(
+                &ptx.data,
+                &spec_dir,
+                &data_root,
+                format!("stages[{index}].ptx_data"),
+            )?;
+        }
         if let Some(rollout) = stage.method.rollout_mut() {
             rollout.prompts = resolve_one(
                 &rollout.prompts,
@@ -78,6 +86,19 @@ pub fn resolve_paths(
     }
     if let Some(path) = spec.report.eval.as_mut().and_then(|e| e.data.as_mut()) {
         *path = resolve_one(path, &spec_dir, &data_root, "report.eval.data".into())?;
+    }
+    if let Some(path) = spec
+        .report
+        .eval
+        .as_mut()
+        .and_then(|e| e.judge_prompts.as_mut())
+    {
+        *path = resolve_one(
+            path,
+            &spec_dir,
+            &data_root,
+            "report.eval.judge_prompts".into(),
+        )?;
     }
     Ok(())
 }

@@ -43,7 +43,18 @@ pub struct Stage {
     /// records or prompts; a pretraining mixture's conversation sources).
     pub val_group: Option<String>,
     pub checkpoint_every: u64,
+    /// RLHF stages: SFT conversations whose loss joins every update (`ptx_data`, `ptx_coef`).
+    pub ptx: Option<Ptx>,
     pub method: Method,
+}
+
+/// InstructGPT's PPO-ptx, for any RLHF method: `coef` × the SFT loss on a batch of `data`
+/// added to every update, so that moving toward what raters like does not cost what SFT
+/// taught (the "alignment tax" on questions no rater asked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ptx {
+    pub data: PathBuf,
+    pub coef: f64,
 }
 
 impl Stage {
@@ -250,6 +261,8 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
         "max_new_tokens",
         "temperature",
         "val_group",
+        "ptx_data",
+        "ptx_coef",
     ];
     const GRPO: &[&str] = &[
         "algorithm",
@@ -264,15 +277,22 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
         "max_new_tokens",
         "temperature",
         "val_group",
+        "ptx_data",
+        "ptx_coef",
     ];
     match (kind, algorithm) {
         // A pretraining mixture holds out whole groups of its conversation sources.
         (StageKind::Pretrain, None) => Some(&["val_group"]),
         (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
         (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
-        (StageKind::Rlhf, Some(Algorithm::Dpo)) => {
-            Some(&["algorithm", "beta", "rpo_alpha", "val_group"])
-        }
+        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&[
+            "algorithm",
+            "beta",
+            "rpo_alpha",
+            "val_group",
+            "ptx_data",
+            "ptx_coef",
+        ]),
         (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
         (StageKind::Rlhf, Some(Algorithm::Kto)) => Some(&[
             "algorithm",
@@ -280,6 +300,8 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
             "desirable_weight",
             "undesirable_weight",
             "val_group",
+            "ptx_data",
+            "ptx_coef",
         ]),
         (StageKind::Feedback, None) => Some(&[
             "prompts",
@@ -357,6 +379,11 @@ pub struct FlatStage {
     pub val_group: Option<String>,
     #[serde(default)]
     pub checkpoint_every: u64,
+    // Written only when set, so that specs without them keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptx_data: Option<PathBuf>,
+    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    pub ptx_coef: f64,
 
     // The keys of some methods only (see `own_keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,6 +461,14 @@ impl FlatStage {
     /// before this runs (the resolved spec writes them out, see the module comment).
     pub fn into_stage(self) -> Result<Stage, FlatProblem> {
         let method = self.method()?;
+        if self.ptx_data.is_none() && self.ptx_coef != 1.0 {
+            return Err(FlatProblem {
+                key: "ptx_coef",
+                message:
+                    "`ptx_coef` weighs the SFT loss on `ptx_data`: add ptx_data = \"sft.jsonl\""
+                        .into(),
+            });
+        }
         Ok(self.with_method(method))
     }
 
@@ -457,6 +492,10 @@ impl FlatStage {
             val_data: self.val_data,
             val_group: self.val_group,
             checkpoint_every: self.checkpoint_every,
+            ptx: self.ptx_data.map(|data| Ptx {
+                data,
+                coef: self.ptx_coef,
+            }),
             method,
         }
     }
@@ -644,6 +683,8 @@ impl From<Stage> for FlatStage {
             val_data: stage.val_data,
             val_group: stage.val_group,
             checkpoint_every: stage.checkpoint_every,
+            ptx_coef: stage.ptx.as_ref().map_or(1.0, |p| p.coef),
+            ptx_data: stage.ptx.map(|p| p.data),
             ..flat
         }
     }

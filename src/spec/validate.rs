@@ -221,6 +221,9 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     }
     positive_int(at("eval_batches"), stage.eval_batches)?;
     between(at("val_fraction"), stage.val_fraction, 0.0, 0.5)?;
+    if let Some(ptx) = &stage.ptx {
+        positive(at("ptx_coef"), ptx.coef)?;
+    }
     match &stage.method {
         // A feedback stage's numbers are checked beside its judge (`check_feedback`).
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
@@ -416,6 +419,11 @@ fn check_gold(spec: &Experiment, eval: &ReportEval) -> Checked {
             },
         )?;
     }
+    require(
+        eval.judge_prompts.is_none() || eval.judge.is_some(),
+        "report.eval.judge_prompts",
+        || "judge_prompts are asked only with a `judge`: add judge = \"NAME\"".into(),
+    )?;
     let Some(name) = &eval.baseline else {
         return Ok(());
     };

@@ -81,18 +81,56 @@ pub struct StepContext<'a, D: Backend> {
     pub rng: &'a mut ChaCha8Rng,
     optim: &'a mut AdamW<D>,
     grad_norm: Option<f64>,
+    extra: Option<&'a mut dyn ExtraLoss<D>>,
+}
+
+/// A loss added to every update an objective applies, whatever the objective: InstructGPT's
+/// PPO-ptx keeps an SFT loss in every RLHF update so that the policy keeps what SFT taught.
+pub trait ExtraLoss<D: Backend> {
+    /// `grads` with this loss's gradients added (traced into the same gradients, so one
+    /// optimiser step sees the sum).
+    fn add(
+        &mut self,
+        model: &dyn LanguageModel<D>,
+        grads: Gradients<f32, D>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Gradients<f32, D>>;
 }
 
 impl<'a, D: Backend> StepContext<'a, D> {
-    /// Clips and applies `grads` (already averaged over micro-batches). Returns the grad norm.
-    /// A non-finite gradient is refused before it can touch the weights.
+    /// Clips and applies `grads` (already averaged over micro-batches), with the extra loss's
+    /// gradients added when there is one. Returns the grad norm. A non-finite gradient is
+    /// refused before it can touch the weights.
     pub fn apply(&mut self, mut grads: Gradients<f32, D>) -> Result<f64> {
+        if let Some(extra) = self.extra.as_mut() {
+            grads = extra.add(&*self.model, grads, self.rng)?;
+        }
         let norm = self
             .optim
             .step(self.model, &mut grads, self.lr)
             .with_context(|| format!("step {}", self.step))?;
         self.grad_norm = Some(norm);
         Ok(norm)
+    }
+
+    /// Runs `f` (an objective's step) with `extra` added to every update it applies.
+    pub fn with_extra_loss<R>(
+        &mut self,
+        extra: &mut dyn ExtraLoss<D>,
+        f: impl FnOnce(&mut StepContext<'_, D>) -> R,
+    ) -> R {
+        let mut inner = StepContext {
+            model: &mut *self.model,
+            step: self.step,
+            lr: self.lr,
+            rng: &mut *self.rng,
+            optim: &mut *self.optim,
+            grad_norm: None,
+            extra: Some(extra),
+        };
+        let out = f(&mut inner);
+        self.grad_norm = inner.grad_norm.or(self.grad_norm);
+        out
     }
 }
 
@@ -294,6 +332,7 @@ impl<'a, D: Backend> Run<'a, D> {
             rng: &mut self.rng,
             optim: &mut self.optim,
             grad_norm: None,
+            extra: None,
         };
         let result = self.objective.step(&mut ctx);
         let grad_norm = ctx.grad_norm;
