@@ -6,6 +6,7 @@ pub mod chat;
 pub mod corpus_source;
 pub mod jsonl;
 pub mod mixture;
+pub mod pairing;
 pub mod paths;
 pub mod ratings;
 pub mod records;

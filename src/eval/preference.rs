@@ -4,7 +4,8 @@
 //! and RLHF's rollouts read the scores.
 
 use crate::data::chat::{encode_chat, Message};
-use crate::data::{Feedback, PreferencePair, PreferenceRecord};
+use crate::data::pairing::pair_feedback;
+use crate::data::PreferenceRecord;
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::{Special, Tokenizer};
 use dfdx::prelude::*;
@@ -44,10 +45,31 @@ pub fn rewards<D: Backend>(model: &dyn LanguageModel<D>, rows: &[&[u32]], pad: u
     model.scores(x).select(idx).as_vec()
 }
 
-/// A preference pair, tokenised: the same prompt with each answer.
+/// A preference pair, tokenised: the same prompt with each answer; with its words, for
+/// grouping a ranking's pairs and for judges.
 pub struct Pair {
     pub chosen: Vec<u32>,
     pub rejected: Vec<u32>,
+    pub words: PairWords,
+}
+
+/// A pair's prompt (its last user turn) and answers as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairWords {
+    pub prompt: String,
+    pub chosen: String,
+    pub rejected: String,
+}
+
+impl PairWords {
+    fn of(prompt: &[Message], chosen: &[Message], rejected: &[Message]) -> PairWords {
+        let text = |m: &[Message]| m.iter().map(|m| m.content.as_str()).collect::<String>();
+        PairWords {
+            prompt: crate::eval::answers::last_user_turn(prompt).to_string(),
+            chosen: text(chosen),
+            rejected: text(rejected),
+        }
+    }
 }
 
 /// Unpaired feedback, tokenised.
@@ -63,50 +85,18 @@ pub fn split_records(
     records: &[PreferenceRecord],
     limit: usize,
 ) -> (Vec<Pair>, Vec<Labelled>) {
-    let mut pairs = Vec::new();
-    let mut feedback: Vec<&Feedback> = Vec::new();
-    for r in records {
-        match r {
-            PreferenceRecord::Pair(PreferencePair {
-                prompt,
-                chosen,
-                rejected,
-                ..
-            }) => pairs.push(Pair {
-                chosen: encode_answer(tok, prompt, chosen, limit),
-                rejected: encode_answer(tok, prompt, rejected, limit),
-            }),
-            PreferenceRecord::Feedback(f) => feedback.push(f),
-        }
-    }
-    let mut used = vec![false; feedback.len()];
-    for i in 0..feedback.len() {
-        if used[i] {
-            continue;
-        }
-        if let Some(j) = (i + 1..feedback.len()).find(|&j| {
-            !used[j]
-                && feedback[j].prompt == feedback[i].prompt
-                && feedback[j].label != feedback[i].label
-        }) {
-            used[i] = true;
-            used[j] = true;
-            let (good, bad) = if feedback[i].label {
-                (feedback[i], feedback[j])
-            } else {
-                (feedback[j], feedback[i])
-            };
-            pairs.push(Pair {
-                chosen: encode_answer(tok, &good.prompt, &good.completion, limit),
-                rejected: encode_answer(tok, &bad.prompt, &bad.completion, limit),
-            });
-        }
-    }
-    let unpaired = feedback
+    let (pairs, unpaired) = pair_feedback(records);
+    let pairs = pairs
         .iter()
-        .zip(&used)
-        .filter(|(_, &u)| !u)
-        .map(|(f, _)| Labelled {
+        .map(|p| Pair {
+            chosen: encode_answer(tok, &p.prompt, &p.chosen, limit),
+            rejected: encode_answer(tok, &p.prompt, &p.rejected, limit),
+            words: PairWords::of(&p.prompt, &p.chosen, &p.rejected),
+        })
+        .collect();
+    let unpaired = unpaired
+        .iter()
+        .map(|f| Labelled {
             ids: encode_answer(tok, &f.prompt, &f.completion, limit),
             label: f.label,
         })

@@ -386,6 +386,15 @@ pub fn run_stage<D: Backend>(
 ) -> Result<(TrainResult, Vec<SourceUsage>)> {
     let settings = settings(env, model, params);
     let (mut objective, usage) = objective(env, model, data)?;
+    if let Some(ptx) = &env.stage.ptx {
+        let conversations = data::read_sft(&ptx.data)
+            .with_context(|| format!("stage `{}`: ptx_data", env.stage.name))?;
+        let anchor = rlhf::ptx::SftAnchor::new(env, &conversations, ptx.coef)?;
+        objective = Box::new(rlhf::ptx::WithPtx {
+            inner: objective,
+            anchor,
+        });
+    }
     if !usage.is_empty() {
         print!("{}", usage_table(&env.stage.name, &usage));
     }
@@ -422,7 +431,10 @@ fn objective<'a, D: Backend>(
             train: t,
             val,
             sources,
-        } => (Box::new(reward::Reward::new(env, t, val)?), usage(sources)),
+        } => {
+            let obj = reward::Reward::new(env, t, val, raters_judge(env)?.as_ref())?;
+            (Box::new(obj), usage(sources))
+        }
         StageData::Dpo {
             keys,
             train: t,
@@ -515,6 +527,34 @@ pub fn run_feedback_stage<D: Backend>(
         100.0 * s.thumbs_up as f64 / s.labels.max(1) as f64, s.pairs, s.flipped_labels, s.flipped_pairs
     );
     Ok(s)
+}
+
+/// The judge of the feedback stage whose ratings a reward stage reads (`@NAME/...` in its
+/// `val_data`, else in its `data`): the clean taste its noisy labels stand for.
+fn raters_judge<D: Backend>(env: &StageEnv<D>) -> Result<Option<Judge>> {
+    let stage = env.stage;
+    let paths = stage
+        .val_data
+        .iter()
+        .chain(stage.data.iter().map(|e| &e.path));
+    let Some((name, _)) = paths.filter_map(|p| crate::spec::rating_path(p)).next() else {
+        return Ok(None);
+    };
+    let Some(Method::Feedback(keys)) = env
+        .spec
+        .stages
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| &s.method)
+    else {
+        return Ok(None);
+    };
+    let spec = env
+        .spec
+        .judges
+        .get(&keys.judge)
+        .with_context(|| format!("no judge `{}`", keys.judge))?;
+    Ok(Some(Judge::new(&keys.judge, spec)?))
 }
 
 /// Records drawn per source of a weighted record stage: `steps x batch x grad_accum`.

@@ -2,9 +2,16 @@
 //! answer, trained on preference pairs with the Bradley–Terry loss −log σ(r_chosen − r_rejected),
 //! and on unpaired thumbs-up/down feedback (opposite labels for one prompt are paired; the
 //! rest get a logistic loss on the reward itself).
+//!
+//! The pairs of one prompt (the K·(K−1)/2 pairs a ranking of K answers implies) are drawn
+//! together into a batch, each answer scored once: InstructGPT found that shuffling a
+//! ranking's correlated pairs apart makes the reward model overfit. With a judge (the clean
+//! taste behind simulated raters) it also reports how often it orders held-out pairs as the
+//! judge does, besides how often it agrees with the noisy labels.
 
 use super::StageEnv;
 use crate::data::PreferenceRecord;
+use crate::eval::judge::Judge;
 use crate::eval::preference::{pad_rows, pair_rewards, rewards, split_records, Labelled, Pair};
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::Special;
@@ -40,17 +47,55 @@ pub fn neg_log_sigmoid_mean<D: Backend, T: Tape<f32, D>>(
 
 pub struct Reward<D: Backend> {
     train: (Vec<Pair>, Vec<Labelled>),
+    /// The training pairs' indices by prompt, in order of first appearance.
+    rankings: Vec<Vec<usize>>,
     val: (Vec<Pair>, Vec<Labelled>),
+    /// For each validation pair, whether the judge prefers its chosen answer (`None` when the
+    /// judge scores both alike or has no opinion, or when there is no judge).
+    judge_says: Vec<Option<bool>>,
     batch: usize,
     pad: u32,
     dev: D,
 }
 
+/// Indices of `pairs` grouped by prompt, groups in order of first appearance.
+fn rankings(pairs: &[Pair]) -> Vec<Vec<usize>> {
+    let mut index: std::collections::HashMap<&str, usize> = Default::default();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, p) in pairs.iter().enumerate() {
+        let g = *index.entry(p.words.prompt.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
+/// Whether `judge` prefers each pair's chosen answer (`None` on a tie or no opinion).
+fn judge_verdicts(judge: Option<&Judge>, pairs: &[Pair]) -> Vec<Option<bool>> {
+    pairs
+        .iter()
+        .map(|p| {
+            let w = &p.words;
+            let judge = judge?;
+            let (c, r) = (
+                judge.score(&w.prompt, &w.chosen)?,
+                judge.score(&w.prompt, &w.rejected)?,
+            );
+            (c != r).then_some(c > r)
+        })
+        .collect()
+}
+
 impl<D: Backend> Reward<D> {
+    /// `judge`: the taste the (possibly noisy) ratings stand for, to score held-out pairs
+    /// against as well.
     pub fn new(
         env: &StageEnv<D>,
         train: &[PreferenceRecord],
         val: &[PreferenceRecord],
+        judge: Option<&Judge>,
     ) -> Result<Self> {
         let limit = env.block_size;
         let train = split_records(env.tokenizer, train, limit);
@@ -67,6 +112,8 @@ impl<D: Backend> Reward<D> {
             val.1.len()
         );
         Ok(Self {
+            rankings: rankings(&train.0),
+            judge_says: judge_verdicts(judge, &val.0),
             train,
             val,
             batch: env.stage.batch_size,
@@ -81,17 +128,25 @@ fn pair_metrics<D: Backend>(
     model: &dyn LanguageModel<D>,
     pairs: &[Pair],
     labelled: &[Labelled],
+    judge_says: &[Option<bool>],
     pad: u32,
     prefix: &str,
     batch: usize,
 ) -> Metrics {
     let (mut correct, mut margin, mut all) = (0usize, 0f64, Vec::new());
-    for (chosen, rejected) in pair_rewards(model, pairs, pad, batch) {
-        for (a, b) in chosen.iter().zip(&rejected) {
-            correct += (a > b) as usize;
-            margin += (a - b) as f64;
+    let (mut as_judge, mut judged) = (0usize, 0usize);
+    let scored = pair_rewards(model, pairs, pad, batch);
+    let ordered = scored.iter().flat_map(|(c, r)| c.iter().zip(r));
+    for ((a, b), says) in ordered.zip(judge_says.iter().chain(std::iter::repeat(&None))) {
+        correct += (a > b) as usize;
+        margin += (a - b) as f64;
+        if let Some(chosen_better) = says {
+            judged += 1;
+            as_judge += ((a > b) == *chosen_better) as usize;
         }
-        all.extend(chosen.iter().chain(&rejected).map(|&x| x as f64));
+    }
+    for (chosen, rejected) in &scored {
+        all.extend(chosen.iter().chain(rejected).map(|&x| x as f64));
     }
     let mut label_correct = 0;
     for chunk in labelled.chunks(batch.max(1)) {
@@ -111,6 +166,13 @@ fn pair_metrics<D: Backend>(
             correct as f64 / pairs.len() as f64,
         ));
         out.push((format!("{prefix}margin"), margin / pairs.len() as f64));
+    }
+    if judged > 0 {
+        // Against the clean judge rather than the (noisy) labels.
+        out.push((
+            format!("{prefix}judge_accuracy"),
+            as_judge as f64 / judged as f64,
+        ));
     }
     if !labelled.is_empty() {
         out.push((
@@ -135,33 +197,59 @@ fn pair_metrics<D: Backend>(
     out
 }
 
+impl<D: Backend> Reward<D> {
+    /// Whole rankings (all the pairs of a prompt), drawn at random until the batch holds at
+    /// least `batch` pairs. Data with one pair per prompt draws exactly `batch` pairs.
+    fn pick_rankings(&self, rng: &mut impl Rng) -> Vec<&Pair> {
+        let mut pick = Vec::with_capacity(self.batch);
+        while pick.len() < self.batch {
+            let ranking = &self.rankings[rng.gen_range(0..self.rankings.len())];
+            pick.extend(ranking.iter().map(|&i| &self.train.0[i]));
+        }
+        pick
+    }
+}
+
+/// The distinct answers of `pairs` (chosen ones first, then rejected ones, so that pairs
+/// without shared answers keep the plain layout), and where each pair's two answers sit.
+fn unique_rows<'p>(pairs: &[&'p Pair]) -> (Vec<&'p [u32]>, Vec<usize>, Vec<usize>) {
+    let mut rows: Vec<&[u32]> = Vec::new();
+    let mut at = std::collections::HashMap::new();
+    let mut place = |ids: &'p [u32]| {
+        *at.entry(ids).or_insert_with(|| {
+            rows.push(ids);
+            rows.len() - 1
+        })
+    };
+    let chosen: Vec<usize> = pairs.iter().map(|p| place(&p.chosen)).collect();
+    let rejected: Vec<usize> = pairs.iter().map(|p| place(&p.rejected)).collect();
+    (rows, chosen, rejected)
+}
+
 impl<D: Backend> Objective<D> for Reward<D> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
         let (pairs, labelled) = &self.train;
         let mut grads = Gradients::leaky();
         let (mut loss_sum, mut tokens, mut metrics) = (0.0, 0usize, Vec::new());
         if !pairs.is_empty() {
-            let pick: Vec<&Pair> = (0..self.batch)
-                .map(|_| &pairs[ctx.rng.gen_range(0..pairs.len())])
-                .collect();
-            let rows: Vec<&[u32]> = pick
-                .iter()
-                .map(|p| p.chosen.as_slice())
-                .chain(pick.iter().map(|p| p.rejected.as_slice()))
-                .collect();
+            let pick = self.pick_rankings(ctx.rng);
+            let (rows, chosen_at, rejected_at) = unique_rows(&pick);
             tokens += rows.iter().map(|r| r.len()).sum::<usize>();
             let r = rewards_traced(ctx.model, &rows, self.pad, grads);
             let b = pick.len();
             let (r, tape) = r.split_tape();
-            let values = r.as_vec();
-            let chosen = r.clone().put_tape(tape).slice((0..b,));
-            let rejected = r.retaped::<OwnedTape<f32, D>>().slice((b..2 * b,));
+            let scores = r.as_vec();
+            let index = |at: &[usize]| self.dev.tensor_from_vec(at.to_vec(), (at.len(),));
+            let chosen = r.clone().put_tape(tape).gather(index(&chosen_at));
+            let rejected = r.retaped::<OwnedTape<f32, D>>().gather(index(&rejected_at));
             let loss = neg_log_sigmoid_mean(chosen - rejected);
             loss_sum += loss.retaped::<NoneTape>().as_vec()[0] as f64;
             grads = loss.backward();
-            let (c, rj) = values.split_at(b);
-            let acc = c.iter().zip(rj).filter(|(a, b)| a > b).count() as f64 / b as f64;
-            let margin = c.iter().zip(rj).map(|(a, b)| (a - b) as f64).sum::<f64>() / b as f64;
+            let c: Vec<f32> = chosen_at.iter().map(|&i| scores[i]).collect();
+            let rj: Vec<f32> = rejected_at.iter().map(|&i| scores[i]).collect();
+            let values: Vec<f32> = c.iter().chain(&rj).copied().collect();
+            let acc = c.iter().zip(&rj).filter(|(a, b)| a > b).count() as f64 / b as f64;
+            let margin = c.iter().zip(&rj).map(|(a, b)| (a - b) as f64).sum::<f64>() / b as f64;
             metrics.push(("accuracy".to_string(), acc));
             metrics.push(("margin".to_string(), margin));
             metrics.push((
@@ -206,7 +294,13 @@ impl<D: Backend> Objective<D> for Reward<D> {
     fn evaluate(&mut self, model: &dyn LanguageModel<D>) -> Result<Metrics> {
         let (pairs, labelled) = &self.val;
         Ok(pair_metrics(
-            model, pairs, labelled, self.pad, "val/", self.batch,
+            model,
+            pairs,
+            labelled,
+            &self.judge_says,
+            self.pad,
+            "val/",
+            self.batch,
         ))
     }
 }
@@ -214,6 +308,67 @@ impl<D: Backend> Objective<D> for Reward<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair(prompt: &str, chosen: &[u32], rejected: &[u32]) -> Pair {
+        Pair {
+            chosen: chosen.to_vec(),
+            rejected: rejected.to_vec(),
+            words: crate::eval::preference::PairWords {
+                prompt: prompt.into(),
+                chosen: format!("{chosen:?}"),
+                rejected: format!("{rejected:?}"),
+            },
+        }
+    }
+
+    #[test]
+    fn a_rankings_pairs_are_grouped_and_each_answer_is_scored_once() {
+        // A ranking of answers 1 > 2 > 3 to prompt a (three pairs), one pair for prompt b.
+        let pairs = [
+            pair("a", &[1], &[2]),
+            pair("b", &[7], &[8]),
+            pair("a", &[1], &[3]),
+            pair("a", &[2], &[3]),
+        ];
+        assert_eq!(rankings(&pairs), vec![vec![0, 2, 3], vec![1]]);
+        let ranking: Vec<&Pair> = [0, 2, 3].iter().map(|&i| &pairs[i]).collect();
+        let (rows, chosen, rejected) = unique_rows(&ranking);
+        assert_eq!(rows, vec![&[1u32][..], &[2], &[3]]);
+        assert_eq!((chosen, rejected), (vec![0, 0, 1], vec![1, 2, 2]));
+        // Pairs that share no answer keep the plain layout: chosen rows, then rejected rows.
+        let apart = [&pairs[0], &pairs[1]];
+        let (rows, chosen, rejected) = unique_rows(&apart);
+        assert_eq!(rows, vec![&[1u32][..], &[7], &[2], &[8]]);
+        assert_eq!((chosen, rejected), (vec![0, 1], vec![2, 3]));
+    }
+
+    #[test]
+    fn the_judge_says_which_answer_of_a_pair_it_prefers_and_abstains_on_ties() {
+        let spec = crate::spec::JudgeSpec {
+            prefer: vec!["跑步".into()],
+            ..Default::default()
+        };
+        let judge = Judge::new("me", &spec).unwrap();
+        let words = |chosen: &str, rejected: &str| Pair {
+            chosen: vec![],
+            rejected: vec![],
+            words: crate::eval::preference::PairWords {
+                prompt: "你周末做什么?".into(),
+                chosen: chosen.into(),
+                rejected: rejected.into(),
+            },
+        };
+        let pairs = [
+            words("我喜欢跑步。", "我喜欢画画。"),
+            words("我喜欢画画。", "我喜欢跑步。"),
+            words("我喜欢画画。", "我喜欢唱歌。"),
+        ];
+        assert_eq!(
+            judge_verdicts(Some(&judge), &pairs),
+            vec![Some(true), Some(false), None]
+        );
+        assert_eq!(judge_verdicts(None, &pairs), vec![None, None, None]);
+    }
 
     #[test]
     fn bradley_terry_loss_matches_hand_computed_values() {

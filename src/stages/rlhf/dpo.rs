@@ -3,6 +3,7 @@
 
 use crate::data::batches::{pad_examples, Example};
 use crate::data::chat::encode_chat;
+use crate::data::pairing::pair_feedback;
 use crate::data::{Message, PreferencePair, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::{Backend, LanguageModel};
@@ -59,14 +60,11 @@ pub fn prepare_pairs<D: Backend>(
     limit: usize,
 ) -> Vec<DpoPair> {
     let pad = tok.special(Special::Pad);
-    let pairs: Vec<(Example, Example)> = records
+    // 👍/👎 lines pair up as the reward stage pairs them: opposite labels, same prompt.
+    let (pairs, _) = pair_feedback(records);
+    let pairs: Vec<(Example, Example)> = pairs
         .iter()
-        .filter_map(|r| match r {
-            PreferenceRecord::Pair(p) => {
-                Some((encode(tok, p, limit, true), encode(tok, p, limit, false)))
-            }
-            PreferenceRecord::Feedback(_) => None,
-        })
+        .map(|p| (encode(tok, p, limit, true), encode(tok, p, limit, false)))
         .collect();
     let chosen: Vec<&Example> = pairs.iter().map(|p| &p.0).collect();
     let rejected: Vec<&Example> = pairs.iter().map(|p| &p.1).collect();
@@ -162,7 +160,7 @@ impl<D: Backend> Dpo<D> {
         let train = prepare_pairs(reference, env.tokenizer, train, limit);
         if train.is_empty() {
             bail!(
-                "stage `{}`: DPO needs {{\"prompt\",\"chosen\",\"rejected\"}} pairs in its data",
+                "stage `{}`: DPO needs {{\"prompt\",\"chosen\",\"rejected\"}} pairs, or 👍 and 👎 answers to the same prompts, in its data",
                 env.stage.name
             );
         }
