@@ -41,9 +41,10 @@ pub fn evaluate_compared<D: Backend>(
         return Ok(());
     };
     let (file, held_out) = questions(loaded, eval)?;
-    let conversations = match eval.judge {
-        Some(_) => read_conversations(&file, eval.limit, held_out.as_ref())?,
-        None => Vec::new(),
+    let conversations = match (&eval.judge, &eval.judge_prompts) {
+        (Some(_), Some(prompts)) => read_conversations(prompts, eval.limit, None)?,
+        (Some(_), None) => read_conversations(&file, eval.limit, held_out.as_ref())?,
+        (None, _) => Vec::new(),
     };
     let asked = Asked {
         loaded,

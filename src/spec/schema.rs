@@ -238,6 +238,11 @@ pub struct ReportEval {
     /// `kl_vs/<baseline>`, and `reward` when the run has a reward stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<String>,
+    /// The questions the judge is asked about (prompts or SFT pairs; default: the exact-match
+    /// questions above). Separate files keep exact match on what the model should know apart
+    /// from the judge's questions of taste, which have no one right answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_prompts: Option<PathBuf>,
     /// Answers sampled per question for the judge (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,
