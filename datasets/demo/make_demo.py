@@ -680,33 +680,45 @@ def make_feedback(r, items, pool, corpus_sentences):
 
 # Habits: the tutorial's example of what feedback is for. Asked about its day, the assistant
 # answers with many people's habits, and animals'; the simulated user (a judge in
-# experiments/feedback.toml) likes their own three and dislikes the animals'. Questions are
-# grouped by the time of day they ask about, so whole groups can be held out of the ratings.
+# experiments/feedback.toml) likes their own three and dislikes the animals'. The SFT answers
+# use the user's own habits only 1 time in 10 (others' 3 in 10, animals' 6 in 10), so the
+# assistant shows the liked behaviour sometimes, rarely: there is something for feedback to
+# move. Questions are grouped by the time of day they ask about; half the times are held out
+# of SFT and of the ratings, so evaluation asks whole groups no rater and no SFT row has seen.
 HABIT_TIMES = ["周末", "早上", "晚上", "下班后", "放假时", "下雨天", "周日", "休息时", "假期里",
-               "空闲时", "中午", "每天"]
+               "空闲时", "中午", "每天", "周六", "傍晚", "睡前", "饭后", "午饭后", "晚饭后",
+               "起床后", "放学后", "下午", "夜里", "春天", "夏天", "秋天", "冬天", "过年时",
+               "无聊时", "有空时", "晴天", "下雪天", "星期天", "星期六", "清晨", "深夜",
+               "生日那天"]
 HABIT_TEMPLATES = ["你{t}喜欢做什么?", "{t}你一般做什么?", "你{t}常做什么?", "{t}你爱做什么?",
-                   "说说你{t}做什么?", "{t}你会做什么?"]
+                   "说说你{t}做什么?", "{t}你常常做什么?", "你{t}都做什么?", "{t}你通常做什么?",
+                   "你{t}最爱做什么?", "{t}你平时做什么?", "你{t}想做什么?", "{t}你喜欢做什么?"]
 OWN_HABITS = ["跑步", "看书", "喝茶"]
 OTHER_HABITS = ["画画", "游泳", "做饭", "唱歌", "钓鱼", "下棋"]
 ANIMAL_HABITS = ["啃骨头", "吃虫子", "抓老鼠", "吃竹子", "在泥里打滚", "吃胡萝卜"]
-HABIT_ANSWERS_PER_PROMPT = 4
-HELD_OUT_TIMES = ["下雨天", "假期里", "中午"]
+HABIT_SHARES = [(OWN_HABITS, 0.1), (OTHER_HABITS, 0.3), (ANIMAL_HABITS, 0.6)]
+HABIT_ANSWERS_PER_PROMPT = 2
+HELD_OUT_TIME_COUNT = 18
 
 
 def make_habits(r):
-    """SFT rows answering habit questions with every habit about equally often, and the
-    prompts to rate; the held-out times' questions go to the evaluation file only."""
-    habits = OWN_HABITS + OTHER_HABITS + ANIMAL_HABITS
+    """SFT rows answering habit questions (own habits rare, see HABIT_SHARES), the prompts to
+    rate, and the held-out times' questions, which go to the evaluation file only."""
+    habits = [h for group, _ in HABIT_SHARES for h in group]
+    weights = [share / len(group) for group, share in HABIT_SHARES for _ in group]
+    held_out = set(r.sample(HABIT_TIMES, HELD_OUT_TIME_COUNT))
     sft, prompts, held = [], [], []
     for t in HABIT_TIMES:
         for template in HABIT_TEMPLATES:
             q = template.replace("{t}", t)
-            if t in HELD_OUT_TIMES:
-                held.append({"prompt": q, "completion": f"我喜欢{r.choice(OWN_HABITS)}。",
-                             "task": "habits", "group": t})
+            if t in held_out:
+                held.append({"prompt": q, "group": t})
                 continue
             prompts.append({"prompt": q, "group": t})
-            for habit in r.sample(habits, HABIT_ANSWERS_PER_PROMPT):
+            said = set()
+            while len(said) < HABIT_ANSWERS_PER_PROMPT:
+                said.add(r.choices(habits, weights)[0])
+            for habit in sorted(said, key=habits.index):
                 sft.append({"prompt": q, "completion": f"我喜欢{habit}。", "task": "habits",
                             "group": t})
     r.shuffle(sft)
@@ -785,7 +797,7 @@ def main():
         "habits_prompts.jsonl": jsonl(habits_prompts),
         # What the feedback experiment asks every stage: the held-out knowledge questions and
         # the habit questions of times no rater saw.
-        "habits_eval.jsonl": jsonl(qa_rows(val) + habits_held),
+        "habits_eval.jsonl": jsonl(habits_held),
     }
 
     chars = Counter(corpus) + Counter(park)
