@@ -22,6 +22,7 @@ pub mod gold;
 pub mod html;
 pub mod markdown;
 pub mod mixture;
+pub mod overoptimisation;
 pub mod run;
 pub mod spec_keys;
 pub mod sweep_charts;

@@ -383,6 +383,9 @@ pub fn write_key_charts(
         let stem = format!("vs-{}-{}", file_stem(&chart.metric), file_stem(&chart.key));
         rendered.push(super::render_chart(&chart, out, "", &stem)?);
     }
+    for (stem, chart) in super::overoptimisation::charts(runs) {
+        rendered.push(super::render_chart(&chart, out, "", &file_stem(&stem))?);
+    }
     Ok(rendered)
 }
 

@@ -28,6 +28,12 @@ pub fn gold_win_key(baseline: &str) -> String {
     format!("gold/win_vs/{baseline}")
 }
 
+/// The reward model's win rate of a stage's answers against `baseline`'s, on the same
+/// answers and questions as the judge's (`gold_win_key`): gold and proxy on one scale.
+pub fn proxy_win_key(baseline: &str) -> String {
+    format!("proxy/win_vs/{baseline}")
+}
+
 /// Best-of-n by the reward model, n answers of the baseline sampled and the reward model's
 /// favourite kept (stored under the baseline): the training-free reference for RLHF.
 pub const BEST_OF: [usize; 3] = [1, 4, 16];

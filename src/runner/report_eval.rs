@@ -14,8 +14,9 @@ use crate::eval::gold::{
 use crate::eval::judge::Judge;
 use crate::model::Backend;
 use crate::results::{
-    gold_best_of_key, gold_win_key, kl_key, merge_into_summary, task_exact_match_key as task_key,
-    BEST_OF, EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE, NO_TASK,
+    gold_best_of_key, gold_win_key, kl_key, merge_into_summary, proxy_win_key,
+    task_exact_match_key as task_key, BEST_OF, EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE,
+    NO_TASK,
 };
 use crate::spec::{Device, LoadedSpec, ReportEval, Stage, StageKind};
 use crate::tokenizer::Tokenizer;
@@ -197,6 +198,7 @@ impl Asked<'_> {
                 a.numbers.insert(GOLD_RATE.into(), rate);
             }
         }
+        let mut proxies = Vec::new();
         if let Some(rm) = self.reward_stage() {
             let proxy = on_each(
                 spec.device,
@@ -204,8 +206,14 @@ impl Asked<'_> {
                 |s, cpu| self.proxy(rm, s, answered, stages, cpu),
                 |s| self.proxy(rm, s, answered, stages, dev),
             );
-            for (a, p) in answered.iter_mut().zip(proxy) {
-                a.numbers.insert(EVAL_REWARD.into(), p?);
+            for ((a, p), judged) in answered.iter_mut().zip(proxy).zip(&scores) {
+                let p = p?;
+                let all: Vec<f64> = p.iter().flatten().copied().collect();
+                a.numbers.insert(
+                    EVAL_REWARD.into(),
+                    all.iter().sum::<f64>() / all.len().max(1) as f64,
+                );
+                proxies.push(only_where_judged(p, judged));
             }
         }
         let Some(base) = self.baseline(stages) else {
@@ -241,6 +249,11 @@ impl Asked<'_> {
                 numbers.insert(gold_win_key(&base), w.rate);
                 numbers.insert(format!("{}/low", gold_win_key(&base)), w.low);
                 numbers.insert(format!("{}/high", gold_win_key(&base)), w.high);
+            }
+            if let (Some(ours), Some(theirs)) = (proxies.get(i), proxies.get(b)) {
+                if let Some(w) = win_rate(ours, theirs, spec.seed) {
+                    numbers.insert(proxy_win_key(&base), w.rate);
+                }
             }
         }
         Ok(())
@@ -279,12 +292,15 @@ impl Asked<'_> {
         answered: &[Answered],
         stages: &[&Stage],
         dev: &D,
-    ) -> Result<f64> {
+    ) -> Result<Vec<Vec<f64>>> {
         let model = load_model(&self.run_dir.join(&rm.name), dev)?;
         let samples = self.samples_of(stage, answered, stages);
-        let scores = reward_scores(model.as_ref(), self.tok, &self.conversations, samples);
-        let all: Vec<f64> = scores.into_iter().flatten().collect();
-        Ok(all.iter().sum::<f64>() / all.len().max(1) as f64)
+        Ok(reward_scores(
+            model.as_ref(),
+            self.tok,
+            &self.conversations,
+            samples,
+        ))
     }
 
     /// The judge's rate of best-of-n answers of `base` by the reward model `rm` (n = 1, 4,
@@ -353,6 +369,16 @@ impl Asked<'_> {
             .expect("a compared stage");
         answered[i].samples.as_ref().expect("sampled for the judge")
     }
+}
+
+/// Reward-model scores kept only where the judge scored the answer too, so the proxy's win
+/// rate is counted over the same answers as the gold one.
+fn only_where_judged(proxy: Vec<Vec<f64>>, judged: &[Vec<Option<f64>>]) -> Vec<Vec<Option<f64>>> {
+    proxy
+        .into_iter()
+        .zip(judged)
+        .map(|(row, j)| row.into_iter().zip(j).map(|(p, g)| g.map(|_| p)).collect())
+        .collect()
 }
 
 /// The questions file, and the split to take from it for a stage's held-out questions.
