@@ -202,6 +202,11 @@ fn ratings_from_simulated_raters_move_held_out_answers_toward_the_judge() {
         rm["accuracy"] > 0.6,
         "the reward model learned the raters' pairs: {rm:?}"
     );
+    // Held out, it orders pairs as the clean judge does more often than the noisy labels.
+    assert!(
+        rm["val/judge_accuracy"] > 0.8 && rm["val/judge_accuracy"] >= rm["val/accuracy"],
+        "held-out accuracy against the judge and the labels: {rm:?}"
+    );
 }
 
 #[test]

@@ -202,6 +202,7 @@ fn a_judge_gives_every_stage_gold_numbers_and_the_report_draws_them() {
         !summary["base"].contains_key("kl_vs/assistant"),
         "a base model is not a chat model"
     );
+    assert_gold_chart(&run, &summary);
     // `gptlab eval --judge` asks the same way, so it gives the same numbers.
     let (dpo, assistant) = (run.join("dpo"), run.join("assistant"));
     let val = repo().join("datasets/demo/sft_val.jsonl");

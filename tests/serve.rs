@@ -208,7 +208,7 @@ fn the_page_in_headless_chromium_shows_answers_as_text_and_saves_ratings() {
 }
 
 #[test]
-fn ratings_posted_through_the_api_train_a_reward_stage_in_a_new_run() {
+fn ratings_posted_through_the_api_train_a_reward_stage_and_kto_in_a_new_run() {
     let server = Server::start(&[]);
     let post = &|body: serde_json::Value| {
         ureq::post(&format!("{}v1/feedback", server.url))
@@ -266,6 +266,16 @@ data = ["{run}/feedback.jsonl", "{run}/preferences.jsonl"]
 val_fraction = 0.0
 steps = 4
 batch_size = 8
+
+[[stages]]
+name = "kto"
+kind = "rlhf"
+algorithm = "kto"
+from = "base"
+data = "{run}/feedback.jsonl"
+val_fraction = 0.0
+steps = 3
+batch_size = 8
 "#,
             run = server.run.display()
         ))
@@ -277,6 +287,13 @@ batch_size = 8
     assert_eq!(done["steps"], 4, "{done}");
     let loss = read_metric(&run.join("rm/metrics.csv"), "loss");
     assert_eq!(loss.len(), 4, "one loss per step on the rated answers");
+    // And KTO trains straight on the 👍/👎 the page and the API wrote.
+    let kto_loss = read_metric(&run.join("kto/metrics.csv"), "loss");
+    assert_eq!(
+        kto_loss.len(),
+        3,
+        "one KTO loss per step on the rated answers"
+    );
 }
 
 #[test]
