@@ -9,7 +9,9 @@ use super::format;
 use super::html::{escape, figure, stage_chip, RenderedChart};
 use super::markdown::{cell, table};
 use super::run::RunData;
-use crate::results::{gold_best_of_key, gold_win_key, kl_key, BEST_OF, EVAL_REWARD, GOLD_RATE};
+use crate::results::{
+    gold_best_of_key, gold_win_key, kl_key, proxy_win_key, BEST_OF, EVAL_REWARD, GOLD_RATE,
+};
 use anyhow::Result;
 use std::path::Path;
 
@@ -17,8 +19,8 @@ use std::path::Path;
 struct Gold {
     bars: ByTask,
     baseline: Option<String>,
-    /// Per stage: win, low, high, KL, proxy.
-    rows: Vec<[Option<f64>; 5]>,
+    /// Per stage: win, low, high, KL, proxy reward, proxy win rate.
+    rows: Vec<[Option<f64>; 6]>,
     /// The baseline's best-of-n by the reward model: (n, gold rate).
     best_of: Vec<(usize, f64)>,
 }
@@ -57,6 +59,7 @@ impl Gold {
                     get(s, &format!("{win}/high")),
                     get(s, &kl_key(b)),
                     get(s, EVAL_REWARD),
+                    get(s, &proxy_win_key(b)),
                 ]
             })
             .collect::<Vec<_>>();
@@ -65,13 +68,18 @@ impl Gold {
         if let Some(b) = &baseline {
             tasks.push(format!("win rate vs {b}"));
             values.push(rows.iter().map(|r| r[0]).collect());
+            // The reward model's verdict on the same answers, next to the judge's.
+            if rows.iter().any(|r| r[5].is_some()) {
+                tasks.push(format!("proxy win rate vs {b}"));
+                values.push(rows.iter().map(|r| r[5]).collect());
+            }
         }
         let bars = ByTask {
             tasks,
             stages,
             values,
             overall: rates,
-            title: "gold: the judge's verdict on held-out answers",
+            title: "held-out answers: gold (the judge) and proxy (reward model)",
             measure: "judge",
         };
         let best_of = BEST_OF
@@ -94,6 +102,7 @@ impl Gold {
             format!("win rate vs {b} (95% interval)"),
             format!("KL to {b} (nats/answer)"),
             "proxy reward".into(),
+            format!("proxy win rate vs {b}"),
         ]
     }
 
@@ -108,7 +117,7 @@ impl Gold {
 
     /// The numbers of stage `i` as table cells.
     fn cells(&self, i: usize) -> Vec<String> {
-        let [win, low, high, kl, proxy] = self.rows[i];
+        let [win, low, high, kl, proxy, proxy_win] = self.rows[i];
         let win = match (win, low, high) {
             (Some(w), Some(l), Some(h)) => format!(
                 "{} ({}–{})",
@@ -124,6 +133,10 @@ impl Gold {
             win,
             number(kl),
             number(proxy),
+            match proxy_win {
+                Some(_) => percent(proxy_win),
+                None => "—".into(),
+            },
         ]
     }
 }
