@@ -88,6 +88,10 @@ try:
     set_value("seed", 3)
     columns = ask("中国的首都是哪里?", ["base", "assistant"], 1)
     assert set(columns) == {"base", "assistant"}, columns.keys()
+    # The page's own font draws its Chinese (the test gives the browser no CJK font).
+    wait.until(lambda d: d.execute_script(
+        "return [...document.fonts].some(f => f.family.includes('Noto Sans SC gptlab')"
+        " && f.status === 'loaded')"))
     liked = columns["assistant"].find_element(By.CSS_SELECTOR, ".text").get_property("textContent")
     columns["assistant"].find_element(By.CSS_SELECTOR, "button.up").click()
     wait.until(lambda d: columns["assistant"].find_element(By.CSS_SELECTOR, ".saved").text == "saved")

@@ -11,6 +11,7 @@
 //! - `gold`: the judge's gold rate and win rate of every compared stage, beside KL and proxy
 
 pub mod bars;
+pub mod builtin_font;
 pub mod by_task;
 pub mod chart;
 pub mod compare;

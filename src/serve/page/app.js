@@ -241,7 +241,7 @@ function drawHeatmap() {
   const cell = Math.max(4, Math.floor((canvas.width - margin) / t));
   ctx.fillStyle = "white";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.font = Math.min(14, cell) + "px sans-serif";
+  ctx.font = Math.min(14, cell) + 'px "Noto Sans SC gptlab", sans-serif';
   ctx.fillStyle = "#333";
   attention.tokens.forEach((tok, i) => {
     ctx.fillText(tok, 2, margin + i * cell + cell * 0.8, margin - 4);
