@@ -21,6 +21,7 @@ pub mod font_embed;
 pub mod format;
 pub mod gold;
 pub mod html;
+pub mod legend;
 pub mod markdown;
 pub mod mixture;
 pub mod run;

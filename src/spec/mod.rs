@@ -35,5 +35,7 @@ pub use schema::{
     Algorithm, Checker, Device, Experiment, JudgeSpec, ModelSpec, Preset, Probe, ReportEval,
     ReportSpec, Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
-pub use stage::{DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage};
+pub use stage::{
+    default_min_lr, DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage,
+};
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};
