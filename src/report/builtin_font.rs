@@ -4,8 +4,9 @@
 //! common simplified characters of GB2312 level 1, ASCII and CJK punctuation
 //! (`assets/fonts/chars.txt`), made by `scripts/make_font.py` from Debian's fonts-noto-cjk.
 
-/// The font file: TrueType outlines, no hinting, about 2.9 MB.
-pub const BUILTIN_FONT: &[u8] = include_bytes!("../../assets/fonts/NotoSansSC-gptlab.ttf");
+/// The font file: TrueType outlines, no hinting, about 2.9 MB. A `static`, not a `const`: a
+/// const's bytes are copied into each place that uses it (the binary held the font twice).
+pub static BUILTIN_FONT: &[u8] = include_bytes!("../../assets/fonts/NotoSansSC-gptlab.ttf");
 
 /// Its family name (the name table's), as pages declare it.
 pub const BUILTIN_FAMILY: &str = "Noto Sans SC gptlab";
