@@ -713,6 +713,54 @@ def make_habits(r):
     return sft, prompts, held
 
 
+# Two-turn conversations whose second question needs the first turn: the user says a name or
+# a food, the assistant acknowledges it, and the user asks it back. Held-out conversations use
+# names and foods no training conversation has, so only reading the first turn answers them.
+# Every character is one the demo set already has.
+NAME_CHARS = list("明红华兰东白云亮美青海山林天星月阳雨雪文英春夏秋冬乐安高长新心友喜甜笑飞风河黄绿紫蓝冰可真早米果")
+HELD_OUT_NAME_CHARS = set("星雨秋乐笑河紫冰")
+CHAT_FOODS = ["苹果", "香蕉", "草莓", "葡萄", "橙子", "柠檬", "桃子", "梨", "米饭", "面条",
+              "饺子", "鸡蛋", "西瓜", "蓝莓", "鱼", "牛奶", "菜"]
+HELD_OUT_FOODS = {"西瓜", "蓝莓", "饺子", "鸡蛋"}
+NAME_TURNS = [("我叫{x}。", "你好，{x}!"), ("我的名字是{x}。", "你好，{x}!"),
+              ("你好，我叫{x}。", "你好，{x}!")]
+NAME_QUESTIONS = ["我叫什么名字?", "我的名字是什么?", "你知道我叫什么吗?"]
+FOOD_TURNS = [("我喜欢吃{x}。", "{x}很好吃!"), ("我最喜欢吃{x}。", "{x}很好吃!")]
+FOOD_QUESTIONS = ["我喜欢吃什么?", "我最喜欢吃什么?"]
+CHAT_TRAIN, CHAT_VAL = 400, 48
+
+
+def make_chats(r):
+    """Training and held-out two-turn recall conversations, in `messages` form."""
+    def chat(x, turns, questions):
+        said, reply = r.choice(turns)
+        msgs = [("user", said), ("assistant", reply), ("user", r.choice(questions)),
+                ("assistant", "{x}。")]
+        return {"messages": [{"role": role, "content": c.replace("{x}", x)} for role, c in msgs],
+                "task": "recall"}
+
+    names = ["小" + c for c in NAME_CHARS]
+    train_names = [n for n in names if n[1] not in HELD_OUT_NAME_CHARS]
+    val_names = [n for n in names if n[1] in HELD_OUT_NAME_CHARS]
+    train_foods = [f for f in CHAT_FOODS if f not in HELD_OUT_FOODS]
+    val_foods = sorted(HELD_OUT_FOODS)
+
+    def draw(n, names, foods):
+        rows = []
+        for i in range(n):
+            if i % 2 == 0:
+                rows.append(chat(r.choice(names), NAME_TURNS, NAME_QUESTIONS))
+            else:
+                rows.append(chat(r.choice(foods), FOOD_TURNS, FOOD_QUESTIONS))
+        return rows
+
+    train, val = draw(CHAT_TRAIN, train_names, train_foods), draw(CHAT_VAL, val_names, val_foods)
+    seen = {m["content"] for row in train for m in row["messages"]}
+    assert not any(m["content"] in seen for row in val for m in row["messages"][3:]), \
+        "a held-out answer was seen in training"
+    return train, val
+
+
 def qa_rows(items):
     return [{"prompt": p, "completion": c, "task": t} for p, c, t in items]
 
@@ -771,6 +819,7 @@ def main():
     feedback = make_feedback(r, train, pool, sentences)
     # Its own random stream, so the files above stay byte for byte what they were.
     habits_sft, habits_prompts, habits_held = make_habits(random.Random(SEED + 1))
+    chat_sft, chat_val = make_chats(random.Random(SEED + 2))
 
     files = {
         "corpus.txt": corpus,
@@ -786,6 +835,11 @@ def main():
         # What the feedback experiment asks every stage: the held-out knowledge questions and
         # the habit questions of times no rater saw.
         "habits_eval.jsonl": jsonl(qa_rows(val) + habits_held),
+        # Two-turn conversations: the second answer is in the first turn (held-out: new names).
+        "chat_sft.jsonl": jsonl(chat_sft),
+        "chat_val.jsonl": jsonl(chat_val),
+        # What the quickstart's [report] eval asks: the held-out questions and conversations.
+        "chat_eval.jsonl": jsonl(qa_rows(val) + chat_val),
     }
 
     chars = Counter(corpus) + Counter(park)
