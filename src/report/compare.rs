@@ -482,7 +482,15 @@ impl Comparison<'_> {
             // Long, so last and collapsed.
             b.push_str("<section id=\"answers\">\n<details>\n<summary><h2>Generations side by side</h2></summary>\n");
             for p in &prompts {
-                b.push_str(&format!("<h3>{}</h3>\n<div class=\"scroll\"><table class=\"answers\"><thead><tr><th>run</th>", escape(p)));
+                // Any run that sampled it knows a conversation's turns.
+                let turns = self
+                    .runs
+                    .iter()
+                    .map(|r| r.turns(p))
+                    .max_by_key(Vec::len)
+                    .unwrap_or_default();
+                let asked = turns.last().cloned().unwrap_or_else(|| p.clone());
+                b.push_str(&format!("<h3>{}</h3>\n<div class=\"scroll\"><table class=\"answers\"><thead><tr><th>run</th>", html::prompt_html(&turns)));
                 for s in &stages {
                     // Colours name runs on this page, so stage columns stay neutral.
                     b.push_str(&format!(
@@ -497,7 +505,7 @@ impl Comparison<'_> {
                         match r.completion(s, p) {
                             Some(c) => b.push_str(&format!(
                                 "<td><span class=\"p\">{}</span>{}</td>",
-                                escape(p),
+                                escape(&asked),
                                 escape(c)
                             )),
                             None => b.push_str("<td class=\"none\">—</td>"),
