@@ -196,9 +196,28 @@ fn the_page_in_headless_chromium_shows_answers_as_text_and_saves_ratings() {
         "a blank screenshot?"
     );
 
-    // The 👍 is one feedback line for the assistant's answer, with the page's sampling settings.
+    // The 👍 is one feedback line for the assistant's answer, with the page's sampling settings;
+    // the second is the two-turn conversation's.
     let feedback = lines(&server.run.join("feedback.jsonl"));
-    assert_eq!(feedback.len(), 1, "{feedback:?}");
+    assert_eq!(feedback.len(), 2, "{feedback:?}");
+    let [first, second] = [&rated["conversation"][0], &rated["conversation"][1]];
+    let said: Vec<(&serde_json::Value, &serde_json::Value)> = feedback[1]["prompt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (&m["role"], &m["content"]))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (&"user".into(), &"我叫小明。".into()),
+            (&"assistant".into(), first),
+            (&"user".into(), &"我叫什么名字?".into())
+        ],
+        "the whole conversation up to the rated answer"
+    );
+    assert_eq!(&feedback[1]["completion"][0]["content"], second);
+    assert_eq!(feedback[1]["label"], true);
     assert_eq!(feedback[0]["label"], true);
     assert_eq!(feedback[0]["stage"], "assistant");
     assert_eq!(feedback[0]["completion"][0]["content"], rated["liked"]);
@@ -216,6 +235,43 @@ fn the_page_in_headless_chromium_shows_answers_as_text_and_saves_ratings() {
     for file in ["feedback.jsonl", "preferences.jsonl"] {
         gptlab::data::read_preferences(&server.run.join(file)).unwrap();
     }
+}
+
+#[test]
+fn a_conversation_too_long_for_the_context_loses_its_oldest_turns_when_asked_to() {
+    let server = Server::start(&[]);
+    let turns: Vec<serde_json::Value> = (0..40)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            serde_json::json!({"role": role, "content": format!("第{i}句话。")})
+        })
+        .chain([serde_json::json!({"role": "user", "content": "你好!"})])
+        .collect();
+    let url = format!("{}v1/chat/completions", server.url);
+    let body = |fit: bool| {
+        serde_json::json!({"model": "assistant", "messages": turns, "max_tokens": 8,
+                           "fit_context": fit, "seed": 1})
+    };
+    // Refused as OpenAI would, unless the client asks for the oldest turns to go.
+    match ureq::post(&url).send_json(body(false)) {
+        Err(ureq::Error::Status(400, r)) => {
+            assert!(r.into_string().unwrap().contains("context_length_exceeded"))
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    let r = ureq::post(&url).send_json(body(true)).expect("answered");
+    let dropped: usize = r
+        .header("x-gptlab-dropped-messages")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        dropped > 0 && dropped < 41 && dropped % 2 == 0,
+        "{dropped} dropped"
+    );
+    let answer: serde_json::Value = r.into_json().unwrap();
+    // Room for the 8 tokens asked for is left in the 96-token context.
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() <= 96 - 8);
 }
 
 #[test]
