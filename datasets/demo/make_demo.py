@@ -716,21 +716,22 @@ def make_habits(r):
 # Two-turn conversations whose second question needs the first turn: the user says a name or
 # a food, the assistant acknowledges it, and the user asks it back. Held-out conversations use
 # names and foods no training conversation has, so only reading the first turn answers them.
-# Every character is one the demo set already has.
-NAME_CHARS = list("明红华兰东白云亮美青海山林天星月阳雨雪文英春夏秋冬乐安高长新心友喜甜笑飞风河黄绿紫蓝冰可真早米果")
-HELD_OUT_NAME_CHARS = set("星雨秋乐笑河紫冰")
+# Names are 小 + any Chinese character of the corpus, so many that copying the name is easier
+# to learn than remembering each; every character is one the demo set already has.
+HELD_OUT_NAME_CHARS = "明红华东白兰青雪"  # frequent in the corpus, so well learned
 CHAT_FOODS = ["苹果", "香蕉", "草莓", "葡萄", "橙子", "柠檬", "桃子", "梨", "米饭", "面条",
-              "饺子", "鸡蛋", "西瓜", "蓝莓", "鱼", "牛奶", "菜"]
-HELD_OUT_FOODS = {"西瓜", "蓝莓", "饺子", "鸡蛋"}
+              "饺子", "鸡蛋", "西瓜", "蓝莓", "鱼", "牛奶", "青菜", "包子", "面包", "鸡腿",
+              "鸭腿", "胡萝卜", "白菜", "甜点", "水果", "米粉", "蛋", "瓜子", "火龙果", "饭"]
+HELD_OUT_FOODS = ["西瓜", "蓝莓", "饺子", "鸡蛋", "包子", "甜点"]
 NAME_TURNS = [("我叫{x}。", "你好，{x}!"), ("我的名字是{x}。", "你好，{x}!"),
               ("你好，我叫{x}。", "你好，{x}!")]
 NAME_QUESTIONS = ["我叫什么名字?", "我的名字是什么?", "你知道我叫什么吗?"]
 FOOD_TURNS = [("我喜欢吃{x}。", "{x}很好吃!"), ("我最喜欢吃{x}。", "{x}很好吃!")]
 FOOD_QUESTIONS = ["我喜欢吃什么?", "我最喜欢吃什么?"]
-CHAT_TRAIN, CHAT_VAL = 400, 48
+CHAT_TRAIN, CHAT_VAL = 1200, 48
 
 
-def make_chats(r):
+def make_chats(r, corpus):
     """Training and held-out two-turn recall conversations, in `messages` form."""
     def chat(x, turns, questions):
         said, reply = r.choice(turns)
@@ -739,11 +740,12 @@ def make_chats(r):
         return {"messages": [{"role": role, "content": c.replace("{x}", x)} for role, c in msgs],
                 "task": "recall"}
 
-    names = ["小" + c for c in NAME_CHARS]
-    train_names = [n for n in names if n[1] not in HELD_OUT_NAME_CHARS]
-    val_names = [n for n in names if n[1] in HELD_OUT_NAME_CHARS]
+    hanzi = sorted({c for c in corpus if "\u4e00" <= c <= "\u9fff"} - set("小" + HELD_OUT_NAME_CHARS))
+    # 小X and two-character given names of any characters: too many to remember one by one.
+    train_names = ["小" + c for c in hanzi] + [a + b for a in hanzi for b in hanzi if a != b]
+    val_names = ["小" + c for c in HELD_OUT_NAME_CHARS]
     train_foods = [f for f in CHAT_FOODS if f not in HELD_OUT_FOODS]
-    val_foods = sorted(HELD_OUT_FOODS)
+    val_foods = HELD_OUT_FOODS
 
     def draw(n, names, foods):
         rows = []
@@ -819,7 +821,7 @@ def main():
     feedback = make_feedback(r, train, pool, sentences)
     # Its own random stream, so the files above stay byte for byte what they were.
     habits_sft, habits_prompts, habits_held = make_habits(random.Random(SEED + 1))
-    chat_sft, chat_val = make_chats(random.Random(SEED + 2))
+    chat_sft, chat_val = make_chats(random.Random(SEED + 2), corpus)
 
     files = {
         "corpus.txt": corpus,
