@@ -80,7 +80,7 @@ try:
     if picture:
         set_value("seed", 0)
         set_value("temperature", 0)
-        explore_and_shoot("我今天想去游乐园玩", ["我叫小星。", "我叫什么名字?"])
+        explore_and_shoot("我今天想去游乐园玩", ["我喜欢吃西瓜。", "我喜欢吃什么?"])
         sys.exit(0)
 
     # Model output is text: the html stage's answer shows its markup, and nothing runs.

@@ -101,8 +101,8 @@ pub fn to_messages(messages: &[ApiMessage]) -> ApiResult<Vec<Message>> {
         .collect()
 }
 
-/// Drops the oldest turns of `messages` that a chat stage could not see with room for a
-/// useful answer: `max_tokens`, but at most a quarter of the context, so a long conversation
+/// Drops the oldest turns of `messages` that a stage could not see with room for a useful
+/// answer: `max_tokens`, but at most a quarter of the context, so a long conversation
 /// keeps most of its recent turns. Returns how many messages were dropped.
 pub fn fit_to_context(
     stage: &StageInfo,
@@ -110,12 +110,17 @@ pub fn fit_to_context(
     messages: &mut Vec<Message>,
     f: &SamplingFields,
 ) -> usize {
-    if !stage.is_chat() {
-        return 0;
-    }
     let wanted = (f.max_completion_tokens.or(f.max_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
     let room = wanted.min(stage.context / 4).max(1);
-    fit_history(tok, messages, stage.context, room)
+    if stage.is_chat() {
+        return fit_history(tok, messages, stage.context, room);
+    }
+    // A completer reads the messages' text, a line each: drop the oldest lines instead.
+    let before = messages.len();
+    while messages.len() > 1 && chat_prompt(stage, tok, messages).0.len() + room > stage.context {
+        messages.remove(0);
+    }
+    before - messages.len()
 }
 
 /// The ids a stage continues for a conversation, and the ids that end its answer.
