@@ -2,7 +2,7 @@
 //! it with `+` or `-`; each rating is appended to a feedback file in TRL's unpaired-preference
 //! format, which a reward stage reads. Works from a pipe (one message or rating per line).
 
-use crate::data::chat::{encode_prompt, Message, Role};
+use crate::data::chat::{fit_history, Message, Role};
 use crate::data::ratings::{Provenance, RatingWriter, SamplingNote};
 use crate::eval::answers::answer;
 use crate::model::sample::SampleOptions;
@@ -20,17 +20,6 @@ pub struct ChatOptions<'a> {
     pub model_name: &'a str,
     /// Print prompts and hints (a terminal); off when piped.
     pub interactive: bool,
-}
-
-/// Drops the oldest turns until the conversation plus an answer fits the context.
-fn fit_history(tok: &Tokenizer, history: &mut Vec<Message>, ctx: usize, room: usize) {
-    while history.len() > 1 && encode_prompt(tok, history).len() + room > ctx {
-        history.remove(0);
-        // Keep the conversation starting at a user turn.
-        while history.len() > 1 && history[0].role != Role::User {
-            history.remove(0);
-        }
-    }
 }
 
 /// Appends a thumbs up/down on the last answer to the feedback file; false when there was

@@ -337,6 +337,22 @@ pub fn prompt_ids(tok: &Tokenizer, text: &str, chat: bool) -> Vec<u32> {
     }
 }
 
+/// Turns as chat messages: the user's first, then alternating.
+fn conversation(turns: &[String]) -> Vec<Message> {
+    turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Message {
+            role: if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            },
+            content: t.clone(),
+        })
+        .collect()
+}
+
 fn write_samples_and_probes<D: Backend>(
     loaded: &LoadedSpec,
     run_dir: &Path,
@@ -362,19 +378,18 @@ fn write_samples_and_probes<D: Backend>(
         let chat = is_chat_stage(stage.method.kind());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(r.sampling.seed);
         for p in &r.prompts {
-            let user = Message {
-                role: Role::User,
-                content: p.clone(),
-            };
+            let turns = p.turns();
             let completion = if chat {
-                answer(model.as_ref(), tok, &[user], &opts, &mut rng)
+                answer(model.as_ref(), tok, &conversation(&turns), &opts, &mut rng)
             } else {
-                complete(model.as_ref(), tok, p, &opts, &mut rng)
+                // A completer has no turns: it continues their text, a line each (as serve does).
+                complete(model.as_ref(), tok, &turns.join("\n"), &opts, &mut rng)
             };
             samples += &serde_json::to_string(&SampleLine {
                 stage: name.clone(),
-                prompt: p.clone(),
+                prompt: p.key(),
                 completion,
+                turns: if turns.len() > 1 { turns } else { Vec::new() },
             })?;
             samples.push('\n');
         }

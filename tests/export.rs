@@ -159,7 +159,8 @@ fn exported_model_round_trips_and_matches_an_independent_gpt2() {
 
     // An independent NumPy GPT-2 reading only the exported folder.
     let Some(py) = python_with_numpy() else {
-        eprintln!("note: skipping the NumPy reference check: python3 with numpy is not available (pip install numpy)");
+        // Optional even on CI (.ci/run goes on when pip cannot install NumPy), but visible.
+        say("SKIPPED the NumPy reference check of export: needs python3 with numpy (pip install numpy)");
         return;
     };
     let script = repo().join("scripts/hf_reference.py");

@@ -45,13 +45,10 @@ fn chromium() -> Option<&'static str> {
 #[test]
 fn report_loads_in_headless_chromium_with_its_charts() {
     let Some(browser) = chromium() else {
-        // CI installs chromium (.ci/run), so there a missing browser is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is not installed"
+        return skip(
+            "report_loads_in_headless_chromium_with_its_charts",
+            "chromium (apt-get install chromium)",
         );
-        eprintln!("skipped: chromium is not installed");
-        return;
     };
     let tmp = tempdir();
     let spec = write_spec(tmp.path(), "browser.toml", &spec());

@@ -1,14 +1,13 @@
-//! Chinese in report.html renders on a machine without a CJK font: headless Chromium, with
-//! fontconfig limited to DejaVu (Latin only), draws the page's Chinese from the embedded
-//! subset. The same page with the embedded font removed shows what the reader would see.
+//! Chinese renders on a machine without a CJK font. With fontconfig limited to DejaVu (Latin
+//! only) and no `GPTLAB_FONT`, `gptlab report` falls back to its built-in font: the PNG charts
+//! draw Chinese glyphs, and headless Chromium under the same limit draws the page's Chinese
+//! from the embedded subset. The same page with the embedded font removed shows what the
+//! reader would see without it.
 
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const DEJAVU: &str = "/usr/share/fonts/truetype/dejavu";
-const CJK_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
 
 /// A finished run folder with Chinese in its name, prompts and answers; no training needed.
 fn write_run(dir: &Path) {
@@ -35,21 +34,48 @@ fn write_run(dir: &Path) {
         }
     }
     std::fs::write(dir.join("samples.jsonl"), samples).unwrap();
+    // Two probe charts whose titles differ only in their (equally many) Chinese characters.
+    let mut probes = String::new();
+    for prompt in ["我今天想去游乐园玩", "香蕉是什么颜色的呢"] {
+        probes += &format!(
+            "{{\"stage\":\"base\",\"prompt\":\"{prompt}\",\"top\":[{{\"token\":\"过\",\"prob\":0.6}},{{\"token\":\"大\",\"prob\":0.3}}]}}\n"
+        );
+    }
+    std::fs::write(dir.join("probes.jsonl"), probes).unwrap();
 }
 
-/// A fontconfig setup that knows DejaVu and nothing else.
-fn latin_only_fontconfig(dir: &Path) -> PathBuf {
-    let conf = dir.join("fonts.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
-             <dir>{DEJAVU}</dir>\n<cachedir>{}</cachedir>\n</fontconfig>\n",
-            dir.join("fc-cache").display()
-        ),
-    )
-    .unwrap();
-    conf
+/// `gptlab report` on a fresh fixture run, with only `fonts_conf`'s fonts and no
+/// `GPTLAB_FONT`; returns the run folder. The built-in font leaves nothing to warn about.
+fn report_without_cjk_fonts(tmp: &Path, fonts_conf: &Path) -> PathBuf {
+    let run = tmp.join("run");
+    write_run(&run);
+    let mut command = gptlab_command(&["report", run.to_str().unwrap()], tmp);
+    command
+        .env("FONTCONFIG_FILE", fonts_conf)
+        .env_remove("GPTLAB_FONT");
+    let out = output_within(&mut command, COMMAND_TIMEOUT);
+    run_dir(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("Chinese glyphs") && !stderr.contains("no font"),
+        "gptlab warned about fonts:\n{stderr}"
+    );
+    run
+}
+
+/// RGB pixels of a PNG file, and its width.
+fn read_png(path: &Path) -> (Vec<u8>, usize) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let channels = info.color_type.samples();
+    let rgb = buf
+        .chunks(channels)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (rgb, info.width as usize)
 }
 
 /// The top of `page` as Chromium draws it with only `fonts_conf`'s fonts, as RGBA pixels.
@@ -77,36 +103,68 @@ fn screenshot(browser: &str, page: &Path, fonts_conf: &Path, tmp: &Path) -> Vec<
         "chromium failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    buf.truncate(info.buffer_size());
-    let channels = info.color_type.samples();
-    buf.chunks(channels)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect()
+    read_png(&shot).0
+}
+
+#[test]
+fn png_chart_titles_draw_chinese_glyphs_without_a_cjk_font_installed() {
+    let tmp = tempdir();
+    let conf = latin_only_fontconfig(tmp.path());
+    let run = report_without_cjk_fonts(tmp.path(), &conf);
+    let (a, width) = read_png(&run.join("base/probe-1.png"));
+    let (b, _) = read_png(&run.join("base/probe-2.png"));
+    assert_eq!(a.len(), b.len());
+    // The title band: the top 45 rows, across the middle where the centred title is.
+    let band = |px: &[u8]| -> Vec<[u8; 3]> {
+        (0..45)
+            .flat_map(|y| (width / 6..5 * width / 6).map(move |x| (y * width + x) * 3))
+            .map(|i| [px[i], px[i + 1], px[i + 2]])
+            .collect()
+    };
+    let dark = |px: &[[u8; 3]]| {
+        px.iter()
+            .filter(|p| p.iter().map(|&c| c as u32).sum::<u32>() < 3 * 128)
+            .count()
+    };
+    let (ta, tb) = (band(&a), band(&b));
+    let differing = ta
+        .iter()
+        .zip(&tb)
+        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    println!(
+        "title band: {} and {} dark pixels, {differing} differ",
+        dark(&ta),
+        dark(&tb)
+    );
+    // Nine Chinese glyphs in each title have ink; missing-glyph boxes would too, but all
+    // alike: the two titles (same length, other characters) differ only if glyphs are drawn.
+    assert!(
+        dark(&ta) > 150 && dark(&tb) > 150,
+        "the title band is blank"
+    );
+    assert!(
+        differing > 300,
+        "the two Chinese titles look alike: boxes, not glyphs ({differing} pixels differ)"
+    );
 }
 
 #[test]
 fn chinese_renders_from_the_embedded_font_without_a_cjk_font_installed() {
-    let browser = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+    const TEST: &str = "chinese_renders_from_the_embedded_font_without_a_cjk_font_installed";
+    let Some(browser) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
-        .find(|p| Path::new(p).exists());
-    let ready = Path::new(DEJAVU).is_dir() && Path::new(CJK_FONT).is_file();
-    let Some(browser) = browser.filter(|_| ready) else {
-        // CI installs chromium, DejaVu and WenQuanYi (.ci/run): there, missing ones fail.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium or fonts missing"
-        );
-        eprintln!("skipped: needs chromium, {DEJAVU} and {CJK_FONT}");
-        return;
+        .find(|p| Path::new(p).exists())
+    else {
+        return skip(TEST, "chromium (apt-get install chromium)");
     };
+    if !Path::new(DEJAVU).is_dir() {
+        return skip(TEST, "DejaVu fonts (apt-get install fonts-dejavu-core)");
+    }
     let tmp = tempdir();
-    let run = tmp.path().join("run");
-    write_run(&run);
-    let page = run_dir(&gptlab(&["report", run.to_str().unwrap()], tmp.path()));
+    let conf = latin_only_fontconfig(tmp.path());
+    let run = report_without_cjk_fonts(tmp.path(), &conf);
+    let page = run.join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
     let start = html
         .find("<style id=\"embedded-font\">")
@@ -120,7 +178,6 @@ fn chinese_renders_from_the_embedded_font_without_a_cjk_font_installed() {
         html.len() - (end - start)
     );
 
-    let conf = latin_only_fontconfig(tmp.path());
     let with_font = screenshot(browser, &page, &conf, tmp.path());
     let without = screenshot(browser, &bare, &conf, tmp.path());
     assert_eq!(with_font.len(), without.len());

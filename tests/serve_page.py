@@ -2,10 +2,11 @@
 
 Usage: python3 tests/serve_page.py URL SCREENSHOT.png [--picture STAGE,STAGE,...]
 Asks a stage trained to answer with HTML and checks the answer is shown as text; asks two
-stages side by side, rates one answer 👍, ranks three answers, fills the next-token panel and
-the attention heatmap, and saves a screenshot. Prints what it rated as JSON for the caller to
-find in the run's feedback files. With --picture it only asks those stages side by side and
-takes the screenshot (for results/examples/, from a real run).
+stages side by side, rates one answer 👍, ranks three answers, holds a two-turn conversation in
+one column and rates its second answer 👍, fills the next-token panel and the attention
+heatmap, and saves a screenshot. Prints what it rated as JSON for the caller to
+find in the run's feedback files. With --picture it only holds a two-turn conversation with those
+stages side by side and takes the screenshot (for results/examples/, from a real run).
 """
 import json
 import sys
@@ -58,8 +59,14 @@ def no_alert():
         return True
 
 
-def explore_and_shoot(prompt):
-    columns = ask(prompt, picture or ["base", "assistant"], 1)
+def explore_and_shoot(prompt, turns=None):
+    if turns:  # a conversation in every column, then the explorer on the typed prompt
+        driver.find_element(By.ID, "new-conversation").click()
+        for turn in turns:
+            ask(turn, picture or ["base", "assistant"], 1)
+        set_value("prompt", prompt)
+    else:
+        ask(prompt, picture or ["base", "assistant"], 1)
     set_value("candidates", "过山车,大风车")
     wait.until(lambda d: len(css("#next-token .bar-row")) == 12)
     driver.find_element(By.ID, "show-attention").click()
@@ -72,7 +79,8 @@ try:
     wait.until(lambda d: len(css("#stages input")) >= 2)
     if picture:
         set_value("seed", 0)
-        explore_and_shoot("我今天想去游乐园玩")
+        set_value("temperature", 0)
+        explore_and_shoot("我今天想去游乐园玩", ["我喜欢吃西瓜。", "我喜欢吃什么?"])
         sys.exit(0)
 
     # Model output is text: the html stage's answer shows its markup, and nothing runs.
@@ -88,6 +96,10 @@ try:
     set_value("seed", 3)
     columns = ask("中国的首都是哪里?", ["base", "assistant"], 1)
     assert set(columns) == {"base", "assistant"}, columns.keys()
+    # The page's own font draws its Chinese (the test gives the browser no CJK font).
+    wait.until(lambda d: d.execute_script(
+        "return [...document.fonts].some(f => f.family.includes('Noto Sans SC gptlab')"
+        " && f.status === 'loaded')"))
     liked = columns["assistant"].find_element(By.CSS_SELECTOR, ".text").get_property("textContent")
     columns["assistant"].find_element(By.CSS_SELECTOR, "button.up").click()
     wait.until(lambda d: columns["assistant"].find_element(By.CSS_SELECTOR, ".saved").text == "saved")
@@ -105,11 +117,29 @@ try:
     columns["assistant"].find_element(By.CSS_SELECTOR, "button.save-ranking").click()
     wait.until(lambda d: "saved 3 pairs" in columns["assistant"].text)
 
+    # A two-turn conversation in one column: the second question goes with the first turn and
+    # answer, and rating the second answer records all of it.
+    driver.find_element(By.ID, "new-conversation").click()
+    first = ask("我叫小明。", ["assistant"], 1)["assistant"].find_element(
+        By.CSS_SELECTOR, ".text").get_property("textContent")
+    column = ask("我叫什么名字?", ["assistant"], 1)["assistant"]
+    shown = [t.get_property("textContent")
+             for t in column.find_elements(By.CSS_SELECTOR, ".history .turn .said")]
+    assert shown == ["我叫小明。", first, "我叫什么名字?"], shown
+    second = column.find_element(By.CSS_SELECTOR, ".text").get_property("textContent")
+    column.find_element(By.CSS_SELECTOR, "button.up").click()
+    wait.until(lambda d: column.find_element(By.CSS_SELECTOR, ".saved").text == "saved")
+    # A new conversation starts from nothing.
+    driver.find_element(By.ID, "new-conversation").click()
+    column = ask("你好!", ["assistant"], 1)["assistant"]
+    assert len(column.find_elements(By.CSS_SELECTOR, ".history .turn")) == 1
+
     # Side by side again for the picture, with the explorer filled in.
     explore_and_shoot("我今天想去游乐园玩")
 
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
-    print(json.dumps({"liked": liked, "ranking": ranking}, ensure_ascii=False))
+    print(json.dumps({"liked": liked, "ranking": ranking, "conversation": [first, second]},
+                     ensure_ascii=False))
 finally:
     driver.quit()

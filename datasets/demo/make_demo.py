@@ -725,6 +725,56 @@ def make_habits(r):
     return sft, prompts, held
 
 
+# Two-turn conversations whose second question needs the first turn: the user says a name or
+# a food, the assistant acknowledges it, and the user asks it back. Held-out conversations use
+# names and foods no training conversation has, so only reading the first turn answers them.
+# Names are 小 + any Chinese character of the corpus, so many that copying the name is easier
+# to learn than remembering each; every character is one the demo set already has.
+HELD_OUT_NAME_CHARS = "明红华东白兰青雪"  # frequent in the corpus, so well learned
+CHAT_FOODS = ["苹果", "香蕉", "草莓", "葡萄", "橙子", "柠檬", "桃子", "梨", "米饭", "面条",
+              "饺子", "鸡蛋", "西瓜", "蓝莓", "鱼", "牛奶", "青菜", "包子", "面包", "鸡腿",
+              "鸭腿", "胡萝卜", "白菜", "甜点", "水果", "米粉", "蛋", "瓜子", "火龙果", "饭"]
+HELD_OUT_FOODS = ["西瓜", "蓝莓", "饺子", "鸡蛋", "包子", "甜点"]
+NAME_TURNS = [("我叫{x}。", "你好，{x}!"), ("我的名字是{x}。", "你好，{x}!"),
+              ("你好，我叫{x}。", "你好，{x}!")]
+NAME_QUESTIONS = ["我叫什么名字?", "我的名字是什么?", "你知道我叫什么吗?"]
+FOOD_TURNS = [("我喜欢吃{x}。", "{x}很好吃!"), ("我最喜欢吃{x}。", "{x}很好吃!")]
+FOOD_QUESTIONS = ["我喜欢吃什么?", "我最喜欢吃什么?"]
+CHAT_TRAIN, CHAT_VAL = 1200, 48
+
+
+def make_chats(r, corpus):
+    """Training and held-out two-turn recall conversations, in `messages` form."""
+    def chat(x, turns, questions):
+        said, reply = r.choice(turns)
+        msgs = [("user", said), ("assistant", reply), ("user", r.choice(questions)),
+                ("assistant", "{x}。")]
+        return {"messages": [{"role": role, "content": c.replace("{x}", x)} for role, c in msgs],
+                "task": "recall"}
+
+    hanzi = sorted({c for c in corpus if "\u4e00" <= c <= "\u9fff"} - set("小" + HELD_OUT_NAME_CHARS))
+    # 小X and two-character given names of any characters: too many to remember one by one.
+    train_names = ["小" + c for c in hanzi] + [a + b for a in hanzi for b in hanzi if a != b]
+    val_names = ["小" + c for c in HELD_OUT_NAME_CHARS]
+    train_foods = [f for f in CHAT_FOODS if f not in HELD_OUT_FOODS]
+    val_foods = HELD_OUT_FOODS
+
+    def draw(n, names, foods):
+        rows = []
+        for i in range(n):
+            if i % 2 == 0:
+                rows.append(chat(r.choice(names), NAME_TURNS, NAME_QUESTIONS))
+            else:
+                rows.append(chat(r.choice(foods), FOOD_TURNS, FOOD_QUESTIONS))
+        return rows
+
+    train, val = draw(CHAT_TRAIN, train_names, train_foods), draw(CHAT_VAL, val_names, val_foods)
+    seen = {m["content"] for row in train for m in row["messages"]}
+    assert not any(m["content"] in seen for row in val for m in row["messages"][3:]), \
+        "a held-out answer was seen in training"
+    return train, val
+
+
 def qa_rows(items):
     return [{"prompt": p, "completion": c, "task": t} for p, c, t in items]
 
@@ -783,6 +833,7 @@ def main():
     feedback = make_feedback(r, train, pool, sentences)
     # Its own random stream, so the files above stay byte for byte what they were.
     habits_sft, habits_prompts, habits_held = make_habits(random.Random(SEED + 1))
+    chat_sft, chat_val = make_chats(random.Random(SEED + 2), corpus)
 
     files = {
         "corpus.txt": corpus,
@@ -795,9 +846,14 @@ def main():
         "feedback.jsonl": jsonl(feedback),
         "habits_sft.jsonl": jsonl(habits_sft),
         "habits_prompts.jsonl": jsonl(habits_prompts),
-        # What the feedback experiment asks every stage: the held-out knowledge questions and
-        # the habit questions of times no rater saw.
+        # What the feedback experiment's judge asks every stage: the habit questions of times
+        # no rater and no SFT row saw.
         "habits_eval.jsonl": jsonl(habits_held),
+        # Two-turn conversations: the second answer is in the first turn (held-out: new names).
+        "chat_sft.jsonl": jsonl(chat_sft),
+        "chat_val.jsonl": jsonl(chat_val),
+        # The held-out questions and conversations in one file, for [report] eval.
+        "chat_eval.jsonl": jsonl(qa_rows(val) + chat_val),
     }
 
     chars = Counter(corpus) + Counter(park)

@@ -112,6 +112,20 @@ pub fn encode_prompt(tok: &Tokenizer, messages: &[Message]) -> Vec<u32> {
     ids
 }
 
+/// Drops the oldest turns until the conversation plus `room` tokens of answer fits a context
+/// of `ctx` tokens, keeping it starting at a user turn; returns how many messages were
+/// dropped. `gptlab chat` and the serve page keep long conversations going this way.
+pub fn fit_history(tok: &Tokenizer, history: &mut Vec<Message>, ctx: usize, room: usize) -> usize {
+    let before = history.len();
+    while history.len() > 1 && encode_prompt(tok, history).len() + room > ctx {
+        history.remove(0);
+        while history.len() > 1 && history[0].role != Role::User {
+            history.remove(0);
+        }
+    }
+    before - history.len()
+}
+
 /// The messages in `ids` (the inverse of [`encode_chat`]). A turn still open at the end (a
 /// generated answer that never emitted `<|end|>`) is kept; tokens outside any turn are ignored.
 pub fn decode_chat(tok: &Tokenizer, ids: &[u32]) -> Vec<Message> {

@@ -50,9 +50,11 @@ fn every_shared_dataset_loads() {
                         sft.len(),
                         "{name} as prompts"
                     );
+                    // Question and answer, or a conversation of such pairs (chat_*.jsonl).
                     assert!(
-                        sft.iter()
-                            .all(|e| e.messages.len() == 2 && e.task.is_some()),
+                        sft.iter().all(|e| e.messages.len() >= 2
+                            && e.messages.len() % 2 == 0
+                            && e.task.is_some()),
                         "{name}"
                     );
                     ("sft", sft.len())

@@ -6,6 +6,7 @@ use super::chart::{palette, plot_error, Chart};
 use super::font::FONT_FAMILY;
 use super::format;
 use super::html::{escape, figure, stage_chip, RenderedChart};
+use super::legend::{strip_height, under, LegendEntry, Swatch};
 use super::markdown::{cell, table};
 use super::run::RunData;
 use super::ticks::TickedAxis;
@@ -151,11 +152,21 @@ impl Chart for ByTask {
     }
 
     fn size(&self) -> (u32, u32) {
-        (640, 380)
+        (640, 380 + strip_height(&self.legend_entries(), 640))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(plot_error)?;
+        // Under the chart: bars reach 100%, so no corner of the plot is free for a legend.
+        under(root, &self.legend_entries(), Swatch::Square, |area| {
+            self.plot(area)
+        })
+    }
+}
+
+impl ByTask {
+    /// The chart itself, on the picture less the legend's strip.
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let text = super::chart::can_draw_text();
         let groups = self.tasks.len().max(1) as f64;
         let mut builder = super::chart::framed(root, self.title(), 22, 64);
@@ -192,33 +203,25 @@ impl Chart for ByTask {
             mesh.x_labels(0).y_labels(0);
         }
         mesh.draw().map_err(plot_error)?;
-        self.draw_bars(&mut chart, text)
+        self.draw_bars(&mut chart)
     }
 }
 
 impl ByTask {
-    /// The upper corner over the lower bars, so the legend hides none.
-    fn legend_corner(&self) -> SeriesLabelPosition {
-        let tallest = |rows: &[Vec<Option<f64>>]| {
-            rows.iter()
-                .flatten()
-                .flatten()
-                .fold(0.0f64, |a, b| a.max(*b))
-        };
-        let n = self.values.len();
-        let edge = n.div_ceil(3);
-        if tallest(&self.values[n - edge..]) > tallest(&self.values[..edge]) {
-            SeriesLabelPosition::UpperLeft
-        } else {
-            SeriesLabelPosition::UpperRight
-        }
+    fn legend_entries(&self) -> Vec<LegendEntry> {
+        self.stages
+            .iter()
+            .map(|(stage, colour)| LegendEntry {
+                label: stage.clone(),
+                colour: palette(*colour),
+            })
+            .collect()
     }
 
     /// One filled rectangle per (task, stage) that has a value, in that order.
     fn draw_bars<'a, DB, X>(
         &self,
         chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
-        text: bool,
     ) -> Result<()>
     where
         DB: DrawingBackend + 'a,
@@ -226,7 +229,7 @@ impl ByTask {
     {
         let n = self.stages.len().max(1) as f64;
         let width = 0.8 / n;
-        for (j, (stage, colour)) in self.stages.iter().enumerate() {
+        for (j, (_, colour)) in self.stages.iter().enumerate() {
             let c = palette(*colour);
             let bars = self.values.iter().enumerate().filter_map(|(t, row)| {
                 let v = row[j]?.clamp(0.0, 1.0);
@@ -236,21 +239,7 @@ impl ByTask {
                     c.filled(),
                 ))
             });
-            let drawn = chart.draw_series(bars).map_err(plot_error)?;
-            drawn
-                .label(stage.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
-        }
-        if text {
-            chart
-                .configure_series_labels()
-                .position(self.legend_corner())
-                .margin(10)
-                .background_style(WHITE.mix(0.88))
-                .border_style(RGBColor(200, 200, 200))
-                .label_font((FONT_FAMILY, 16).into_font())
-                .draw()
-                .map_err(plot_error)?;
+            chart.draw_series(bars).map_err(plot_error)?;
         }
         Ok(())
     }
@@ -261,8 +250,8 @@ mod tests {
     use super::*;
     use crate::report::chart::{palette_hex, render_svg};
 
-    /// `(fill, height)` of every filled rectangle of the SVG with one of `fills`.
-    fn bars(svg: &str, fills: &[String]) -> Vec<(String, f64)> {
+    /// `(fill, height, bottom)` of every filled rectangle of the SVG with one of `fills`.
+    fn bars(svg: &str, fills: &[String]) -> Vec<(String, f64, f64)> {
         let attr = |tag: &str, name: &str| -> Option<String> {
             let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
             Some(tag[start..].split('"').next()?.to_string())
@@ -273,7 +262,8 @@ mod tests {
                 let tag = tag.split('>').next()?;
                 let fill = attr(tag, "fill")?.to_lowercase();
                 let height: f64 = attr(tag, "height")?.parse().ok()?;
-                fills.contains(&fill).then_some((fill, height))
+                let y: f64 = attr(tag, "y")?.parse().ok()?;
+                fills.contains(&fill).then_some((fill, height, y + height))
             })
             .collect()
     }
@@ -295,15 +285,21 @@ mod tests {
         let svg = render_svg(&data).unwrap();
         let fills = [palette_hex(0), palette_hex(1)];
         let found = bars(&svg, &fills);
-        // The legend draws one more small square per stage, after the bars.
+        // The legend, under the chart and drawn after it, has one small square per stage.
         assert_eq!(found.len(), 6 + 2, "{found:?}");
+        let (found, legend) = found.split_at(6);
+        let plot_bottom = found.iter().map(|b| b.2).fold(0.0, f64::max);
+        assert!(
+            legend.iter().all(|l| l.2 - l.1 > plot_bottom),
+            "the legend is not under the bars: {legend:?}"
+        );
         let expected: Vec<(String, f64)> = (0..2)
             .flat_map(|s| (0..3).map(move |t| (s, t)))
             .map(|(s, t)| (fills[s].clone(), data.values[t][s].unwrap()))
             .collect();
         // Heights are value × the plot's height, the same scale for every bar.
         let scale = found[4].1 / 1.0;
-        for ((fill, height), (want_fill, value)) in found.iter().zip(&expected) {
+        for ((fill, height, _), (want_fill, value)) in found.iter().zip(&expected) {
             assert_eq!(fill, want_fill);
             assert!(
                 (height - value * scale).abs() <= 1.5,

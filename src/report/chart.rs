@@ -3,6 +3,7 @@
 
 use super::font::{chart_font, FONT_FAMILY};
 use super::format;
+use super::legend::{strip_height, under, LegendEntry, Swatch};
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
@@ -28,6 +29,9 @@ pub struct ChartSpec {
     pub log_y: bool,
     /// EMA factor in [0, 1): the smoothed curve is drawn bold with the raw one faint behind.
     pub smooth: Option<f64>,
+    /// Whether the chart names its series, in a strip under the plot (with two or more);
+    /// false where the page around it does (a comparison's runs, by colour).
+    pub legend: bool,
 }
 
 /// Something that can draw itself on a plotters drawing area.
@@ -55,6 +59,14 @@ pub const PALETTE: [RGBColor; 10] = [
 
 pub fn palette(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
+}
+
+/// What [`palette`]`(i)` is called, for pages that cannot show colour (Markdown).
+pub fn palette_name(i: usize) -> &'static str {
+    const NAMES: [&str; 10] = [
+        "blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan",
+    ];
+    NAMES[i % NAMES.len()]
 }
 
 /// `#rrggbb` of [`palette`]`(i)`, for CSS.
@@ -183,11 +195,20 @@ impl Chart for ChartSpec {
     }
 
     fn size(&self) -> (u32, u32) {
-        (WIDTH, HEIGHT)
+        (WIDTH, HEIGHT + strip_height(&self.legend_entries(), WIDTH))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(plot_error)?;
+        under(root, &self.legend_entries(), Swatch::Line, |area| {
+            self.plot(area)
+        })
+    }
+}
+
+impl ChartSpec {
+    /// The chart itself, on the picture less the legend's strip.
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let series: Vec<Series> = self
             .series
             .iter()
@@ -211,12 +232,34 @@ impl Chart for ChartSpec {
             let chart = builder
                 .build_cartesian_2d(x_range, y_axis)
                 .map_err(plot_error)?;
-            draw_lines(self, &series, chart, text, log)
+            draw_lines(self, &series, chart, text)
         } else {
             let chart = builder
                 .build_cartesian_2d(x_range, y_lo..y_hi)
                 .map_err(plot_error)?;
-            draw_lines(self, &series, chart, text, log)
+            draw_lines(self, &series, chart, text)
+        }
+    }
+}
+
+impl ChartSpec {
+    /// The series with points, in their colours, when the chart names them itself.
+    fn legend_entries(&self) -> Vec<LegendEntry> {
+        let named: Vec<LegendEntry> = self
+            .series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.points.iter().any(|p| p.0.is_finite() && p.1.is_finite()))
+            .map(|(i, s)| LegendEntry {
+                label: s.name.clone(),
+                colour: palette(i),
+            })
+            .collect();
+        // One curve is named by the title.
+        if self.legend && named.len() > 1 {
+            named
+        } else {
+            Vec::new()
         }
     }
 }
@@ -281,78 +324,11 @@ fn bounds(series: &[Series], log: bool) -> (std::ops::Range<f64>, (f64, f64)) {
     (x0..x1, (y0 - pad, y1 + pad))
 }
 
-/// The corner where the legend box covers the fewest data points (upper right on ties).
-/// The box size is estimated from the labels, as the font's metrics are not at hand here.
-pub(crate) fn legend_corner(series: &[Series], log: bool) -> SeriesLabelPosition {
-    let (x_range, (y_lo, y_hi)) = bounds(series, log);
-    let scale = |y: f64| if log { y.ln() } else { y };
-    let (lo, hi) = (scale(y_lo), scale(y_hi));
-    let labels: Vec<&Series> = series.iter().filter(|s| !s.points.is_empty()).collect();
-    let longest = labels
-        .iter()
-        .map(|s| s.name.chars().count())
-        .max()
-        .unwrap_or(0) as f64;
-    let plot = (WIDTH as f64 - 110.0, HEIGHT as f64 - 110.0);
-    let box_w = ((longest * 8.5 + 60.0) / plot.0).min(1.0);
-    let box_h = ((labels.len() as f64 * 22.0 + 20.0) / plot.1).min(1.0);
-    // Points in plot-fraction coordinates, with midpoints so sparse lines count too.
-    let mut pts = Vec::new();
-    for s in series {
-        let norm = |&(x, y): &(f64, f64)| {
-            (
-                (x - x_range.start) / (x_range.end - x_range.start),
-                (scale(y) - lo) / (hi - lo),
-            )
-        };
-        let n: Vec<(f64, f64)> = s.points.iter().map(norm).collect();
-        for w in n.windows(2) {
-            for k in 0..4 {
-                let t = k as f64 / 4.0;
-                pts.push((
-                    w[0].0 + t * (w[1].0 - w[0].0),
-                    w[0].1 + t * (w[1].1 - w[0].1),
-                ));
-            }
-        }
-        pts.extend(n.last().copied());
-    }
-    let covered = |right: bool, upper: bool| {
-        pts.iter()
-            .filter(|(x, _)| {
-                if right {
-                    *x >= 1.0 - box_w
-                } else {
-                    *x <= box_w
-                }
-            })
-            .filter(|(_, y)| {
-                if upper {
-                    *y >= 1.0 - box_h
-                } else {
-                    *y <= box_h
-                }
-            })
-            .count()
-    };
-    [
-        (SeriesLabelPosition::UpperRight, covered(true, true)),
-        (SeriesLabelPosition::LowerRight, covered(true, false)),
-        (SeriesLabelPosition::UpperLeft, covered(false, true)),
-        (SeriesLabelPosition::LowerLeft, covered(false, false)),
-    ]
-    .into_iter()
-    .min_by_key(|(_, n)| *n)
-    .map(|(p, _)| p)
-    .unwrap_or(SeriesLabelPosition::UpperRight)
-}
-
 fn draw_lines<'a, DB, Y>(
     spec: &ChartSpec,
     series: &[Series],
     mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     text: bool,
-    log: bool,
 ) -> Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -403,25 +379,8 @@ where
                 (s.points.clone(), 2)
             }
         };
-        let anno = chart
-            .draw_series(LineSeries::new(line, colour.stroke_width(width)))
-            .map_err(plot_error)?;
-        anno.label(s.name.as_str()).legend(move |(x, y)| {
-            PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
-        });
-    }
-
-    let labelled = series.iter().filter(|s| !s.points.is_empty()).count();
-    if text && labelled > 0 {
         chart
-            .configure_series_labels()
-            .position(legend_corner(series, log))
-            .margin(10)
-            .legend_area_size(28)
-            .background_style(WHITE.mix(0.88))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(axis_text)
-            .draw()
+            .draw_series(LineSeries::new(line, colour.stroke_width(width)))
             .map_err(plot_error)?;
     }
     Ok(())
@@ -470,21 +429,32 @@ mod tests {
     }
 
     #[test]
-    fn legend_moves_away_from_rising_curves() {
-        assert!(matches!(
-            legend_corner(&[curve("loss", 50, |x| 10.0 - x / 10.0)], false),
-            SeriesLabelPosition::UpperRight
-        ));
-        assert!(matches!(
-            legend_corner(&[curve("accuracy", 50, |x| x / 50.0)], false),
-            SeriesLabelPosition::LowerRight
-        ));
-        // Falls, then rises again: both upper corners are taken.
-        let valley = curve("kl", 50, |x| (x - 25.0).abs());
-        assert!(matches!(
-            legend_corner(&[valley], false),
-            SeriesLabelPosition::LowerRight
-        ));
+    fn the_legend_lies_under_the_plot_and_one_curve_needs_none() {
+        use crate::report::legend::svg_geometry::{data_box, legend_boxes, texts};
+        let mut spec = titled("base · loss", "step", "loss");
+        spec.series.push(curve("val/loss", 40, |x| 3.0 + x / 40.0));
+        spec.legend = true;
+        let svg = render_svg(&spec).unwrap();
+        let plot = data_box(&svg).expect("curves");
+        assert!(legend_boxes(&svg).is_empty(), "a legend box");
+        let labels = texts(&svg, "val/loss");
+        assert_eq!(labels.len(), 1, "named once: {labels:?}");
+        assert!(
+            labels[0].1 > plot.3,
+            "the name is under the plot: {labels:?} {plot:?}"
+        );
+        assert!(spec.size().1 > HEIGHT);
+
+        spec.legend = false;
+        assert!(texts(&render_svg(&spec).unwrap(), "val/loss").is_empty());
+        assert_eq!(spec.size(), (WIDTH, HEIGHT));
+        spec.legend = true;
+        spec.series.pop();
+        assert_eq!(
+            spec.size(),
+            (WIDTH, HEIGHT),
+            "one curve: the title names it"
+        );
     }
 
     #[test]
@@ -519,6 +489,7 @@ mod tests {
             ],
             log_y: true,
             smooth: Some(0.9),
+            legend: true,
         };
         let svg = render_svg(&spec).unwrap();
         assert!(svg.starts_with("<svg"));
@@ -550,6 +521,7 @@ mod tests {
             }],
             log_y: true,
             smooth: None,
+            legend: true,
         };
         assert!(render_svg(&spec).unwrap().contains("</svg>"));
     }
@@ -562,6 +534,7 @@ mod tests {
             series: vec![curve("loss", 40, |x| 4.0 / (x + 1.0))],
             log_y: false,
             smooth: None,
+            legend: false,
         }
     }
 
@@ -575,14 +548,10 @@ mod tests {
 
     #[test]
     fn chinese_text_renders_as_real_glyphs_in_png() {
-        match chart_font() {
-            Some(f) if f.has_cjk => {}
-            _ => {
-                println!(
-                    "note: no CJK font installed (apt-get install fonts-wqy-microhei); skipping"
-                );
-                return;
-            }
+        // Without $GPTLAB_FONT there is always a CJK font: an installed one or the built-in.
+        let font = chart_font().expect("a chart font");
+        if font.from_env && !font.has_cjk {
+            return; // the user chose a font without Chinese
         }
         let chinese = titled("损失 训练步数", "训练步数", "损失");
         // U+10FFFD is a private-use code point no font draws: what tofu would look like.

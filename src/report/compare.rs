@@ -2,12 +2,12 @@
 //! the spec keys that differ between them, final metrics are ranked, and the generations of
 //! every run sit side by side.
 
-use super::chart::{palette_hex, wants_log_y, write_chart, ChartSpec, Series};
+use super::chart::{palette_hex, palette_name, wants_log_y, write_chart, ChartSpec, Series};
 use super::figures::{axis_label, file_stem, metric_group};
 use super::html::{self, escape, figure, RenderedChart};
 use super::markdown::{cell, table};
 use super::run::RunData;
-use super::spec_keys::{differing_keys, flatten_spec, label};
+use super::spec_keys::{flatten_spec, label, varied_keys};
 use super::sweep_charts;
 use super::{format, write_atomic};
 use crate::results;
@@ -173,7 +173,7 @@ pub fn run_labels(runs: &[RunData]) -> Vec<String> {
         .iter()
         .map(|r| r.spec.as_ref().map(flatten_spec).unwrap_or_default())
         .collect();
-    let keys = differing_keys(&flats);
+    let keys = varied_keys(&flats);
     let mut labels: Vec<String> = flats
         .iter()
         .zip(runs)
@@ -244,6 +244,9 @@ fn overlay_charts(stage: &str, runs: &[RunData], labels: &[String]) -> Vec<Overl
                     series,
                     log_y,
                     smooth: if metric == "lr" { None } else { Some(0.8) },
+                    // The page's legend of runs, at the top, names every colour once; one in
+                    // each chart would cover curves and repeat it a dozen times.
+                    legend: false,
                 },
                 series_metric: metric,
             }
@@ -412,7 +415,7 @@ impl Comparison<'_> {
             "<header class=\"card\">\n<h1>Comparison of {} runs</h1>\n",
             self.runs.len()
         ));
-        b.push_str("<div class=\"sub\">Runs are named by the spec keys that differ between them.</div>\n<div class=\"legend\">");
+        b.push_str("<div class=\"sub\">Runs are named by the spec keys that differ between them, and coloured as here in the per-step charts.</div>\n<div class=\"legend\">");
         for (i, l) in self.labels.iter().enumerate() {
             b.push_str(&format!(
                 "<span class=\"chip\" style=\"--c:{}\"><span class=\"dot\"></span>{}</span>",
@@ -479,7 +482,15 @@ impl Comparison<'_> {
             // Long, so last and collapsed.
             b.push_str("<section id=\"answers\">\n<details>\n<summary><h2>Generations side by side</h2></summary>\n");
             for p in &prompts {
-                b.push_str(&format!("<h3>{}</h3>\n<div class=\"scroll\"><table class=\"answers\"><thead><tr><th>run</th>", escape(p)));
+                // Any run that sampled it knows a conversation's turns.
+                let turns = self
+                    .runs
+                    .iter()
+                    .map(|r| r.turns(p))
+                    .max_by_key(Vec::len)
+                    .unwrap_or_default();
+                let asked = turns.last().cloned().unwrap_or_else(|| p.clone());
+                b.push_str(&format!("<h3>{}</h3>\n<div class=\"scroll\"><table class=\"answers\"><thead><tr><th>run</th>", html::prompt_html(&turns)));
                 for s in &stages {
                     // Colours name runs on this page, so stage columns stay neutral.
                     b.push_str(&format!(
@@ -494,7 +505,7 @@ impl Comparison<'_> {
                         match r.completion(s, p) {
                             Some(c) => b.push_str(&format!(
                                 "<td><span class=\"p\">{}</span>{}</td>",
-                                escape(p),
+                                escape(&asked),
                                 escape(c)
                             )),
                             None => b.push_str("<td class=\"none\">—</td>"),
@@ -526,7 +537,11 @@ impl Comparison<'_> {
     }
 
     fn markdown(&self) -> String {
-        let mut md = format!("# Comparison of {} runs\n\nRuns are named by the spec keys that differ between them.\n\n", self.runs.len());
+        let mut md = format!("# Comparison of {} runs\n\nRuns are named by the spec keys that differ between them, and coloured so in the per-step charts:\n\n", self.runs.len());
+        for (i, l) in self.labels.iter().enumerate() {
+            md.push_str(&format!("- {}: {}\n", palette_name(i), cell(l)));
+        }
+        md.push('\n');
         md.push_str(&sweep_charts::section_markdown(self.key_charts));
         let cols = self.final_columns();
         md.push_str(&format!("## Final metrics\n\n{}\n\n", self.sort_note()));
@@ -603,10 +618,14 @@ mod tests {
 
         let svg = std::fs::read_to_string(out.join("base-loss.svg")).unwrap();
         assert!(
-            svg.contains("model.preset=small stages.base.lr=0.001"),
-            "legend names the differing keys"
+            html.contains("model.preset=small stages.base.lr=0.001"),
+            "the legend names the differing keys"
         );
-        assert!(svg.contains("model.preset=nano stages.base.lr=0.003"));
+        assert!(html.contains("model.preset=nano stages.base.lr=0.003"));
+        assert!(
+            !html.contains("min_lr"),
+            "min_lr follows lr: it names no run"
+        );
         for same in ["seed=", "device=", "stages.assistant", "tokenizer."] {
             assert!(
                 !html.contains(same) && !svg.contains(same),
@@ -621,6 +640,49 @@ mod tests {
         );
         let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
         assert!(md.contains("![base · loss](base-loss.png)"));
+    }
+
+    #[test]
+    fn overlays_leave_naming_runs_to_the_page_and_no_legend_covers_the_plot() {
+        use crate::report::legend::svg_geometry::{data_box, legend_boxes, texts};
+        let dir = tempfile::tempdir().unwrap();
+        for (id, lr, preset) in [
+            ("aaa", 1e-3, "nano"),
+            ("bbb", 3e-3, "nano"),
+            ("ccc", 1e-3, "small"),
+        ] {
+            fixture::write_run(&dir.path().join(id), id, lr, preset);
+        }
+        let out = dir.path().join("cmp");
+        write_comparison(&[dir.path().to_path_buf()], &out, None).unwrap();
+        let runs: Vec<RunData> = ["aaa", "bbb", "ccc"]
+            .iter()
+            .map(|id| RunData::load(&dir.path().join(id)).unwrap())
+            .collect();
+        let labels = run_labels(&runs);
+        let mut overlays = 0;
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".svg") || name.starts_with("vs-") {
+                continue;
+            }
+            overlays += 1;
+            let svg = std::fs::read_to_string(&path).unwrap();
+            let (x0, y0, x1, y1) = data_box(&svg).unwrap_or_else(|| panic!("{name}: no curves"));
+            for b in legend_boxes(&svg) {
+                let overlaps = b.0 < x1 && b.2 > x0 && b.1 < y1 && b.3 > y0;
+                assert!(
+                    !overlaps,
+                    "{name}: a legend box {b:?} over the plot {:?}",
+                    (x0, y0, x1, y1)
+                );
+            }
+            for l in &labels {
+                assert!(texts(&svg, l).is_empty(), "{name} names run {l} itself");
+            }
+        }
+        assert!(overlays >= 10, "{overlays} overlay charts");
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn chart_of(
             series,
             log_y,
             smooth: Some(SMOOTHING),
+            legend: true,
         },
     }
 }

@@ -1,16 +1,18 @@
-//! Self-contained Chinese: each HTML page carries, as a `data:` font, the glyphs of the chart
-//! font (`font.rs`) for the non-ASCII characters it uses, so a reader without a CJK font
-//! installed sees Chinese, not boxes. ASCII is left to the reader's own fonts (they cover it,
-//! and it keeps the page small). The PNG charts keep drawing with the font found at run time.
+//! Self-contained Chinese: each HTML page carries, as a `data:` font, the glyphs of the
+//! built-in font (`builtin_font.rs`) for the non-ASCII characters it uses, so a reader without
+//! a CJK font installed sees Chinese, not boxes. The built-in font, not whatever the writer's
+//! machine has, so a page is the same wherever it was written; only a `$GPTLAB_FONT` that
+//! draws Chinese takes its place, as the user's choice. ASCII is left to the reader's own fonts
+//! (they cover it, and it keeps the page small).
 
+use super::builtin_font::BUILTIN_FONT;
 use super::font::chart_font;
 use allsorts::binary::read::ReadScope;
 use allsorts::font_data::FontData;
 use allsorts::subset::{subset, CmapTarget, SubsetProfile};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use base64::Engine;
 use std::collections::BTreeSet;
-use std::path::Path;
 
 /// The family name the embedded subset is declared under.
 pub const EMBEDDED_FAMILY: &str = "gptlab-embedded";
@@ -18,16 +20,23 @@ pub const EMBEDDED_FAMILY: &str = "gptlab-embedded";
 pub const STYLE_ID: &str = "embedded-font";
 
 /// A `<style>` element declaring the subset and putting it before the generic families, or
-/// nothing when the chart font has no Chinese or the text needs no glyph beyond ASCII.
+/// nothing when the text needs no glyph beyond ASCII.
 pub fn font_style(text: &str) -> String {
-    let Some(font) = chart_font().filter(|f| f.has_cjk) else {
-        return String::new();
-    };
     let chars: BTreeSet<char> = text.chars().filter(|c| !c.is_ascii()).collect();
     if chars.is_empty() {
         return String::new();
     }
-    match subset_font(&font.path, &chars) {
+    let chosen = chart_font().filter(|f| f.from_env && f.has_cjk);
+    if let Some(font) = chosen {
+        match subset_font(font.bytes, &chars) {
+            Ok(bytes) => return style_for(&bytes),
+            Err(e) => eprintln!(
+                "warning: cannot embed {} in the page ({e:#}); embedding the built-in font",
+                font.describe()
+            ),
+        }
+    }
+    match subset_font(BUILTIN_FONT, &chars) {
         Ok(bytes) => style_for(&bytes),
         Err(e) => {
             eprintln!("warning: the page's Chinese is not embedded: {e:#}");
@@ -36,12 +45,11 @@ pub fn font_style(text: &str) -> String {
     }
 }
 
-/// The first face of `path` (a .ttc collection holds several) cut down to the glyphs of
-/// `chars` it has, as a standalone TrueType/OpenType font with a Unicode cmap.
-pub fn subset_font(path: &Path, chars: &BTreeSet<char>) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let face = ab_glyph::FontRef::try_from_slice_and_index(&bytes, 0)
-        .map_err(|e| anyhow!("{}: not a font: {e}", path.display()))?;
+/// The first face of the font in `bytes` (a .ttc collection holds several) cut down to the
+/// glyphs of `chars` it has, as a standalone TrueType/OpenType font with a Unicode cmap.
+pub fn subset_font(bytes: &[u8], chars: &BTreeSet<char>) -> Result<Vec<u8>> {
+    let face = ab_glyph::FontRef::try_from_slice_and_index(bytes, 0)
+        .map_err(|e| anyhow!("not a font: {e}"))?;
     let mut glyphs: Vec<u16> = chars
         .iter()
         .map(|c| ab_glyph::Font::glyph_id(&face, *c).0)
@@ -50,19 +58,19 @@ pub fn subset_font(path: &Path, chars: &BTreeSet<char>) -> Result<Vec<u8>> {
     glyphs.push(0);
     glyphs.sort_unstable();
     glyphs.dedup();
-    let data = ReadScope::new(&bytes)
+    let data = ReadScope::new(bytes)
         .read::<FontData<'_>>()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| anyhow!("unreadable font: {e}"))?;
     let provider = data
         .table_provider(0)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| anyhow!("unreadable font: {e}"))?;
     subset(
         &provider,
         &glyphs,
         &SubsetProfile::Minimal,
         CmapTarget::Unicode,
     )
-    .map_err(|e| anyhow!("cannot subset {}: {e}", path.display()))
+    .map_err(|e| anyhow!("cannot subset the font: {e}"))
 }
 
 /// The CSS: the font as a data: URL, first in every font stack of the page (body text, code,
@@ -87,13 +95,9 @@ mod tests {
 
     #[test]
     fn subset_keeps_only_the_asked_glyphs_and_maps_them() {
-        let Some(font) = chart_font().filter(|f| f.has_cjk) else {
-            println!("note: no CJK font installed (apt-get install fonts-wqy-microhei); skipping");
-            return;
-        };
         let chars: BTreeSet<char> = "损失训练".chars().collect();
-        let small = subset_font(&font.path, &chars).unwrap();
-        let whole = std::fs::metadata(&font.path).unwrap().len() as usize;
+        let small = subset_font(BUILTIN_FONT, &chars).unwrap();
+        let whole = BUILTIN_FONT.len();
         assert!(small.len() * 50 < whole, "{} of {whole} bytes", small.len());
         // A standalone font again, whose cmap maps the characters kept and nothing else.
         let face = ab_glyph::FontRef::try_from_slice(&small).unwrap();

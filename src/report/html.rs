@@ -102,6 +102,8 @@ table.answers th.stage { border-top: 4px solid var(--c); color: var(--ink); font
 table.answers td { white-space: pre-wrap; word-break: break-word; }
 table.answers th.prompt { width: 16%; font-weight: 600; white-space: pre-wrap; }
 table.answers .p { color: #8c959f; }
+.turn small { color: var(--muted); font-weight: normal; margin-right: 4px; }
+.turn.assistant { color: #57606a; font-weight: normal; }
 table.probe { width: auto; min-width: 40%; margin-bottom: 12px; }
 table.probe td.num { padding-left: 36px; }
 .none { color: #8c959f; font-style: italic; }
@@ -130,6 +132,25 @@ pub fn page(title: &str, body: &str) -> String {
         escape(title),
         super::font_embed::font_style(&[title, body].concat())
     )
+}
+
+/// A prompt as the tables show it: the text, or a conversation's turns, each on a line of
+/// its own and marked with who said it.
+pub fn prompt_html(turns: &[String]) -> String {
+    if let [only] = turns {
+        return escape(only);
+    }
+    turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            format!(
+                "<div class=\"turn {role}\"><small>{role}</small> {}</div>",
+                escape(t)
+            )
+        })
+        .collect()
 }
 
 /// A figure holding an inline chart.
@@ -303,12 +324,18 @@ fn answers(run: &RunData) -> String {
     }
     t.push_str("</tr></thead>\n<tbody>\n");
     for p in &prompts {
-        t.push_str(&format!("<tr><th class=\"prompt\">{}</th>", escape(p)));
+        let turns = run.turns(p);
+        t.push_str(&format!(
+            "<tr><th class=\"prompt\">{}</th>",
+            prompt_html(&turns)
+        ));
+        // The cell repeats what was asked last (a conversation's last turn) before the answer.
+        let asked = turns.last().map(String::as_str).unwrap_or(p);
         for s in &stages {
             match run.completion(s, p) {
                 Some(c) => t.push_str(&format!(
                     "<td><span class=\"p\">{}</span>{}</td>",
-                    escape(p),
+                    escape(asked),
                     escape(c)
                 )),
                 None => t.push_str("<td class=\"none\">no sample</td>"),

@@ -109,7 +109,22 @@ fn answers(run: &RunData) -> String {
         let rows: Vec<Vec<String>> = prompts
             .iter()
             .map(|p| {
-                let mut row = vec![format!("**{}**", cell(p))];
+                // A conversation's turns in one cell: `user: …<br>assistant: …<br>user: …`.
+                let turns = run.turns(p);
+                let shown = if turns.len() > 1 {
+                    turns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let role = if i % 2 == 0 { "user" } else { "assistant" };
+                            format!("{role}: {}", cell(t))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                } else {
+                    cell(p)
+                };
+                let mut row = vec![format!("**{shown}**")];
                 row.extend(
                     stages
                         .iter()

@@ -11,6 +11,7 @@
 //! - `gold`: the judge's gold rate and win rate of every compared stage, beside KL and proxy
 
 pub mod bars;
+pub mod builtin_font;
 pub mod by_task;
 pub mod chart;
 pub mod compare;
@@ -20,6 +21,7 @@ pub mod font_embed;
 pub mod format;
 pub mod gold;
 pub mod html;
+pub mod legend;
 pub mod markdown;
 pub mod mixture;
 pub mod overoptimisation;

@@ -4,6 +4,7 @@
 use crate::results::{
     self, read_metrics_csv, read_summary, MetricsTable, ProbeLine, RunMeta, SampleLine, StageMeta,
 };
+use crate::spec::conversation_key;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -131,13 +132,52 @@ impl RunData {
     /// The prompts of the side-by-side table: `[report].prompts`, then any other prompt that
     /// has samples, in the order first seen.
     pub fn prompts(&self) -> Vec<String> {
-        let mut prompts = self.report_strings("prompts");
+        let mut prompts: Vec<String> = self
+            .report_prompts()
+            .iter()
+            .map(|turns| conversation_key(turns))
+            .collect();
         for s in &self.samples {
             if !prompts.contains(&s.prompt) {
                 prompts.push(s.prompt.clone());
             }
         }
         prompts
+    }
+
+    /// `[report].prompts` of the saved spec as turns: a plain prompt is one turn, a
+    /// conversation its list.
+    fn report_prompts(&self) -> Vec<Vec<String>> {
+        let Some(list) = self
+            .report_table()
+            .and_then(|r| r.get("prompts"))
+            .and_then(|p| p.as_array())
+        else {
+            return Vec::new();
+        };
+        let strings = |v: &toml::Value| -> Option<Vec<String>> {
+            match v {
+                toml::Value::String(s) => Some(vec![s.clone()]),
+                toml::Value::Array(a) => a.iter().map(|t| t.as_str().map(str::to_string)).collect(),
+                _ => None,
+            }
+        };
+        list.iter().filter_map(strings).collect()
+    }
+
+    /// The turns of the prompt named `key` (a conversation's, or the prompt alone).
+    pub fn turns(&self, key: &str) -> Vec<String> {
+        let sampled = self
+            .samples
+            .iter()
+            .find(|s| s.prompt == key && !s.turns.is_empty());
+        if let Some(s) = sampled {
+            return s.turns.clone();
+        }
+        self.report_prompts()
+            .into_iter()
+            .find(|t| conversation_key(t) == key)
+            .unwrap_or_else(|| vec![key.to_string()])
     }
 
     /// The stages compared side by side: `[report].compare`, else every stage with samples.

@@ -73,6 +73,35 @@ pub fn differing_keys(maps: &[BTreeMap<String, String>]) -> Vec<String> {
         .collect()
 }
 
+/// The keys that tell runs apart: those that differ, less those that only follow another by
+/// the spec's own rule (`stages.<s>.min_lr`, a tenth of `stages.<s>.lr` unless set), which
+/// say nothing that key does not and would only repeat it in every run's name.
+pub fn varied_keys(maps: &[BTreeMap<String, String>]) -> Vec<String> {
+    let differing = differing_keys(maps);
+    differing
+        .iter()
+        .filter(|k| !follows_lr(maps, k))
+        .cloned()
+        .collect()
+}
+
+/// Whether `key` is a stage's `min_lr` that is the default of its `lr` in every map.
+fn follows_lr(maps: &[BTreeMap<String, String>], key: &str) -> bool {
+    let Some(stage) = key.strip_suffix(".min_lr") else {
+        return false;
+    };
+    let number = |m: &BTreeMap<String, String>, k: &str| m.get(k)?.parse::<f64>().ok();
+    maps.iter().all(
+        |m| match (number(m, key), number(m, &format!("{stage}.lr"))) {
+            (Some(min_lr), Some(lr)) => {
+                let derived = crate::spec::default_min_lr(lr);
+                (min_lr - derived).abs() <= 1e-9 * derived.abs().max(f64::MIN_POSITIVE)
+            }
+            _ => false,
+        },
+    )
+}
+
 /// `key=value` for each of `keys`, space separated; `key=—` where the run lacks the key.
 pub fn label(map: &BTreeMap<String, String>, keys: &[String]) -> String {
     keys.iter()
@@ -84,6 +113,24 @@ pub fn label(map: &BTreeMap<String, String>, keys: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_min_lr_that_follows_lr_does_not_name_runs() {
+        let run = |lr: f64, min_lr: f64, preset: &str| {
+            flat(&format!(
+                "[model]\npreset = \"{preset}\"\n[[stages]]\nname = \"base\"\nlr = {lr}\nmin_lr = {min_lr}"
+            ))
+        };
+        let followed = [run(3e-3, 3e-3 / 10.0, "nano"), run(1e-2, 1e-3, "small")];
+        assert_eq!(
+            differing_keys(&followed),
+            ["model.preset", "stages.base.lr", "stages.base.min_lr"]
+        );
+        assert_eq!(varied_keys(&followed), ["model.preset", "stages.base.lr"]);
+        // Set by hand (or swept) it is a key of its own.
+        let set = [run(3e-3, 1e-4, "nano"), run(1e-2, 1e-3, "nano")];
+        assert_eq!(varied_keys(&set), ["stages.base.lr", "stages.base.min_lr"]);
+    }
 
     #[test]
     fn float_noise_is_rounded_away() {

@@ -7,6 +7,7 @@ use super::figures::file_stem;
 use super::font::FONT_FAMILY;
 use super::format;
 use super::html::{figure, RenderedChart};
+use super::legend::{strip_height, under, LegendEntry, Swatch};
 use super::markdown::cell;
 use super::run::RunData;
 use super::spec_keys::flatten_spec;
@@ -250,11 +251,20 @@ impl Chart for KeyChart {
     }
 
     fn size(&self) -> (u32, u32) {
-        (WIDTH, HEIGHT)
+        (WIDTH, HEIGHT + strip_height(&self.legend_entries(), WIDTH))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(plot_error)?;
+        under(root, &self.legend_entries(), Swatch::Line, |area| {
+            self.plot(area)
+        })
+    }
+}
+
+impl KeyChart {
+    /// The chart itself, on the picture less the legend's strip.
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let text = super::chart::can_draw_text();
         let (ticks, x_range) = self.ticks();
         let mut builder = super::chart::framed(root, &self.title, 22, 74);
@@ -290,16 +300,30 @@ impl Chart for KeyChart {
             mesh.x_labels(0).y_labels(0);
         }
         mesh.draw().map_err(plot_error)?;
-        self.draw_lines(&mut chart, text, axis_text)
+        self.draw_lines(&mut chart)
     }
 }
 
 impl KeyChart {
+    /// The lines (combinations of the other keys), named under the chart; one line needs
+    /// no name.
+    fn legend_entries(&self) -> Vec<LegendEntry> {
+        if self.lines.len() < 2 {
+            return Vec::new();
+        }
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, s)| LegendEntry {
+                label: s.name.clone(),
+                colour: palette(i),
+            })
+            .collect()
+    }
+
     fn draw_lines<'a, DB, X, Y>(
         &self,
         chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-        text: bool,
-        legend_font: TextStyle,
     ) -> Result<()>
     where
         DB: DrawingBackend + 'a,
@@ -316,28 +340,12 @@ impl KeyChart {
                     s.points.iter().copied(),
                     colour.stroke_width(2),
                 ))
-                .map_err(plot_error)?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
-                });
+                .map_err(plot_error)?;
         }
         if let Some(best) = self.best {
             let ring = RGBColor(34, 34, 34).stroke_width(2);
             chart
                 .draw_series(std::iter::once(Circle::new(best, 9, ring)))
-                .map_err(plot_error)?;
-        }
-        if text && !self.lines.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(super::chart::legend_corner(&self.lines, false))
-                .margin(10)
-                .legend_area_size(28)
-                .background_style(WHITE.mix(0.88))
-                .border_style(RGBColor(200, 200, 200))
-                .label_font(legend_font)
-                .draw()
                 .map_err(plot_error)?;
         }
         Ok(())
@@ -360,7 +368,7 @@ pub fn write_key_charts(
                 .iter()
                 .map(|r| r.spec.as_ref().map(flatten_spec).unwrap_or_default())
                 .collect();
-            let differing = super::spec_keys::differing_keys(&flats);
+            let differing = super::spec_keys::varied_keys(&flats);
             if differing.len() > MAX_KEYS {
                 return Ok(Vec::new());
             }

@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SampleLine {
     pub stage: String,
+    /// The prompt, or a conversation's turns on lines of their own (`spec::conversation_key`).
     pub prompt: String,
     pub completion: String,
+    /// A conversation's turns (user first, alternating, ending on the user's); empty for a
+    /// plain prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<String>,
 }
 
 /// A line of `probes.jsonl`.

@@ -5,7 +5,7 @@
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
 use super::generation::GenParams;
-use crate::data::chat::{encode_prompt, Message, Role};
+use crate::data::chat::{encode_prompt, fit_history, Message, Role};
 use crate::model::sample::SampleOptions;
 use crate::tokenizer::{Special, Tokenizer};
 use serde::Deserialize;
@@ -57,6 +57,11 @@ pub struct ApiMessage {
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ApiMessage>,
+    /// gptlab's extra: drop the oldest turns that do not fit the context (as `gptlab chat`
+    /// does) instead of refusing the request; the `x-gptlab-dropped-messages` header says
+    /// how many were dropped.
+    #[serde(default)]
+    pub fit_context: bool,
     #[serde(flatten)]
     pub sampling: SamplingFields,
 }
@@ -94,6 +99,28 @@ pub fn to_messages(messages: &[ApiMessage]) -> ApiResult<Vec<Message>> {
             Ok(Message::new(role, m.content.clone()))
         })
         .collect()
+}
+
+/// Drops the oldest turns of `messages` that a stage could not see with room for a useful
+/// answer: `max_tokens`, but at most a quarter of the context, so a long conversation
+/// keeps most of its recent turns. Returns how many messages were dropped.
+pub fn fit_to_context(
+    stage: &StageInfo,
+    tok: &Tokenizer,
+    messages: &mut Vec<Message>,
+    f: &SamplingFields,
+) -> usize {
+    let wanted = (f.max_completion_tokens.or(f.max_tokens)).unwrap_or(DEFAULT_MAX_TOKENS);
+    let room = wanted.min(stage.context / 4).max(1);
+    if stage.is_chat() {
+        return fit_history(tok, messages, stage.context, room);
+    }
+    // A completer reads the messages' text, a line each: drop the oldest lines instead.
+    let before = messages.len();
+    while messages.len() > 1 && chat_prompt(stage, tok, messages).0.len() + room > stage.context {
+        messages.remove(0);
+    }
+    before - messages.len()
 }
 
 /// The ids a stage continues for a conversation, and the ids that end its answer.

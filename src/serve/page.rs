@@ -1,4 +1,6 @@
 //! The chat page, built into the binary so that it works offline: no CDN, no files beside it.
+//! It brings its own CJK font (the report's built-in one), so Chinese shows on a machine that
+//! has none.
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
@@ -7,6 +9,7 @@ use axum::Router;
 use std::sync::Arc;
 
 use super::routes::AppState;
+use crate::report::builtin_font::BUILTIN_FONT;
 
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");
@@ -21,6 +24,20 @@ pub fn routes() -> Router<Arc<AppState>> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     SCRIPT,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/font.ttf",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "font/ttf"),
+                        // The same bytes for the life of the binary: fetch it once a day.
+                        (header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    BUILTIN_FONT,
                 )
                     .into_response()
             }),

@@ -8,8 +8,8 @@ use super::error::{ApiError, ApiResult};
 use super::explorer::{attention, next_token};
 use super::generation::run_generation;
 use super::openai::{
-    chat_prompt, completion_prompt, gen_params, to_messages, ApiMessage, ChatRequest,
-    CompletionRequest, SamplingFields,
+    chat_prompt, completion_prompt, fit_to_context, gen_params, to_messages, ApiMessage,
+    ChatRequest, CompletionRequest, SamplingFields,
 };
 use super::page;
 use super::respond::{collect, stream, Header, Shape};
@@ -143,10 +143,21 @@ async fn models(State(s): Shared) -> Json<serde_json::Value> {
 
 async fn chat_completions(State(s): Shared, Body(req): Body<ChatRequest>) -> ApiResult<Response> {
     let stage = s.stage(&req.model)?;
-    let messages = to_messages(&req.messages)?;
+    let mut messages = to_messages(&req.messages)?;
+    let dropped = match req.fit_context {
+        true => fit_to_context(stage, &s.tok, &mut messages, &req.sampling),
+        false => 0,
+    };
     let (prompt, stop) = chat_prompt(stage, &s.tok, &messages);
-    answer(&s, stage, &req.sampling, prompt, stop, Shape::Chat).await
+    let mut response = answer(&s, stage, &req.sampling, prompt, stop, Shape::Chat).await?;
+    response
+        .headers_mut()
+        .insert(DROPPED_HEADER, HeaderValue::from(dropped));
+    Ok(response)
 }
+
+/// How many of a request's oldest messages `fit_context` dropped.
+const DROPPED_HEADER: &str = "x-gptlab-dropped-messages";
 
 async fn completions(State(s): Shared, Body(req): Body<CompletionRequest>) -> ApiResult<Response> {
     let stage = s.stage(&req.model)?;

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod load;
 pub mod overrides;
 pub mod paths;
+pub mod report_prompt;
 pub mod schema;
 pub mod source;
 pub mod stage;
@@ -31,9 +32,12 @@ pub mod validate;
 pub use data_entry::{sources_of, DataEntry, Source, Transform};
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
 pub use paths::{rating_path, RATING_FILES};
+pub use report_prompt::{conversation_key, ReportPrompt};
 pub use schema::{
     Algorithm, Checker, Device, Experiment, JudgeSpec, ModelSpec, Preset, Probe, ReportEval,
     ReportSpec, Sampling, StageKind, TokenizerKindSpec, TokenizerSpec,
 };
-pub use stage::{DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage};
+pub use stage::{
+    default_min_lr, DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, RolloutKeys, Stage,
+};
 pub use sweep::{load_sweep, load_sweep_with, read_sweep, Sweep, SweepPoint};

@@ -202,9 +202,9 @@ pub enum Checker {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
-    /// Asked of every stage in `compare`.
+    /// Asked of every stage in `compare`: prompts, or conversations (lists of turns).
     #[serde(default)]
-    pub prompts: Vec<String>,
+    pub prompts: Vec<super::ReportPrompt>,
     #[serde(default)]
     pub probes: Vec<Probe>,
     /// Stage names whose answers sit side by side.

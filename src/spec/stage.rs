@@ -455,6 +455,12 @@ impl FlatStage {
     }
 }
 
+/// `min_lr` where a stage does not set it: a tenth of `lr`, so the schedule's floor follows
+/// its peak (and a resolved spec's `min_lr` changes whenever `lr` does).
+pub fn default_min_lr(lr: f64) -> f64 {
+    lr / 10.0
+}
+
 impl FlatStage {
     /// The typed stage: the method that `kind` and `algorithm` select, with the inputs it
     /// needs. Keys of other methods are left out here; `keys.rs` rejects them in a spec file
@@ -474,7 +480,7 @@ impl FlatStage {
 
     fn with_method(self, method: Method) -> Stage {
         Stage {
-            min_lr: self.min_lr.unwrap_or(self.lr / 10.0),
+            min_lr: self.min_lr.unwrap_or(default_min_lr(self.lr)),
             name: self.name,
             from: self.from,
             data: self.data,

@@ -344,6 +344,14 @@ fn check_report(spec: &Experiment) -> Checked {
             || no_such_stage(name, &spec.stages, "the stages"),
         )?;
     }
+    for (k, prompt) in report.prompts.iter().enumerate() {
+        if let Some(message) = prompt.problem() {
+            return Err(Problem {
+                path: format!("report.prompts[{k}]"),
+                message,
+            });
+        }
+    }
     for (k, probe) in report.probes.iter().enumerate() {
         require(
             !probe.candidates.is_empty(),

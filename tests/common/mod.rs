@@ -197,3 +197,40 @@ pub fn read_metric(csv_path: &Path, column: &str) -> Vec<f64> {
         .filter_map(|rec| rec.unwrap().get(i).and_then(|v| v.parse().ok()))
         .collect()
 }
+
+/// Says that `test` did not run because `needs` is missing, where `cargo test` itself shows it
+/// (see [`say`]). CI installs every such tool (.ci/run) and sets `CI`, so there a missing one
+/// fails the test instead.
+pub fn skip(test: &str, needs: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs {needs}, which .ci/run installs"
+    );
+    say(&format!("SKIPPED {test}: needs {needs}"));
+}
+
+/// A line in `cargo test`'s own output: written straight to stderr, which the test harness
+/// does not capture (it captures only `print!`/`eprint!`), so a skipped test or check never
+/// passes as a quiet "ok".
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The Latin-only fonts the font tests limit fontconfig to.
+pub const DEJAVU: &str = "/usr/share/fonts/truetype/dejavu";
+
+/// A fontconfig setup that knows DejaVu and nothing else.
+pub fn latin_only_fontconfig(dir: &Path) -> PathBuf {
+    let conf = dir.join("fonts.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
+             <dir>{DEJAVU}</dir>\n<cachedir>{}</cachedir>\n</fontconfig>\n",
+            dir.join("fc-cache").display()
+        ),
+    )
+    .unwrap();
+    conf
+}

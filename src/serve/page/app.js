@@ -136,13 +136,28 @@ function rankingControls(column, stage, messages, settings) {
   column.append(save, note);
 }
 
+// Each stage column's conversation so far (user and assistant messages), kept until "New
+// conversation": a stage answers every prompt with its own earlier turns as context.
+let conversations = {};
+
+// The turns a column already had, shown above its new answers.
+function historyBlock(history) {
+  const box = el("div", "history");
+  for (const m of history) {
+    const turn = el("div", "turn " + m.role);
+    turn.append(el("span", "role", m.role === "user" ? "you" : "model"), el("span", "said", m.content));
+    box.append(turn);
+  }
+  return box;
+}
+
 async function askStage(stage, messages, settings, n) {
   const info = stages.find((s) => s.id === stage);
   const column = el("div", "column");
   column.dataset.stage = stage;
   const title = el("h3", "", stage + " ");
   title.append(el("span", "kind", info.kind));
-  column.append(title);
+  column.append(title, historyBlock(messages));
   const cards = [];
   for (let i = 0; i < n; i++) {
     const card = el("div", "answer");
@@ -152,10 +167,20 @@ async function askStage(stage, messages, settings, n) {
   }
   $("answers").append(column);
   try {
-    const res = await api("/chat/completions", { model: stage, messages, n, stream: true, ...settings });
+    const res = await api("/chat/completions",
+      { model: stage, messages, n, stream: true, fit_context: true, ...settings });
+    const dropped = Number(res.headers.get("x-gptlab-dropped-messages") || 0);
+    if (dropped > 0) {
+      column.querySelector(".history").prepend(el("p", "dropped",
+        `The oldest ${dropped} message${dropped > 1 ? "s" : ""} no longer fit the ${info.context}-token context: ` +
+        "the model did not see them (greyed out)."));
+      column.querySelectorAll(".history .turn").forEach((t, i) => { if (i < dropped) t.classList.add("unseen"); });
+    }
     await readStream(res,
       (i, text) => { cards[i].querySelector(".text").textContent += text; },
       (i) => { cards[i].dataset.done = "true"; });
+    // The conversation goes on from the first answer.
+    conversations[stage] = [...messages, { role: "assistant", content: cards[0].querySelector(".text").textContent }];
   } catch (e) {
     column.append(el("p", "error", e.message));
   }
@@ -167,13 +192,19 @@ async function send(ev) {
   const prompt = $("prompt").value.trim();
   const chosen = [...document.querySelectorAll("#stages input:checked")].map((c) => c.value);
   if (!prompt || chosen.length === 0) return;
-  const messages = [{ role: "user", content: prompt }];
   const settings = sampling();
   const n = Math.max(1, Math.min(8, Number($("n").value) || 1));
   $("answers").replaceChildren();
   $("send").disabled = true;
-  await Promise.all(chosen.map((s) => askStage(s, messages, settings, n)));
+  await Promise.all(chosen.map((s) =>
+    askStage(s, [...(conversations[s] || []), { role: "user", content: prompt }], settings, n)));
   $("send").disabled = false;
+}
+
+function newConversation() {
+  conversations = {};
+  $("answers").replaceChildren();
+  $("prompt").focus();
 }
 
 // One bar; widths are relative to the most likely entry so small models' bars stay visible.
@@ -241,7 +272,7 @@ function drawHeatmap() {
   const cell = Math.max(4, Math.floor((canvas.width - margin) / t));
   ctx.fillStyle = "white";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.font = Math.min(14, cell) + "px sans-serif";
+  ctx.font = Math.min(14, cell) + 'px "Noto Sans SC gptlab", sans-serif';
   ctx.fillStyle = "#333";
   attention.tokens.forEach((tok, i) => {
     ctx.fillText(tok, 2, margin + i * cell + cell * 0.8, margin - 4);
@@ -259,6 +290,7 @@ function drawHeatmap() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("ask").addEventListener("submit", send);
+  $("new-conversation").addEventListener("click", newConversation);
   $("prompt").addEventListener("input", nextTokenSoon);
   $("candidates").addEventListener("input", nextTokenSoon);
   $("explore-stage").addEventListener("change", nextToken);
