@@ -58,6 +58,7 @@ fn chart(runs: &[RunData], stage: &str, baseline: &str) -> Option<ChartSpec> {
         series: vec![gold, proxy],
         log_y: false,
         smooth: None,
+        legend: true,
     })
 }
 
