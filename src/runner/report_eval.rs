@@ -198,24 +198,7 @@ impl Asked<'_> {
                 a.numbers.insert(GOLD_RATE.into(), rate);
             }
         }
-        let mut proxies = Vec::new();
-        if let Some(rm) = self.reward_stage() {
-            let proxy = on_each(
-                spec.device,
-                stages,
-                |s, cpu| self.proxy(rm, s, answered, stages, cpu),
-                |s| self.proxy(rm, s, answered, stages, dev),
-            );
-            for ((a, p), judged) in answered.iter_mut().zip(proxy).zip(&scores) {
-                let p = p?;
-                let all: Vec<f64> = p.iter().flatten().copied().collect();
-                a.numbers.insert(
-                    EVAL_REWARD.into(),
-                    all.iter().sum::<f64>() / all.len().max(1) as f64,
-                );
-                proxies.push(only_where_judged(p, judged));
-            }
-        }
+        let proxies = self.add_proxy(stages, answered, &scores, dev)?;
         let Some(base) = self.baseline(stages) else {
             return Ok(());
         };
@@ -257,6 +240,36 @@ impl Asked<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The reward model's mean score (`eval/reward`) added to every stage's numbers; returns
+    /// each stage's scores where the judge scored too (empty without a reward stage).
+    fn add_proxy<D: Backend>(
+        &self,
+        stages: &[&Stage],
+        answered: &mut [Answered],
+        judged: &[Vec<Vec<Option<f64>>>],
+        dev: &D,
+    ) -> Result<Vec<Vec<Vec<Option<f64>>>>> {
+        let Some(rm) = self.reward_stage() else {
+            return Ok(Vec::new());
+        };
+        let device = self.loaded.spec.device;
+        let proxy = on_each(
+            device,
+            stages,
+            |s, cpu| self.proxy(rm, s, answered, stages, cpu),
+            |s| self.proxy(rm, s, answered, stages, dev),
+        );
+        let mut out = Vec::new();
+        for ((a, p), judged) in answered.iter_mut().zip(proxy).zip(judged) {
+            let p = p?;
+            let all: Vec<f64> = p.iter().flatten().copied().collect();
+            let mean = all.iter().sum::<f64>() / all.len().max(1) as f64;
+            a.numbers.insert(EVAL_REWARD.into(), mean);
+            out.push(only_where_judged(p, judged));
+        }
+        Ok(out)
     }
 
     /// The run's last reward stage: the proxy the gold measures are read against.
