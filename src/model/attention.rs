@@ -2,6 +2,7 @@
 //! heads stay side by side in `(batch, time, M)` activations; the attention op reads each
 //! head's columns in place.
 
+use super::batch_cache::{host, BatchCache};
 use super::kernels::causal_attention::{self, Dims};
 use super::kernels::FusedOps;
 use super::layers::Linear;
@@ -41,29 +42,40 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
         self.proj.forward_onto(heads, skip)
     }
 
-    /// `skip +` attention of new positions over cached + new keys/values (generation).
-    /// Returns the output and the grown cache.
-    pub fn forward_cached(
+    /// [`Self::forward`] without a tape, also returning the keys and values it computed
+    /// (a prompt's prefill, before its positions go into the generation cache).
+    pub fn forward_prefill(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
         skip: Tensor<(usize, usize, Const<M>), f32, D>,
-        cache: Option<KvPair<D>>,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
         let q = self.q.forward(x.clone());
-        let k_new = self.k.forward(x.clone());
-        let v_new = self.v.forward(x);
-        let (k, v) = match cache {
-            None => (k_new, v_new),
-            Some((k_old, v_old)) => (
-                (k_old.realize::<(usize, usize, Const<M>)>(), k_new).concat_along(Axis::<1>),
-                (v_old.realize::<(usize, usize, Const<M>)>(), v_new).concat_along(Axis::<1>),
-            ),
-        };
+        let k = self.k.forward(x.clone());
+        let v = self.v.forward(x);
         let out = D::causal_attention(q, k.clone(), v.clone(), self.n_head);
         (
             self.proj.forward_onto(out, skip),
             (k.realize(), v.realize()),
         )
+    }
+
+    /// `skip +` attention of one new position per sequence over its slot of `cache`
+    /// (generation): `x` is `(slots.len(), 1, M)`, row `i` belonging to `slots[i]`.
+    pub fn forward_decode(
+        &self,
+        x: Tensor<(usize, usize, Const<M>), f32, D>,
+        skip: Tensor<(usize, usize, Const<M>), f32, D>,
+        cache: &mut BatchCache,
+        layer: usize,
+        slots: &[usize],
+    ) -> Tensor<(usize, usize, Const<M>), f32, D> {
+        let shape = *x.shape();
+        let q = self.q.forward(x.clone());
+        let k = self.k.forward(x.clone());
+        let v = self.v.forward(x);
+        let heads = cache.step(layer, slots, &host(&q), &host(&k), &host(&v));
+        let heads = skip.device().tensor_from_vec(heads, shape);
+        self.proj.forward_onto(heads, skip)
     }
 
     /// The attention weights `(batch, head, query, key)` of `x` over itself, for the explorer's

@@ -1,6 +1,7 @@
 //! One pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
 
 use super::attention::{CausalSelfAttention, KvPair};
+use super::batch_cache::BatchCache;
 use super::kernels::FusedOps;
 use super::layers::{LayerNorm, Linear};
 use dfdx::prelude::*;
@@ -48,15 +49,27 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
             .forward(self.ln_2.forward(x.clone().put_tape(tape)), x)
     }
 
-    pub fn forward_cached(
+    /// [`Self::forward`] of a prompt, also returning its attention keys and values.
+    pub fn forward_prefill(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
-        cache: Option<KvPair<D>>,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
-        let (x, cache) = self
-            .attn
-            .forward_cached(self.ln_1.forward(x.clone()), x, cache);
+        let (x, kv) = self.attn.forward_prefill(self.ln_1.forward(x.clone()), x);
         let x = self.mlp.forward(self.ln_2.forward(x.clone()), x);
-        (x, cache)
+        (x, kv)
+    }
+
+    /// One new position per sequence of a generation batch (see `BatchCache`).
+    pub fn forward_decode(
+        &self,
+        x: Tensor<(usize, usize, Const<M>), f32, D>,
+        cache: &mut BatchCache,
+        layer: usize,
+        slots: &[usize],
+    ) -> Tensor<(usize, usize, Const<M>), f32, D> {
+        let x = self
+            .attn
+            .forward_decode(self.ln_1.forward(x.clone()), x, cache, layer, slots);
+        self.mlp.forward(self.ln_2.forward(x.clone()), x)
     }
 }

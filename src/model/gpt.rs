@@ -3,7 +3,8 @@
 //! value) on the final hidden states. Parameter shapes are const generics:
 //! `V` vocabulary, `C` maximum context, `M` width, `F = 4 * M` MLP width.
 
-use super::attention::{CausalSelfAttention, KvPair};
+use super::attention::CausalSelfAttention;
+use super::batch_cache::{host, BatchCache};
 use super::block::{Block, Mlp};
 use super::config::ModelConfig;
 use super::layers::{LayerNorm, Linear};
@@ -175,23 +176,62 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         maps
     }
 
-    /// Forward of new tokens given the cache of earlier ones (generation).
-    pub fn forward_cached(
+    /// Prompts into the generation cache: `tokens` is `(rows, seq)`, row `i` holding
+    /// `lens[i]` real tokens followed by padding (padding only ever comes after real tokens,
+    /// so causal attention keeps it out of every real position). Writes each row's keys and
+    /// values into its slot and returns the next-token logits at each row's last real token,
+    /// `rows × V`.
+    pub fn prefill(
         &self,
         tokens: Tensor<(usize, usize), usize, D>,
-        cache: &mut Vec<KvPair<D>>,
-    ) -> Tensor<(usize, usize, Const<V>), f32, D> {
-        let start = cache.first().map(|(k, _)| k.shape().1).unwrap_or(0);
-        let mut x = self.embed(self.wte.clone(), tokens, start);
-        let mut grown = Vec::with_capacity(self.blocks.len());
-        let mut old = std::mem::take(cache).into_iter();
-        for block in &self.blocks {
-            let (y, kv) = block.forward_cached(x, old.next());
+        lens: &[usize],
+        slots: &[usize],
+        cache: &mut BatchCache,
+    ) -> Vec<f32> {
+        let (rows, seq) = *tokens.shape();
+        let mut x = self.embed(self.wte.clone(), tokens, 0);
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let (y, (k, v)) = block.forward_prefill(x);
+            let (k, v) = (host(&k), host(&v));
+            for (i, (&slot, &len)) in slots.iter().zip(lens).enumerate() {
+                let row = i * seq * M..(i * seq + len) * M;
+                cache.write(layer, slot, 0, &k[row.clone()], &v[row]);
+            }
             x = y;
-            grown.push(kv);
         }
-        *cache = grown;
-        self.lm_head(self.ln_f.forward(x))
+        for (&slot, &len) in slots.iter().zip(lens) {
+            cache.lens[slot] = len;
+        }
+        // Only the last real position of each row needs the (wide) LM head.
+        let h = host(&self.ln_f.forward(x));
+        let last: Vec<f32> = lens
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &len)| h[(i * seq + len - 1) * M..(i * seq + len) * M].to_vec())
+            .collect();
+        let dev = self.wte.device();
+        host(&self.lm_head(dev.tensor_from_vec(last, (rows, 1, Const::<M>))))
+    }
+
+    /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
+    /// that slot's next position. Returns the next-token logits, `slots.len() × V`.
+    pub fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut BatchCache) -> Vec<f32> {
+        let dev = self.wte.device();
+        let rows = tokens.len();
+        let positions: Vec<usize> = slots.iter().map(|&s| cache.lens[s]).collect();
+        assert!(
+            positions.iter().all(|&p| p < C),
+            "a sequence is past the model context {C}"
+        );
+        let ids = dev.tensor_from_vec(tokens.iter().map(|&t| t as usize).collect(), (rows,));
+        let at = dev.tensor_from_vec(positions, (rows,));
+        let x = self.wte.clone().gather(ids) + self.wpe.clone().gather(at);
+        let mut x = x.reshape_like(&(rows, 1, Const::<M>));
+        for (layer, block) in self.blocks.iter().enumerate() {
+            x = block.forward_decode(x, cache, layer, slots);
+        }
+        slots.iter().for_each(|&s| cache.lens[s] += 1);
+        host(&self.lm_head(self.ln_f.forward(x)))
     }
 
     /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.

@@ -1,7 +1,7 @@
 //! `LanguageModel`: the shape-erased interface the rest of gptlab uses, so training,
 //! evaluation and sampling code is written once, not once per compiled preset.
 
-use super::attention::KvPair;
+use super::batch_cache::BatchCache;
 use super::config::ModelConfig;
 use super::gpt::Gpt;
 use super::params::ParamFn;
@@ -13,8 +13,6 @@ use dfdx::tensor::Gradients;
 pub type Tokens<D> = Tensor<(usize, usize), usize, D>;
 pub type Logits<D, T = NoneTape> = Tensor<(usize, usize, usize), f32, D, T>;
 pub type Traced<D> = OwnedTape<f32, D>;
-/// Per-layer keys and values of the positions generated so far.
-pub type KvCache<D> = Vec<KvPair<D>>;
 
 pub trait LanguageModel<D: Backend> {
     fn config(&self) -> &ModelConfig;
@@ -23,8 +21,17 @@ pub trait LanguageModel<D: Backend> {
     fn logits(&self, tokens: Tokens<D>) -> Logits<D>;
     /// Next-token logits recording a tape into `grads`.
     fn logits_traced(&self, tokens: Tokens<D>, grads: Gradients<f32, D>) -> Logits<D, Traced<D>>;
-    /// Logits of new tokens continuing the cached ones (generation).
-    fn logits_cached(&self, tokens: Tokens<D>, cache: &mut KvCache<D>) -> Logits<D>;
+    /// Prompts into a generation cache, right-padded rows of `lens` real tokens, into
+    /// `slots`; returns each row's next-token logits (`rows × vocab`). See [`Gpt::prefill`].
+    fn prefill(
+        &self,
+        tokens: Tokens<D>,
+        lens: &[usize],
+        slots: &[usize],
+        cache: &mut BatchCache,
+    ) -> Vec<f32>;
+    /// One new token per cached sequence; next-token logits `slots.len() × vocab`.
+    fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut BatchCache) -> Vec<f32>;
     /// Per layer, the attention weights `(batch, head, query, key)` (the explorer's heatmaps).
     fn attention_weights(&self, tokens: Tokens<D>) -> Vec<Vec<f32>>;
     /// Scalar head at every position `(batch, seq)` (reward / value models).
@@ -56,8 +63,17 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         let tape = OwnedTape_from(grads, &self.wte);
         self.lm_head(self.hidden(tokens, tape)).realize()
     }
-    fn logits_cached(&self, tokens: Tokens<D>, cache: &mut KvCache<D>) -> Logits<D> {
-        self.forward_cached(tokens, cache).realize()
+    fn prefill(
+        &self,
+        tokens: Tokens<D>,
+        lens: &[usize],
+        slots: &[usize],
+        cache: &mut BatchCache,
+    ) -> Vec<f32> {
+        Gpt::prefill(self, tokens, lens, slots, cache)
+    }
+    fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut BatchCache) -> Vec<f32> {
+        Gpt::decode(self, tokens, slots, cache)
     }
     fn attention_weights(&self, tokens: Tokens<D>) -> Vec<Vec<f32>> {
         Gpt::attention_weights(self, tokens)

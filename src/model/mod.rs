@@ -2,8 +2,10 @@
 //! Knows nothing about files, stages or specs.
 
 pub mod attention;
+pub mod batch_cache;
 pub mod block;
 pub mod config;
+pub mod generate;
 pub mod gpt;
 pub mod kernels;
 pub mod layers;
@@ -14,7 +16,7 @@ pub mod raw;
 pub mod sample;
 
 pub use config::ModelConfig;
-pub use lm::{KvCache, LanguageModel, Logits, Tokens};
+pub use lm::{LanguageModel, Logits, Tokens};
 pub use params::Param;
 pub use presets::{build_model, preset_info, PresetInfo, PRESETS};
 

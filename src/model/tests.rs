@@ -1,6 +1,9 @@
 //! Checks of the model against its definition: causality, autograd vs finite differences,
-//! every parameter learns, the KV cache matches the full forward.
+//! every parameter learns, the KV cache matches the full forward, batched generation
+//! matches one prompt at a time.
 
+use super::batch_cache::BatchCache;
+use super::generate::{generate_all, Request};
 use super::presets::model_config;
 use super::raw::RawStorage;
 use super::sample::{generate, SampleOptions};
@@ -133,26 +136,116 @@ fn every_parameter_receives_a_gradient() {
 }
 
 #[test]
-fn kv_cache_logits_match_the_full_forward() {
+fn prefill_then_decode_logits_match_the_full_forward() {
     let dev = Cpu::default();
     let model = nano(&dev);
+    let vocab = model.config().vocab_size;
     let seq = [5usize, 9, 2, 44, 17, 3, 8, 8];
     let full = model.logits(tokens(&dev, &[&seq])).as_vec();
-    let mut cache = Vec::new();
-    let mut cached = model
-        .logits_cached(tokens(&dev, &[&seq[..5]]), &mut cache)
-        .as_vec();
-    for &t in &seq[5..] {
-        cached.extend(
-            model
-                .logits_cached(tokens(&dev, &[&[t]]), &mut cache)
-                .as_vec(),
-        );
+    let at = |pos: usize| &full[pos * vocab..(pos + 1) * vocab];
+    // Slot 1 of a two-slot cache; the prompt row is padded to show padding is ignored.
+    let mut cache = BatchCache::new(model.config(), 2, 8);
+    let padded = tokens(&dev, &[&[5, 9, 2, 44, 17, 0, 0]]);
+    let mut got = vec![model.prefill(padded, &[5], &[1], &mut cache)];
+    for &t in &seq[5..7] {
+        got.push(model.decode(&[t as u32], &[1], &mut cache));
     }
-    assert_eq!(full.len(), cached.len());
-    for (a, b) in full.iter().zip(&cached) {
-        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    for (i, logits) in got.iter().enumerate() {
+        for (a, b) in logits.iter().zip(at(4 + i)) {
+            assert!((a - b).abs() < 1e-4, "position {}: {a} vs {b}", 4 + i);
+        }
     }
+    assert_eq!(cache.lens, vec![0, 7]);
+}
+
+/// 32 prompts of lengths 1..=32 (ids from a fixed pattern).
+fn prompts() -> Vec<Vec<u32>> {
+    (1..=32u32)
+        .map(|len| (0..len).map(|i| (i * 7 + len * 3) % 97 + 1).collect())
+        .collect()
+}
+
+fn requests(opts: &SampleOptions) -> Vec<Request> {
+    prompts()
+        .into_iter()
+        .enumerate()
+        .map(|(i, prompt)| Request {
+            prompt,
+            opts: opts.clone(),
+            seed: 1000 + i as u64,
+        })
+        .collect()
+}
+
+#[test]
+fn batched_greedy_generation_equals_one_prompt_at_a_time() {
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    let opts = SampleOptions {
+        max_new_tokens: 24,
+        temperature: 0.0,
+        stop: vec![13],
+        ..Default::default()
+    };
+    let batched = generate_all(model.as_ref(), 100, requests(&opts), 32);
+    // Batches of 5 that refill as rows stop: rows join mid-generation.
+    let refilled = generate_all(model.as_ref(), 100, requests(&opts), 5);
+    let alone: Vec<Vec<u32>> = requests(&opts)
+        .into_iter()
+        .map(|r| generate_all(model.as_ref(), 100, vec![r], 1).remove(0))
+        .collect();
+    assert_eq!(batched, alone);
+    assert_eq!(refilled, alone);
+    assert!(alone.iter().any(|a| a.len() < 24), "some row stops early");
+    assert!(alone.iter().any(|a| a.len() == 24));
+}
+
+#[test]
+fn batched_sampling_equals_one_prompt_at_a_time_given_each_rows_seed() {
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    let opts = SampleOptions {
+        max_new_tokens: 16,
+        temperature: 1.0,
+        top_k: 20,
+        top_p: 0.9,
+        ..Default::default()
+    };
+    let batched = generate_all(model.as_ref(), 100, requests(&opts), 32);
+    let alone: Vec<Vec<u32>> = requests(&opts)
+        .into_iter()
+        .map(|r| generate_all(model.as_ref(), 100, vec![r], 1).remove(0))
+        .collect();
+    assert_eq!(batched, alone);
+    let mut reseeded = requests(&opts);
+    reseeded[0].seed += 1;
+    let other = generate_all(model.as_ref(), 100, reseeded, 32);
+    assert_ne!(other[0], batched[0], "another seed, another sample");
+    assert_eq!(other[1..], batched[1..], "the other rows keep theirs");
+}
+
+#[test]
+fn generation_past_the_context_moves_its_window() {
+    // nano's context is 128: 120 prompt tokens + 40 new ones slide past it, as the uncached
+    // sampler (a window over the last 128 tokens) does.
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    let prompt: Vec<u32> = (0..120u32).map(|i| i % 90 + 1).collect();
+    let mut opts = SampleOptions {
+        max_new_tokens: 40,
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let request = |opts: &SampleOptions| Request {
+        prompt: prompt.clone(),
+        opts: opts.clone(),
+        seed: 0,
+    };
+    let cached = generate_all(model.as_ref(), 100, vec![request(&opts)], 1);
+    opts.use_cache = false;
+    let plain = generate_all(model.as_ref(), 100, vec![request(&opts)], 1);
+    assert_eq!(cached, plain);
+    assert_eq!(cached[0].len(), 40);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Events go to the HTTP handler through a channel; when the client has gone (the channel is
 //! closed) generation stops at the next token.
 
-use crate::model::sample::{generate_with, SampleOptions};
+use crate::model::generate::generate_with;
+use crate::model::sample::SampleOptions;
 use crate::model::LanguageModel;
 use crate::tokenizer::Tokenizer;
 use dfdx::tensor::Cpu;
