@@ -4,7 +4,7 @@
 
 use crate::data::chat::{fit_history, Message, Role};
 use crate::data::ratings::{Provenance, RatingWriter, SamplingNote};
-use crate::eval::answers::answer;
+use crate::infer::{Ask, Prompt};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::Tokenizer;
@@ -110,7 +110,8 @@ pub fn run_chat<D: Backend>(
             model.config().n_ctx,
             opts.sampling.max_new_tokens,
         );
-        let reply = answer(model, tok, &history, &opts.sampling, &mut rng);
+        let reply =
+            Ask::new(model, tok).one(&Prompt::Chat(history.clone()), &opts.sampling, &mut rng);
         writeln!(
             out,
             "{}{}",

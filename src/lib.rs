@@ -7,6 +7,7 @@ pub mod chat;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod infer;
 pub mod model;
 pub mod report;
 pub mod results;

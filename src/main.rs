@@ -2,11 +2,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gptlab::data::chat::{Message, Role};
-use gptlab::eval::answers::{answer, complete};
-use gptlab::eval::probe::{continuation_prob, top_tokens};
+use gptlab::infer::probe::{continuation_prob, top_tokens};
+use gptlab::infer::{Ask, Prompt};
 use gptlab::model::sample::SampleOptions;
-use gptlab::runner::{self, prompt_ids, RunOptions};
+use gptlab::runner::{self, RunOptions};
 use gptlab::spec::{data_root_from, expand_spec_args, load_spec, LoadOptions};
 use gptlab::tokenizer::Tokenizer;
 use rand::SeedableRng;
@@ -277,7 +276,7 @@ fn open_stage(
     Tokenizer,
     bool,
 )> {
-    let s = gptlab::export::stage::open_stage(stage)?;
+    let s = gptlab::infer::open_stage(stage, &dfdx::tensor::Cpu::default())?;
     let chat = s.is_chat();
     Ok((s.model, s.tokenizer, chat))
 }
@@ -404,22 +403,12 @@ fn generate(stage: &Path, prompt: &str, chat: Option<bool>, sampling: &Sampling)
     let (model, tok, is_chat) = open_stage(stage)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
     let opts = sampling.options();
-    let text = if chat.unwrap_or(is_chat) {
-        answer(
-            model.as_ref(),
-            &tok,
-            &[Message {
-                role: Role::User,
-                content: prompt.to_string(),
-            }],
-            &opts,
-            &mut rng,
-        )
-    } else {
-        format!(
-            "{prompt}{}",
-            complete(model.as_ref(), &tok, prompt, &opts, &mut rng)
-        )
+    let chat = chat.unwrap_or(is_chat);
+    let answer = Ask::new(model.as_ref(), &tok).one(&Prompt::user(prompt, chat), &opts, &mut rng);
+    // A completion is shown after the text it continues.
+    let text = match chat {
+        true => answer,
+        false => format!("{prompt}{answer}"),
     };
     println!("{text}");
     Ok(true)
@@ -434,7 +423,9 @@ fn probe(
     json: bool,
 ) -> Result<bool> {
     let (model, tok, is_chat) = open_stage(stage)?;
-    let ids = prompt_ids(&tok, prompt, chat.unwrap_or(is_chat));
+    let ids = Prompt::user(prompt, chat.unwrap_or(is_chat))
+        .build(&tok)
+        .ids;
     let tops = top_tokens(model.as_ref(), &tok, &ids, top);
     let cands: Vec<(String, f64)> = candidates
         .iter()

@@ -3,9 +3,8 @@
 
 mod report_eval;
 
-use crate::data::chat::{encode_prompt, Message, Role};
-use crate::eval::answers::{answer, complete};
-use crate::eval::probe::{continuation_prob, top_tokens};
+use crate::infer::probe::{continuation_prob, top_tokens};
+use crate::infer::{is_chat, Ask, Prompt};
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel, ModelConfig};
@@ -20,7 +19,7 @@ use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::train::checkpoint::{load_model, model_tensors};
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -254,7 +253,7 @@ fn train_stage<D: Backend>(
     let (result, sources) = run_stage(env, model.as_mut(), data, params)?;
     Ok(StageMeta {
         name: stage.name.clone(),
-        kind: kind.as_str().into(),
+        kind: Some(kind),
         steps: stage.steps,
         tokens: result.tokens,
         wall_s: result.wall_s,
@@ -290,7 +289,7 @@ fn rate_stage<D: Backend>(env: &StageEnv<D>, data: &StageData) -> Result<StageMe
     let s = crate::stages::run_feedback_stage(env, data)?;
     Ok(StageMeta {
         name: env.stage.name.clone(),
-        kind: StageKind::Feedback.as_str().into(),
+        kind: Some(StageKind::Feedback),
         steps: 0,
         tokens: s.tokens,
         wall_s: s.wall_s,
@@ -318,41 +317,6 @@ fn tokenizer_for(
     Ok(tok)
 }
 
-/// Chat stages are asked through the template; a base model simply continues the text.
-pub fn is_chat_stage(kind: StageKind) -> bool {
-    !matches!(kind, StageKind::Pretrain | StageKind::Feedback)
-}
-
-pub fn prompt_ids(tok: &Tokenizer, text: &str, chat: bool) -> Vec<u32> {
-    if chat {
-        encode_prompt(
-            tok,
-            &[Message {
-                role: Role::User,
-                content: text.to_string(),
-            }],
-        )
-    } else {
-        tok.encode(text)
-    }
-}
-
-/// Turns as chat messages: the user's first, then alternating.
-fn conversation(turns: &[String]) -> Vec<Message> {
-    turns
-        .iter()
-        .enumerate()
-        .map(|(i, t)| Message {
-            role: if i % 2 == 0 {
-                Role::User
-            } else {
-                Role::Assistant
-            },
-            content: t.clone(),
-        })
-        .collect()
-}
-
 fn write_samples_and_probes<D: Backend>(
     loaded: &LoadedSpec,
     run_dir: &Path,
@@ -375,16 +339,18 @@ fn write_samples_and_probes<D: Backend>(
             continue;
         };
         let model = load_model(&run_dir.join(name), dev)?;
-        let chat = is_chat_stage(stage.method.kind());
+        let chat = is_chat(Some(stage.method.kind()));
+        // Each prompt has its own stream, drawn in order from the report's seed.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(r.sampling.seed);
-        for p in &r.prompts {
+        let prompts: Vec<Prompt> = r
+            .prompts
+            .iter()
+            .map(|p| Prompt::turns(&p.turns(), chat))
+            .collect();
+        let seeds: Vec<u64> = prompts.iter().map(|_| rng.gen()).collect();
+        let answers = Ask::new(model.as_ref(), tok).texts(&prompts, &opts, &seeds);
+        for (p, completion) in r.prompts.iter().zip(answers) {
             let turns = p.turns();
-            let completion = if chat {
-                answer(model.as_ref(), tok, &conversation(&turns), &opts, &mut rng)
-            } else {
-                // A completer has no turns: it continues their text, a line each (as serve does).
-                complete(model.as_ref(), tok, &turns.join("\n"), &opts, &mut rng)
-            };
             samples += &serde_json::to_string(&SampleLine {
                 stage: name.clone(),
                 prompt: p.key(),
@@ -394,7 +360,7 @@ fn write_samples_and_probes<D: Backend>(
             samples.push('\n');
         }
         for probe in &r.probes {
-            let ids = prompt_ids(tok, &probe.prompt, chat);
+            let ids = Prompt::user(&probe.prompt, chat).build(tok).ids;
             let top = top_tokens(model.as_ref(), tok, &ids, 10);
             let candidates = probe
                 .candidates

@@ -2,13 +2,14 @@
 //! data: exact match for questions with answers, preference accuracy for chosen/rejected pairs,
 //! loss and bits per byte for plain text.
 
-use super::answers::{exact_match, Judged, MatchScore};
+use super::answers::{exact_match, last_user_turn, score_answers, Judged, MatchScore};
 use super::logprob::answer_logprobs;
 use super::loss::stream_loss;
 use super::preference::pair_accuracy;
 use crate::data::batches::{token_stream, Example};
 use crate::data::chat::{encode_chat, Message};
 use crate::data::{self, HeldOut, JsonlKind, PreferenceRecord};
+use crate::infer::{Ask, Prompt};
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::{Special, Tokenizer};
 use anyhow::Result;
@@ -247,13 +248,16 @@ fn raw_exact_match<D: Backend>(
     items: &[(Vec<Message>, String, Option<String>)],
     max_new: usize,
 ) -> (MatchScore, BTreeMap<String, MatchScore>, Vec<Judged>) {
-    let mut rng = rand::rngs::mock::StepRng::new(0, 1);
-    let opts = super::answers::greedy(max_new);
-    super::answers::score_answers(items, |messages| {
-        let question = super::answers::last_user_turn(messages);
-        let text = super::answers::complete(model, tok, question, &opts, &mut rng);
-        text.lines().next().unwrap_or("").to_string()
-    })
+    let prompts: Vec<Prompt> = items
+        .iter()
+        .map(|(messages, _, _)| Prompt::Text(last_user_turn(messages).to_string()))
+        .collect();
+    let answers = Ask::new(model, tok)
+        .greedy(&prompts, max_new)
+        .iter()
+        .map(|text| text.lines().next().unwrap_or("").to_string())
+        .collect();
+    score_answers(items, answers)
 }
 
 impl EvalReport {

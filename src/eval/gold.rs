@@ -9,12 +9,13 @@
 //!   over the stage's own answers a (Monte Carlo, exact in expectation when the answers are
 //!   sampled at temperature 1 without top-k/top-p, as gold evaluation samples them).
 
-use super::answers::{answers, completions, last_user_turn};
+use super::answers::last_user_turn;
 use super::judge::Judge;
 use super::logprob::answer_logprobs;
 use super::preference::{encode_answer, rewards};
 use crate::data::batches::Example;
 use crate::data::chat::{encode_chat, Message, Role};
+use crate::infer::{Ask, Prompt};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::{gold_win_key, kl_key, GOLD_RATE};
@@ -34,9 +35,10 @@ pub fn gold_sampling(max_new_tokens: usize) -> SampleOptions {
     }
 }
 
-/// `n` answers for each conversation. Each prompt has its own random stream, seeded by
-/// `seed` and its index, so every stage is asked under the same seeds, whatever else it asks.
-/// A chat stage answers through the chat template; a base model continues the last user turn.
+/// `n` answers for each conversation, all sampled together. Each prompt has its own random
+/// stream, seeded by `seed` and its index, so every stage is asked under the same seeds,
+/// whatever else it asks. A chat stage answers through the chat template; a base model
+/// continues the last user turn.
 pub fn sample_answers<D: Backend>(
     model: &dyn LanguageModel<D>,
     tok: &Tokenizer,
@@ -46,18 +48,14 @@ pub fn sample_answers<D: Backend>(
     opts: &SampleOptions,
     seed: u64,
 ) -> Samples {
-    conversations
+    let prompts: Vec<Prompt> = conversations
         .iter()
-        .enumerate()
-        .map(|(i, messages)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(i as u64);
-            match chat {
-                true => answers(model, tok, messages, n, opts, &mut rng),
-                false => completions(model, tok, last_user_turn(messages), n, opts, &mut rng),
-            }
+        .map(|messages| match chat {
+            true => Prompt::Chat(messages.clone()),
+            false => Prompt::Text(last_user_turn(messages).to_string()),
         })
-        .collect()
+        .collect();
+    Ask::new(model, tok).samples(&prompts, n, opts, seed)
 }
 
 /// Each answer's judge score, `None` where the judge does not apply to the prompt.

@@ -1,4 +1,4 @@
-//! Evaluation: answers and exact match, character-overlap F1, next-token probes, answer
+//! Evaluation: answers and exact match, character-overlap F1, answer
 //! log-probabilities, judges (declared rules that score answers) and the gold measures built
 //! on them (judge rate, win rate, KL per answer), and the `gptlab eval` dispatcher over data
 //! kinds.
@@ -10,4 +10,3 @@ pub mod logprob;
 pub mod loss;
 pub mod overlap;
 pub mod preference;
-pub mod probe;

@@ -4,11 +4,12 @@
 use super::hf_config::hf_config;
 use super::hf_files::{generation_config, special_tokens_map, tokenizer_config};
 use super::layout::{rules, to_hf, TensorList, TensorMap};
-use super::stage::{open_stage, Stage};
+use crate::infer::{open_stage, Stage};
 use crate::results::{CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::train::checkpoint::{encode_tensors, model_tensors};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
+use dfdx::tensor::Cpu;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,7 @@ fn safetensors_bytes(tensors: &TensorList) -> Result<Vec<u8>> {
 
 pub fn export_hf_gpt2(stage_dir: &Path, out: &Path, force: bool) -> Result<()> {
     check_out(out, force)?;
-    let mut stage = open_stage(stage_dir)?;
+    let mut stage = open_stage(stage_dir, &Cpu::default())?;
     let cfg = stage.model.config().clone();
     let tok_vocab = stage.tokenizer.vocab_size();
     let mut tensors: TensorMap = model_tensors(stage.model.as_mut())?
@@ -86,8 +87,8 @@ pub fn export_hf_gpt2(stage_dir: &Path, out: &Path, force: bool) -> Result<()> {
     } else {
         write_atomic(&score_file, &safetensors_bytes(&score)?)?;
     }
-    let kind = stage.kind.clone().unwrap_or_else(|| "unknown".into());
-    write_json_atomic(&out.join(CONFIG_FILE), &hf_config(&cfg, tok_vocab, &kind))?;
+    let kind = stage.kind.map_or("unknown", |k| k.as_str());
+    write_json_atomic(&out.join(CONFIG_FILE), &hf_config(&cfg, tok_vocab, kind))?;
     write_json_atomic(
         &out.join("generation_config.json"),
         &generation_config(cfg.n_ctx, tok_vocab, cfg.vocab_size, stage.is_chat()),
@@ -107,7 +108,7 @@ pub fn export_hf_gpt2(stage_dir: &Path, out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn readme(stage_dir: &Path, stage: &Stage, has_score: bool) -> String {
+fn readme(stage_dir: &Path, stage: &Stage<Cpu>, has_score: bool) -> String {
     let cfg = stage.model.config();
     let tok_vocab = stage.tokenizer.vocab_size();
     let mut s = format!(
@@ -132,7 +133,7 @@ fn readme(stage_dir: &Path, stage: &Stage, has_score: bool) -> String {
          tokenizer turns text that looks like `<|user|>` into the special id, while gptlab \
          encodes such text as ordinary characters.\n",
         stage = stage_dir.display(),
-        kind = stage.kind.as_deref().unwrap_or("unknown"),
+        kind = stage.kind.map_or("unknown", |k| k.as_str()),
         preset = cfg.preset,
         l = cfg.n_layer,
         h = cfg.n_head,

@@ -8,6 +8,7 @@ use super::layout::{from_hf, rules, TensorMap};
 use crate::model::presets::build_model;
 use crate::results::meta::write_stage_record;
 use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
+use crate::spec::StageKind;
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::{load_weights_from, read_tensors, save_model};
 use crate::util::write_atomic;
@@ -124,7 +125,7 @@ pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()
             .unwrap_or_default();
         let meta = StageMeta {
             name,
-            kind,
+            kind: Some(kind),
             ..Default::default()
         };
         write_stage_record(stage_dir, &meta)?;
@@ -133,11 +134,9 @@ pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()
 }
 
 /// The stage kind `gptlab export` recorded in `config.json`, if any.
-fn stage_kind(hf_dir: &Path) -> Option<String> {
+fn stage_kind(hf_dir: &Path) -> Option<StageKind> {
     let text = std::fs::read_to_string(hf_dir.join(CONFIG_FILE)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let kind = v.get("gptlab")?.get("stage_kind")?.as_str()?;
-    ["pretrain", "sft", "reward", "rlhf"]
-        .contains(&kind)
-        .then(|| kind.to_string())
+    let kind = v.get("gptlab")?.get("stage_kind")?.clone();
+    serde_json::from_value(kind).ok()
 }

@@ -2,8 +2,8 @@
 //! logits at every position, and optionally its greedy continuation as ids, so that other
 //! implementations (an exported model in Python) can be checked number for number.
 
-use super::stage::open_stage;
-use crate::eval::answers::{complete_ids, greedy};
+use crate::infer::ask::greedy;
+use crate::infer::{open_stage, Prompt};
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use serde_json::json;
@@ -34,7 +34,7 @@ pub struct LogitsArgs {
 }
 
 pub fn run(args: &LogitsArgs) -> Result<()> {
-    let stage = open_stage(&args.stage)?;
+    let stage = open_stage(&args.stage, &Cpu::default())?;
     let model = stage.model.as_ref();
     let cfg = model.config().clone();
     let ids = match &args.text {
@@ -62,14 +62,11 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
     let flat = model.logits(x).as_vec();
     let rows: Vec<&[f32]> = flat.chunks(cfg.vocab_size).collect();
     let generated = (args.generate > 0).then(|| {
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-        complete_ids(
-            model,
-            &stage.tokenizer,
-            ids.clone(),
-            &greedy(args.generate),
-            &mut rng,
-        )
+        let prompt = [Prompt::Ids(ids.clone())];
+        stage
+            .ask()
+            .ids(&prompt, &greedy(args.generate), &[0])
+            .remove(0)
     });
 
     if args.json {

@@ -11,7 +11,6 @@ pub mod hf_gpt2;
 pub mod import;
 pub mod layout;
 pub mod logits;
-pub mod stage;
 
 #[cfg(test)]
 mod tests;

@@ -265,8 +265,8 @@ fn load_stages(
             .cloned();
         let kind = cost
             .as_ref()
-            .map(|c| c.kind.clone())
-            .filter(|k| !k.is_empty())
+            .and_then(|c| c.kind)
+            .map(|k| k.as_str().to_string())
             .or_else(|| {
                 let t = spec_stages
                     .iter()

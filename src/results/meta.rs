@@ -3,8 +3,9 @@
 //! hand-written or older file still reads; the report treats a default as "not recorded".
 
 use super::{done_marker, META_FILE};
+use crate::spec::StageKind;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::path::Path;
 
 /// One finished stage: an entry of `meta.json`'s `stages`, and the whole of its `done.json`.
@@ -12,7 +13,12 @@ use std::path::Path;
 #[serde(default)]
 pub struct StageMeta {
     pub name: String,
-    pub kind: String,
+    /// None in a file that does not say (or names a kind this version does not know).
+    #[serde(
+        deserialize_with = "lenient_kind",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kind: Option<StageKind>,
     pub steps: u64,
     pub tokens: u64,
     pub wall_s: f64,
@@ -104,4 +110,11 @@ pub fn write_stage_record(stage_dir: &Path, record: &StageMeta) -> Result<()> {
 /// hand-written meta.json may leave out.
 pub fn recorded<T: Default + PartialEq>(v: T) -> Option<T> {
     (v != T::default()).then_some(v)
+}
+
+/// A stage kind, or None for one this version does not know (the rest of the file still
+/// reads).
+fn lenient_kind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StageKind>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }

@@ -1,7 +1,9 @@
 //! The stages a `gptlab serve` offers: the finished stages of one run folder, read from its
 //! `meta.json`. Clients choose among these names; no request can name a file or a path.
 
+use crate::infer::is_chat;
 use crate::results::{done_marker, read_meta};
+use crate::spec::StageKind;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -9,8 +11,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StageInfo {
     pub name: String,
-    /// `pretrain`, `sft`, `reward` or `rlhf`.
-    pub kind: String,
+    /// None when the run does not say.
+    pub kind: Option<StageKind>,
     pub preset: String,
     /// The context it was trained with: prompt plus answer must fit in it.
     pub context: usize,
@@ -19,9 +21,8 @@ pub struct StageInfo {
 }
 
 impl StageInfo {
-    /// Every stage but pretrain answers through the chat template.
     pub fn is_chat(&self) -> bool {
-        self.kind != "pretrain"
+        is_chat(self.kind)
     }
 }
 
@@ -41,7 +42,7 @@ pub fn load_catalog(run: &Path, only: &[String]) -> Result<Vec<StageInfo>> {
         .filter(|s| done_marker(&run.join(&s.name)).is_file())
         .map(|s| StageInfo {
             name: s.name.clone(),
-            kind: s.kind.clone(),
+            kind: s.kind,
             preset: meta.preset.clone(),
             context: meta.block_size,
             dir: run.join(&s.name),
@@ -57,7 +58,7 @@ pub fn load_catalog(run: &Path, only: &[String]) -> Result<Vec<StageInfo>> {
     if only.is_empty() {
         let stages: Vec<StageInfo> = finished
             .iter()
-            .filter(|s| s.kind != "reward" && s.kind != "feedback")
+            .filter(|s| !matches!(s.kind, Some(StageKind::Reward | StageKind::Feedback)))
             .cloned()
             .collect();
         if stages.is_empty() {

@@ -2,7 +2,7 @@
 //! and the probability of whole candidate continuations, the 过山车/大风车 probe), and where it
 //! looks (attention weights per layer and head over the prompt's tokens).
 
-use crate::eval::probe::{continuation_prob, top_tokens, CandidateProb, TokenProb};
+use crate::infer::probe::{continuation_prob, top_tokens, CandidateProb, TokenProb};
 use crate::model::LanguageModel;
 use crate::tokenizer::Tokenizer;
 use dfdx::prelude::*;

@@ -1,14 +1,12 @@
-//! One generation request on a worker: `n` samples of a prompt at once through the KV-cached
-//! sampler, turned into text deltas as tokens arrive, cut at stop ids and stop strings.
-//! Events go to the HTTP handler through a channel; when the client has gone (the channel is
-//! closed) generation stops at the next token.
+//! One generation request as the stage's batch runs it: its `n` answers are rows of the
+//! worker's generator (see `worker.rs`), and the tokens they get are turned into text deltas,
+//! cut at stop ids and stop strings. Events go to the HTTP handler through a channel; once
+//! the client has gone (the channel is closed) the request's rows leave the batch.
 
-use crate::model::generate::generate_with;
+use crate::model::generate::Request;
 use crate::model::sample::SampleOptions;
-use crate::model::LanguageModel;
 use crate::tokenizer::Tokenizer;
-use dfdx::tensor::Cpu;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 /// A validated request, ready for the model.
 #[derive(Clone, Debug)]
@@ -33,6 +31,9 @@ pub enum GenEvent {
     },
 }
 
+/// Where a request's events go; false once nobody listens.
+pub type Emit = Box<dyn FnMut(GenEvent) -> bool + Send>;
+
 /// One answer's progress: its ids, how much of its text was sent, whether it is complete.
 #[derive(Default)]
 struct Answer {
@@ -41,47 +42,64 @@ struct Answer {
     done: bool,
 }
 
-/// Runs `p` and hands every event to `emit`, which returns false once nobody listens.
-pub fn run_generation(
-    model: &dyn LanguageModel<Cpu>,
-    tok: &Tokenizer,
-    p: &GenParams,
-    emit: &mut dyn FnMut(GenEvent) -> bool,
-) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
-    let mut answers: Vec<Answer> = (0..p.n).map(|_| Answer::default()).collect();
-    let mut listening = true;
-    let mut on_step = |step: &[Option<u32>]| {
-        for (index, id) in step.iter().enumerate() {
-            let (Some(id), a) = (id, &mut answers[index]) else {
-                continue;
-            };
-            if a.done || !listening {
-                continue;
-            }
-            if p.sampling.stop.contains(id) {
-                listening &= finish(a, index, "stop", tok, &p.stop_strings, emit);
-                continue;
-            }
-            a.ids.push(*id);
-            listening &= advance(a, index, tok, &p.stop_strings, emit);
+/// A request in the batch: its answers' progress and where their events go.
+pub struct Generation {
+    params: GenParams,
+    emit: Emit,
+    answers: Vec<Answer>,
+    listening: bool,
+}
+
+impl Generation {
+    pub fn new(params: GenParams, emit: Emit) -> Self {
+        let answers = (0..params.n).map(|_| Answer::default()).collect();
+        Self {
+            params,
+            emit,
+            answers,
+            listening: true,
         }
-        listening && answers.iter().any(|a| !a.done)
-    };
-    let vocab = tok.vocab_size();
-    generate_with(
-        model,
-        &p.prompt,
-        p.n,
-        vocab,
-        &p.sampling,
-        &mut rng,
-        &mut on_step,
-    );
-    for (index, a) in answers.iter_mut().enumerate() {
-        if !a.done && listening {
-            listening &= finish(a, index, "length", tok, &p.stop_strings, emit);
+    }
+
+    /// Rows it needs in the batch.
+    pub fn n(&self) -> usize {
+        self.params.n
+    }
+
+    /// One generator row per answer, each with its own stream drawn from the request's seed.
+    pub fn requests(&self) -> Vec<Request> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.params.seed);
+        (0..self.params.n)
+            .map(|_| Request {
+                prompt: self.params.prompt.clone(),
+                opts: self.params.sampling.clone(),
+                seed: rng.gen(),
+            })
+            .collect()
+    }
+
+    /// Answer `index` got `id`; `last` when the generator has no more for it. Returns whether
+    /// that answer is complete (its row should leave the batch).
+    pub fn on_token(&mut self, index: usize, id: u32, last: bool, tok: &Tokenizer) -> bool {
+        let (a, p, emit) = (&mut self.answers[index], &self.params, &mut self.emit);
+        if a.done {
+            return true;
         }
+        if p.sampling.stop.contains(&id) {
+            self.listening &= finish(a, index, "stop", tok, &p.stop_strings, emit);
+        } else {
+            a.ids.push(id);
+            self.listening &= advance(a, index, tok, &p.stop_strings, emit);
+            if last && !a.done {
+                self.listening &= finish(a, index, "length", tok, &p.stop_strings, emit);
+            }
+        }
+        a.done
+    }
+
+    /// Nobody listens any more, or every answer is complete.
+    pub fn is_over(&self) -> bool {
+        !self.listening || self.answers.iter().all(|a| a.done)
     }
 }
 

@@ -5,9 +5,10 @@
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
 use super::generation::GenParams;
-use crate::data::chat::{encode_prompt, fit_history, Message, Role};
+use crate::data::chat::{fit_history, Message, Role};
+use crate::infer::{Built, Prompt};
 use crate::model::sample::SampleOptions;
-use crate::tokenizer::{Special, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use serde::Deserialize;
 
 /// Most answers one request may ask for (`n`), and most stop strings (OpenAI's limit).
@@ -117,33 +118,15 @@ pub fn fit_to_context(
     }
     // A completer reads the messages' text, a line each: drop the oldest lines instead.
     let before = messages.len();
-    while messages.len() > 1 && chat_prompt(stage, tok, messages).0.len() + room > stage.context {
+    while messages.len() > 1 && chat_prompt(stage, tok, messages).ids.len() + room > stage.context {
         messages.remove(0);
     }
     before - messages.len()
 }
 
 /// The ids a stage continues for a conversation, and the ids that end its answer.
-pub fn chat_prompt(
-    stage: &StageInfo,
-    tok: &Tokenizer,
-    messages: &[Message],
-) -> (Vec<u32>, Vec<u32>) {
-    if stage.is_chat() {
-        let stop = vec![
-            tok.special(Special::EndOfTurn),
-            tok.special(Special::EndOfText),
-        ];
-        (encode_prompt(tok, messages), stop)
-    } else {
-        let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-        completion_prompt(tok, &text.join("\n"))
-    }
-}
-
-/// Raw text to continue, stopping at the end of a document.
-pub fn completion_prompt(tok: &Tokenizer, text: &str) -> (Vec<u32>, Vec<u32>) {
-    (tok.encode(text), vec![tok.special(Special::EndOfText)])
+pub fn chat_prompt(stage: &StageInfo, tok: &Tokenizer, messages: &[Message]) -> Built {
+    Prompt::conversation(messages, stage.is_chat()).build(tok)
 }
 
 /// Checks the sampling fields against the stage and builds what the worker runs.
@@ -228,7 +211,7 @@ mod tests {
     fn stage() -> StageInfo {
         StageInfo {
             name: "sft".into(),
-            kind: "sft".into(),
+            kind: Some(crate::spec::StageKind::Sft),
             preset: "nano".into(),
             context: 10,
             dir: Default::default(),

@@ -7,7 +7,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::Receiver;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Which OpenAI endpoint is answering.
@@ -74,7 +74,7 @@ impl Header {
 pub async fn collect(
     header: Header,
     p: &GenParams,
-    mut events: Receiver<GenEvent>,
+    mut events: UnboundedReceiver<GenEvent>,
 ) -> ApiResult<Response> {
     let mut texts = vec![String::new(); p.n];
     let mut finish: Vec<Option<&str>> = vec![None; p.n];
@@ -113,7 +113,11 @@ pub async fn collect(
 
 /// Streams chunks as the worker produces them. A relay task owns the worker's channel: when
 /// the client disconnects, the relay's sends fail, it drops the channel, and the worker stops.
-pub fn stream(header: Header, include_usage: bool, mut events: Receiver<GenEvent>) -> Response {
+pub fn stream(
+    header: Header,
+    include_usage: bool,
+    mut events: UnboundedReceiver<GenEvent>,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, std::convert::Infallible>>(64);
     tokio::spawn(async move {
         let send = |v: Value| tx.send(Ok(Event::default().data(v.to_string())));

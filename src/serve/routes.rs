@@ -6,17 +6,17 @@
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
 use super::explorer::{attention, next_token};
-use super::generation::run_generation;
+use super::generation::Generation;
 use super::openai::{
-    chat_prompt, completion_prompt, fit_to_context, gen_params, to_messages, ApiMessage,
-    ChatRequest, CompletionRequest, SamplingFields,
+    chat_prompt, fit_to_context, gen_params, to_messages, ApiMessage, ChatRequest,
+    CompletionRequest, SamplingFields,
 };
 use super::page;
 use super::respond::{collect, stream, Header, Shape};
-use super::worker::Workers;
+use super::worker::{Job, Workers};
 use crate::data::ratings::{Provenance, RatingWriter, SamplingNote};
+use crate::infer::{Built, Prompt};
 use crate::results::{FEEDBACK_FILE, PREFERENCES_FILE};
-use crate::runner::prompt_ids;
 use crate::tokenizer::Tokenizer;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
@@ -148,8 +148,8 @@ async fn chat_completions(State(s): Shared, Body(req): Body<ChatRequest>) -> Api
         true => fit_to_context(stage, &s.tok, &mut messages, &req.sampling),
         false => 0,
     };
-    let (prompt, stop) = chat_prompt(stage, &s.tok, &messages);
-    let mut response = answer(&s, stage, &req.sampling, prompt, stop, Shape::Chat).await?;
+    let prompt = chat_prompt(stage, &s.tok, &messages);
+    let mut response = answer(&s, stage, &req.sampling, prompt, Shape::Chat).await?;
     response
         .headers_mut()
         .insert(DROPPED_HEADER, HeaderValue::from(dropped));
@@ -161,8 +161,8 @@ const DROPPED_HEADER: &str = "x-gptlab-dropped-messages";
 
 async fn completions(State(s): Shared, Body(req): Body<CompletionRequest>) -> ApiResult<Response> {
     let stage = s.stage(&req.model)?;
-    let (prompt, stop) = completion_prompt(&s.tok, &req.prompt);
-    answer(&s, stage, &req.sampling, prompt, stop, Shape::Completion).await
+    let prompt = Prompt::Text(req.prompt.clone()).build(&s.tok);
+    answer(&s, stage, &req.sampling, prompt, Shape::Completion).await
 }
 
 /// Checks the sampling fields, queues the generation on the stage's workers and answers as
@@ -171,11 +171,10 @@ async fn answer(
     s: &AppState,
     stage: &StageInfo,
     fields: &SamplingFields,
-    prompt: Vec<u32>,
-    stop_ids: Vec<u32>,
+    prompt: Built,
     shape: Shape,
 ) -> ApiResult<Response> {
-    let params = gen_params(fields, stage, prompt, stop_ids)?;
+    let params = gen_params(fields, stage, prompt.ids, prompt.stop)?;
     let header = Header {
         id: format!("gptlab-{}", s.requests.fetch_add(1, Ordering::Relaxed)),
         created: chrono::Utc::now().timestamp() as u64,
@@ -183,15 +182,13 @@ async fn answer(
         shape,
         prompt_tokens: params.prompt.len(),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let job_params = params.clone();
+    // Unbounded: a slow reader must not hold up the other requests of the batch (an
+    // answer is at most a context of events).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let emit = Box::new(move |e| tx.send(e).is_ok());
     s.workers.submit(
         &stage.name,
-        Box::new(move |model, tok| {
-            run_generation(model, tok, &job_params, &mut |e| {
-                tx.blocking_send(e).is_ok()
-            })
-        }),
+        Job::Generate(Generation::new(params.clone(), emit)),
     )?;
     if fields.stream {
         let include_usage = fields
@@ -271,7 +268,8 @@ impl ExploreRequest {
     /// The stage and the prompt's ids, checked to fit its context with `extra` more tokens.
     fn prompt<'a>(&self, s: &'a AppState, extra: usize) -> ApiResult<(&'a StageInfo, Vec<u32>)> {
         let stage = s.stage(&self.model)?;
-        let ids = prompt_ids(&s.tok, &self.prompt, self.chat.unwrap_or(stage.is_chat()));
+        let chat = self.chat.unwrap_or(stage.is_chat());
+        let ids = Prompt::user(&self.prompt, chat).build(&s.tok).ids;
         if ids.is_empty() {
             return Err(ApiError::bad_param("prompt", "the prompt is empty"));
         }
@@ -291,8 +289,10 @@ async fn on_worker<T: Send + 'static>(
         + 'static,
 ) -> ApiResult<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    s.workers
-        .submit(stage, Box::new(move |m, t| drop(tx.send(job(m, t)))))?;
+    s.workers.submit(
+        stage,
+        Job::Run(Box::new(move |m, t| drop(tx.send(job(m, t))))),
+    )?;
     rx.await
         .map_err(|_| ApiError::internal("the request failed on its worker; see the server's log"))
 }

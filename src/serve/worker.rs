@@ -1,20 +1,34 @@
 //! Each served stage gets its own worker threads, each owning a copy of the model (models are
-//! not shared between threads), fed from a bounded queue. Requests to different stages run
-//! concurrently; a full queue is answered at once with 503 instead of piling up.
+//! not shared between threads) and a generator, fed from a bounded queue. A worker batches
+//! generation continuously: a request joins the running batch at the next step, as soon as
+//! the batch has a free row for each of its answers, and leaves when its answers end or its
+//! client goes away. Requests to different stages run concurrently; a full queue is answered
+//! at once with 503 instead of piling up.
 
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
+use super::generation::Generation;
+use crate::model::generate::Generator;
 use crate::model::LanguageModel;
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
 use dfdx::tensor::Cpu;
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 
+/// Rows of a worker's batch: answers generated together. The matrix products of a step
+/// keep both cores busy from about eight rows; sixteen leaves room for two `n = 8` requests.
+pub const BATCH_ROWS: usize = 16;
+
 /// Work for a stage's model, run on one of its worker threads.
-pub type Job = Box<dyn FnOnce(&dyn LanguageModel<Cpu>, &Tokenizer) + Send>;
+pub enum Job {
+    /// A generation, which joins the worker's batch.
+    Generate(Generation),
+    /// Anything else (the explorer's probes), run between two steps of the batch.
+    Run(Box<dyn FnOnce(&dyn LanguageModel<Cpu>, &Tokenizer) + Send>),
+}
 
 pub struct Workers {
     queues: HashMap<String, SyncSender<Job>>,
@@ -74,18 +88,128 @@ impl Workers {
     }
 }
 
-fn work(model: &dyn LanguageModel<Cpu>, rx: &Mutex<Receiver<Job>>, tok: &Tokenizer) {
-    loop {
-        // Hold the lock only while taking one job, so sibling workers take the next ones.
-        let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-            Ok(job) => job,
-            Err(_) => return, // the server is shutting down
-        };
-        // A job that panics (a bug) drops its reply channel, which the client sees as an
-        // error; the worker itself carries on with the next job.
-        let run = std::panic::AssertUnwindSafe(|| job(model, tok));
-        if std::panic::catch_unwind(run).is_err() {
-            eprintln!("serve: a request to a worker failed (see the panic above)");
+/// A worker's running batch: the generator and which request each row belongs to.
+struct Batch<'m> {
+    generator: Generator<'m, Cpu>,
+    /// Row (slot) → (request id, answer index).
+    rows: HashMap<usize, (u64, usize)>,
+    requests: HashMap<u64, Generation>,
+    next_id: u64,
+}
+
+impl<'m> Batch<'m> {
+    fn new(model: &'m dyn LanguageModel<Cpu>, tok: &Tokenizer) -> Self {
+        Batch {
+            generator: Generator::new(model, tok.vocab_size(), BATCH_ROWS, model.config().n_ctx),
+            rows: HashMap::new(),
+            requests: HashMap::new(),
+            next_id: 0,
         }
     }
+
+    /// Starts `g`'s answers; false (and nothing started) when the batch lacks the rows.
+    fn join(&mut self, g: Generation) -> Result<(), Generation> {
+        if self.generator.free_slots() < g.n() {
+            return Err(g);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        for (index, request) in g.requests().into_iter().enumerate() {
+            let slot = self.generator.add(request).expect("a free row");
+            self.rows.insert(slot, (id, index));
+        }
+        self.requests.insert(id, g);
+        Ok(())
+    }
+
+    /// One step of every row; answers that ended and requests nobody listens to leave.
+    fn step(&mut self, tok: &Tokenizer) {
+        for step in self.generator.step() {
+            let Some(&(id, index)) = self.rows.get(&step.slot) else {
+                continue;
+            };
+            let g = self.requests.get_mut(&id).expect("a row's request");
+            let ended = g.on_token(index, step.token, step.finished, tok);
+            if ended || step.finished {
+                self.rows.remove(&step.slot);
+                if !step.finished {
+                    self.generator.remove(step.slot);
+                }
+            }
+        }
+        let over: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, g)| g.is_over())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in over {
+            self.requests.remove(&id);
+            let gone: Vec<usize> = self
+                .rows
+                .iter()
+                .filter(|(_, (r, _))| *r == id)
+                .map(|(&slot, _)| slot)
+                .collect();
+            for slot in gone {
+                self.rows.remove(&slot);
+                self.generator.remove(slot);
+            }
+        }
+    }
+}
+
+fn work(model: &dyn LanguageModel<Cpu>, rx: &Mutex<Receiver<Job>>, tok: &Tokenizer) {
+    let mut batch = Batch::new(model, tok);
+    // A request that waits for rows, holding back the queue behind it (first come, first
+    // served).
+    let mut waiting: Option<Generation> = None;
+    loop {
+        if let Some(g) = waiting.take() {
+            waiting = batch.join(g).err();
+        }
+        while waiting.is_none() {
+            let idle = batch.generator.is_idle();
+            let Some(job) = next_job(rx, idle) else {
+                if idle {
+                    return; // the server is shutting down
+                }
+                break;
+            };
+            match job {
+                Job::Generate(g) => waiting = batch.join(g).err(),
+                Job::Run(f) => {
+                    run_guarded(|| f(model, tok));
+                }
+            }
+        }
+        if !run_guarded(|| batch.step(tok)) {
+            // Whatever the step left half done is dropped with its requests.
+            batch = Batch::new(model, tok);
+        }
+    }
+}
+
+/// The next queued job: waiting for one when the batch is idle, else only one already there
+/// (a sibling worker holding the queue while it waits counts as none).
+fn next_job(rx: &Mutex<Receiver<Job>>, idle: bool) -> Option<Job> {
+    if idle {
+        // Hold the lock only while taking one job, so sibling workers take the next ones.
+        return rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok();
+    }
+    let queue = rx.try_lock().ok()?;
+    match queue.try_recv() {
+        Ok(job) => Some(job),
+        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+    }
+}
+
+/// Runs `f`; a panic (a bug) is logged and the worker carries on (false tells it). A request
+/// whose job panicked drops its reply channel, which its client sees as an error.
+fn run_guarded(f: impl FnOnce()) -> bool {
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+    if !ok {
+        eprintln!("serve: a request to a worker failed (see the panic above)");
+    }
+    ok
 }

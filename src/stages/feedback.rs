@@ -10,8 +10,9 @@ use super::StageEnv;
 use crate::data::chat::Message;
 use crate::data::ratings::{Provenance, RatingWriter, SamplingNote};
 use crate::data::PromptExample;
-use crate::eval::answers::{answers, last_user_turn};
+use crate::eval::answers::last_user_turn;
 use crate::eval::judge::Judge;
+use crate::infer::{Ask, Prompt};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::{MetricsWriter, FEEDBACK_FILE, METRICS_FILE, PREFERENCES_FILE};
@@ -123,16 +124,17 @@ pub fn run<D: Backend>(
     let writer = RatingWriter::new(&aside(&feedback), &aside(&preferences));
     let about = provenance(raters);
     let mut summary = Summary::default();
+    // Every prompt's answers are sampled together (prompt i from stream i of `seed`); the
+    // raters' noise has a stream of its own.
+    let asked: Vec<Prompt> = prompts
+        .iter()
+        .map(|p| Prompt::Chat(p.prompt.clone()))
+        .collect();
+    let sampled =
+        Ask::new(model, env.tokenizer).samples(&asked, raters.samples, &raters.sampling, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for prompt in prompts {
-        let said = answers(
-            model,
-            env.tokenizer,
-            &prompt.prompt,
-            raters.samples,
-            &raters.sampling,
-            &mut rng,
-        );
+    rng.set_stream(u64::MAX);
+    for (prompt, said) in prompts.iter().zip(sampled) {
         summary.tokens += said
             .iter()
             .map(|a| env.tokenizer.encode(a).len() as u64 + 1)

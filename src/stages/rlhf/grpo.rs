@@ -88,12 +88,14 @@ impl<D: Backend> Grpo<D> {
         let s = &self.keys;
         let g = s.group_size;
         let n_prompts = (s.rollout.rollout_batch / g).max(1);
-        let (mut samples, mut rewards, mut advantages, mut zero_std) = (vec![], vec![], vec![], 0);
-        for _ in 0..n_prompts {
-            let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
-            let group = sample_group(ctx.model, &self.tokenizer, p, g, opts, ctx.rng);
+        let drawn: Vec<&PromptExample> = (0..n_prompts)
+            .map(|_| &self.prompts[ctx.rng.gen_range(0..self.prompts.len())])
+            .collect();
+        let samples = sample_groups(ctx.model, &self.tokenizer, &drawn, g, opts, ctx.rng);
+        let (mut rewards, mut advantages, mut zero_std) = (vec![], vec![], 0);
+        for group in samples.chunks(g) {
             let r: Vec<f64> = match &self.reward_model {
-                Some(rm) => reward_model_scores(rm.as_ref(), &group, pad),
+                Some(rm) => reward_model_scores(rm.as_ref(), group, pad),
                 None => group
                     .iter()
                     .map(|x| check(s.checker, &x.text, x.reference.as_deref()))
@@ -103,7 +105,6 @@ impl<D: Backend> Grpo<D> {
             zero_std += flat as usize;
             rewards.extend(r);
             advantages.extend(a);
-            samples.extend(group);
         }
         Groups {
             samples,

@@ -110,12 +110,10 @@ impl<D: Backend> Ppo<D> {
     /// 1. Rollout: one completion per drawn prompt, scored by the reward model.
     fn rollout(&self, ctx: &mut StepContext<'_, D>, pad: u32) -> (Vec<Sample>, Vec<f64>) {
         let opts = sample_options(&self.keys.rollout);
-        let samples: Vec<Sample> = (0..self.keys.rollout.rollout_batch)
-            .flat_map(|_| {
-                let p = &self.prompts[ctx.rng.gen_range(0..self.prompts.len())];
-                sample_group(ctx.model, &self.tokenizer, p, 1, &opts, ctx.rng)
-            })
+        let drawn: Vec<&PromptExample> = (0..self.keys.rollout.rollout_batch)
+            .map(|_| &self.prompts[ctx.rng.gen_range(0..self.prompts.len())])
             .collect();
+        let samples = sample_groups(ctx.model, &self.tokenizer, &drawn, 1, &opts, ctx.rng);
         let scores = reward_model_scores(self.reward_model.as_ref(), &samples, pad);
         (samples, scores)
     }
@@ -359,11 +357,8 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         };
         let answers = |m: &dyn LanguageModel<D>| -> Vec<Sample> {
             let mut rng = rand::rngs::mock::StepRng::new(0, 1);
-            self.val_prompts
-                .iter()
-                .take(64)
-                .flat_map(|p| sample_group(m, &self.tokenizer, p, 1, &opts, &mut rng))
-                .collect()
+            let asked: Vec<&PromptExample> = self.val_prompts.iter().take(64).collect();
+            sample_groups(m, &self.tokenizer, &asked, 1, &opts, &mut rng)
         };
         let policy = reward_model_scores(self.reward_model.as_ref(), &answers(model), pad);
         let reference = reward_model_scores(

@@ -2,14 +2,14 @@
 //! completion out as a padded batch whose mask marks the completion tokens, score them.
 
 use crate::data::batches::{pad_examples, Batch, Example};
-use crate::data::chat::encode_prompt;
 use crate::data::PromptExample;
 use crate::eval::overlap::char_f1;
 use crate::eval::preference::rewards;
-use crate::model::sample::{generate, SampleOptions};
+use crate::infer::{Ask, Prompt};
+use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::Checker;
-use crate::tokenizer::{Special, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use crate::train::loss::token_logprobs;
 use dfdx::prelude::*;
 
@@ -35,16 +35,6 @@ impl Sample {
     }
 }
 
-/// The prompt ids of a prompt record, cut from the left to leave room for the answer.
-pub fn prompt_ids(tok: &Tokenizer, p: &PromptExample, ctx: usize, max_new: usize) -> Vec<u32> {
-    let mut ids = encode_prompt(tok, &p.prompt);
-    let room = ctx.saturating_sub(max_new).max(1);
-    if ids.len() > room {
-        ids.drain(..ids.len() - room);
-    }
-    ids
-}
-
 /// How a stage samples its rollouts: its `max_new_tokens` and `temperature`.
 pub fn sample_options(keys: &crate::spec::RolloutKeys) -> SampleOptions {
     SampleOptions {
@@ -54,28 +44,38 @@ pub fn sample_options(keys: &crate::spec::RolloutKeys) -> SampleOptions {
     }
 }
 
-/// `n` completions of one prompt, stopping at end of turn.
-pub fn sample_group<D: Backend>(
+/// `n` completions of each prompt (a group per prompt, in order), all sampled together, each
+/// with its own random stream drawn from `rng`.
+pub fn sample_groups<D: Backend>(
     model: &dyn LanguageModel<D>,
     tok: &Tokenizer,
-    p: &PromptExample,
+    prompts: &[&PromptExample],
     n: usize,
     opts: &SampleOptions,
     rng: &mut impl rand::Rng,
 ) -> Vec<Sample> {
-    let prompt = prompt_ids(tok, p, model.config().n_ctx, opts.max_new_tokens);
-    let mut opts = opts.clone();
-    opts.stop = vec![tok.special(Special::EndOfTurn)];
-    generate(model, &prompt, n, tok.vocab_size(), &opts, rng)
-        .into_iter()
-        .map(|completion| Sample {
+    let asked: Vec<(&PromptExample, Prompt)> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat((*p, Prompt::Chat(p.prompt.clone()))).take(n))
+        .collect();
+    let chat: Vec<Prompt> = asked.iter().map(|(_, c)| c.clone()).collect();
+    let seeds: Vec<u64> = chat.iter().map(|_| rng.gen()).collect();
+    let ask = Ask::new(model, tok);
+    let requests = ask.requests(&chat, opts, &seeds);
+    let completions = ask.run(requests.clone());
+    asked
+        .iter()
+        .zip(requests)
+        .zip(completions)
+        .map(|(((p, _), request), completion)| Sample {
             text: tok.decode(&completion),
-            prompt: prompt.clone(),
+            // An empty answer (no room to generate) still ends, so it has a token to score.
             completion: if completion.is_empty() {
-                vec![tok.special(Special::EndOfTurn)]
+                vec![request.opts.stop[0]]
             } else {
                 completion
             },
+            prompt: request.prompt,
             reference: p.reference.clone(),
         })
         .collect()
