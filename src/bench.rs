@@ -2,6 +2,7 @@
 //! fp32 matmul peak, written as JSON. Run the PyTorch peer (`shared/bench/torch_gpt.py`) right
 //! before or after on the same machine: only ratios measured together mean anything.
 
+use crate::model::generate::{generate_all, Request};
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::{generate, SampleOptions};
 use crate::model::{Backend, LanguageModel};
@@ -37,7 +38,18 @@ pub struct GenBench {
     pub uncached_tokens_per_sec: f64,
     pub speedup: f64,
     pub identical_greedy_output: bool,
+    /// Generated tokens per second with this many different prompts answered together.
+    pub batched: Vec<BatchedGen>,
 }
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchedGen {
+    pub batch: usize,
+    pub tokens_per_sec: f64,
+}
+
+/// The batch sizes generation is measured at.
+pub const GEN_BATCHES: [usize; 3] = [1, 8, 32];
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -180,7 +192,15 @@ pub fn bench_generate<D: Backend>(
     };
     let (cached, a) = run(true);
     let (uncached, b) = run(false);
+    let batched = GEN_BATCHES
+        .iter()
+        .map(|&batch| BatchedGen {
+            batch,
+            tokens_per_sec: batched_tokens_per_sec(model.as_ref(), vocab, batch),
+        })
+        .collect();
     Ok(GenBench {
+        batched,
         preset: preset.into(),
         context: new + prompt.len(),
         cached_tokens_per_sec: cached,
@@ -188,6 +208,33 @@ pub fn bench_generate<D: Backend>(
         speedup: cached / uncached,
         identical_greedy_output: a == b,
     })
+}
+
+/// Tokens per second answering `batch` different prompts together: prompts of 16 to 47
+/// tokens, 64 new tokens each (greedy, no stop), as evaluation and serving ask.
+fn batched_tokens_per_sec<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    vocab: usize,
+    batch: usize,
+) -> f64 {
+    let new = 64.min(model.config().n_ctx / 2);
+    let requests: Vec<Request> = (0..batch)
+        .map(|i| Request {
+            prompt: (0..16 + i % 32)
+                .map(|t| ((t * 7 + i) % (vocab - 1) + 1) as u32)
+                .collect(),
+            opts: SampleOptions {
+                max_new_tokens: new,
+                temperature: 0.0,
+                ..Default::default()
+            },
+            seed: i as u64,
+        })
+        .collect();
+    let t = Instant::now();
+    let out = generate_all(model, vocab, requests, batch);
+    let tokens: usize = out.iter().map(|o| o.len()).sum();
+    tokens as f64 / t.elapsed().as_secs_f64()
 }
 
 /// Peak resident memory of this process so far (Linux), in MB.
@@ -274,6 +321,12 @@ fn bench_on<D: Backend>(
             g.speedup,
             g.identical_greedy_output
         );
+        let batched: Vec<String> = g
+            .batched
+            .iter()
+            .map(|b| format!("{:.0} at batch {}", b.tokens_per_sec, b.batch))
+            .collect();
+        eprintln!("{preset:>7} generate: tok/s {}", batched.join(", "));
         gen.push(g);
     }
     Ok(BenchReport {

@@ -1,6 +1,7 @@
 //! The small JSON files `transformers` reads beside the weights: the tokenizer's config and
 //! special-token map, and the generation defaults.
 
+use crate::infer::prompt::stop_tokens;
 use crate::tokenizer::Special;
 use serde_json::{json, Value};
 
@@ -54,10 +55,11 @@ pub fn generation_config(
     vocab_size: usize,
     chat: bool,
 ) -> Value {
-    let eos = if chat {
-        json!([Special::EndOfTurn.id(), Special::EndOfText.id()])
-    } else {
-        json!(Special::EndOfText.id())
+    // The ids gptlab stops at, as a list for a chat model and a single id otherwise.
+    let stops: Vec<u32> = stop_tokens(chat).iter().map(|s| s.id()).collect();
+    let eos = match stops.as_slice() {
+        [one] => json!(one),
+        many => json!(many),
     };
     let mut v = json!({
         "bos_token_id": Special::EndOfText.id(),

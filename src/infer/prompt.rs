@@ -97,16 +97,18 @@ impl Prompt {
     }
 }
 
-/// The ids that end an answer: end of turn or end of text for a chat answer, end of text
+/// The tokens that end an answer: end of turn or end of text for a chat answer, end of text
 /// for a completion.
-pub fn stop_ids(tok: &Tokenizer, chat: bool) -> Vec<u32> {
+pub fn stop_tokens(chat: bool) -> &'static [Special] {
     match chat {
-        true => vec![
-            tok.special(Special::EndOfTurn),
-            tok.special(Special::EndOfText),
-        ],
-        false => vec![tok.special(Special::EndOfText)],
+        true => &[Special::EndOfTurn, Special::EndOfText],
+        false => &[Special::EndOfText],
     }
+}
+
+/// [`stop_tokens`] as ids of `tok`.
+pub fn stop_ids(tok: &Tokenizer, chat: bool) -> Vec<u32> {
+    stop_tokens(chat).iter().map(|&s| tok.special(s)).collect()
 }
 
 #[cfg(test)]

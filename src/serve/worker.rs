@@ -213,3 +213,83 @@ fn run_guarded(f: impl FnOnce()) -> bool {
     }
     ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets::{build_model, model_config};
+    use crate::model::sample::SampleOptions;
+    use crate::serve::generation::{GenEvent, GenParams};
+    use crate::tokenizer::TokenizerKind;
+
+    /// Runs requests through one batch, `late` joining after `after` steps of the others;
+    /// returns each request's text.
+    fn run(
+        model: &dyn LanguageModel<Cpu>,
+        tok: &Tokenizer,
+        early: &[GenParams],
+        late: Option<(&GenParams, usize)>,
+    ) -> Vec<String> {
+        let mut batch = Batch::new(model, tok);
+        let texts: Vec<Arc<Mutex<String>>> = (0..early.len() + late.is_some() as usize)
+            .map(|_| Arc::default())
+            .collect();
+        let generation = |p: &GenParams, text: &Arc<Mutex<String>>| {
+            let text = text.clone();
+            Generation::new(
+                p.clone(),
+                Box::new(move |e| {
+                    if let GenEvent::Text { text: t, .. } = e {
+                        text.lock().unwrap().push_str(&t);
+                    }
+                    true
+                }),
+            )
+        };
+        for (p, text) in early.iter().zip(&texts) {
+            assert!(batch.join(generation(p, text)).is_ok());
+        }
+        let mut steps = 0;
+        while !batch.generator.is_idle() || late.is_some_and(|(_, after)| steps <= after) {
+            if let Some((p, after)) = late {
+                if steps == after {
+                    assert!(!batch.generator.is_idle(), "the batch is running");
+                    assert!(batch.join(generation(p, texts.last().unwrap())).is_ok());
+                }
+            }
+            batch.step(tok);
+            steps += 1;
+        }
+        texts.iter().map(|t| t.lock().unwrap().clone()).collect()
+    }
+
+    #[test]
+    fn a_request_joining_a_running_batch_gets_the_greedy_answer_it_gets_alone() {
+        let tok = Tokenizer::train(
+            TokenizerKind::Char,
+            &["床前明月光,疑是地上霜。举头望明月"],
+            64,
+        )
+        .unwrap();
+        let model = build_model(&model_config("nano", 128).unwrap(), &Cpu::default(), 3).unwrap();
+        let params = |prompt: &str, max_new_tokens: usize, temperature: f32| GenParams {
+            prompt: tok.encode(prompt),
+            n: 1,
+            sampling: SampleOptions {
+                max_new_tokens,
+                temperature,
+                ..Default::default()
+            },
+            stop_strings: vec![],
+            seed: 7,
+        };
+        let long = [params("床前明月光", 60, 1.0), params("举头", 40, 0.0)];
+        let joining = params("疑是地上霜。", 20, 0.0);
+        let alone = run(model.as_ref(), &tok, &[joining.clone()], None);
+        let joined = run(model.as_ref(), &tok, &long, Some((&joining, 10)));
+        assert!(!alone[0].is_empty());
+        assert_eq!(joined[2], alone[0]);
+        // The requests already running are not disturbed by the newcomer either.
+        assert_eq!(joined[..2], run(model.as_ref(), &tok, &long, None)[..]);
+    }
+}

@@ -1,0 +1,80 @@
+//! Asking a trained stage has one owner, `src/infer/`: no other code builds a chat prompt
+//! (the template lives in `src/data/chat.rs`, which training also uses) or writes the rule of
+//! which ids end an answer. Test code may.
+
+use std::path::Path;
+
+/// What building a prompt or a stop rule looks like in code.
+const OWNED: [&str; 5] = [
+    "encode_prompt(",
+    "special(Special::EndOfTurn)",
+    "Special::EndOfTurn.id()",
+    "stop = vec!",
+    "stop: vec![t",
+];
+
+/// The places allowed to: the inference layer, and the layers it is built from.
+const OWNERS: [&str; 3] = ["infer/", "data/", "tokenizer/"];
+
+/// `path: needle` for every owned construct found outside the owners, test code excluded.
+fn strays(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !rel.ends_with(".rs") || rel.ends_with("tests.rs") {
+                continue;
+            }
+            if OWNERS.iter().any(|o| rel.starts_with(o)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            found.extend(
+                OWNED
+                    .iter()
+                    .filter(|needle| code.contains(*needle))
+                    .map(|needle| format!("src/{rel}: {needle}")),
+            );
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn only_the_inference_layer_builds_prompts_and_stop_ids() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let strays = strays(&src);
+    assert!(
+        strays.is_empty(),
+        "prompts and stop ids belong to src/infer/ (use infer::Prompt / infer::Ask):\n{}",
+        strays.join("\n")
+    );
+}
+
+#[test]
+fn the_check_finds_a_stray_prompt_builder() {
+    let dir = std::env::temp_dir().join(format!("gptlab-one-owner-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("serve")).unwrap();
+    std::fs::create_dir_all(dir.join("infer")).unwrap();
+    let stray = "fn f(tok: &Tokenizer) { let ids = encode_prompt(tok, &m); }\n";
+    std::fs::write(dir.join("serve/x.rs"), stray).unwrap();
+    std::fs::write(dir.join("infer/ok.rs"), stray).unwrap();
+    std::fs::write(dir.join("serve/tests.rs"), stray).unwrap();
+    assert_eq!(
+        strays(&dir),
+        vec!["src/serve/x.rs: encode_prompt(".to_string()]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
