@@ -579,3 +579,14 @@ fn load_reward_model<D: Backend>(
 ) -> Result<Box<dyn LanguageModel<D>>> {
     load_model(&env.run_dir.join(name), &env.dev).with_context(|| format!("reward model `{name}`"))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stage_seed_hash_is_pinned() {
+        assert_eq!(super::fxhash(""), 0xcbf29ce484222325);
+        assert_eq!(super::fxhash("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(super::fxhash("pretrain"), 0x18a62030d3f129fc);
+        assert_eq!(super::fxhash("sft"), 0x823195195cd9d168);
+    }
+}
