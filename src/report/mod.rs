@@ -95,8 +95,8 @@ fn probe_charts(run: &RunData, run_dir: &Path) -> Result<Vec<html::ProbeCharts>>
         {
             let labels: Vec<String> = probe.top.iter().map(|t| t.token.clone()).collect();
             let values: Vec<f64> = probe.top.iter().map(|t| t.prob).collect();
-            let mut spec =
-                bars::render_bars(&format!("{} · {prompt} → ?", probe.stage), &labels, &values);
+            let title = format!("{} · {prompt} → ?", probe.stage);
+            let mut spec = bars::BarSpec::probabilities(&title, &labels, &values);
             spec.colour = run.stage_colour(&probe.stage);
             let folder = figures::file_stem(&probe.stage);
             charts.push((
