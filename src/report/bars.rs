@@ -1,6 +1,7 @@
 //! Bar charts for probes: the probability of the most likely next tokens after a prompt.
 
-use super::chart::{can_draw_text, palette, plot_error, Chart};
+use super::chart::{can_draw_text, palette, Chart};
+use super::draw::plot_error;
 use super::font::FONT_FAMILY;
 use anyhow::Result;
 use plotters::coord::Shift;
