@@ -318,11 +318,6 @@ fn tokenizer_for(
     Ok(tok)
 }
 
-/// Chat stages are asked through the template; a base model simply continues the text.
-pub fn is_chat_stage(kind: StageKind) -> bool {
-    !matches!(kind, StageKind::Pretrain | StageKind::Feedback)
-}
-
 pub fn prompt_ids(tok: &Tokenizer, text: &str, chat: bool) -> Vec<u32> {
     if chat {
         encode_prompt(
@@ -375,7 +370,7 @@ fn write_samples_and_probes<D: Backend>(
             continue;
         };
         let model = load_model(&run_dir.join(name), dev)?;
-        let chat = is_chat_stage(stage.method.kind());
+        let chat = stage.method.kind().is_chat();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(r.sampling.seed);
         for p in &r.prompts {
             let turns = p.turns();

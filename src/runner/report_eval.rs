@@ -2,7 +2,6 @@
 //! questions; exact match overall and by task goes into summary.json under the stage
 //! (`eval/exact_match`, `eval/<task>/exact_match`), where the report and sweeps read it.
 
-use super::is_chat_stage;
 use crate::data::chat::Message;
 use crate::data::HeldOut;
 use crate::eval::answers::last_user_turn;
@@ -125,7 +124,7 @@ impl Asked<'_> {
     fn ask<D: Backend>(&self, stage: &Stage, dev: &D) -> Result<Answered> {
         let file = &self.file;
         let model = load_model(&self.run_dir.join(&stage.name), dev)?;
-        let chat = is_chat_stage(stage.method.kind());
+        let chat = stage.method.kind().is_chat();
         let report = evaluate_file(
             model.as_ref(),
             self.tok,
@@ -213,7 +212,7 @@ impl Asked<'_> {
         let others: Vec<&Stage> = stages
             .iter()
             .copied()
-            .filter(|s| s.name != base && is_chat_stage(s.method.kind()))
+            .filter(|s| s.name != base && s.method.kind().is_chat())
             .collect();
         let kls = on_each(
             spec.device,

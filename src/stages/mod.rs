@@ -2,11 +2,14 @@
 //! `Objective` and hands it to the shared loop. Stages never call each other; the runner
 //! gives each the model of its `from` stage.
 
+pub mod env;
 pub mod feedback;
 pub mod pretrain;
 pub mod reward;
 pub mod rlhf;
 pub mod sft;
+
+pub use env::StageEnv;
 
 use crate::data::corpus_source::CorpusSource;
 use crate::data::mixture::{resample_by_share, SourceSize};
@@ -15,29 +18,13 @@ use crate::eval::judge::Judge;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
-use crate::spec::{
-    sources_of, DpoKeys, Experiment, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage,
-};
-use crate::tokenizer::Tokenizer;
+use crate::spec::{sources_of, DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage};
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, Objective, TrainResult, TrainSettings};
 use crate::util::fnv1a;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-
-/// What the runner hands a stage.
-pub struct StageEnv<'a, D: Backend> {
-    pub spec: &'a Experiment,
-    pub stage: &'a Stage,
-    pub tokenizer: &'a Tokenizer,
-    pub dev: D,
-    pub dir: PathBuf,
-    /// The run folder, where other stages' checkpoints live.
-    pub run_dir: PathBuf,
-    pub block_size: usize,
-    pub peak_flops: f64,
-}
 
 /// A stage's data, read once (the tokenizer is trained on all of it before any stage runs),
 /// in the variant of the stage's method with that method's keys: the data decides which
