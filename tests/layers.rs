@@ -313,7 +313,7 @@ fn folder_graphs(files: &[SrcFile]) -> BTreeMap<String, BTreeMap<String, BTreeSe
             }
             let child = module
                 .get(folder.len())
-                .map(|c| [folder, &[c.clone()]].concat());
+                .map(|c| [folder, std::slice::from_ref(c)].concat());
             match child {
                 Some(c) if files.iter().any(|f| f.module.starts_with(&c)) => Some(file_of(&c)),
                 _ => Some(file_of(folder)),
