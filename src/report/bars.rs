@@ -1,6 +1,7 @@
 //! Bar charts for probes: the probability of the most likely next tokens after a prompt.
 
-use super::chart::{can_draw_text, palette, plot_error, Chart};
+use super::chart::{can_draw_text, palette, Chart};
+use super::draw::plot_error;
 use super::font::FONT_FAMILY;
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -18,14 +19,17 @@ pub struct BarSpec {
     pub colour: usize,
 }
 
-/// Bars of next-token probabilities; `labels` are tokens, often single Chinese characters.
-pub fn render_bars(title: &str, labels: &[String], values: &[f64]) -> BarSpec {
-    BarSpec {
-        title: title.to_string(),
-        y_label: "probability".into(),
-        labels: labels.to_vec(),
-        values: values.to_vec(),
-        colour: 0,
+impl BarSpec {
+    /// The spec (not yet drawn) of bars of next-token probabilities; `labels` are tokens,
+    /// often single Chinese characters.
+    pub fn probabilities(title: &str, labels: &[String], values: &[f64]) -> BarSpec {
+        BarSpec {
+            title: title.to_string(),
+            y_label: "probability".into(),
+            labels: labels.to_vec(),
+            values: values.to_vec(),
+            colour: 0,
+        }
     }
 }
 
@@ -162,7 +166,7 @@ mod tests {
     #[test]
     fn bars_show_tokens_and_percentages() {
         let labels: Vec<String> = ["过", "大", "\n"].iter().map(|s| s.to_string()).collect();
-        let spec = render_bars("我今天想去游乐园玩 →", &labels, &[0.6, 0.3, 0.05]);
+        let spec = BarSpec::probabilities("我今天想去游乐园玩 →", &labels, &[0.6, 0.3, 0.05]);
         let svg = render_svg(&spec).unwrap();
         assert!(svg.matches("<rect").count() >= 3);
         if can_draw_text() {

@@ -2,14 +2,14 @@
 //! stored in summary.json (`eval/<task>/exact_match` under each stage), drawn as grouped bars
 //! (a group per task, a bar per stage in stage colours) with the table beside them.
 
-use super::chart::{palette, plot_error, Chart};
+use super::chart::{palette, Chart};
+use super::draw::plot_error;
 use super::font::FONT_FAMILY;
 use super::format;
-use super::html::{escape, figure, stage_chip, RenderedChart};
 use super::legend::{strip_height, under, LegendEntry, Swatch};
-use super::markdown::{cell, table};
 use super::run::RunData;
 use super::ticks::TickedAxis;
+use super::widgets::{cell, escape, figure, render_chart, stage_chip, table, RenderedChart};
 use anyhow::Result;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -82,7 +82,7 @@ pub fn write_by_task_chart(run: &RunData, run_dir: &Path) -> Result<Option<Rende
     let Some(data) = ByTask::of(run) else {
         return Ok(None);
     };
-    super::render_chart(&data, run_dir, "", "by-task").map(Some)
+    render_chart(&data, run_dir, "", "by-task").map(Some)
 }
 
 /// The section of report.html: the chart with the table beside it.

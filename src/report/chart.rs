@@ -1,10 +1,11 @@
 //! Line charts (metric curves) drawn with plotters, to SVG text or a PNG file. Bar charts live
 //! in `bars.rs`; both implement [`Chart`], so the render functions take either.
 
+use super::draw::plot_error;
 use super::font::{chart_font, FONT_FAMILY};
 use super::format;
 use super::legend::{strip_height, under, LegendEntry, Swatch};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -150,12 +151,6 @@ pub fn write_chart<C: Chart + ?Sized>(
     super::write_atomic(&svg_path, render_svg(chart)?.as_bytes())?;
     render_png(chart, &png_path)?;
     Ok((svg_path, png_path))
-}
-
-pub(crate) fn plot_error<E: std::error::Error + Send + Sync>(
-    e: DrawingAreaErrorKind<E>,
-) -> anyhow::Error {
-    anyhow!("cannot draw chart: {e}")
 }
 
 /// The frame the line, key and by-task charts share: margins, label areas (none when no font

@@ -4,11 +4,11 @@
 
 use super::chart::{palette_hex, palette_name, wants_log_y, write_chart, ChartSpec, Series};
 use super::figures::{axis_label, file_stem, metric_group};
-use super::html::{self, escape, figure, RenderedChart};
-use super::markdown::{cell, table};
-use super::run::RunData;
+use super::html;
+use super::run::{final_metric, stage_names, RunData};
 use super::spec_keys::{flatten_spec, label, varied_keys};
 use super::sweep_charts;
+use super::widgets::{cell, escape, figure, table, RenderedChart};
 use super::{format, write_atomic};
 use crate::results;
 use anyhow::{bail, Context, Result};
@@ -153,19 +153,6 @@ fn list(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// Every stage of every run, in the order the runs ran them.
-pub(crate) fn stage_names(runs: &[RunData]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for r in runs {
-        for s in &r.stages {
-            if !names.contains(&s.name) {
-                names.push(s.name.clone());
-            }
-        }
-    }
-    names
-}
-
 /// Each run's legend name: the spec keys that differ between the runs, or the run id when
 /// nothing differs (or the same label would name two runs).
 pub fn run_labels(runs: &[RunData]) -> Vec<String> {
@@ -294,7 +281,7 @@ impl SortKey {
     pub fn default_for(runs: &[RunData], stages: &[String]) -> Option<SortKey> {
         let has = |stage: &str, metric: &str| {
             runs.iter()
-                .any(|r| html::final_metric(r, stage, metric).is_some())
+                .any(|r| final_metric(r, stage, metric).is_some())
         };
         let stage = stages
             .iter()
@@ -310,7 +297,7 @@ impl SortKey {
     }
 
     pub fn value(&self, run: &RunData) -> Option<f64> {
-        html::final_metric(run, &self.stage, &self.metric).filter(|v| v.is_finite())
+        final_metric(run, &self.stage, &self.metric).filter(|v| v.is_finite())
     }
 
     /// Runs without the value go last, whatever the direction.

@@ -6,9 +6,8 @@
 
 use super::by_task::{percent, ByTask};
 use super::format;
-use super::html::{escape, figure, stage_chip, RenderedChart};
-use super::markdown::{cell, table};
 use super::run::RunData;
+use super::widgets::{cell, escape, figure, render_chart, stage_chip, table, RenderedChart};
 use crate::results::{
     gold_best_of_key, gold_win_key, kl_key, proxy_win_key, BEST_OF, EVAL_REWARD, GOLD_RATE,
 };
@@ -146,7 +145,7 @@ pub fn write_gold_chart(run: &RunData, run_dir: &Path) -> Result<Option<Rendered
     let Some(gold) = Gold::of(run) else {
         return Ok(None);
     };
-    super::render_chart(&gold.bars, run_dir, "", "gold").map(Some)
+    render_chart(&gold.bars, run_dir, "", "gold").map(Some)
 }
 
 const INTRO: &str = "The judge stands for the rater; no stage optimised it. Answers are sampled \

@@ -5,19 +5,10 @@
 use super::bars::probability;
 use super::chart::palette_hex;
 use super::format;
-use super::run::RunData;
+use super::run::{final_metric, RunData};
+use super::widgets::{escape, figure, stage_chip, RenderedChart};
 use crate::results::meta::recorded;
 use crate::results::{self, StageMeta};
-
-/// A chart already written to disk, ready to be placed on a page.
-#[derive(Debug, Clone)]
-pub struct RenderedChart {
-    pub title: String,
-    /// The SVG document, inlined into the HTML page.
-    pub svg: String,
-    /// The PNG's path relative to the page, linked from the Markdown twin.
-    pub png: String,
-}
 
 /// All charts of a run report.
 #[derive(Debug, Clone, Default)]
@@ -32,41 +23,6 @@ pub struct RunFigures {
 
 /// Probe prompt → (stage, bar chart of its top next tokens).
 pub type ProbeCharts = (String, Vec<(String, RenderedChart)>);
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// An SVG document made fit for inlining: no fixed size (CSS scales it), labelled for readers.
-pub fn inline_svg(svg: &str, title: &str) -> String {
-    let svg = svg.trim_start();
-    let svg = svg.strip_prefix("<?xml").map_or(svg, |rest| {
-        rest.split_once("?>").map_or(rest, |(_, r)| r.trim_start())
-    });
-    let Some(end) = svg.find('>') else {
-        return String::new();
-    };
-    let (open, rest) = svg.split_at(end);
-    let open: String = open
-        .split(' ')
-        .filter(|attr| !attr.starts_with("width=") && !attr.starts_with("height="))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let label = escape(title);
-    format!("{open} class=\"chart\" role=\"img\" aria-label=\"{label}\"{rest}")
-}
 
 pub const CSS: &str = r#"
 :root { --ink:#1f2328; --muted:#656d76; --line:#d8dee4; --bg:#f6f8fa; --card:#fff; }
@@ -153,33 +109,11 @@ pub fn prompt_html(turns: &[String]) -> String {
         .collect()
 }
 
-/// A figure holding an inline chart.
-pub fn figure(chart: &RenderedChart) -> String {
-    format!(
-        "<figure>{}</figure>\n",
-        inline_svg(&chart.svg, &chart.title)
-    )
-}
-
 pub fn stat(key: &str, value: &str) -> String {
     format!(
         "<div class=\"stat\"><div class=\"k\">{}</div><div class=\"v\">{}</div></div>",
         escape(key),
         escape(value)
-    )
-}
-
-/// A stage name with its colour dot and kind.
-pub fn stage_chip(name: &str, kind: &str, colour: usize) -> String {
-    let kind = if kind.is_empty() {
-        String::new()
-    } else {
-        format!(" <small>{}</small>", escape(kind))
-    };
-    format!(
-        "<span class=\"chip\" style=\"--c:{}\"><span class=\"dot\"></span>{}{kind}</span>",
-        palette_hex(colour),
-        escape(name)
     )
 }
 
@@ -411,21 +345,6 @@ fn mixture_table(run: &RunData) -> String {
     t
 }
 
-/// summary.json's value, else the last value in metrics.csv.
-pub fn final_metric(run: &RunData, stage: &str, metric: &str) -> Option<f64> {
-    run.summary
-        .get(stage)
-        .and_then(|m| m.get(metric).copied())
-        .or_else(|| {
-            run.stages
-                .iter()
-                .find(|s| s.name == stage)?
-                .metrics
-                .as_ref()?
-                .last(metric)
-        })
-}
-
 fn stage_section(run: &RunData, stage: &str, charts: &[RenderedChart]) -> String {
     let colour = run.stage_colour(stage);
     let mut s = format!(
@@ -514,27 +433,4 @@ fn probes(run: &RunData, figures: &RunFigures) -> String {
     }
     s.push_str("</section>\n");
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_covers_markup_and_quotes() {
-        assert_eq!(
-            escape("<a href=\"x\">&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
-        );
-        assert_eq!(escape("香蕉是"), "香蕉是");
-    }
-
-    #[test]
-    fn inline_svg_drops_fixed_size_and_keeps_view_box() {
-        let svg = "<svg width=\"800\" height=\"440\" viewBox=\"0 0 800 440\" xmlns=\"http://www.w3.org/2000/svg\">\n<rect/></svg>";
-        let out = inline_svg(svg, "a <b>");
-        assert!(out.starts_with("<svg viewBox=\"0 0 800 440\""), "{out}");
-        assert!(out.contains("aria-label=\"a &lt;b&gt;\"") && out.ends_with("<rect/></svg>"));
-        assert!(!out.contains("width=\"800\""));
-    }
 }

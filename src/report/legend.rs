@@ -2,7 +2,7 @@
 //! rows, so no legend box ever sits on bars or curves. A chart that draws one grows by the
 //! strip's height ([`strip_height`]) and draws through [`under`].
 
-use super::chart::plot_error;
+use super::draw::plot_error;
 use super::font::{chart_font, FONT_FAMILY};
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -212,7 +212,7 @@ pub(crate) mod svg_geometry {
 
     /// Where each `<text>` reading exactly `label` is anchored.
     pub fn texts(svg: &str, label: &str) -> Vec<(f64, f64)> {
-        let escaped = crate::report::html::escape(label);
+        let escaped = crate::report::widgets::escape(label);
         svg.split("<text")
             .skip(1)
             .filter_map(|t| {

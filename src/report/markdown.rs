@@ -2,33 +2,10 @@
 
 use super::bars::probability;
 use super::format;
-use super::html::{final_metric, RunCost, RunFigures};
-use super::run::RunData;
+use super::html::{RunCost, RunFigures};
+use super::run::{final_metric, RunData};
+use super::widgets::{cell, table};
 use crate::results::meta::recorded;
-
-/// Text for a Markdown table cell: one line, no column breaks, no raw HTML.
-pub fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-        .replace("\r\n", "<br>")
-        .replace('\n', "<br>")
-}
-
-/// A Markdown table.
-pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
-    let mut t = format!(
-        "| {} |\n|{}\n",
-        header.join(" | "),
-        "---|".repeat(header.len())
-    );
-    for r in rows {
-        t.push_str(&format!("| {} |\n", r.join(" | ")));
-    }
-    t.push('\n');
-    t
-}
 
 /// A fenced code block whose fence is longer than any backtick run inside.
 pub fn code_block(lang: &str, text: &str) -> String {
@@ -272,11 +249,6 @@ fn probes(run: &RunData, figures: &RunFigures) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cells_stay_on_one_line_and_in_their_column() {
-        assert_eq!(cell("a|b\nc <d>"), "a\\|b<br>c &lt;d&gt;");
-    }
 
     #[test]
     fn code_fence_outgrows_backticks_inside() {

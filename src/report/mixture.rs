@@ -3,8 +3,7 @@
 //! held-out loss. One table of plain cells that the HTML and Markdown reports both render.
 
 use super::format;
-use super::html::final_metric;
-use super::run::RunData;
+use super::run::{final_metric, RunData};
 
 pub const HEADER: [&str; 6] = [
     "stage",

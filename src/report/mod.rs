@@ -2,8 +2,11 @@
 //! always be rebuilt from the folder alone.
 //!
 //! - `font`, `chart`, `bars`: plotters charts to SVG and PNG, Chinese included; `font_embed`:
-//!   the glyphs a page uses, embedded in it, so Chinese renders without a CJK font installed
+//!   the glyphs a page uses, embedded in it, so Chinese renders without a CJK font installed;
+//!   `draw`: what all the charts' drawing code shares
 //! - `run`: everything a run folder holds; `figures`: which charts a stage gets
+//! - `widgets`: the pieces every page and section is built from (rendered charts, escaping,
+//!   figures, stage chips, Markdown cells and tables), below all of them
 //! - `html`, `markdown`: the per-run page and its Markdown twin
 //! - `spec_keys`, `compare`: the cross-run comparison; `sweep_charts`: final metrics against
 //!   the swept keys, at the top of a comparison
@@ -15,6 +18,7 @@ pub mod builtin_font;
 pub mod by_task;
 pub mod chart;
 pub mod compare;
+pub mod draw;
 pub mod figures;
 pub mod font;
 pub mod font_embed;
@@ -29,6 +33,7 @@ pub mod run;
 pub mod spec_keys;
 pub mod sweep_charts;
 pub mod ticks;
+pub mod widgets;
 
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -38,9 +43,10 @@ pub use compare::{write_comparison, write_comparison_with, CompareOptions};
 
 use crate::results;
 use anyhow::{Context, Result};
-use html::{RenderedChart, RunFigures};
+use html::RunFigures;
 use run::RunData;
 use std::path::{Path, PathBuf};
+use widgets::render_chart;
 
 /// Writes the charts of every stage (`<stage>/*.svg|png`), `report.html` and `report.md`
 /// into `run_dir`, from the files found there. Returns the path of `report.html`.
@@ -95,8 +101,8 @@ fn probe_charts(run: &RunData, run_dir: &Path) -> Result<Vec<html::ProbeCharts>>
         {
             let labels: Vec<String> = probe.top.iter().map(|t| t.token.clone()).collect();
             let values: Vec<f64> = probe.top.iter().map(|t| t.prob).collect();
-            let mut spec =
-                bars::render_bars(&format!("{} · {prompt} → ?", probe.stage), &labels, &values);
+            let title = format!("{} · {prompt} → ?", probe.stage);
+            let mut spec = bars::BarSpec::probabilities(&title, &labels, &values);
             spec.colour = run.stage_colour(&probe.stage);
             let folder = figures::file_stem(&probe.stage);
             charts.push((
@@ -107,25 +113,6 @@ fn probe_charts(run: &RunData, run_dir: &Path) -> Result<Vec<html::ProbeCharts>>
         out.push((prompt.clone(), charts));
     }
     Ok(out)
-}
-
-/// Writes `base/folder/stem.svg|png` and returns the chart for the pages.
-pub(crate) fn render_chart<C: chart::Chart>(
-    spec: &C,
-    base: &Path,
-    folder: &str,
-    stem: &str,
-) -> Result<RenderedChart> {
-    let (svg_path, _) = write_chart(spec, &base.join(folder), stem)?;
-    let svg = std::fs::read_to_string(&svg_path)
-        .with_context(|| format!("cannot read back {}", svg_path.display()))?;
-    let title = spec.title().to_string();
-    let png = if folder.is_empty() {
-        format!("{stem}.png")
-    } else {
-        format!("{folder}/{stem}.png")
-    };
-    Ok(RenderedChart { title, svg, png })
 }
 
 /// Reports use the crate's one atomic writer (temp file, fsync, rename).
@@ -165,7 +152,7 @@ mod tests {
 
         // The centrepiece: every prompt, and every compared stage's answer (escaped).
         for p in fixture::PROMPTS {
-            assert!(html.contains(&html::escape(p)), "missing prompt {p}");
+            assert!(html.contains(&widgets::escape(p)), "missing prompt {p}");
         }
         for answer in [
             "一种黄色的水果,香蕉是一种",

@@ -220,6 +220,34 @@ impl RunData {
     }
 }
 
+/// summary.json's value, else the last value in metrics.csv.
+pub fn final_metric(run: &RunData, stage: &str, metric: &str) -> Option<f64> {
+    run.summary
+        .get(stage)
+        .and_then(|m| m.get(metric).copied())
+        .or_else(|| {
+            run.stages
+                .iter()
+                .find(|s| s.name == stage)?
+                .metrics
+                .as_ref()?
+                .last(metric)
+        })
+}
+
+/// Every stage of every run, in the order the runs ran them.
+pub fn stage_names(runs: &[RunData]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in runs {
+        for s in &r.stages {
+            if !names.contains(&s.name) {
+                names.push(s.name.clone());
+            }
+        }
+    }
+    names
+}
+
 fn load_stages(
     dir: &Path,
     meta: Option<&RunMeta>,

@@ -2,16 +2,16 @@
 //! line per combination of the other varied keys, the best point ringed. x is the key's values
 //! (logarithmic when they span a decade or more, categories when they are not numbers).
 
-use super::chart::{palette, plot_error, Chart, Series};
+use super::chart::{palette, Chart, Series};
+use super::draw::plot_error;
 use super::figures::file_stem;
 use super::font::FONT_FAMILY;
 use super::format;
-use super::html::{figure, RenderedChart};
 use super::legend::{strip_height, under, LegendEntry, Swatch};
-use super::markdown::cell;
-use super::run::RunData;
+use super::run::{stage_names, RunData};
 use super::spec_keys::flatten_spec;
 use super::ticks::TickedAxis;
+use super::widgets::{cell, figure, render_chart, RenderedChart};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -45,7 +45,7 @@ pub struct KeyChart {
 /// What the sweep file's `metrics` lists when it says nothing: each stage's final `val/loss`,
 /// then each stage's overall evaluation score, as `stage/metric`.
 pub fn default_metrics(runs: &[RunData]) -> Vec<String> {
-    let stages: Vec<String> = super::compare::stage_names(runs);
+    let stages: Vec<String> = stage_names(runs);
     let mut out = Vec::new();
     for metric in ["val/loss", crate::results::EVAL_EXACT_MATCH] {
         for stage in &stages {
@@ -389,10 +389,10 @@ pub fn write_key_charts(
     let mut rendered = Vec::new();
     for chart in key_charts(runs, &keys, &metrics) {
         let stem = format!("vs-{}-{}", file_stem(&chart.metric), file_stem(&chart.key));
-        rendered.push(super::render_chart(&chart, out, "", &stem)?);
+        rendered.push(render_chart(&chart, out, "", &stem)?);
     }
     for (stem, chart) in super::overoptimisation::charts(runs) {
-        rendered.push(super::render_chart(&chart, out, "", &file_stem(&stem))?);
+        rendered.push(render_chart(&chart, out, "", &file_stem(&stem))?);
     }
     Ok(rendered)
 }

@@ -2,20 +2,18 @@
 //! It brings its own CJK font (the report's built-in one), so Chinese shows on a machine that
 //! has none.
 
+use crate::report::builtin_font::BUILTIN_FONT;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
-use std::sync::Arc;
-
-use super::routes::AppState;
-use crate::report::builtin_font::BUILTIN_FONT;
 
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/style.css");
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// The page and its assets, for a router of any state (they read none).
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
         .route(

@@ -6,9 +6,9 @@
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
+use super::kinds::{Algorithm, StageKind};
 use super::schema::{
-    Algorithm, Experiment, JudgeSpec, ModelSpec, Probe, ReportEval, ReportSpec, Sampling,
-    StageKind, TokenizerSpec,
+    Experiment, JudgeSpec, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, TokenizerSpec,
 };
 use super::source::{Segment, SourceIndex, StageTags};
 use super::stage::{method_name, own_keys, FlatStage, COMMON_KEYS, METHODS};

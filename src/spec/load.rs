@@ -10,6 +10,7 @@ use super::errors::SpecErrors;
 use super::keys::find_unknown_key;
 use super::overrides::apply_sets;
 use super::paths::{absolute, is_pattern, resolve_paths};
+use super::problem;
 use super::schema::Experiment;
 use super::source::SourceIndex;
 use super::stage::FlatStage;
@@ -104,7 +105,7 @@ pub fn load_spec(path: &Path, opts: &LoadOptions) -> anyhow::Result<LoadedSpec> 
     }
     let flat: Experiment<FlatStage> =
         toml::from_str(&edited_text).map_err(|error| errors.from_toml(&error))?;
-    let located = |problem: validate::Problem| errors.at(&problem.path, problem.message);
+    let located = |problem: problem::Problem| errors.at(&problem.path, problem.message);
     let mut spec = validate::typed(flat).map_err(located)?;
     validate::check(&spec).map_err(located)?;
 
@@ -174,7 +175,8 @@ fn glob_files(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::schema::{Algorithm, Checker, Preset};
+    use crate::spec::kinds::{Algorithm, Checker};
+    use crate::spec::schema::Preset;
     use crate::spec::stage::Method;
 
     const QUICKSTART: &str = r#"name = "quickstart"

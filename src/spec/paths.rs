@@ -4,8 +4,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::problem::Problem;
 use super::schema::Experiment;
-use super::validate::Problem;
 
 /// Prefix that puts a path under the data root instead of the spec's folder.
 pub const DATA_PREFIX: &str = "$DATA/";

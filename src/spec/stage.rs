@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::data_entry::{sources_of, DataEntry};
-use super::schema::{Algorithm, Checker, StageKind};
+use super::kinds::{Algorithm, Checker, StageKind};
 
 /// One training stage: the keys every stage has, then what its method adds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,17 +7,12 @@ use std::fmt::Display;
 
 use regex::Regex;
 
+use super::kinds::StageKind;
 use super::paths::{rating_path, RATING_FILES};
-use super::schema::{Experiment, JudgeSpec, ReportEval, StageKind};
+use super::problem::Problem;
+use super::schema::{Experiment, JudgeSpec, ReportEval};
 use super::stage::{FlatStage, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
 use super::suggest;
-
-/// A value that breaks a rule: which key, and what was expected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub path: String,
-    pub message: String,
-}
 
 type Checked = Result<(), Problem>;
 

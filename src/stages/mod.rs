@@ -2,11 +2,14 @@
 //! `Objective` and hands it to the shared loop. Stages never call each other; the runner
 //! gives each the model of its `from` stage.
 
+pub mod env;
 pub mod feedback;
 pub mod pretrain;
 pub mod reward;
 pub mod rlhf;
 pub mod sft;
+
+pub use env::StageEnv;
 
 use crate::data::corpus_source::CorpusSource;
 use crate::data::mixture::{resample_by_share, SourceSize};
@@ -15,28 +18,13 @@ use crate::eval::judge::Judge;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
-use crate::spec::{
-    sources_of, DpoKeys, Experiment, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage,
-};
-use crate::tokenizer::Tokenizer;
+use crate::spec::{sources_of, DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage};
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, Objective, TrainResult, TrainSettings};
+use crate::util::fnv1a;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-
-/// What the runner hands a stage.
-pub struct StageEnv<'a, D: Backend> {
-    pub spec: &'a Experiment,
-    pub stage: &'a Stage,
-    pub tokenizer: &'a Tokenizer,
-    pub dev: D,
-    pub dir: PathBuf,
-    /// The run folder, where other stages' checkpoints live.
-    pub run_dir: PathBuf,
-    pub block_size: usize,
-    pub peak_flops: f64,
-}
 
 /// A stage's data, read once (the tokenizer is trained on all of it before any stage runs),
 /// in the variant of the stage's method with that method's keys: the data decides which
@@ -363,17 +351,16 @@ fn settings(
         },
         eval_every: s.eval_every,
         checkpoint_every: s.checkpoint_every,
-        seed: env.spec.seed ^ fxhash(&s.name),
+        seed: stage_seed(env.spec.seed, &s.name),
         flops_per_token: model.config().flops_per_token(params, env.block_size),
         peak_flops: env.peak_flops,
     }
 }
 
-/// A stable small hash so each stage draws its own random stream from the experiment seed.
-fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+/// Each stage draws its own random stream from the experiment seed and a stable hash of its
+/// name.
+fn stage_seed(experiment_seed: u64, stage: &str) -> u64 {
+    experiment_seed ^ fnv1a(stage.bytes())
 }
 
 /// Trains `model` for this stage, leaving its checkpoint in `env.dir`; returns the result
@@ -519,7 +506,7 @@ pub fn run_feedback_stage<D: Backend>(
         },
         from,
     };
-    let seed = spec.seed ^ fxhash(&stage.name);
+    let seed = stage_seed(spec.seed, &stage.name);
     let s = feedback::run(env, model.as_ref(), &raters, train, seed)?;
     println!(
         "[{}] rated {} prompts x {} answers of `{from}` with judge `{}`: {} 👍/👎 ({:.0}% 👍), {} ranked pairs; noise flipped {} labels and {} pairs",
@@ -578,4 +565,13 @@ fn load_reward_model<D: Backend>(
     name: &str,
 ) -> Result<Box<dyn LanguageModel<D>>> {
     load_model(&env.run_dir.join(name), &env.dev).with_context(|| format!("reward model `{name}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stage_seeds_are_pinned() {
+        assert_eq!(super::stage_seed(0, "pretrain"), 0x18a62030d3f129fc);
+        assert_eq!(super::stage_seed(1, "sft"), 0x823195195cd9d169);
+    }
 }

@@ -1,7 +1,10 @@
-//! Small shared helpers: atomic file writes, allocator tuning, terminal detection.
+//! Small shared helpers: atomic file writes, a stable hash, allocator tuning, terminal
+//! detection.
 pub mod atomic;
+pub mod hash;
 pub mod memory;
 pub use atomic::{write_atomic, write_json_atomic};
+pub use hash::fnv1a;
 
 /// Whether stdout is an interactive terminal (progress bars) or a pipe/file (log lines).
 pub fn stdout_is_terminal() -> bool {
