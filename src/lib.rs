@@ -4,6 +4,7 @@
 //! metrics and checkpoints -> report.
 pub mod bench;
 pub mod chat;
+pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod export;

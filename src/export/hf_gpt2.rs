@@ -11,39 +11,11 @@ use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Cpu;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The reward / value head, which GPT-2 has no place for.
 pub const SCORE_HEAD_FILE: &str = "score_head.safetensors";
 const SCORE_TENSORS: [&str; 2] = ["score.weight", "score.bias"];
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum Format {
-    /// Hugging Face transformers GPT-2 (`GPT2LMHeadModel`).
-    HfGpt2,
-}
-
-#[derive(clap::Args, Clone, Debug)]
-pub struct ExportArgs {
-    /// A trained stage folder, RUN/STAGE.
-    pub stage: PathBuf,
-    #[arg(long, value_enum, default_value = "hf-gpt2")]
-    pub format: Format,
-    /// The folder to write (created; must be empty unless --force).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Overwrite the files of an existing, non-empty folder.
-    #[arg(long)]
-    pub force: bool,
-}
-
-/// Exports and returns the folder written.
-pub fn run(args: &ExportArgs) -> Result<PathBuf> {
-    match args.format {
-        Format::HfGpt2 => export_hf_gpt2(&args.stage, &args.out, args.force)?,
-    }
-    Ok(args.out.clone())
-}
 
 /// Refuses to mix an export into a folder holding something else.
 fn check_out(out: &Path, force: bool) -> Result<()> {

@@ -14,25 +14,7 @@ use crate::train::checkpoint::{load_weights_from, read_tensors, save_model};
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Cpu;
-use std::path::{Path, PathBuf};
-
-#[derive(clap::Args, Clone, Debug)]
-pub struct ImportArgs {
-    /// A Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json.
-    pub hf_dir: PathBuf,
-    /// The stage folder to write; the tokenizer goes to its parent folder.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Replace a different tokenizer.json already in the parent folder.
-    #[arg(long)]
-    pub force: bool,
-}
-
-/// Imports and returns the stage folder written.
-pub fn run(args: &ImportArgs) -> Result<PathBuf> {
-    import_hf_gpt2(&args.hf_dir, &args.out, args.force)?;
-    Ok(args.out.clone())
-}
+use std::path::Path;
 
 /// GPT-2 checkpoints saved from `GPT2Model` name tensors without the `transformer.` prefix.
 fn with_prefix(tensors: TensorMap) -> TensorMap {

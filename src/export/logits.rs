@@ -9,31 +9,23 @@ use dfdx::prelude::*;
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct LogitsArgs {
+/// What `gptlab logits` prints (its flags are parsed in src/cli/logits.rs).
+#[derive(Clone, Debug)]
+pub struct LogitsOptions {
     /// A trained stage folder, RUN/STAGE.
     pub stage: PathBuf,
-    /// Comma-separated token ids, e.g. `--tokens 7,8,9`.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        required_unless_present = "text",
-        conflicts_with = "text"
-    )]
+    /// The token ids (used when `text` is None).
     pub tokens: Vec<u32>,
     /// Text to encode with the run's tokenizer instead of ids.
-    #[arg(long)]
     pub text: Option<String>,
     /// Also continue the ids greedily for up to N tokens, exactly as
     /// `gptlab generate --greedy` continues a base model's prompt (stops after <|endoftext|>).
-    #[arg(long, default_value_t = 0)]
     pub generate: usize,
     /// One JSON object: tokens, logits (one row of vocab_size values per position), generated.
-    #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: &LogitsArgs) -> Result<()> {
+pub fn run(args: &LogitsOptions) -> Result<()> {
     let stage = open_stage(&args.stage, &Cpu::default())?;
     let model = stage.model.as_ref();
     let cfg = model.config().clone();

@@ -19,31 +19,26 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct ServeArgs {
+/// What `gptlab serve` serves, and how (its flags are parsed in src/cli/serve.rs).
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
     /// The run folder (results/NAME/RUN_ID).
     pub run: PathBuf,
-    /// Stages to serve, comma-separated (default: every finished stage but reward models).
-    #[arg(long, value_delimiter = ',')]
+    /// Stages to serve (empty: every finished stage but reward models).
     pub stages: Vec<String>,
     /// Address to listen on; anything but loopback is reachable from other machines.
-    #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port (0 picks a free one; the address is printed on the first line).
-    #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Require `Authorization: Bearer KEY` on every /v1 route.
-    #[arg(long)]
     pub api_key: Option<String>,
     /// Worker threads per stage, each with its own copy of the model.
-    #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Requests that may wait per stage; more get 503.
-    #[arg(long, default_value_t = 32)]
     pub queue: usize,
 }
 
-pub fn run(args: &ServeArgs) -> Result<()> {
+pub fn run(args: &ServeOptions) -> Result<()> {
     let stages = catalog::load_catalog(&args.run, &args.stages)?;
     let tok_path = args.run.join(crate::results::TOKENIZER_FILE);
     let tok = Arc::new(crate::tokenizer::Tokenizer::load(&tok_path)?);

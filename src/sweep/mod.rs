@@ -18,77 +18,50 @@ pub mod status;
 pub mod summary;
 pub mod watch;
 
-use crate::spec::{data_root_from, LoadOptions};
+use crate::spec::LoadOptions;
 use anyhow::Result;
 use points::OpenSweep;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+/// A job script to write instead of running the points here.
+#[derive(Clone, Copy, Debug)]
 pub enum Emit {
     /// An sbatch job-array script, one point per array task.
     Slurm,
 }
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct SweepArgs {
+/// What `gptlab sweep` does (its flags are parsed in src/cli/sweep.rs).
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
     /// The sweep file (TOML: `base`, `[grid]` and/or `[random]`).
     pub sweep: PathBuf,
     /// Print the points (and how far each has got) without running anything.
-    #[arg(long, conflicts_with_all = ["point", "emit"])]
     pub list: bool,
     /// Points run at once, each a child process with cores/N compute threads.
-    #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// Run points that failed before again (they are skipped otherwise).
-    #[arg(long)]
     pub rerun_failed: bool,
-    /// Run only point I (what each Slurm array task runs).
-    #[arg(long, value_name = "I", conflicts_with = "emit")]
+    /// Run only this point (what each Slurm array task runs).
     pub point: Option<usize>,
     /// Write a job script for a scheduler instead of running here.
-    #[arg(long, value_enum)]
     pub emit: Option<Emit>,
-    /// Slurm partition (with --emit slurm).
-    #[arg(long, requires = "emit")]
+    /// Slurm partition, GPUs, time limit and CPUs of each point (with `emit`).
     pub partition: Option<String>,
-    /// GPUs for each point (with --emit slurm).
-    #[arg(long, requires = "emit")]
     pub gpus_per_task: Option<u32>,
-    /// Time limit of each point, e.g. `02:00:00` (with --emit slurm).
-    #[arg(long, requires = "emit")]
     pub time: Option<String>,
-    /// CPUs for each point (with --emit slurm).
-    #[arg(long, requires = "emit")]
     pub cpus_per_task: Option<u32>,
-    /// Override a spec key for every point, before the point's own values (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// Where `$DATA/...` paths point (default: $GPTLAB_DATA, else ./datasets).
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
-    /// Stop a point whose process has used no CPU and written nothing for this many seconds
-    /// (it hangs) and record it as failed; 0 never stops one.
-    #[arg(long, value_name = "SECONDS", default_value_t = watch::DEFAULT_STALL_AFTER.as_secs())]
-    pub stall_timeout: u64,
-    /// Results folder; the sweep writes to <results>/<sweep name>/ (default: $GPTLAB_RESULTS,
-    /// else ./results).
-    #[arg(long)]
-    pub results: Option<PathBuf>,
+    /// `--set` overrides for every point (before the point's own values) and the data root.
+    pub load: LoadOptions,
+    /// Stop a point whose process has used no CPU and written nothing this long (None: never).
+    pub stall_after: Option<Duration>,
+    /// The sweep writes to <results_root>/<sweep name>/.
+    pub results_root: PathBuf,
 }
 
 /// Runs `gptlab sweep`; true when everything asked for succeeded.
-pub fn run_cli(args: SweepArgs) -> Result<bool> {
-    let shared = LoadOptions {
-        data_root: data_root_from(args.data_root.clone()),
-        sets: args.sets.clone(),
-    };
-    let results_root = args
-        .results
-        .clone()
-        .or_else(|| std::env::var_os("GPTLAB_RESULTS").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("results"));
-    let open = OpenSweep::open(&args.sweep, shared, &results_root)?;
+pub fn run_command(args: SweepOptions) -> Result<bool> {
+    let open = OpenSweep::open(&args.sweep, args.load.clone(), &args.results_root)?;
 
     if args.list {
         return Ok(list(&open));
@@ -118,7 +91,7 @@ pub fn run_cli(args: SweepArgs) -> Result<bool> {
     let settings = run::RunSettings {
         jobs: args.jobs,
         rerun_failed: args.rerun_failed,
-        stall_after: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
+        stall_after: args.stall_after,
     };
     match args.point {
         Some(index) => run::run_single_point(&open, index, settings),

@@ -1,0 +1,38 @@
+//! `gptlab chat RUN/STAGE`: talk to a stage; + / - rate its answers into a feedback file.
+
+use super::common::{open_stage, Sampling};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    pub stage: PathBuf,
+    /// Feedback file (default: RUN/feedback.jsonl).
+    #[arg(long)]
+    pub feedback: Option<PathBuf>,
+    #[command(flatten)]
+    pub sampling: Sampling,
+}
+
+pub fn run(args: ChatArgs) -> Result<bool> {
+    chat(&args.stage, args.feedback, &args.sampling)
+}
+
+/// `gptlab chat`: feedback goes to the run folder's feedback file unless one is named.
+fn chat(stage: &Path, feedback: Option<PathBuf>, sampling: &Sampling) -> Result<bool> {
+    let (model, tok, _) = open_stage(stage)?;
+    let run = stage
+        .parent()
+        .context("a stage folder lies inside a run folder")?;
+    let feedback = feedback.unwrap_or_else(|| run.join(crate::results::FEEDBACK_FILE));
+    let opts = crate::chat::ChatOptions {
+        sampling: sampling.options(),
+        seed: sampling.seed,
+        feedback: &feedback,
+        model_name: &stage.display().to_string(),
+        interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+    };
+    let stdin = std::io::stdin();
+    crate::chat::run_chat(model.as_ref(), &tok, &opts, stdin.lock(), std::io::stdout())?;
+    Ok(true)
+}

@@ -1,0 +1,55 @@
+//! `gptlab run SPEC...`: every spec in turn; one failing does not stop the others.
+
+use super::common::{results_root, SpecArgs};
+use crate::runner::{self, RunOptions};
+use crate::spec::expand_spec_args;
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[arg(required = true)]
+    pub specs: Vec<String>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Results folder (default: $GPTLAB_RESULTS, else ./results).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> Result<bool> {
+    run_specs(&args.specs, &args.spec, args.results)
+}
+
+/// `gptlab run`: every spec in turn; one failing does not stop the others.
+fn run_specs(specs: &[String], spec: &SpecArgs, results: Option<PathBuf>) -> Result<bool> {
+    let opts = RunOptions {
+        results_root: results_root(results),
+        load: spec.load_options(),
+    };
+    let paths = expand_spec_args(specs)?;
+    let mut failed = Vec::new();
+    for path in &paths {
+        match runner::run_spec(path, &opts) {
+            Ok(dir) => println!("{}", dir.display()),
+            Err(e) => {
+                // Most errors already start with the spec's `file:line`.
+                let message = format!("{e:#}");
+                match message.contains(&*path.to_string_lossy()) {
+                    true => eprintln!("error: {message}"),
+                    false => eprintln!("error: {}: {message}", path.display()),
+                }
+                failed.push(path.display().to_string());
+            }
+        }
+    }
+    if paths.len() > 1 && !failed.is_empty() {
+        eprintln!(
+            "{} of {} experiments failed: {}",
+            failed.len(),
+            paths.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(failed.is_empty())
+}
