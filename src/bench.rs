@@ -2,9 +2,9 @@
 //! fp32 matmul peak, written as JSON. Run the PyTorch peer (`shared/bench/torch_gpt.py`) right
 //! before or after on the same machine: only ratios measured together mean anything.
 
-use crate::model::generate::{generate_all, Request};
+use crate::model::generate::{generate, generate_all, Request};
 use crate::model::presets::{build_model, model_config};
-use crate::model::sample::{generate, SampleOptions};
+use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::optim::{AdamW, AdamWConfig};

@@ -1,7 +1,6 @@
 //! Choosing the next token from logits: temperature, top-k, top-p, greedy. Generation itself
 //! (prompts, the cache, stopping) is `generate.rs`.
 
-pub use super::generate::generate;
 use rand::Rng;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -3,10 +3,11 @@
 //! matches one prompt at a time.
 
 use super::batch_cache::BatchCache;
+use super::generate::generate;
 use super::generate::{generate_all, Request};
 use super::presets::model_config;
 use super::raw::RawStorage;
-use super::sample::{generate, SampleOptions};
+use super::sample::SampleOptions;
 use super::*;
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use dfdx::prelude::*;
