@@ -248,38 +248,3 @@ pub fn generate<D: Backend>(
         .collect();
     generate_all(model, vocab_limit, requests, DEFAULT_BATCH)
 }
-
-/// [`generate`], calling `on_step` after each step with every sample's new id (`None` for a
-/// sample that had already stopped); generation ends early when it returns false.
-pub fn generate_with<D: Backend>(
-    model: &dyn LanguageModel<D>,
-    prompt: &[u32],
-    n: usize,
-    vocab_limit: usize,
-    opts: &SampleOptions,
-    rng: &mut impl rand::Rng,
-    on_step: &mut dyn FnMut(&[Option<u32>]) -> bool,
-) -> Vec<Vec<u32>> {
-    let capacity = (prompt.len() + opts.max_new_tokens).min(model.config().n_ctx);
-    let mut gen = Generator::new(model, vocab_limit, n, capacity);
-    let mut out = vec![Vec::new(); n];
-    for _ in 0..n {
-        let seed = rng.gen();
-        gen.add(Request {
-            prompt: prompt.to_vec(),
-            opts: opts.clone(),
-            seed,
-        });
-    }
-    while !gen.is_idle() {
-        let mut step = vec![None; n];
-        for s in gen.step() {
-            out[s.slot].push(s.token);
-            step[s.slot] = Some(s.token);
-        }
-        if !on_step(&step) {
-            break;
-        }
-    }
-    out
-}
