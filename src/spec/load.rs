@@ -176,6 +176,7 @@ mod tests {
     use super::*;
     use crate::spec::schema::{Algorithm, Checker, Preset};
     use crate::spec::stage::Method;
+    use crate::spec::RlhfKeys;
 
     const QUICKSTART: &str = r#"name = "quickstart"
 seed = 1
@@ -505,7 +506,7 @@ sampling = { temperature = 0.8, top_k = 20 }
         );
         let loaded = load(&text, &[]).unwrap();
         match &loaded.spec.stages[3].method {
-            Method::Grpo(keys) => assert_eq!(keys.checker, Checker::CharF1),
+            Method::Rlhf(RlhfKeys::Grpo(keys)) => assert_eq!(keys.checker, Checker::CharF1),
             other => panic!("expected a grpo stage, got {other:?}"),
         }
         let text = edit(

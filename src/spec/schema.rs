@@ -166,25 +166,8 @@ impl fmt::Display for StageKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Algorithm {
-    Ppo,
-    Dpo,
-    Grpo,
-    Kto,
-}
-
-impl Algorithm {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Algorithm::Ppo => "ppo",
-            Algorithm::Dpo => "dpo",
-            Algorithm::Grpo => "grpo",
-            Algorithm::Kto => "kto",
-        }
-    }
-}
+/// The RLHF methods, one per line of `methods::rlhf_methods!`.
+pub use super::methods::Algorithm;
 
 /// How GRPO scores a completion when no reward model is given.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -403,7 +386,8 @@ fn default_threshold() -> f64 {
 mod tests {
     use super::*;
     use crate::spec::data_entry::DataEntry;
-    use crate::spec::stage::{GrpoKeys, Method, RolloutKeys};
+    use crate::spec::methods::{grpo::GrpoKeys, rollout::RolloutKeys, RlhfKeys};
+    use crate::spec::stage::Method;
     use std::path::PathBuf;
 
     const MINIMAL: &str = r#"
@@ -459,7 +443,7 @@ data = "corpus.txt"
     fn enums_serialize_lowercase_and_round_trip() {
         let mut spec: Experiment = toml::from_str(MINIMAL).unwrap();
         spec.device = Device::Cuda;
-        spec.stages[0].method = Method::Grpo(GrpoKeys {
+        spec.stages[0].method = Method::Rlhf(RlhfKeys::Grpo(GrpoKeys {
             rollout: RolloutKeys {
                 prompts: PathBuf::from("prompts.jsonl"),
                 rollout_batch: 16,
@@ -472,7 +456,7 @@ data = "corpus.txt"
             reward_model: None,
             group_size: 4,
             checker: Checker::Exact,
-        });
+        }));
         let text = toml::to_string(&spec).unwrap();
         assert!(text.contains("device = \"cuda\""), "{text}");
         assert!(text.contains("algorithm = \"grpo\""), "{text}");

@@ -1,7 +1,8 @@
 //! One training stage, in two forms. `FlatStage` is how a stage is written: one TOML table
 //! with `kind` (and `algorithm` for rlhf stages). `Stage` is what the program uses: the keys
-//! every stage has, and a `Method` variant per kind and algorithm holding only that method's
-//! keys, so that an invalid combination cannot be represented and every match is exhaustive.
+//! every stage has, and a `Method` variant per kind (for rlhf stages, an `RlhfKeys` variant
+//! per algorithm, `methods/`) holding only that method's keys, so that an invalid combination
+//! cannot be represented and every match is exhaustive.
 //!
 //! `FlatStage::into_stage` converts right after deserialising (`validate.rs` locates its
 //! problems); a `Stage` serialises back through the flat form with every key written out,
@@ -14,7 +15,10 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::data_entry::{sources_of, DataEntry};
+use super::methods::rollout::RolloutKeys;
+use super::methods::RlhfKeys;
 use super::schema::{Algorithm, Checker, StageKind};
+use super::suggest;
 
 /// One training stage: the keys every stage has, then what its method adds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,31 +68,17 @@ impl Stage {
     }
 }
 
-/// What a stage trains: one variant per stage kind, and per algorithm for rlhf stages.
+/// What a stage trains: one variant per stage kind, and per algorithm for rlhf stages (their
+/// keys are in `methods/`, one file per method).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
     Pretrain,
     Sft,
     Reward,
-    Ppo(PpoKeys),
-    Dpo(DpoKeys),
-    Grpo(GrpoKeys),
-    Kto(KtoKeys),
+    Rlhf(RlhfKeys),
     Feedback(FeedbackKeys),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct DpoKeys {
-    /// Strength of the implicit KL constraint to the reference model.
-    pub beta: f64,
-    /// Weight of the chosen answers' per-token negative log-likelihood added to the DPO loss
-    /// (TRL's `rpo_alpha`, Pang et al. 2024): DPO alone may lower both answers' likelihood
-    /// as long as their margin grows, and greedy answers then get worse. 0 is plain DPO.
-    pub rpo_alpha: f64,
-}
-
-/// KTO (Ethayarajh et al. 2024, TRL's `KTOTrainer`): single answers marked 👍 or 👎, each
-/// pushed above or below a KL estimate of how far the policy has moved from the reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedbackKeys {
     /// A JSONL file of prompts to answer and rate (its `val_group` / `val_fraction` split is
@@ -104,108 +94,56 @@ pub struct FeedbackKeys {
     pub temperature: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct KtoKeys {
-    /// Strength of the implicit KL constraint to the reference model, as in DPO.
-    pub beta: f64,
-    /// Weights of the 👍 and 👎 examples' losses. With unbalanced feedback the paper (and TRL)
-    /// advise keeping `desirable_weight·#👍 / (undesirable_weight·#👎)` within [1, 4/3].
-    pub desirable_weight: f64,
-    pub undesirable_weight: f64,
-}
-
-/// What PPO and GRPO share: sampling completions to prompts and clipped policy updates on
-/// them, held near the starting model by a KL penalty.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutKeys {
-    /// A JSONL file of prompts to sample completions for.
-    pub prompts: PathBuf,
-    pub rollout_batch: usize,
-    pub max_new_tokens: usize,
-    pub temperature: f64,
-    pub kl_coef: f64,
-    pub ppo_epochs: usize,
-    pub clip_range: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PpoKeys {
-    pub rollout: RolloutKeys,
-    /// An earlier stage of kind `reward`.
-    pub reward_model: String,
-    pub vf_coef: f64,
-    pub gamma: f64,
-    pub lam: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct GrpoKeys {
-    pub rollout: RolloutKeys,
-    /// Scores the completions when given; otherwise `checker` compares them with references.
-    pub reward_model: Option<String>,
-    pub group_size: usize,
-    pub checker: Checker,
-}
-
 impl Method {
     pub fn kind(&self) -> StageKind {
         match self {
             Method::Pretrain => StageKind::Pretrain,
             Method::Sft => StageKind::Sft,
             Method::Reward => StageKind::Reward,
-            Method::Ppo(_) | Method::Dpo(_) | Method::Grpo(_) | Method::Kto(_) => StageKind::Rlhf,
+            Method::Rlhf(_) => StageKind::Rlhf,
             Method::Feedback(_) => StageKind::Feedback,
         }
     }
 
     pub fn algorithm(&self) -> Option<Algorithm> {
         match self {
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => None,
-            Method::Ppo(_) => Some(Algorithm::Ppo),
-            Method::Dpo(_) => Some(Algorithm::Dpo),
-            Method::Grpo(_) => Some(Algorithm::Grpo),
-            Method::Kto(_) => Some(Algorithm::Kto),
+            Method::Rlhf(keys) => Some(keys.algorithm()),
+            _ => None,
         }
     }
 
     /// The sampling part of PPO and GRPO.
     pub fn rollout(&self) -> Option<&RolloutKeys> {
         match self {
-            Method::Ppo(keys) => Some(&keys.rollout),
-            Method::Grpo(keys) => Some(&keys.rollout),
-            Method::Pretrain
-            | Method::Sft
-            | Method::Reward
-            | Method::Dpo(_)
-            | Method::Kto(_)
-            | Method::Feedback(_) => None,
+            Method::Rlhf(keys) => keys.spec().rollout(),
+            _ => None,
         }
     }
 
     pub fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
         match self {
-            Method::Ppo(keys) => Some(&mut keys.rollout),
-            Method::Grpo(keys) => Some(&mut keys.rollout),
-            Method::Pretrain
-            | Method::Sft
-            | Method::Reward
-            | Method::Dpo(_)
-            | Method::Kto(_)
-            | Method::Feedback(_) => None,
+            Method::Rlhf(keys) => keys.spec_mut().rollout_mut(),
+            _ => None,
         }
     }
 
     /// The earlier reward stage this method scores with, if any.
     pub fn reward_model(&self) -> Option<&str> {
         match self {
-            Method::Ppo(keys) => Some(&keys.reward_model),
-            Method::Grpo(keys) => keys.reward_model.as_deref(),
-            Method::Pretrain
-            | Method::Sft
-            | Method::Reward
-            | Method::Dpo(_)
-            | Method::Kto(_)
-            | Method::Feedback(_) => None,
+            Method::Rlhf(keys) => keys.spec().reward_model(),
+            _ => None,
+        }
+    }
+
+    /// What a stage of this method without `data` is told; `None` when it reads none.
+    fn missing_data(&self) -> Option<String> {
+        match self {
+            Method::Pretrain | Method::Sft | Method::Reward => Some(format!(
+                "a {} stage needs `data`: a path, a glob or a list of them",
+                self.kind()
+            )),
+            Method::Rlhf(keys) => keys.spec().missing_data().map(String::from),
+            Method::Feedback(_) => None,
         }
     }
 }
@@ -232,77 +170,25 @@ pub const COMMON_KEYS: &[&str] = &[
     "checkpoint_every",
 ];
 
-/// Every method, as the `kind` and `algorithm` that select it.
-pub const METHODS: [(StageKind, Option<Algorithm>); 8] = [
-    (StageKind::Pretrain, None),
-    (StageKind::Sft, None),
-    (StageKind::Reward, None),
-    (StageKind::Rlhf, Some(Algorithm::Ppo)),
-    (StageKind::Rlhf, Some(Algorithm::Dpo)),
-    (StageKind::Rlhf, Some(Algorithm::Grpo)),
-    (StageKind::Rlhf, Some(Algorithm::Kto)),
-    (StageKind::Feedback, None),
-];
+/// Every method, as the `kind` and `algorithm` that select it: the rlhf ones in
+/// `rlhf_methods!` order.
+pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
+    let plain = [StageKind::Pretrain, StageKind::Sft, StageKind::Reward];
+    let rlhf = Algorithm::ALL.iter().map(|&a| (StageKind::Rlhf, Some(a)));
+    (plain.into_iter().map(|kind| (kind, None)))
+        .chain(rlhf)
+        .chain([(StageKind::Feedback, None)])
+        .collect()
+}
 
 /// The keys a method takes beyond `COMMON_KEYS`; `None` when `kind` and `algorithm` select
 /// no method.
 pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'static [&'static str]> {
-    const PPO: &[&str] = &[
-        "algorithm",
-        "reward_model",
-        "prompts",
-        "kl_coef",
-        "ppo_epochs",
-        "clip_range",
-        "vf_coef",
-        "gamma",
-        "lam",
-        "rollout_batch",
-        "max_new_tokens",
-        "temperature",
-        "val_group",
-        "ptx_data",
-        "ptx_coef",
-    ];
-    const GRPO: &[&str] = &[
-        "algorithm",
-        "reward_model",
-        "prompts",
-        "kl_coef",
-        "group_size",
-        "checker",
-        "ppo_epochs",
-        "clip_range",
-        "rollout_batch",
-        "max_new_tokens",
-        "temperature",
-        "val_group",
-        "ptx_data",
-        "ptx_coef",
-    ];
     match (kind, algorithm) {
         // A pretraining mixture holds out whole groups of its conversation sources.
         (StageKind::Pretrain, None) => Some(&["val_group"]),
         (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
-        (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
-        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&[
-            "algorithm",
-            "beta",
-            "rpo_alpha",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]),
-        (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
-        (StageKind::Rlhf, Some(Algorithm::Kto)) => Some(&[
-            "algorithm",
-            "beta",
-            "desirable_weight",
-            "undesirable_weight",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]),
+        (StageKind::Rlhf, Some(algorithm)) => Some(algorithm.keys()),
         (StageKind::Feedback, None) => Some(&[
             "prompts",
             "judge",
@@ -510,10 +396,14 @@ impl FlatStage {
         let problem = |key, message: String| Err(FlatProblem { key, message });
         let method = match (self.kind, self.algorithm) {
             (StageKind::Rlhf, None) => {
+                let names = Algorithm::ALL.iter().map(|a| a.as_str());
                 return problem(
                     "algorithm",
-                    "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`, `kto`".into(),
-                )
+                    format!(
+                        "an rlhf stage needs `algorithm`: one of {}",
+                        suggest::list(names)
+                    ),
+                );
             }
             (kind, Some(_)) if kind != StageKind::Rlhf => {
                 return problem(
@@ -525,33 +415,7 @@ impl FlatStage {
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
             (StageKind::Feedback, _) => Method::Feedback(self.feedback()?),
-            (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys {
-                beta: self.beta,
-                rpo_alpha: self.rpo_alpha,
-            }),
-            (StageKind::Rlhf, Some(Algorithm::Kto)) => Method::Kto(KtoKeys {
-                beta: self.beta,
-                desirable_weight: self.desirable_weight,
-                undesirable_weight: self.undesirable_weight,
-            }),
-            (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo(PpoKeys {
-                rollout: self.rollout("ppo")?,
-                reward_model: self.reward_model.clone().ok_or_else(|| FlatProblem {
-                    key: "reward_model",
-                    message:
-                        "ppo needs `reward_model`: the name of an earlier stage of kind `reward`"
-                            .into(),
-                })?,
-                vf_coef: self.vf_coef,
-                gamma: self.gamma,
-                lam: self.lam,
-            }),
-            (StageKind::Rlhf, Some(Algorithm::Grpo)) => Method::Grpo(GrpoKeys {
-                rollout: self.rollout("grpo")?,
-                reward_model: self.reward_model.clone(),
-                group_size: self.group_size,
-                checker: self.checker,
-            }),
+            (StageKind::Rlhf, Some(algorithm)) => Method::Rlhf(algorithm.read(self)?),
         };
         self.check_data(&method)?;
         Ok(method)
@@ -560,20 +424,7 @@ impl FlatStage {
     /// What `data` (and `val_data`, `val_group`) must be for `method`.
     fn check_data(&self, method: &Method) -> Result<(), FlatProblem> {
         let problem = |key, message: String| Err(FlatProblem { key, message });
-        if self.data.is_empty()
-            && method.rollout().is_none()
-            && method.kind() != StageKind::Feedback
-        {
-            let message = match method {
-                Method::Dpo(_) => {
-                    "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
-                }
-                Method::Kto(_) => "kto needs `data`: labelled answers {\"prompt\",\"completion\",\"label\"} (or preference pairs, each read as one 👍 and one 👎)".into(),
-                _ => format!(
-                    "a {} stage needs `data`: a path, a glob or a list of them",
-                    self.kind
-                ),
-            };
+        if let Some(message) = method.missing_data().filter(|_| self.data.is_empty()) {
             return problem("data", message);
         }
         check_weights(&self.data).map_err(|message| FlatProblem {
@@ -612,24 +463,6 @@ impl FlatStage {
             temperature: self.temperature,
         })
     }
-
-    fn rollout(&self, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {
-        let prompts = self.prompts.clone().ok_or_else(|| FlatProblem {
-            key: "prompts",
-            message: format!(
-                "{algorithm} needs `prompts`: a JSONL file of prompts to sample completions for"
-            ),
-        })?;
-        Ok(RolloutKeys {
-            prompts,
-            rollout_batch: self.rollout_batch,
-            max_new_tokens: self.max_new_tokens,
-            temperature: self.temperature,
-            kl_coef: self.kl_coef,
-            ppo_epochs: self.ppo_epochs,
-            clip_range: self.clip_range,
-        })
-    }
 }
 
 impl TryFrom<FlatStage> for Stage {
@@ -654,22 +487,7 @@ impl From<Stage> for FlatStage {
                 (flat.samples, flat.noise) = (keys.samples, keys.noise);
                 (flat.max_new_tokens, flat.temperature) = (keys.max_new_tokens, keys.temperature);
             }
-            Method::Dpo(keys) => (flat.beta, flat.rpo_alpha) = (keys.beta, keys.rpo_alpha),
-            Method::Kto(keys) => {
-                flat.beta = keys.beta;
-                flat.desirable_weight = keys.desirable_weight;
-                flat.undesirable_weight = keys.undesirable_weight;
-            }
-            Method::Ppo(keys) => {
-                flat.set_rollout(keys.rollout);
-                flat.reward_model = Some(keys.reward_model);
-                (flat.vf_coef, flat.gamma, flat.lam) = (keys.vf_coef, keys.gamma, keys.lam);
-            }
-            Method::Grpo(keys) => {
-                flat.set_rollout(keys.rollout);
-                flat.reward_model = keys.reward_model;
-                (flat.group_size, flat.checker) = (keys.group_size, keys.checker);
-            }
+            Method::Rlhf(keys) => keys.spec().write(&mut flat),
         }
         FlatStage {
             from: stage.from,
@@ -693,18 +511,6 @@ impl From<Stage> for FlatStage {
             ptx_data: stage.ptx.map(|p| p.data),
             ..flat
         }
-    }
-}
-
-impl FlatStage {
-    fn set_rollout(&mut self, keys: RolloutKeys) {
-        self.prompts = Some(keys.prompts);
-        self.rollout_batch = keys.rollout_batch;
-        self.max_new_tokens = keys.max_new_tokens;
-        self.temperature = keys.temperature;
-        self.kl_coef = keys.kl_coef;
-        self.ppo_epochs = keys.ppo_epochs;
-        self.clip_range = keys.clip_range;
     }
 }
 
@@ -860,6 +666,7 @@ fn one_or_many_entries<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::methods::dpo::DpoKeys;
 
     fn flat(kind: StageKind, algorithm: Option<Algorithm>) -> FlatStage {
         let mut flat = FlatStage::new("s", kind);
@@ -874,7 +681,7 @@ mod tests {
 
     #[test]
     fn every_method_round_trips_through_the_flat_form() {
-        for (kind, algorithm) in METHODS {
+        for (kind, algorithm) in methods() {
             let mut written = flat(kind, algorithm);
             (written.beta, written.gamma, written.group_size) = (0.3, 0.9, 3);
             (written.samples, written.noise) = (6, 0.2);
@@ -893,38 +700,16 @@ mod tests {
         let stage = written.into_stage().unwrap();
         assert_eq!(
             stage.method,
-            Method::Dpo(DpoKeys {
+            Method::Rlhf(RlhfKeys::Dpo(DpoKeys {
                 beta: 0.3,
                 rpo_alpha: 0.0
-            })
+            }))
         );
         // Written back, other methods' keys are at their defaults, as the flat form has them.
         let back = FlatStage::from(stage);
         assert_eq!(back.gamma, 1.0);
         assert_eq!(back.reward_model, None);
         assert_eq!(back.prompts, None);
-    }
-
-    #[test]
-    fn kto_weights_are_written_only_when_set() {
-        let mut written = flat(StageKind::Rlhf, Some(Algorithm::Kto));
-        written.undesirable_weight = 1.5;
-        let stage = written.into_stage().unwrap();
-        let expected = KtoKeys {
-            beta: 0.1,
-            desirable_weight: 1.0,
-            undesirable_weight: 1.5,
-        };
-        assert_eq!(stage.method, Method::Kto(expected));
-        let text = toml::to_string(&FlatStage::from(stage)).unwrap();
-        assert!(text.contains("undesirable_weight = 1.5"), "{text}");
-        assert!(!text.contains("\ndesirable_weight"), "{text}");
-        // Other methods never write them: their resolved specs, and run ids, are as before.
-        let dpo = flat(StageKind::Rlhf, Some(Algorithm::Dpo))
-            .into_stage()
-            .unwrap();
-        let text = toml::to_string(&FlatStage::from(dpo)).unwrap();
-        assert!(!text.contains("desirable_weight"), "{text}");
     }
 
     #[test]

@@ -15,9 +15,7 @@ use crate::eval::judge::Judge;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
-use crate::spec::{
-    sources_of, DpoKeys, Experiment, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage,
-};
+use crate::spec::{sources_of, Experiment, FeedbackKeys, Method, RlhfKeys, Stage};
 use crate::tokenizer::Tokenizer;
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
@@ -59,28 +57,11 @@ pub enum StageData {
         val: Vec<PreferenceRecord>,
         sources: Vec<SourceSize>,
     },
-    Dpo {
-        keys: DpoKeys,
-        train: Vec<PreferenceRecord>,
-        val: Vec<PreferenceRecord>,
-        sources: Vec<SourceSize>,
-    },
-    /// Labelled answers; each preference pair is read as one 👍 and one 👎.
-    Kto {
-        keys: KtoKeys,
-        train: Vec<PreferenceRecord>,
-        val: Vec<PreferenceRecord>,
-        sources: Vec<SourceSize>,
-    },
-    Ppo {
-        keys: PpoKeys,
-        train: Vec<PromptExample>,
-        val: Vec<PromptExample>,
-    },
-    Grpo {
-        keys: GrpoKeys,
-        train: Vec<PromptExample>,
-        val: Vec<PromptExample>,
+    /// An RLHF stage: its method's keys and the data that method read
+    /// (`rlhf::RlhfMethod::load_data`).
+    Rlhf {
+        keys: RlhfKeys,
+        data: rlhf::RlhfData,
     },
     /// Only `train` is rated; `val` is what evaluation may ask without any rater having seen it.
     Feedback {
@@ -113,36 +94,46 @@ impl StageData {
                 .chain(val)
                 .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
                 .collect(),
-            StageData::Reward { train, val, .. }
-            | StageData::Dpo { train, val, .. }
-            | StageData::Kto { train, val, .. } => train
-                .iter()
-                .chain(val)
-                .flat_map(|r| match r {
-                    PreferenceRecord::Pair(p) => p
-                        .prompt
-                        .iter()
-                        .chain(&p.chosen)
-                        .chain(&p.rejected)
-                        .collect::<Vec<_>>(),
-                    PreferenceRecord::Feedback(f) => f.prompt.iter().chain(&f.completion).collect(),
-                })
-                .map(|m| m.content.as_str())
-                .collect(),
-            StageData::Ppo { train, val, .. }
-            | StageData::Grpo { train, val, .. }
-            | StageData::Feedback { train, val, .. } => train
-                .iter()
-                .chain(val)
-                .flat_map(|p| {
-                    p.prompt
-                        .iter()
-                        .map(|m| m.content.as_str())
-                        .chain(p.reference.as_deref())
-                })
-                .collect(),
+            StageData::Reward { train, val, .. } => preference_texts(train, val),
+            StageData::Rlhf { data, .. } => data.texts(),
+            StageData::Feedback { train, val, .. } => prompt_texts(train, val),
         }
     }
+}
+
+/// The messages of preference pairs and of 👍/👎 answers.
+fn preference_texts<'a>(
+    train: &'a [PreferenceRecord],
+    val: &'a [PreferenceRecord],
+) -> Vec<&'a str> {
+    train
+        .iter()
+        .chain(val)
+        .flat_map(|r| match r {
+            PreferenceRecord::Pair(p) => p
+                .prompt
+                .iter()
+                .chain(&p.chosen)
+                .chain(&p.rejected)
+                .collect::<Vec<_>>(),
+            PreferenceRecord::Feedback(f) => f.prompt.iter().chain(&f.completion).collect(),
+        })
+        .map(|m| m.content.as_str())
+        .collect()
+}
+
+/// The prompts' messages and their references.
+fn prompt_texts<'a>(train: &'a [PromptExample], val: &'a [PromptExample]) -> Vec<&'a str> {
+    train
+        .iter()
+        .chain(val)
+        .flat_map(|p| {
+            p.prompt
+                .iter()
+                .map(|m| m.content.as_str())
+                .chain(p.reference.as_deref())
+        })
+        .collect()
 }
 
 fn read_many<T>(paths: &[PathBuf], read: fn(&Path) -> Result<Vec<T>>) -> Result<Vec<T>> {
@@ -203,29 +194,10 @@ pub fn load_stage_data(
                 sources,
             }
         }
-        Method::Dpo(keys) => {
-            let (train, val, sources) = split.read_mixture(data::read_preferences)?;
-            let keys = keys.clone();
-            StageData::Dpo {
-                keys,
-                train,
-                val,
-                sources,
-            }
-        }
-        Method::Kto(keys) => kto_data(&split, keys)?,
-        Method::Ppo(keys) => {
-            let prompts = std::slice::from_ref(&keys.rollout.prompts);
-            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
-            let keys = keys.clone();
-            StageData::Ppo { keys, train, val }
-        }
-        Method::Grpo(keys) => {
-            let prompts = std::slice::from_ref(&keys.rollout.prompts);
-            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
-            let keys = keys.clone();
-            StageData::Grpo { keys, train, val }
-        }
+        Method::Rlhf(keys) => StageData::Rlhf {
+            keys: keys.clone(),
+            data: rlhf::load_data(keys, &split)?,
+        },
         Method::Feedback(keys) => {
             let prompts = std::slice::from_ref(&keys.prompts);
             let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
@@ -235,27 +207,9 @@ pub fn load_stage_data(
     })
 }
 
-/// KTO's labelled answers. Both labels are checked here rather than in the stage, so that
-/// data of one kind fails before any stage trains.
-fn kto_data(split: &Split, keys: &KtoKeys) -> Result<StageData> {
-    let (train, val, sources) = split.read_mixture(data::read_labelled)?;
-    rlhf::kto::check_labels(&rlhf::kto::labelled(&train)).with_context(|| {
-        let files: Vec<String> = (split.stage.data_paths().iter())
-            .map(|p| p.display().to_string())
-            .collect();
-        format!("{}: {}", (split.locate)("data"), files.join(", "))
-    })?;
-    Ok(StageData::Kto {
-        keys: keys.clone(),
-        train,
-        val,
-        sources,
-    })
-}
-
 /// Training and validation records: `val_data` when written, else `val_fraction` of the data
 /// (of its records, or of its groups of records with `val_group`).
-struct Split<'a> {
+pub struct Split<'a> {
     stage: &'a Stage,
     seed: u64,
     locate: &'a dyn Fn(&str) -> String,
@@ -403,7 +357,7 @@ pub fn run_stage<D: Backend>(
 }
 
 /// A stage's objective on its data, and for weighted data how much each source supplies.
-type Built<'a, D> = (Box<dyn Objective<D> + 'a>, Vec<SourceUsage>);
+pub type Built<'a, D> = (Box<dyn Objective<D> + 'a>, Vec<SourceUsage>);
 
 /// The objective that trains `data`'s method, built on the `from` model where it needs one.
 fn objective<'a, D: Backend>(
@@ -435,49 +389,7 @@ fn objective<'a, D: Backend>(
             let obj = reward::Reward::new(env, t, val, raters_judge(env)?.as_ref())?;
             (Box::new(obj), usage(sources))
         }
-        StageData::Dpo {
-            keys,
-            train: t,
-            val,
-            sources,
-        } => {
-            // The reference is the frozen `from` model: a copy taken before any update.
-            let reference = model.boxed_clone();
-            let obj = rlhf::dpo::Dpo::new(env, keys, reference.as_ref(), t, val)?;
-            (Box::new(obj), usage(sources))
-        }
-        StageData::Kto {
-            keys,
-            train: t,
-            val,
-            sources,
-        } => {
-            // As for DPO, the reference is the `from` model before any update.
-            let reference = model.boxed_clone();
-            let obj = rlhf::kto::Kto::new(env, keys, reference.as_ref(), t, val)?;
-            (Box::new(obj), usage(sources))
-        }
-        StageData::Ppo {
-            keys,
-            train: t,
-            val,
-        } => {
-            let rm = load_reward_model(env, &keys.reward_model)?;
-            let obj = rlhf::ppo::Ppo::new(env, keys, model, rm, t.clone(), val.clone())?;
-            (Box::new(obj), vec![])
-        }
-        StageData::Grpo {
-            keys,
-            train: t,
-            val,
-        } => {
-            let rm = match &keys.reward_model {
-                Some(name) => Some(load_reward_model(env, name)?),
-                None => None,
-            };
-            let obj = rlhf::grpo::Grpo::new(env, keys, model, rm, t.clone(), val.clone())?;
-            (Box::new(obj), vec![])
-        }
+        StageData::Rlhf { keys, data } => rlhf::objective(keys, env, model, data)?,
         StageData::Feedback { .. } => {
             anyhow::bail!(
                 "stage `{}`: a feedback stage rates answers, it does not train",
