@@ -14,6 +14,8 @@ pub mod kto;
 pub mod ppo;
 pub mod ptx;
 pub mod rollout;
+#[cfg(test)]
+pub mod toy;
 
 use super::{preference_texts, prompt_texts, Built, Split, StageEnv};
 use crate::data::mixture::SourceSize;
