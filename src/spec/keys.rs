@@ -6,12 +6,13 @@
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
+use super::flat::FlatStage;
 use super::kinds::{Algorithm, StageKind};
 use super::schema::{
     Experiment, JudgeSpec, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, TokenizerSpec,
 };
 use super::source::{Segment, SourceIndex, StageTags};
-use super::stage::{method_name, own_keys, FlatStage, COMMON_KEYS, METHODS};
+use super::stage::{method_name, methods, own_keys, COMMON_KEYS};
 use super::suggest;
 
 /// A kind of table in the spec.
@@ -153,7 +154,7 @@ pub fn stage_key_problem(tags: &StageTags, key: &str) -> Option<String> {
         return None;
     }
     let name = method_name(kind, algorithm);
-    let owners: Vec<String> = METHODS
+    let owners: Vec<String> = methods()
         .into_iter()
         .filter(|&(k, a)| own_keys(k, a).is_some_and(|own| own.contains(&key)))
         .map(|(k, a)| format!("`{}`", method_name(k, a)))
@@ -190,7 +191,7 @@ fn is_default_value(kind: StageKind, key: &str, written: &str) -> bool {
 
 /// The method a stage's written `kind` and `algorithm` select, if they select one.
 fn method_of(tags: &StageTags) -> Option<(StageKind, Option<Algorithm>)> {
-    METHODS.into_iter().find(|(kind, algorithm)| {
+    methods().into_iter().find(|(kind, algorithm)| {
         tags.kind.as_deref() == Some(kind.as_str())
             && tags.algorithm.as_deref() == algorithm.map(|a| a.as_str())
     })
@@ -278,13 +279,13 @@ mod tests {
         // Every key of the flat form belongs to some method, and no method lists a key twice.
         for key in Table::Stage.keys() {
             assert!(
-                METHODS
+                methods()
                     .into_iter()
                     .any(|(k, a)| method_keys(k, a).unwrap().contains(key)),
                 "{key} belongs to no method"
             );
         }
-        for (kind, algorithm) in METHODS {
+        for (kind, algorithm) in methods() {
             let own = own_keys(kind, algorithm).unwrap();
             assert!(own.iter().all(|key| !COMMON_KEYS.contains(key)));
             assert!(

@@ -1,5 +1,6 @@
-//! The words that name what a stage does: its kind, an rlhf stage's algorithm, and GRPO's
-//! answer checker. Both the experiment file (`schema.rs`) and a stage (`stage.rs`) use them,
+//! The words that name what a stage does: its kind, an rlhf stage's algorithm (the list of
+//! RLHF methods, `rlhf_methods!`, is here: one line registers a method), and GRPO's answer
+//! checker. Both the experiment file (`schema.rs`) and a stage (`stage.rs`) use them,
 //! so they sit below both.
 
 use std::fmt;
@@ -35,25 +36,48 @@ impl fmt::Display for StageKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Algorithm {
-    Ppo,
-    Dpo,
-    Grpo,
-    Kto,
+/// Every RLHF method, as `Variant(module::KeysStruct) = "algorithm"`: one line each, in the
+/// order messages list them. `rlhf_methods!(then)` hands the list to the macro `then`, which
+/// writes what needs every method (here: `Algorithm`; in `spec/methods`: `RlhfKeys`; in
+/// `stages/rlhf`: the dispatch to each method's `RlhfMethod`). The module paths are resolved
+/// where the list is expanded, in `spec/methods/` and `stages/rlhf/`.
+macro_rules! rlhf_methods {
+    ($then:ident) => {
+        $then! {
+            Ppo(ppo::PpoKeys) = "ppo",
+            Dpo(dpo::DpoKeys) = "dpo",
+            Grpo(grpo::GrpoKeys) = "grpo",
+            Kto(kto::KtoKeys) = "kto",
+            // A method for tests only: registering it is this one line too.
+            #[cfg(test)] Toy(toy::ToyKeys) = "toy",
+        }
+    };
+}
+pub(crate) use rlhf_methods;
+
+/// Writes `Algorithm` for the methods of `rlhf_methods!`.
+macro_rules! define_algorithm {
+    ($($(#[$cfg:meta])* $variant:ident($module:ident::$keys:ident) = $name:literal,)*) => {
+        /// An RLHF method, as `algorithm` names it.
+        #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+        pub enum Algorithm {
+            $($(#[$cfg])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl Algorithm {
+            /// Every method, in `rlhf_methods!` order.
+            pub const ALL: &'static [Algorithm] = &[$($(#[$cfg])* Algorithm::$variant,)*];
+
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $($(#[$cfg])* Algorithm::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Algorithm {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Algorithm::Ppo => "ppo",
-            Algorithm::Dpo => "dpo",
-            Algorithm::Grpo => "grpo",
-            Algorithm::Kto => "kto",
-        }
-    }
-}
+rlhf_methods!(define_algorithm);
 
 /// How GRPO scores a completion when no reward model is given.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -7,13 +7,13 @@ use anyhow::{anyhow, Context};
 use sha2::{Digest, Sha256};
 
 use super::errors::SpecErrors;
+use super::flat::FlatStage;
 use super::keys::find_unknown_key;
 use super::overrides::apply_sets;
 use super::paths::{absolute, is_pattern, resolve_paths};
 use super::problem;
 use super::schema::Experiment;
 use super::source::SourceIndex;
-use super::stage::FlatStage;
 use super::validate;
 
 pub use super::paths::data_root_from;
@@ -178,6 +178,7 @@ mod tests {
     use crate::spec::kinds::{Algorithm, Checker};
     use crate::spec::schema::Preset;
     use crate::spec::stage::Method;
+    use crate::spec::RlhfKeys;
 
     const QUICKSTART: &str = r#"name = "quickstart"
 seed = 1
@@ -507,7 +508,7 @@ sampling = { temperature = 0.8, top_k = 20 }
         );
         let loaded = load(&text, &[]).unwrap();
         match &loaded.spec.stages[3].method {
-            Method::Grpo(keys) => assert_eq!(keys.checker, Checker::CharF1),
+            Method::Rlhf(RlhfKeys::Grpo(keys)) => assert_eq!(keys.checker, Checker::CharF1),
             other => panic!("expected a grpo stage, got {other:?}"),
         }
         let text = edit(

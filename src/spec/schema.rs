@@ -343,7 +343,8 @@ mod tests {
     use super::*;
     use crate::spec::data_entry::DataEntry;
     use crate::spec::kinds::Checker;
-    use crate::spec::stage::{GrpoKeys, Method, RolloutKeys};
+    use crate::spec::methods::{grpo::GrpoKeys, rollout::RolloutKeys, RlhfKeys};
+    use crate::spec::stage::Method;
     use std::path::PathBuf;
 
     const MINIMAL: &str = r#"
@@ -399,7 +400,7 @@ data = "corpus.txt"
     fn enums_serialize_lowercase_and_round_trip() {
         let mut spec: Experiment = toml::from_str(MINIMAL).unwrap();
         spec.device = Device::Cuda;
-        spec.stages[0].method = Method::Grpo(GrpoKeys {
+        spec.stages[0].method = Method::Rlhf(RlhfKeys::Grpo(GrpoKeys {
             rollout: RolloutKeys {
                 prompts: PathBuf::from("prompts.jsonl"),
                 rollout_batch: 16,
@@ -412,7 +413,7 @@ data = "corpus.txt"
             reward_model: None,
             group_size: 4,
             checker: Checker::Exact,
-        });
+        }));
         let text = toml::to_string(&spec).unwrap();
         assert!(text.contains("device = \"cuda\""), "{text}");
         assert!(text.contains("algorithm = \"grpo\""), "{text}");

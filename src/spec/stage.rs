@@ -1,20 +1,23 @@
 //! One training stage, in two forms. `FlatStage` is how a stage is written: one TOML table
 //! with `kind` (and `algorithm` for rlhf stages). `Stage` is what the program uses: the keys
-//! every stage has, and a `Method` variant per kind and algorithm holding only that method's
-//! keys, so that an invalid combination cannot be represented and every match is exhaustive.
+//! every stage has, and a `Method` variant per kind (for rlhf stages, an `RlhfKeys` variant
+//! per algorithm, `methods/`) holding only that method's keys, so that an invalid combination
+//! cannot be represented and every match is exhaustive.
 //!
 //! `FlatStage::into_stage` converts right after deserialising (`validate.rs` locates its
 //! problems); a `Stage` serialises back through the flat form with every key written out,
 //! which keeps the resolved spec, and so the run id, of every existing spec as it was.
 
-use std::fmt;
 use std::path::PathBuf;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::data_entry::{sources_of, DataEntry};
-use super::kinds::{Algorithm, Checker, StageKind};
+use super::flat::{FlatProblem, FlatStage};
+use super::kinds::{Algorithm, StageKind};
+use super::methods::rollout::RolloutKeys;
+use super::methods::RlhfKeys;
+use super::suggest;
 
 /// One training stage: the keys every stage has, then what its method adds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,31 +67,17 @@ impl Stage {
     }
 }
 
-/// What a stage trains: one variant per stage kind, and per algorithm for rlhf stages.
+/// What a stage trains: one variant per stage kind, and per algorithm for rlhf stages (their
+/// keys are in `methods/`, one file per method).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
     Pretrain,
     Sft,
     Reward,
-    Ppo(PpoKeys),
-    Dpo(DpoKeys),
-    Grpo(GrpoKeys),
-    Kto(KtoKeys),
+    Rlhf(RlhfKeys),
     Feedback(FeedbackKeys),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct DpoKeys {
-    /// Strength of the implicit KL constraint to the reference model.
-    pub beta: f64,
-    /// Weight of the chosen answers' per-token negative log-likelihood added to the DPO loss
-    /// (TRL's `rpo_alpha`, Pang et al. 2024): DPO alone may lower both answers' likelihood
-    /// as long as their margin grows, and greedy answers then get worse. 0 is plain DPO.
-    pub rpo_alpha: f64,
-}
-
-/// KTO (Ethayarajh et al. 2024, TRL's `KTOTrainer`): single answers marked 👍 or 👎, each
-/// pushed above or below a KL estimate of how far the policy has moved from the reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedbackKeys {
     /// A JSONL file of prompts to answer and rate (its `val_group` / `val_fraction` split is
@@ -104,108 +93,56 @@ pub struct FeedbackKeys {
     pub temperature: f64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct KtoKeys {
-    /// Strength of the implicit KL constraint to the reference model, as in DPO.
-    pub beta: f64,
-    /// Weights of the 👍 and 👎 examples' losses. With unbalanced feedback the paper (and TRL)
-    /// advise keeping `desirable_weight·#👍 / (undesirable_weight·#👎)` within [1, 4/3].
-    pub desirable_weight: f64,
-    pub undesirable_weight: f64,
-}
-
-/// What PPO and GRPO share: sampling completions to prompts and clipped policy updates on
-/// them, held near the starting model by a KL penalty.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutKeys {
-    /// A JSONL file of prompts to sample completions for.
-    pub prompts: PathBuf,
-    pub rollout_batch: usize,
-    pub max_new_tokens: usize,
-    pub temperature: f64,
-    pub kl_coef: f64,
-    pub ppo_epochs: usize,
-    pub clip_range: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PpoKeys {
-    pub rollout: RolloutKeys,
-    /// An earlier stage of kind `reward`.
-    pub reward_model: String,
-    pub vf_coef: f64,
-    pub gamma: f64,
-    pub lam: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct GrpoKeys {
-    pub rollout: RolloutKeys,
-    /// Scores the completions when given; otherwise `checker` compares them with references.
-    pub reward_model: Option<String>,
-    pub group_size: usize,
-    pub checker: Checker,
-}
-
 impl Method {
     pub fn kind(&self) -> StageKind {
         match self {
             Method::Pretrain => StageKind::Pretrain,
             Method::Sft => StageKind::Sft,
             Method::Reward => StageKind::Reward,
-            Method::Ppo(_) | Method::Dpo(_) | Method::Grpo(_) | Method::Kto(_) => StageKind::Rlhf,
+            Method::Rlhf(_) => StageKind::Rlhf,
             Method::Feedback(_) => StageKind::Feedback,
         }
     }
 
     pub fn algorithm(&self) -> Option<Algorithm> {
         match self {
-            Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => None,
-            Method::Ppo(_) => Some(Algorithm::Ppo),
-            Method::Dpo(_) => Some(Algorithm::Dpo),
-            Method::Grpo(_) => Some(Algorithm::Grpo),
-            Method::Kto(_) => Some(Algorithm::Kto),
+            Method::Rlhf(keys) => Some(keys.algorithm()),
+            _ => None,
         }
     }
 
     /// The sampling part of PPO and GRPO.
     pub fn rollout(&self) -> Option<&RolloutKeys> {
         match self {
-            Method::Ppo(keys) => Some(&keys.rollout),
-            Method::Grpo(keys) => Some(&keys.rollout),
-            Method::Pretrain
-            | Method::Sft
-            | Method::Reward
-            | Method::Dpo(_)
-            | Method::Kto(_)
-            | Method::Feedback(_) => None,
+            Method::Rlhf(keys) => keys.spec().rollout(),
+            _ => None,
         }
     }
 
     pub fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
         match self {
-            Method::Ppo(keys) => Some(&mut keys.rollout),
-            Method::Grpo(keys) => Some(&mut keys.rollout),
-            Method::Pretrain
-            | Method::Sft
-            | Method::Reward
-            | Method::Dpo(_)
-            | Method::Kto(_)
-            | Method::Feedback(_) => None,
+            Method::Rlhf(keys) => keys.spec_mut().rollout_mut(),
+            _ => None,
         }
     }
 
     /// The earlier reward stage this method scores with, if any.
     pub fn reward_model(&self) -> Option<&str> {
         match self {
-            Method::Ppo(keys) => Some(&keys.reward_model),
-            Method::Grpo(keys) => keys.reward_model.as_deref(),
-            Method::Pretrain
-            | Method::Sft
-            | Method::Reward
-            | Method::Dpo(_)
-            | Method::Kto(_)
-            | Method::Feedback(_) => None,
+            Method::Rlhf(keys) => keys.spec().reward_model(),
+            _ => None,
+        }
+    }
+
+    /// What a stage of this method without `data` is told; `None` when it reads none.
+    fn missing_data(&self) -> Option<String> {
+        match self {
+            Method::Pretrain | Method::Sft | Method::Reward => Some(format!(
+                "a {} stage needs `data`: a path, a glob or a list of them",
+                self.kind()
+            )),
+            Method::Rlhf(keys) => keys.spec().missing_data().map(String::from),
+            Method::Feedback(_) => None,
         }
     }
 }
@@ -232,77 +169,25 @@ pub const COMMON_KEYS: &[&str] = &[
     "checkpoint_every",
 ];
 
-/// Every method, as the `kind` and `algorithm` that select it.
-pub const METHODS: [(StageKind, Option<Algorithm>); 8] = [
-    (StageKind::Pretrain, None),
-    (StageKind::Sft, None),
-    (StageKind::Reward, None),
-    (StageKind::Rlhf, Some(Algorithm::Ppo)),
-    (StageKind::Rlhf, Some(Algorithm::Dpo)),
-    (StageKind::Rlhf, Some(Algorithm::Grpo)),
-    (StageKind::Rlhf, Some(Algorithm::Kto)),
-    (StageKind::Feedback, None),
-];
+/// Every method, as the `kind` and `algorithm` that select it: the rlhf ones in
+/// `rlhf_methods!` order.
+pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
+    let plain = [StageKind::Pretrain, StageKind::Sft, StageKind::Reward];
+    let rlhf = Algorithm::ALL.iter().map(|&a| (StageKind::Rlhf, Some(a)));
+    (plain.into_iter().map(|kind| (kind, None)))
+        .chain(rlhf)
+        .chain([(StageKind::Feedback, None)])
+        .collect()
+}
 
 /// The keys a method takes beyond `COMMON_KEYS`; `None` when `kind` and `algorithm` select
 /// no method.
 pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'static [&'static str]> {
-    const PPO: &[&str] = &[
-        "algorithm",
-        "reward_model",
-        "prompts",
-        "kl_coef",
-        "ppo_epochs",
-        "clip_range",
-        "vf_coef",
-        "gamma",
-        "lam",
-        "rollout_batch",
-        "max_new_tokens",
-        "temperature",
-        "val_group",
-        "ptx_data",
-        "ptx_coef",
-    ];
-    const GRPO: &[&str] = &[
-        "algorithm",
-        "reward_model",
-        "prompts",
-        "kl_coef",
-        "group_size",
-        "checker",
-        "ppo_epochs",
-        "clip_range",
-        "rollout_batch",
-        "max_new_tokens",
-        "temperature",
-        "val_group",
-        "ptx_data",
-        "ptx_coef",
-    ];
     match (kind, algorithm) {
         // A pretraining mixture holds out whole groups of its conversation sources.
         (StageKind::Pretrain, None) => Some(&["val_group"]),
         (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
-        (StageKind::Rlhf, Some(Algorithm::Ppo)) => Some(PPO),
-        (StageKind::Rlhf, Some(Algorithm::Dpo)) => Some(&[
-            "algorithm",
-            "beta",
-            "rpo_alpha",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]),
-        (StageKind::Rlhf, Some(Algorithm::Grpo)) => Some(GRPO),
-        (StageKind::Rlhf, Some(Algorithm::Kto)) => Some(&[
-            "algorithm",
-            "beta",
-            "desirable_weight",
-            "undesirable_weight",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]),
+        (StageKind::Rlhf, Some(algorithm)) => Some(algorithm.keys()),
         (StageKind::Feedback, None) => Some(&[
             "prompts",
             "judge",
@@ -319,140 +204,6 @@ pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'stati
 /// How a method is called in messages: its algorithm for rlhf stages, else its kind.
 pub fn method_name(kind: StageKind, algorithm: Option<Algorithm>) -> &'static str {
     algorithm.map(|a| a.as_str()).unwrap_or(kind.as_str())
-}
-
-/// Why a flat stage is no valid stage: the key at fault and what is wrong.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FlatProblem {
-    pub key: &'static str,
-    pub message: String,
-}
-
-impl fmt::Display for FlatProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.key, self.message)
-    }
-}
-
-/// A stage as written in TOML: one table with `kind` (and `algorithm` for rlhf stages) beside
-/// the keys of every method, each with its default. This is the serde form only: loading
-/// checks which keys the stage's method takes (`keys.rs`) and converts it into a `Stage`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FlatStage {
-    pub name: String,
-    pub kind: StageKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    /// Data files or glob patterns, or `{ path, weight, name, transform }` tables; TOML
-    /// accepts one or a list.
-    #[serde(default, deserialize_with = "one_or_many_entries")]
-    pub data: Vec<DataEntry>,
-    #[serde(default = "default_steps")]
-    pub steps: u64,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    #[serde(default = "one_usize")]
-    pub grad_accum: usize,
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_lr: Option<f64>,
-    #[serde(default)]
-    pub warmup_steps: u64,
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    #[serde(default = "one_f64")]
-    pub grad_clip: f64,
-    #[serde(default = "default_betas")]
-    pub betas: [f64; 2],
-    #[serde(default = "default_eval_every")]
-    pub eval_every: u64,
-    #[serde(default = "default_eval_batches")]
-    pub eval_batches: usize,
-    #[serde(default = "default_val_fraction")]
-    pub val_fraction: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_data: Option<PathBuf>,
-    // Absent unless written, so that specs without it keep their run ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_group: Option<String>,
-    #[serde(default)]
-    pub checkpoint_every: u64,
-    // Written only when set, so that specs without them keep their run ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ptx_data: Option<PathBuf>,
-    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
-    pub ptx_coef: f64,
-
-    // The keys of some methods only (see `own_keys`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub algorithm: Option<Algorithm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reward_model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompts: Option<PathBuf>,
-    #[serde(default = "default_kl_coef")]
-    pub kl_coef: f64,
-    #[serde(default = "default_beta")]
-    pub beta: f64,
-    /// Written only when set, so that specs without it keep their run ids.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub rpo_alpha: f64,
-    /// KTO's weights: written only when not 1, so that specs without them keep their run ids.
-    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
-    pub desirable_weight: f64,
-    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
-    pub undesirable_weight: f64,
-    #[serde(default = "default_group_size")]
-    pub group_size: usize,
-    #[serde(default)]
-    pub checker: Checker,
-    #[serde(default = "default_ppo_epochs")]
-    pub ppo_epochs: usize,
-    #[serde(default = "default_clip_range")]
-    pub clip_range: f64,
-    #[serde(default = "default_vf_coef")]
-    pub vf_coef: f64,
-    #[serde(default = "one_f64")]
-    pub gamma: f64,
-    #[serde(default = "default_lam")]
-    pub lam: f64,
-    #[serde(default = "default_batch_size")]
-    pub rollout_batch: usize,
-    #[serde(default = "default_rlhf_max_new_tokens")]
-    pub max_new_tokens: usize,
-    #[serde(default = "one_f64")]
-    pub temperature: f64,
-    /// A feedback stage's keys: written only when set, so that other specs keep their run ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge: Option<String>,
-    #[serde(
-        default = "default_samples",
-        skip_serializing_if = "is_default_samples"
-    )]
-    pub samples: usize,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub noise: f64,
-}
-
-fn default_samples() -> usize {
-    4
-}
-
-fn is_default_samples(n: &usize) -> bool {
-    *n == default_samples()
-}
-
-impl FlatStage {
-    /// Every default, as if only `name` and `kind` were written: read through serde, so
-    /// that the `#[serde(default = ...)]` attributes above are the one place for defaults.
-    pub fn new(name: &str, kind: StageKind) -> FlatStage {
-        let written = [("name", name), ("kind", kind.as_str())];
-        let table = de::value::MapDeserializer::<_, de::value::Error>::new(written.into_iter());
-        FlatStage::deserialize(table)
-            .expect("`name` and `kind` are the only keys without a default")
-    }
 }
 
 /// `min_lr` where a stage does not set it: a tenth of `lr`, so the schedule's floor follows
@@ -510,10 +261,14 @@ impl FlatStage {
         let problem = |key, message: String| Err(FlatProblem { key, message });
         let method = match (self.kind, self.algorithm) {
             (StageKind::Rlhf, None) => {
+                let names = Algorithm::ALL.iter().map(|a| a.as_str());
                 return problem(
                     "algorithm",
-                    "an rlhf stage needs `algorithm`: one of `ppo`, `dpo`, `grpo`, `kto`".into(),
-                )
+                    format!(
+                        "an rlhf stage needs `algorithm`: one of {}",
+                        suggest::list(names)
+                    ),
+                );
             }
             (kind, Some(_)) if kind != StageKind::Rlhf => {
                 return problem(
@@ -525,33 +280,7 @@ impl FlatStage {
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
             (StageKind::Feedback, _) => Method::Feedback(self.feedback()?),
-            (StageKind::Rlhf, Some(Algorithm::Dpo)) => Method::Dpo(DpoKeys {
-                beta: self.beta,
-                rpo_alpha: self.rpo_alpha,
-            }),
-            (StageKind::Rlhf, Some(Algorithm::Kto)) => Method::Kto(KtoKeys {
-                beta: self.beta,
-                desirable_weight: self.desirable_weight,
-                undesirable_weight: self.undesirable_weight,
-            }),
-            (StageKind::Rlhf, Some(Algorithm::Ppo)) => Method::Ppo(PpoKeys {
-                rollout: self.rollout("ppo")?,
-                reward_model: self.reward_model.clone().ok_or_else(|| FlatProblem {
-                    key: "reward_model",
-                    message:
-                        "ppo needs `reward_model`: the name of an earlier stage of kind `reward`"
-                            .into(),
-                })?,
-                vf_coef: self.vf_coef,
-                gamma: self.gamma,
-                lam: self.lam,
-            }),
-            (StageKind::Rlhf, Some(Algorithm::Grpo)) => Method::Grpo(GrpoKeys {
-                rollout: self.rollout("grpo")?,
-                reward_model: self.reward_model.clone(),
-                group_size: self.group_size,
-                checker: self.checker,
-            }),
+            (StageKind::Rlhf, Some(algorithm)) => Method::Rlhf(algorithm.read(self)?),
         };
         self.check_data(&method)?;
         Ok(method)
@@ -560,20 +289,7 @@ impl FlatStage {
     /// What `data` (and `val_data`, `val_group`) must be for `method`.
     fn check_data(&self, method: &Method) -> Result<(), FlatProblem> {
         let problem = |key, message: String| Err(FlatProblem { key, message });
-        if self.data.is_empty()
-            && method.rollout().is_none()
-            && method.kind() != StageKind::Feedback
-        {
-            let message = match method {
-                Method::Dpo(_) => {
-                    "dpo needs `data`: preference pairs {\"prompt\",\"chosen\",\"rejected\"}".into()
-                }
-                Method::Kto(_) => "kto needs `data`: labelled answers {\"prompt\",\"completion\",\"label\"} (or preference pairs, each read as one 👍 and one 👎)".into(),
-                _ => format!(
-                    "a {} stage needs `data`: a path, a glob or a list of them",
-                    self.kind
-                ),
-            };
+        if let Some(message) = method.missing_data().filter(|_| self.data.is_empty()) {
             return problem("data", message);
         }
         check_weights(&self.data).map_err(|message| FlatProblem {
@@ -612,24 +328,6 @@ impl FlatStage {
             temperature: self.temperature,
         })
     }
-
-    fn rollout(&self, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {
-        let prompts = self.prompts.clone().ok_or_else(|| FlatProblem {
-            key: "prompts",
-            message: format!(
-                "{algorithm} needs `prompts`: a JSONL file of prompts to sample completions for"
-            ),
-        })?;
-        Ok(RolloutKeys {
-            prompts,
-            rollout_batch: self.rollout_batch,
-            max_new_tokens: self.max_new_tokens,
-            temperature: self.temperature,
-            kl_coef: self.kl_coef,
-            ppo_epochs: self.ppo_epochs,
-            clip_range: self.clip_range,
-        })
-    }
 }
 
 impl TryFrom<FlatStage> for Stage {
@@ -654,22 +352,7 @@ impl From<Stage> for FlatStage {
                 (flat.samples, flat.noise) = (keys.samples, keys.noise);
                 (flat.max_new_tokens, flat.temperature) = (keys.max_new_tokens, keys.temperature);
             }
-            Method::Dpo(keys) => (flat.beta, flat.rpo_alpha) = (keys.beta, keys.rpo_alpha),
-            Method::Kto(keys) => {
-                flat.beta = keys.beta;
-                flat.desirable_weight = keys.desirable_weight;
-                flat.undesirable_weight = keys.undesirable_weight;
-            }
-            Method::Ppo(keys) => {
-                flat.set_rollout(keys.rollout);
-                flat.reward_model = Some(keys.reward_model);
-                (flat.vf_coef, flat.gamma, flat.lam) = (keys.vf_coef, keys.gamma, keys.lam);
-            }
-            Method::Grpo(keys) => {
-                flat.set_rollout(keys.rollout);
-                flat.reward_model = keys.reward_model;
-                (flat.group_size, flat.checker) = (keys.group_size, keys.checker);
-            }
+            Method::Rlhf(keys) => keys.spec().write(&mut flat),
         }
         FlatStage {
             from: stage.from,
@@ -696,86 +379,12 @@ impl From<Stage> for FlatStage {
     }
 }
 
-impl FlatStage {
-    fn set_rollout(&mut self, keys: RolloutKeys) {
-        self.prompts = Some(keys.prompts);
-        self.rollout_batch = keys.rollout_batch;
-        self.max_new_tokens = keys.max_new_tokens;
-        self.temperature = keys.temperature;
-        self.kl_coef = keys.kl_coef;
-        self.ppo_epochs = keys.ppo_epochs;
-        self.clip_range = keys.clip_range;
-    }
-}
-
 impl Stage {
     /// A stage with every default filled in, as if only `name` and the method's required
     /// inputs were written.
     pub fn new(name: &str, method: Method) -> Stage {
         FlatStage::new(name, method.kind()).with_method(method)
     }
-}
-
-// Defaults, named so that `#[serde(default = ...)]` can point at them.
-fn default_steps() -> u64 {
-    500
-}
-fn default_batch_size() -> usize {
-    16
-}
-fn one_usize() -> usize {
-    1
-}
-fn one_f64() -> f64 {
-    1.0
-}
-fn default_lr() -> f64 {
-    1e-3
-}
-fn default_weight_decay() -> f64 {
-    0.1
-}
-fn default_betas() -> [f64; 2] {
-    [0.9, 0.95]
-}
-fn default_eval_every() -> u64 {
-    100
-}
-fn default_eval_batches() -> usize {
-    20
-}
-fn default_val_fraction() -> f64 {
-    0.1
-}
-fn default_kl_coef() -> f64 {
-    0.05
-}
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
-}
-fn is_one(x: &f64) -> bool {
-    *x == 1.0
-}
-fn default_beta() -> f64 {
-    0.1
-}
-fn default_group_size() -> usize {
-    4
-}
-fn default_ppo_epochs() -> usize {
-    4
-}
-fn default_clip_range() -> f64 {
-    0.2
-}
-fn default_vf_coef() -> f64 {
-    0.1
-}
-fn default_lam() -> f64 {
-    0.95
-}
-fn default_rlhf_max_new_tokens() -> usize {
-    32
 }
 
 /// Weights are finite and not negative; beside plain entries (which share what the weights
@@ -821,45 +430,10 @@ fn check_weights(entries: &[DataEntry]) -> Result<(), String> {
     Ok(())
 }
 
-/// `data = "a.txt"`, `data = { path = "a.txt", weight = 0.5 }` and a list of either all mean
-/// a list of entries.
-fn one_or_many_entries<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<DataEntry>, D::Error> {
-    struct EntriesVisitor;
-
-    impl<'de> Visitor<'de> for EntriesVisitor {
-        type Value = Vec<DataEntry>;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a path, a { path, weight } table, or a list of them")
-        }
-
-        fn visit_str<E: de::Error>(self, path: &str) -> Result<Self::Value, E> {
-            Ok(vec![DataEntry::plain(path)])
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Ok(vec![DataEntry::deserialize(
-                de::value::MapAccessDeserializer::new(map),
-            )?])
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut entries = Vec::new();
-            while let Some(entry) = seq.next_element::<DataEntry>()? {
-                entries.push(entry);
-            }
-            Ok(entries)
-        }
-    }
-
-    deserializer.deserialize_any(EntriesVisitor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::methods::dpo::DpoKeys;
 
     fn flat(kind: StageKind, algorithm: Option<Algorithm>) -> FlatStage {
         let mut flat = FlatStage::new("s", kind);
@@ -874,7 +448,7 @@ mod tests {
 
     #[test]
     fn every_method_round_trips_through_the_flat_form() {
-        for (kind, algorithm) in METHODS {
+        for (kind, algorithm) in methods() {
             let mut written = flat(kind, algorithm);
             (written.beta, written.gamma, written.group_size) = (0.3, 0.9, 3);
             (written.samples, written.noise) = (6, 0.2);
@@ -893,38 +467,16 @@ mod tests {
         let stage = written.into_stage().unwrap();
         assert_eq!(
             stage.method,
-            Method::Dpo(DpoKeys {
+            Method::Rlhf(RlhfKeys::Dpo(DpoKeys {
                 beta: 0.3,
                 rpo_alpha: 0.0
-            })
+            }))
         );
         // Written back, other methods' keys are at their defaults, as the flat form has them.
         let back = FlatStage::from(stage);
         assert_eq!(back.gamma, 1.0);
         assert_eq!(back.reward_model, None);
         assert_eq!(back.prompts, None);
-    }
-
-    #[test]
-    fn kto_weights_are_written_only_when_set() {
-        let mut written = flat(StageKind::Rlhf, Some(Algorithm::Kto));
-        written.undesirable_weight = 1.5;
-        let stage = written.into_stage().unwrap();
-        let expected = KtoKeys {
-            beta: 0.1,
-            desirable_weight: 1.0,
-            undesirable_weight: 1.5,
-        };
-        assert_eq!(stage.method, Method::Kto(expected));
-        let text = toml::to_string(&FlatStage::from(stage)).unwrap();
-        assert!(text.contains("undesirable_weight = 1.5"), "{text}");
-        assert!(!text.contains("\ndesirable_weight"), "{text}");
-        // Other methods never write them: their resolved specs, and run ids, are as before.
-        let dpo = flat(StageKind::Rlhf, Some(Algorithm::Dpo))
-            .into_stage()
-            .unwrap();
-        let text = toml::to_string(&FlatStage::from(dpo)).unwrap();
-        assert!(!text.contains("desirable_weight"), "{text}");
     }
 
     #[test]

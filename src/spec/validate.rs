@@ -3,29 +3,16 @@
 //! problem names a canonical key path (`stages[1].lr`) that `errors.rs` locates in the file;
 //! the first problem found is reported.
 
-use std::fmt::Display;
-
 use regex::Regex;
 
+use super::flat::FlatStage;
 use super::kinds::StageKind;
 use super::paths::{rating_path, RATING_FILES};
-use super::problem::Problem;
+use super::problem::{between, expected, non_negative, positive, positive_int, require};
+use super::problem::{Checked, Problem};
 use super::schema::{Experiment, JudgeSpec, ReportEval};
-use super::stage::{FlatStage, GrpoKeys, Method, PpoKeys, RolloutKeys, Stage};
+use super::stage::{Method, Stage};
 use super::suggest;
-
-type Checked = Result<(), Problem>;
-
-fn require(ok: bool, path: impl Into<String>, message: impl FnOnce() -> String) -> Checked {
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem {
-            path: path.into(),
-            message: message(),
-        })
-    }
-}
 
 /// The typed experiment: every stage converted to its method, or the first stage's problem.
 pub fn typed(flat: Experiment<FlatStage>) -> Result<Experiment, Problem> {
@@ -222,44 +209,8 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     match &stage.method {
         // A feedback stage's numbers are checked beside its judge (`check_feedback`).
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
-        Method::Dpo(keys) => {
-            positive(at("beta"), keys.beta)?;
-            non_negative(at("rpo_alpha"), keys.rpo_alpha)
-        }
-        Method::Kto(keys) => {
-            positive(at("beta"), keys.beta)?;
-            non_negative(at("desirable_weight"), keys.desirable_weight)?;
-            non_negative(at("undesirable_weight"), keys.undesirable_weight)
-        }
-        Method::Ppo(keys) => check_ppo(keys, at),
-        Method::Grpo(keys) => check_grpo(keys, at),
+        Method::Rlhf(keys) => keys.spec().check(at),
     }
-}
-
-fn check_ppo(keys: &PpoKeys, at: &dyn Fn(&str) -> String) -> Checked {
-    check_rollout(&keys.rollout, at)?;
-    non_negative(at("vf_coef"), keys.vf_coef)?;
-    between(at("gamma"), keys.gamma, 0.0, 1.0)?;
-    between(at("lam"), keys.lam, 0.0, 1.0)
-}
-
-fn check_grpo(keys: &GrpoKeys, at: &dyn Fn(&str) -> String) -> Checked {
-    check_rollout(&keys.rollout, at)?;
-    require(keys.group_size >= 2, at("group_size"), || {
-        format!(
-            "GRPO compares completions within a group: expected at least 2, found {}",
-            keys.group_size
-        )
-    })
-}
-
-fn check_rollout(keys: &RolloutKeys, at: &dyn Fn(&str) -> String) -> Checked {
-    non_negative(at("kl_coef"), keys.kl_coef)?;
-    positive_int(at("ppo_epochs"), keys.ppo_epochs)?;
-    positive(at("clip_range"), keys.clip_range)?;
-    positive_int(at("rollout_batch"), keys.rollout_batch)?;
-    positive_int(at("max_new_tokens"), keys.max_new_tokens)?;
-    positive(at("temperature"), keys.temperature)
 }
 
 /// `from` must name an earlier stage: the runner trains stages in order and hands each one
@@ -506,32 +457,4 @@ fn no_such_stage(name: &str, candidates: &[Stage], which: &str) -> String {
         suggest::list(names.clone()),
         suggest::did_you_mean(name, names)
     )
-}
-
-fn positive(path: String, value: f64) -> Checked {
-    require(value > 0.0 && value.is_finite(), path, || {
-        expected("a number > 0", value)
-    })
-}
-
-fn non_negative(path: String, value: f64) -> Checked {
-    require(value >= 0.0 && value.is_finite(), path, || {
-        expected("a number >= 0", value)
-    })
-}
-
-fn between(path: String, value: f64, low: f64, high: f64) -> Checked {
-    require((low..=high).contains(&value), path, || {
-        expected(&format!("a number in [{low}, {high}]"), value)
-    })
-}
-
-fn positive_int<T: PartialOrd + Default + Display>(path: String, value: T) -> Checked {
-    require(value > T::default(), path, || {
-        expected("a whole number > 0", value)
-    })
-}
-
-fn expected(what: &str, found: impl Display) -> String {
-    format!("expected {what}, found {found}")
 }

@@ -5,26 +5,29 @@
 pub mod env;
 pub mod feedback;
 pub mod pretrain;
+pub mod records;
 pub mod reward;
 pub mod rlhf;
 pub mod sft;
 
-pub use env::StageEnv;
+pub use env::{load_reward_model, record_usage, Built, StageEnv};
+pub use records::Split;
+use records::{preference_texts, prompt_texts};
 
 use crate::data::corpus_source::CorpusSource;
-use crate::data::mixture::{resample_by_share, SourceSize};
+use crate::data::mixture::SourceSize;
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::eval::judge::Judge;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
-use crate::spec::{sources_of, DpoKeys, FeedbackKeys, GrpoKeys, KtoKeys, Method, PpoKeys, Stage};
+use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, Stage};
 use crate::train::checkpoint::load_model;
 use crate::train::optim::{AdamWConfig, LrSchedule};
-use crate::train::trainer::{train, Objective, TrainResult, TrainSettings};
+use crate::train::trainer::{train, TrainResult, TrainSettings};
 use crate::util::fnv1a;
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A stage's data, read once (the tokenizer is trained on all of it before any stage runs),
 /// in the variant of the stage's method with that method's keys: the data decides which
@@ -47,28 +50,11 @@ pub enum StageData {
         val: Vec<PreferenceRecord>,
         sources: Vec<SourceSize>,
     },
-    Dpo {
-        keys: DpoKeys,
-        train: Vec<PreferenceRecord>,
-        val: Vec<PreferenceRecord>,
-        sources: Vec<SourceSize>,
-    },
-    /// Labelled answers; each preference pair is read as one 👍 and one 👎.
-    Kto {
-        keys: KtoKeys,
-        train: Vec<PreferenceRecord>,
-        val: Vec<PreferenceRecord>,
-        sources: Vec<SourceSize>,
-    },
-    Ppo {
-        keys: PpoKeys,
-        train: Vec<PromptExample>,
-        val: Vec<PromptExample>,
-    },
-    Grpo {
-        keys: GrpoKeys,
-        train: Vec<PromptExample>,
-        val: Vec<PromptExample>,
+    /// An RLHF stage: its method's keys and the data that method read
+    /// (`rlhf::RlhfMethod::load_data`).
+    Rlhf {
+        keys: RlhfKeys,
+        data: rlhf::RlhfData,
     },
     /// Only `train` is rated; `val` is what evaluation may ask without any rater having seen it.
     Feedback {
@@ -101,44 +87,11 @@ impl StageData {
                 .chain(val)
                 .flat_map(|e| e.messages.iter().map(|m| m.content.as_str()))
                 .collect(),
-            StageData::Reward { train, val, .. }
-            | StageData::Dpo { train, val, .. }
-            | StageData::Kto { train, val, .. } => train
-                .iter()
-                .chain(val)
-                .flat_map(|r| match r {
-                    PreferenceRecord::Pair(p) => p
-                        .prompt
-                        .iter()
-                        .chain(&p.chosen)
-                        .chain(&p.rejected)
-                        .collect::<Vec<_>>(),
-                    PreferenceRecord::Feedback(f) => f.prompt.iter().chain(&f.completion).collect(),
-                })
-                .map(|m| m.content.as_str())
-                .collect(),
-            StageData::Ppo { train, val, .. }
-            | StageData::Grpo { train, val, .. }
-            | StageData::Feedback { train, val, .. } => train
-                .iter()
-                .chain(val)
-                .flat_map(|p| {
-                    p.prompt
-                        .iter()
-                        .map(|m| m.content.as_str())
-                        .chain(p.reference.as_deref())
-                })
-                .collect(),
+            StageData::Reward { train, val, .. } => preference_texts(train, val),
+            StageData::Rlhf { data, .. } => data.texts(),
+            StageData::Feedback { train, val, .. } => prompt_texts(train, val),
         }
     }
-}
-
-fn read_many<T>(paths: &[PathBuf], read: fn(&Path) -> Result<Vec<T>>) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for p in data::expand_paths(paths)? {
-        out.extend(read(&p)?);
-    }
-    Ok(out)
 }
 
 /// Reads a stage's data. Errors start with `locate(key)` for the stage's key that named the
@@ -191,29 +144,10 @@ pub fn load_stage_data(
                 sources,
             }
         }
-        Method::Dpo(keys) => {
-            let (train, val, sources) = split.read_mixture(data::read_preferences)?;
-            let keys = keys.clone();
-            StageData::Dpo {
-                keys,
-                train,
-                val,
-                sources,
-            }
-        }
-        Method::Kto(keys) => kto_data(&split, keys)?,
-        Method::Ppo(keys) => {
-            let prompts = std::slice::from_ref(&keys.rollout.prompts);
-            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
-            let keys = keys.clone();
-            StageData::Ppo { keys, train, val }
-        }
-        Method::Grpo(keys) => {
-            let prompts = std::slice::from_ref(&keys.rollout.prompts);
-            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
-            let keys = keys.clone();
-            StageData::Grpo { keys, train, val }
-        }
+        Method::Rlhf(keys) => StageData::Rlhf {
+            keys: keys.clone(),
+            data: rlhf::load_data(keys, &split)?,
+        },
         Method::Feedback(keys) => {
             let prompts = std::slice::from_ref(&keys.prompts);
             let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
@@ -221,111 +155,6 @@ pub fn load_stage_data(
             StageData::Feedback { keys, train, val }
         }
     })
-}
-
-/// KTO's labelled answers. Both labels are checked here rather than in the stage, so that
-/// data of one kind fails before any stage trains.
-fn kto_data(split: &Split, keys: &KtoKeys) -> Result<StageData> {
-    let (train, val, sources) = split.read_mixture(data::read_labelled)?;
-    rlhf::kto::check_labels(&rlhf::kto::labelled(&train)).with_context(|| {
-        let files: Vec<String> = (split.stage.data_paths().iter())
-            .map(|p| p.display().to_string())
-            .collect();
-        format!("{}: {}", (split.locate)("data"), files.join(", "))
-    })?;
-    Ok(StageData::Kto {
-        keys: keys.clone(),
-        train,
-        val,
-        sources,
-    })
-}
-
-/// Training and validation records: `val_data` when written, else `val_fraction` of the data
-/// (of its records, or of its groups of records with `val_group`).
-struct Split<'a> {
-    stage: &'a Stage,
-    seed: u64,
-    locate: &'a dyn Fn(&str) -> String,
-}
-
-impl Split<'_> {
-    fn read<T>(
-        &self,
-        paths: &[PathBuf],
-        key: &str,
-        read: fn(&Path) -> Result<Vec<T>>,
-    ) -> Result<(Vec<T>, Vec<T>)> {
-        let all = read_many(paths, read).with_context(|| (self.locate)(key))?;
-        match &self.stage.val_data {
-            Some(_) => Ok((all, self.read_val_data(read)?)),
-            None => self.split(all, paths, self.stage.val_fraction),
-        }
-    }
-
-    /// The stage's `data` records; for weighted entries, each source read and split on its
-    /// own (by its `val_fraction`, else the stage's), then resampled so that each holds its
-    /// share of the training records.
-    fn read_mixture<T: Clone>(
-        &self,
-        read: fn(&Path) -> Result<Vec<T>>,
-    ) -> Result<(Vec<T>, Vec<T>, Vec<SourceSize>)> {
-        let Some(sources) = sources_of(&self.stage.data) else {
-            let (train, val) = self.read(&self.stage.data_paths(), "data", read)?;
-            return Ok((train, val, vec![]));
-        };
-        let (mut trains, mut val, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
-        for source in &sources {
-            let all = read_many(&source.paths, read).with_context(|| (self.locate)("data"))?;
-            let train = match &self.stage.val_data {
-                Some(_) => all,
-                None => {
-                    let fraction = source.val_fraction.unwrap_or(self.stage.val_fraction);
-                    let (train, v) = self.split(all, &source.paths, fraction)?;
-                    val.extend(v);
-                    train
-                }
-            };
-            sizes.push(SourceSize {
-                name: source.name.clone(),
-                share: source.share,
-                size: train.len(),
-            });
-            trains.push(train);
-        }
-        if self.stage.val_data.is_some() {
-            val = self.read_val_data(read)?;
-        }
-        let shares: Vec<f64> = sources.iter().map(|s| s.share).collect();
-        let train = resample_by_share(trains, &shares, self.seed);
-        Ok((train, val, sizes))
-    }
-
-    fn read_val_data<T>(&self, read: fn(&Path) -> Result<Vec<T>>) -> Result<Vec<T>> {
-        let paths = self.stage.val_data.as_slice();
-        read_many(paths, read).with_context(|| (self.locate)("val_data"))
-    }
-
-    /// `(train, val)` of `items` read from `paths`, holding out `fraction` of them (or of
-    /// their groups, with `val_group`).
-    fn split<T>(
-        &self,
-        items: Vec<T>,
-        paths: &[PathBuf],
-        fraction: f64,
-    ) -> Result<(Vec<T>, Vec<T>)> {
-        self.held_out(fraction)
-            .split(items, paths)
-            .with_context(|| (self.locate)("val_group"))
-    }
-
-    fn held_out(&self, fraction: f64) -> data::HeldOut {
-        data::HeldOut {
-            fraction,
-            seed: self.seed,
-            group: self.stage.val_group.clone(),
-        }
-    }
 }
 
 fn settings(
@@ -389,9 +218,6 @@ pub fn run_stage<D: Backend>(
     Ok((result, usage))
 }
 
-/// A stage's objective on its data, and for weighted data how much each source supplies.
-type Built<'a, D> = (Box<dyn Objective<D> + 'a>, Vec<SourceUsage>);
-
 /// The objective that trains `data`'s method, built on the `from` model where it needs one.
 fn objective<'a, D: Backend>(
     env: &'a StageEnv<D>,
@@ -422,49 +248,7 @@ fn objective<'a, D: Backend>(
             let obj = reward::Reward::new(env, t, val, raters_judge(env)?.as_ref())?;
             (Box::new(obj), usage(sources))
         }
-        StageData::Dpo {
-            keys,
-            train: t,
-            val,
-            sources,
-        } => {
-            // The reference is the frozen `from` model: a copy taken before any update.
-            let reference = model.boxed_clone();
-            let obj = rlhf::dpo::Dpo::new(env, keys, reference.as_ref(), t, val)?;
-            (Box::new(obj), usage(sources))
-        }
-        StageData::Kto {
-            keys,
-            train: t,
-            val,
-            sources,
-        } => {
-            // As for DPO, the reference is the `from` model before any update.
-            let reference = model.boxed_clone();
-            let obj = rlhf::kto::Kto::new(env, keys, reference.as_ref(), t, val)?;
-            (Box::new(obj), usage(sources))
-        }
-        StageData::Ppo {
-            keys,
-            train: t,
-            val,
-        } => {
-            let rm = load_reward_model(env, &keys.reward_model)?;
-            let obj = rlhf::ppo::Ppo::new(env, keys, model, rm, t.clone(), val.clone())?;
-            (Box::new(obj), vec![])
-        }
-        StageData::Grpo {
-            keys,
-            train: t,
-            val,
-        } => {
-            let rm = match &keys.reward_model {
-                Some(name) => Some(load_reward_model(env, name)?),
-                None => None,
-            };
-            let obj = rlhf::grpo::Grpo::new(env, keys, model, rm, t.clone(), val.clone())?;
-            (Box::new(obj), vec![])
-        }
+        StageData::Rlhf { keys, data } => rlhf::objective(keys, env, model, data)?,
         StageData::Feedback { .. } => {
             anyhow::bail!(
                 "stage `{}`: a feedback stage rates answers, it does not train",
@@ -542,29 +326,6 @@ fn raters_judge<D: Backend>(env: &StageEnv<D>) -> Result<Option<Judge>> {
         .get(&keys.judge)
         .with_context(|| format!("no judge `{}`", keys.judge))?;
     Ok(Some(Judge::new(&keys.judge, spec)?))
-}
-
-/// Records drawn per source of a weighted record stage: `steps x batch x grad_accum`.
-fn record_usage(stage: &Stage, sources: &[SourceSize]) -> Vec<SourceUsage> {
-    let drawn = (stage.steps as usize * stage.batch_size * stage.grad_accum) as f64;
-    sources
-        .iter()
-        .map(|s| SourceUsage {
-            name: s.name.clone(),
-            share: s.share,
-            size: s.size as u64,
-            unit: "records".into(),
-            passes: drawn * s.share / s.size.max(1) as f64,
-        })
-        .collect()
-}
-
-/// The stage's `reward_model`: the finished model of that earlier stage of the run.
-fn load_reward_model<D: Backend>(
-    env: &StageEnv<D>,
-    name: &str,
-) -> Result<Box<dyn LanguageModel<D>>> {
-    load_model(&env.run_dir.join(name), &env.dev).with_context(|| format!("reward model `{name}`"))
 }
 
 #[cfg(test)]

@@ -1,15 +1,17 @@
 //! Direct Preference Optimisation: −log σ(β·[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))])
 //! with the reference the frozen `from` model (its log-probabilities are computed once).
 
+use super::{RlhfData, RlhfMethod};
 use crate::data::batches::{pad_examples, Example};
 use crate::data::chat::encode_chat;
 use crate::data::pairing::pair_feedback;
 use crate::data::{Message, PreferencePair, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::DpoKeys;
+use crate::spec::methods::dpo::DpoKeys;
+use crate::stages::env::{record_usage, Built, StageEnv};
+use crate::stages::records::Split;
 use crate::stages::reward::neg_log_sigmoid_mean;
-use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::loss::token_logprobs;
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
@@ -262,6 +264,30 @@ impl<D: Backend> Objective<D> for Dpo<D> {
             / n as f64;
         m.push(("val/preference_accuracy".into(), pref));
         Ok(m)
+    }
+}
+
+impl RlhfMethod for DpoKeys {
+    fn load_data(&self, split: &Split) -> Result<RlhfData> {
+        let (train, val, sources) = split.read_mixture(crate::data::read_preferences)?;
+        Ok(RlhfData::Records {
+            train,
+            val,
+            sources,
+        })
+    }
+
+    fn objective<'a, D: Backend>(
+        &'a self,
+        env: &'a StageEnv<D>,
+        model: &mut dyn LanguageModel<D>,
+        data: &'a RlhfData,
+    ) -> Result<Built<'a, D>> {
+        let (train, val, sources) = data.records()?;
+        // The reference is the frozen `from` model: a copy taken before any update.
+        let reference = model.boxed_clone();
+        let obj = Dpo::new(env, self, reference.as_ref(), train, val)?;
+        Ok((Box::new(obj), record_usage(env.stage, sources)))
     }
 }
 

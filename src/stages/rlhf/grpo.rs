@@ -4,12 +4,14 @@
 
 use super::clipped::{clip_fraction, clipped_policy_loss, k3_kl, masked_ratios, Flat};
 use super::rollout::*;
+use super::{RlhfData, RlhfMethod};
 use crate::data::PromptExample;
 use crate::eval::answers::exact_match;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::GrpoKeys;
-use crate::stages::StageEnv;
+use crate::spec::methods::grpo::GrpoKeys;
+use crate::stages::env::{load_reward_model, Built, StageEnv};
+use crate::stages::records::Split;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::loss::token_logprobs;
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
@@ -212,6 +214,29 @@ impl<D: Backend> Objective<D> for Grpo<D> {
             self.keys.rollout.max_new_tokens,
         );
         Ok(vec![("val/exact_match".into(), score.rate())])
+    }
+}
+
+impl RlhfMethod for GrpoKeys {
+    fn load_data(&self, split: &Split) -> Result<RlhfData> {
+        let prompts = std::slice::from_ref(&self.rollout.prompts);
+        let (train, val) = split.read(prompts, "prompts", crate::data::read_prompts)?;
+        Ok(RlhfData::Prompts { train, val })
+    }
+
+    fn objective<'a, D: Backend>(
+        &'a self,
+        env: &'a StageEnv<D>,
+        model: &mut dyn LanguageModel<D>,
+        data: &'a RlhfData,
+    ) -> Result<Built<'a, D>> {
+        let (train, val) = data.prompts()?;
+        let rm = match &self.reward_model {
+            Some(name) => Some(load_reward_model(env, name)?),
+            None => None,
+        };
+        let obj = Grpo::new(env, self, model, rm, train.to_vec(), val.to_vec())?;
+        Ok((Box::new(obj), vec![]))
     }
 }
 

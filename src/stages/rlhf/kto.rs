@@ -12,18 +12,20 @@
 //! As in DPO, the reference is the frozen `from` model, its log-probabilities computed once,
 //! and gradients come from dfdx's autodiff: there is no hand-written backward pass.
 
+use super::{RlhfData, RlhfMethod};
 use crate::data::batches::{pad_examples, Batch, Example};
 use crate::data::{Feedback, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::lm::Traced;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::KtoKeys;
+use crate::spec::methods::kto::KtoKeys;
+use crate::stages::env::{record_usage, Built, StageEnv};
+use crate::stages::records::Split;
 use crate::stages::rlhf::dpo::encode_answer;
-use crate::stages::StageEnv;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::loss::token_logprobs;
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
 use rand::Rng;
@@ -293,6 +295,38 @@ impl<D: Backend> Objective<D> for Kto<D> {
         let (loss, mut metrics) = self.score(&examples, policy, &policy_mismatched, "val/");
         metrics.insert(0, ("val/loss".into(), loss.as_vec()[0] as f64));
         Ok(metrics)
+    }
+}
+
+impl RlhfMethod for KtoKeys {
+    /// Labelled answers; both labels are checked here rather than in the objective, so that
+    /// data of one kind fails before any stage trains.
+    fn load_data(&self, split: &Split) -> Result<RlhfData> {
+        let (train, val, sources) = split.read_mixture(crate::data::read_labelled)?;
+        check_labels(&labelled(&train)).with_context(|| {
+            let files: Vec<String> = (split.stage.data_paths().iter())
+                .map(|p| p.display().to_string())
+                .collect();
+            format!("{}: {}", (split.locate)("data"), files.join(", "))
+        })?;
+        Ok(RlhfData::Records {
+            train,
+            val,
+            sources,
+        })
+    }
+
+    fn objective<'a, D: Backend>(
+        &'a self,
+        env: &'a StageEnv<D>,
+        model: &mut dyn LanguageModel<D>,
+        data: &'a RlhfData,
+    ) -> Result<Built<'a, D>> {
+        let (train, val, sources) = data.records()?;
+        // As for DPO, the reference is the `from` model before any update.
+        let reference = model.boxed_clone();
+        let obj = Kto::new(env, self, reference.as_ref(), train, val)?;
+        Ok((Box::new(obj), record_usage(env.stage, sources)))
     }
 }
 

@@ -6,11 +6,13 @@
 use super::clipped::{clip_fraction, clipped_policy_loss, masked_ratios, Flat};
 use super::gae::{gae, whiten};
 use super::rollout::*;
+use super::{RlhfData, RlhfMethod};
 use crate::data::PromptExample;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::PpoKeys;
-use crate::stages::StageEnv;
+use crate::spec::methods::ppo::PpoKeys;
+use crate::stages::env::{load_reward_model, Built, StageEnv};
+use crate::stages::records::Split;
 use crate::tokenizer::{Special, Tokenizer};
 use crate::train::checkpoint::{load_weights_from, model_tensors};
 use crate::train::loss::token_logprobs;
@@ -389,12 +391,32 @@ impl<D: Backend> Objective<D> for Ppo<D> {
     }
 }
 
+impl RlhfMethod for PpoKeys {
+    fn load_data(&self, split: &Split) -> Result<RlhfData> {
+        let prompts = std::slice::from_ref(&self.rollout.prompts);
+        let (train, val) = split.read(prompts, "prompts", crate::data::read_prompts)?;
+        Ok(RlhfData::Prompts { train, val })
+    }
+
+    fn objective<'a, D: Backend>(
+        &'a self,
+        env: &'a StageEnv<D>,
+        model: &mut dyn LanguageModel<D>,
+        data: &'a RlhfData,
+    ) -> Result<Built<'a, D>> {
+        let (train, val) = data.prompts()?;
+        let rm = load_reward_model(env, &self.reward_model)?;
+        let obj = Ppo::new(env, self, model, rm, train.to_vec(), val.to_vec())?;
+        Ok((Box::new(obj), vec![]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::chat::{Message, Role};
     use crate::model::presets::{build_model, model_config};
-    use crate::spec::{Experiment, Method};
+    use crate::spec::{Experiment, Method, RlhfKeys};
     use crate::tokenizer::TokenizerKind;
     use crate::train::optim::LrSchedule;
     use crate::train::trainer::{train, TrainSettings};
@@ -418,7 +440,7 @@ mod tests {
         .unwrap();
         let mut stage = spec.stages[0].clone();
         stage.batch_size = 4;
-        let Method::Ppo(mut keys) = stage.method.clone() else {
+        let Method::Rlhf(RlhfKeys::Ppo(mut keys)) = stage.method.clone() else {
             panic!("a ppo stage: {:?}", stage.method)
         };
         let rollout = &mut keys.rollout;

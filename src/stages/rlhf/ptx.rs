@@ -7,8 +7,8 @@
 use crate::data::batches::{pad_examples, Example};
 use crate::data::SftExample;
 use crate::model::{Backend, LanguageModel, Logits};
+use crate::stages::env::StageEnv;
 use crate::stages::sft::encode_examples;
-use crate::stages::StageEnv;
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::trainer::{
     ExtraLoss, Metrics, Objective, ObjectiveState, StepContext, StepOutput,

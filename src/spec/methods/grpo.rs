@@ -1,0 +1,79 @@
+//! GRPO: answers to a prompt sampled as a group and scored against each other, by a reward
+//! model or by `checker` against the prompt's reference (verifiable rewards).
+
+use super::rollout::RolloutKeys;
+use super::RlhfSpec;
+use crate::spec::flat::{FlatProblem, FlatStage};
+use crate::spec::kinds::Checker;
+use crate::spec::problem::{require, Problem};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpoKeys {
+    pub rollout: RolloutKeys,
+    /// Scores the completions when given; otherwise `checker` compares them with references.
+    pub reward_model: Option<String>,
+    pub group_size: usize,
+    pub checker: Checker,
+}
+
+impl RlhfSpec for GrpoKeys {
+    fn keys() -> &'static [&'static str] {
+        &[
+            "algorithm",
+            "reward_model",
+            "prompts",
+            "kl_coef",
+            "group_size",
+            "checker",
+            "ppo_epochs",
+            "clip_range",
+            "rollout_batch",
+            "max_new_tokens",
+            "temperature",
+            "val_group",
+            "ptx_data",
+            "ptx_coef",
+        ]
+    }
+
+    fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
+        Ok(GrpoKeys {
+            rollout: RolloutKeys::read(flat, "grpo")?,
+            reward_model: flat.reward_model.clone(),
+            group_size: flat.group_size,
+            checker: flat.checker,
+        })
+    }
+
+    fn write(&self, flat: &mut FlatStage) {
+        self.rollout.write(flat);
+        flat.reward_model = self.reward_model.clone();
+        (flat.group_size, flat.checker) = (self.group_size, self.checker);
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+        self.rollout.check(at)?;
+        require(self.group_size >= 2, at("group_size"), || {
+            format!(
+                "GRPO compares completions within a group: expected at least 2, found {}",
+                self.group_size
+            )
+        })
+    }
+
+    fn missing_data(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn rollout(&self) -> Option<&RolloutKeys> {
+        Some(&self.rollout)
+    }
+
+    fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
+        Some(&mut self.rollout)
+    }
+
+    fn reward_model(&self) -> Option<&str> {
+        self.reward_model.as_deref()
+    }
+}

@@ -1,0 +1,119 @@
+//! RLHF methods, one file each: the keys a method takes beyond every stage's, read from and
+//! written back to the stage's flat TOML form, their ranges, and what a stage without `data`
+//! is told. What the method does in a run (its data and its objective) is in
+//! `stages/rlhf/<name>.rs`, on the same keys struct.
+//!
+//! Adding a method `xyz`:
+//! 1. `spec/methods/xyz.rs`: `XyzKeys` and `impl RlhfSpec for XyzKeys` (`kto.rs` is a short
+//!    example); a key no method had yet is also a field of `FlatStage` (`flat.rs`), the
+//!    TOML form, whose field order is the resolved spec's (write it only when set, as KTO's
+//!    weights are, so that no other spec's run id changes);
+//! 2. `stages/rlhf/xyz.rs`: `impl RlhfMethod for XyzKeys` (`load_data`, `objective`);
+//! 3. `pub mod xyz;` beside the others, here and in `stages/rlhf/mod.rs`;
+//! 4. one line in `rlhf_methods!` (`spec/kinds.rs`, below `flat.rs`, which reads `algorithm`):
+//!
+//! ```text
+//! Xyz(xyz::XyzKeys) = "xyz",
+//! ```
+//!
+//! That line makes `algorithm = "xyz"` parse (and appear in `Algorithm`'s error message),
+//! gives the method its keys in unknown-key checks and `--set`, and lets `stages/rlhf`
+//! dispatch to its `RlhfMethod`; the compiler asks for any part that is missing.
+
+pub mod dpo;
+pub mod grpo;
+pub mod kto;
+pub mod ppo;
+pub mod rollout;
+#[cfg(test)]
+pub mod toy;
+
+use super::flat::{FlatProblem, FlatStage};
+use super::kinds::{rlhf_methods, Algorithm};
+use super::problem::Problem;
+use rollout::RolloutKeys;
+
+/// What the spec knows of an RLHF method, implemented by its keys struct.
+pub trait RlhfSpec: std::fmt::Debug {
+    /// The keys it takes beyond `COMMON_KEYS` (`algorithm` first), in the flat form's names.
+    fn keys() -> &'static [&'static str]
+    where
+        Self: Sized;
+    /// Its keys from a stage's flat form (defaults already filled in), or the key at fault
+    /// when one it needs is missing.
+    fn read(flat: &FlatStage) -> Result<Self, FlatProblem>
+    where
+        Self: Sized;
+    /// Writes its keys into `flat`, where every other key is at its default.
+    fn write(&self, flat: &mut FlatStage);
+    /// Checks the values' ranges; `at(key)` is the key's path for the problem.
+    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem>;
+    /// What a stage of this method without `data` is told; `None` when it reads no `data`
+    /// (it samples answers to `prompts`).
+    fn missing_data(&self) -> Option<&'static str>;
+    /// The sampling keys of methods that sample (PPO, GRPO).
+    fn rollout(&self) -> Option<&RolloutKeys> {
+        None
+    }
+    fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
+        None
+    }
+    /// The earlier reward stage it scores answers with, if any.
+    fn reward_model(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Writes `Algorithm` (the names `algorithm` takes) and `RlhfKeys` (a stage's method with
+/// its keys) for the methods of `rlhf_methods!`, and the matches that go from one to the
+/// other; everything else goes through `RlhfKeys::spec`.
+macro_rules! define_methods {
+    ($($(#[$cfg:meta])* $variant:ident($module:ident::$keys:ident) = $name:literal,)*) => {
+        /// An RLHF stage's method, with that method's keys.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum RlhfKeys {
+            $($(#[$cfg])* $variant($module::$keys),)*
+        }
+
+        impl Algorithm {
+            /// The keys this method takes beyond `COMMON_KEYS`.
+            pub fn keys(self) -> &'static [&'static str] {
+                match self {
+                    $($(#[$cfg])* Algorithm::$variant => $module::$keys::keys(),)*
+                }
+            }
+
+            /// This method's keys read from a stage's flat form.
+            pub fn read(self, flat: &FlatStage) -> Result<RlhfKeys, FlatProblem> {
+                match self {
+                    $($(#[$cfg])* Algorithm::$variant => {
+                        $module::$keys::read(flat).map(RlhfKeys::$variant)
+                    })*
+                }
+            }
+        }
+
+        impl RlhfKeys {
+            pub fn algorithm(&self) -> Algorithm {
+                match self {
+                    $($(#[$cfg])* RlhfKeys::$variant(_) => Algorithm::$variant,)*
+                }
+            }
+
+            /// The method's side of the spec: writing, checking, its inputs.
+            pub fn spec(&self) -> &dyn RlhfSpec {
+                match self {
+                    $($(#[$cfg])* RlhfKeys::$variant(keys) => keys,)*
+                }
+            }
+
+            pub fn spec_mut(&mut self) -> &mut dyn RlhfSpec {
+                match self {
+                    $($(#[$cfg])* RlhfKeys::$variant(keys) => keys,)*
+                }
+            }
+        }
+    };
+}
+
+rlhf_methods!(define_methods);

@@ -1,0 +1,81 @@
+//! PPO against a reward model with a KL penalty to the starting model (InstructGPT).
+
+use super::rollout::RolloutKeys;
+use super::RlhfSpec;
+use crate::spec::flat::{FlatProblem, FlatStage};
+use crate::spec::problem::{between, non_negative, Problem};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PpoKeys {
+    pub rollout: RolloutKeys,
+    /// An earlier stage of kind `reward`.
+    pub reward_model: String,
+    pub vf_coef: f64,
+    pub gamma: f64,
+    pub lam: f64,
+}
+
+impl RlhfSpec for PpoKeys {
+    fn keys() -> &'static [&'static str] {
+        &[
+            "algorithm",
+            "reward_model",
+            "prompts",
+            "kl_coef",
+            "ppo_epochs",
+            "clip_range",
+            "vf_coef",
+            "gamma",
+            "lam",
+            "rollout_batch",
+            "max_new_tokens",
+            "temperature",
+            "val_group",
+            "ptx_data",
+            "ptx_coef",
+        ]
+    }
+
+    fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
+        Ok(PpoKeys {
+            rollout: RolloutKeys::read(flat, "ppo")?,
+            reward_model: flat.reward_model.clone().ok_or_else(|| FlatProblem {
+                key: "reward_model",
+                message: "ppo needs `reward_model`: the name of an earlier stage of kind `reward`"
+                    .into(),
+            })?,
+            vf_coef: flat.vf_coef,
+            gamma: flat.gamma,
+            lam: flat.lam,
+        })
+    }
+
+    fn write(&self, flat: &mut FlatStage) {
+        self.rollout.write(flat);
+        flat.reward_model = Some(self.reward_model.clone());
+        (flat.vf_coef, flat.gamma, flat.lam) = (self.vf_coef, self.gamma, self.lam);
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+        self.rollout.check(at)?;
+        non_negative(at("vf_coef"), self.vf_coef)?;
+        between(at("gamma"), self.gamma, 0.0, 1.0)?;
+        between(at("lam"), self.lam, 0.0, 1.0)
+    }
+
+    fn missing_data(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn rollout(&self) -> Option<&RolloutKeys> {
+        Some(&self.rollout)
+    }
+
+    fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
+        Some(&mut self.rollout)
+    }
+
+    fn reward_model(&self) -> Option<&str> {
+        Some(&self.reward_model)
+    }
+}

@@ -1,0 +1,110 @@
+//! A method for tests only, registered by one `#[cfg(test)]` line in `rlhf_methods!` like any
+//! other: it reads preference pairs and takes one key, `gamma` (PPO's, default 1), in [0, 1].
+//! Its stage side is `stages/rlhf/toy.rs`. The tests load it through `load_spec`, the path
+//! every experiment takes.
+
+use super::RlhfSpec;
+use crate::spec::flat::{FlatProblem, FlatStage};
+use crate::spec::problem::{between, Problem};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToyKeys {
+    pub gamma: f64,
+}
+
+impl RlhfSpec for ToyKeys {
+    fn keys() -> &'static [&'static str] {
+        &["algorithm", "gamma", "val_group", "ptx_data", "ptx_coef"]
+    }
+
+    fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
+        Ok(ToyKeys { gamma: flat.gamma })
+    }
+
+    fn write(&self, flat: &mut FlatStage) {
+        flat.gamma = self.gamma;
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+        between(at("gamma"), self.gamma, 0.0, 1.0)
+    }
+
+    fn missing_data(&self) -> Option<&'static str> {
+        Some("toy needs `data`: preference pairs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::methods::RlhfKeys;
+    use crate::spec::{load_spec, LoadOptions, LoadedSpec, Method};
+
+    const SPEC: &str = "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 16\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"base\"\nkind = \"pretrain\"\ndata = \"a.txt\"\n[[stages]]\nname = \"toy\"\nkind = \"rlhf\"\nalgorithm = \"toy\"\nfrom = \"base\"\ndata = \"prefs.jsonl\"\n";
+
+    fn load(text: &str, sets: &[&str]) -> anyhow::Result<LoadedSpec> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("toy.toml");
+        std::fs::write(&path, text).unwrap();
+        let opts = LoadOptions {
+            data_root: dir.path().to_path_buf(),
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+        };
+        load_spec(&path, &opts)
+    }
+
+    fn error(text: &str, sets: &[&str]) -> String {
+        format!("{:#}", load(text, sets).unwrap_err())
+    }
+
+    #[test]
+    fn a_registered_method_parses_with_its_defaults_and_overrides() {
+        let loaded = load(SPEC, &[]).unwrap();
+        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { gamma: 1.0 }));
+        assert_eq!(loaded.spec.stages[1].method, toy);
+        assert!(
+            loaded.summary().contains("rlhf/toy"),
+            "{}",
+            loaded.summary()
+        );
+        assert!(loaded.resolved_toml.contains("algorithm = \"toy\""));
+        let set = load(SPEC, &["stages.toy.gamma=0.5"]).unwrap();
+        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { gamma: 0.5 }));
+        assert_eq!(set.spec.stages[1].method, toy);
+        assert_ne!(set.run_id, loaded.run_id);
+    }
+
+    #[test]
+    fn a_registered_method_is_checked_where_it_is_written() {
+        let text = SPEC.replace("algorithm = \"toy\"", "algorithm = \"toy\"\ngamma = 2.0");
+        let message = error(&text, &[]);
+        assert!(
+            message.contains("toy.toml:16:") && message.contains("`stages.toy.gamma`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("expected a number in [0, 1], found 2"),
+            "{message}"
+        );
+        let text = SPEC.replace("algorithm = \"toy\"", "algorithm = \"toy\"\nbeta = 0.2");
+        let message = error(&text, &[]);
+        assert!(
+            message.contains("algorithm `dpo` or `kto`, not by a toy stage"),
+            "{message}"
+        );
+        let text = SPEC.replace("data = \"prefs.jsonl\"\n", "");
+        assert!(error(&text, &[]).contains("toy needs `data`"));
+        let text = SPEC.replace("algorithm = \"toy\"\n", "");
+        let message = error(&text, &[]);
+        assert!(
+            message.contains("`ppo`, `dpo`, `grpo`, `kto`, `toy`"),
+            "{message}"
+        );
+        let text = SPEC.replace("\"toy\"\nfrom", "\"toyy\"\nfrom");
+        let message = error(&text, &[]);
+        assert!(
+            message.contains("toyy") && message.contains("`toy`"),
+            "{message}"
+        );
+    }
+}
