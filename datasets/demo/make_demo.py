@@ -725,53 +725,62 @@ def make_habits(r):
     return sft, prompts, held
 
 
-# Two-turn conversations whose second question needs the first turn: the user says a name or
-# a food, the assistant acknowledges it, and the user asks it back. Held-out conversations use
-# names and foods no training conversation has, so only reading the first turn answers them.
-# Names are 小 + any Chinese character of the corpus, so many that copying the name is easier
-# to learn than remembering each; every character is one the demo set already has.
-HELD_OUT_NAME_CHARS = "明红华东白兰青雪"  # frequent in the corpus, so well learned
-CHAT_FOODS = ["苹果", "香蕉", "草莓", "葡萄", "橙子", "柠檬", "桃子", "梨", "米饭", "面条",
-              "饺子", "鸡蛋", "西瓜", "蓝莓", "鱼", "牛奶", "青菜", "包子", "面包", "鸡腿",
-              "鸭腿", "胡萝卜", "白菜", "甜点", "水果", "米粉", "蛋", "瓜子", "火龙果", "饭"]
-HELD_OUT_FOODS = ["西瓜", "蓝莓", "饺子", "鸡蛋", "包子", "甜点"]
+# Two-turn conversations whose second question needs the first turn: the user gives a name (their
+# own or their pet's), the assistant acknowledges it, and the user asks it back. Every name is two
+# different Chinese characters drawn at random from the corpus's frequent ones (well-learned
+# embeddings copy better than rare ones), a fresh name for almost every conversation: far too
+# many to remember one by one, so copying the name from the first turn is what the assistant
+# learns. (With 1,200 conversations, or a few dozen foods, a nano model remembered them instead
+# and got about 1 held-out name in 4 right; with 3,000 about 3 in 4.) The held-out names occur
+# nowhere in the training text, not even as two neighbouring characters of a word, so only
+# reading the first turn answers them; every character is one the demo set already has.
 NAME_TURNS = [("我叫{x}。", "你好，{x}!"), ("我的名字是{x}。", "你好，{x}!"),
               ("你好，我叫{x}。", "你好，{x}!")]
 NAME_QUESTIONS = ["我叫什么名字?", "我的名字是什么?", "你知道我叫什么吗?"]
-FOOD_TURNS = [("我喜欢吃{x}。", "{x}很好吃!"), ("我最喜欢吃{x}。", "{x}很好吃!")]
-FOOD_QUESTIONS = ["我喜欢吃什么?", "我最喜欢吃什么?"]
-CHAT_TRAIN, CHAT_VAL = 1200, 48
+# (introduction, acknowledgement, questions about that pet)
+PET_TURNS = [("我家的小狗叫{x}。", "{x}是个好名字!", ["我家的小狗叫什么?", "我的小狗叫什么名字?"]),
+             ("我的小猫叫{x}。", "{x}是个好名字!", ["我的小猫叫什么?", "我的小猫叫什么名字?"])]
+CHAT_TRAIN, CHAT_VAL = 6000, 48
+NAME_CHAR_MIN = 20  # name characters: those the corpus has at least this often (255 of 310)
 
 
-def make_chats(r, corpus):
-    """Training and held-out two-turn recall conversations, in `messages` form."""
-    def chat(x, turns, questions):
-        said, reply = r.choice(turns)
+def make_chats(r, corpus, training_text):
+    """Training and held-out two-turn recall conversations, in `messages` form. `training_text`
+    is every other text the demo set trains on; no held-out name occurs in it."""
+    def chat(x, pet):
+        if pet:
+            said, reply, questions = r.choice(PET_TURNS)
+        else:
+            (said, reply), questions = r.choice(NAME_TURNS), NAME_QUESTIONS
         msgs = [("user", said), ("assistant", reply), ("user", r.choice(questions)),
                 ("assistant", "{x}。")]
         return {"messages": [{"role": role, "content": c.replace("{x}", x)} for role, c in msgs],
                 "task": "recall"}
 
-    hanzi = sorted({c for c in corpus if "\u4e00" <= c <= "\u9fff"} - set("小" + HELD_OUT_NAME_CHARS))
-    # 小X and two-character given names of any characters: too many to remember one by one.
-    train_names = ["小" + c for c in hanzi] + [a + b for a in hanzi for b in hanzi if a != b]
-    val_names = ["小" + c for c in HELD_OUT_NAME_CHARS]
-    train_foods = [f for f in CHAT_FOODS if f not in HELD_OUT_FOODS]
-    val_foods = HELD_OUT_FOODS
+    counts = Counter(c for c in corpus if "\u4e00" <= c <= "\u9fff")
+    hanzi = sorted(c for c, n in counts.items() if n >= NAME_CHAR_MIN)
+    templates = "".join(t for turn in NAME_TURNS for t in turn) + "".join(NAME_QUESTIONS) + \
+        "".join(a + b + "".join(q) for a, b, q in PET_TURNS)
 
-    def draw(n, names, foods):
-        rows = []
-        for i in range(n):
-            if i % 2 == 0:
-                rows.append(chat(r.choice(names), NAME_TURNS, NAME_QUESTIONS))
-            else:
-                rows.append(chat(r.choice(foods), FOOD_TURNS, FOOD_QUESTIONS))
-        return rows
+    def name():
+        a, b = r.sample(hanzi, 2)
+        return a + b
 
-    train, val = draw(CHAT_TRAIN, train_names, train_foods), draw(CHAT_VAL, val_names, val_foods)
-    seen = {m["content"] for row in train for m in row["messages"]}
-    assert not any(m["content"] in seen for row in val for m in row["messages"][3:]), \
-        "a held-out answer was seen in training"
+    # Held-out names: in no training text, and of no template character, so that no training
+    # conversation can spell one across a name and the words around it.
+    val_names = []
+    while len(val_names) < CHAT_VAL:
+        n = name()
+        if n not in training_text and not set(n) & set(templates) and n not in val_names:
+            val_names.append(n)
+    train = []
+    while len(train) < CHAT_TRAIN:
+        n = name()
+        if n not in val_names:
+            train.append(chat(n, pet=len(train) % 2 == 1))
+    val = [chat(n, pet=i % 2 == 1) for i, n in enumerate(val_names)]
+    seen = training_text + "\n".join(m["content"] for row in train for m in row["messages"])
+    assert not any(n in seen for n in val_names), "a held-out name is in the training text"
     return train, val
 
 
@@ -779,7 +788,7 @@ def qa_rows(items):
     return [{"prompt": p, "completion": c, "task": t} for p, c, t in items]
 
 
-TEXT_KEYS = ("prompt", "completion", "chosen", "rejected")  # not "task", "model", "ts"
+TEXT_KEYS = ("prompt", "completion", "chosen", "rejected", "messages")  # not "task", "model", "ts"
 
 
 def text_of(row):
@@ -833,7 +842,11 @@ def main():
     feedback = make_feedback(r, train, pool, sentences)
     # Its own random stream, so the files above stay byte for byte what they were.
     habits_sft, habits_prompts, habits_held = make_habits(random.Random(SEED + 1))
-    chat_sft, chat_val = make_chats(random.Random(SEED + 2), corpus)
+    # Everything else a stage may train on, so that held-out names are in none of it.
+    training_text = "\n".join([corpus, park] + [t for rows in (
+        qa_rows(train), prefs, prompts, feedback, habits_sft, habits_prompts)
+        for row in rows for t in text_of(row)])
+    chat_sft, chat_val = make_chats(random.Random(SEED + 2), corpus, training_text)
 
     files = {
         "corpus.txt": corpus,
@@ -849,7 +862,8 @@ def main():
         # What the feedback experiment's judge asks every stage: the habit questions of times
         # no rater and no SFT row saw.
         "habits_eval.jsonl": jsonl(habits_held),
-        # Two-turn conversations: the second answer is in the first turn (held-out: new names).
+        # Two-turn conversations: the second answer is in the first turn (held-out: names that
+        # occur in no training file).
         "chat_sft.jsonl": jsonl(chat_sft),
         "chat_val.jsonl": jsonl(chat_val),
         # The held-out questions and conversations in one file, for [report] eval.
