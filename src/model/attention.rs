@@ -4,7 +4,7 @@
 
 use super::batch_cache::{host, BatchCache};
 use super::kernels::causal_attention::{self, Dims};
-use super::kernels::FusedOps;
+use super::kernels::{FrozenWeights, FusedOps};
 use super::layers::Linear;
 use dfdx::prelude::*;
 
@@ -48,13 +48,14 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
         skip: Tensor<(usize, usize, Const<M>), f32, D>,
+        frozen: &mut FrozenWeights,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
-        let q = self.q.forward(x.clone());
-        let k = self.k.forward(x.clone());
-        let v = self.v.forward(x);
+        let q = self.q.forward_frozen(x.clone(), frozen);
+        let k = self.k.forward_frozen(x.clone(), frozen);
+        let v = self.v.forward_frozen(x, frozen);
         let out = D::causal_attention(q, k.clone(), v.clone(), self.n_head);
         (
-            self.proj.forward_onto(out, skip),
+            self.proj.forward_onto_frozen(out, skip, frozen),
             (k.realize(), v.realize()),
         )
     }
@@ -70,12 +71,13 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
         slots: &[usize],
     ) -> Tensor<(usize, usize, Const<M>), f32, D> {
         let shape = *x.shape();
-        let q = self.q.forward(x.clone());
-        let k = self.k.forward(x.clone());
-        let v = self.v.forward(x);
+        let q = self.q.forward_frozen(x.clone(), &mut cache.weights);
+        let k = self.k.forward_frozen(x.clone(), &mut cache.weights);
+        let v = self.v.forward_frozen(x, &mut cache.weights);
         let heads = cache.step(layer, slots, &host(&q), &host(&k), &host(&v));
         let heads = skip.device().tensor_from_vec(heads, shape);
-        self.proj.forward_onto(heads, skip)
+        self.proj
+            .forward_onto_frozen(heads, skip, &mut cache.weights)
     }
 
     /// The attention weights `(batch, head, query, key)` of `x` over itself, for the explorer's

@@ -8,6 +8,7 @@
 //! lets every sequence have its own length without masks or padding.
 
 use super::config::ModelConfig;
+use super::kernels::FrozenWeights;
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -20,6 +21,9 @@ pub struct BatchCache {
     values: Vec<Vec<f32>>,
     /// Positions filled per slot.
     pub lens: Vec<usize>,
+    /// The model's weights as the CPU reads them, copied once for the cache's whole life (the
+    /// `Generator` that owns the cache borrows the model, so they cannot change meanwhile).
+    pub weights: FrozenWeights,
 }
 
 impl BatchCache {
@@ -35,6 +39,7 @@ impl BatchCache {
             keys: (0..cfg.n_layer).map(|_| vec![0.0; size]).collect(),
             values: (0..cfg.n_layer).map(|_| vec![0.0; size]).collect(),
             lens: vec![0; slots],
+            weights: FrozenWeights::default(),
         }
     }
 

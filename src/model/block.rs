@@ -2,7 +2,7 @@
 
 use super::attention::{CausalSelfAttention, KvPair};
 use super::batch_cache::BatchCache;
-use super::kernels::FusedOps;
+use super::kernels::{FrozenWeights, FusedOps};
 use super::layers::{LayerNorm, Linear};
 use dfdx::prelude::*;
 
@@ -22,6 +22,17 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Mlp<M, F, D> {
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         // tanh-approximated GELU, as GPT-2 ("gelu_new").
         self.proj.forward_onto(D::gelu(self.fc.forward(x)), skip)
+    }
+
+    /// [`Self::forward`] in generation, its weights read from the generation's `frozen`.
+    pub fn forward_frozen(
+        &self,
+        x: Tensor<(usize, usize, Const<M>), f32, D>,
+        skip: Tensor<(usize, usize, Const<M>), f32, D>,
+        frozen: &mut FrozenWeights,
+    ) -> Tensor<(usize, usize, Const<M>), f32, D> {
+        let hidden = D::gelu(self.fc.forward_frozen(x, frozen));
+        self.proj.forward_onto_frozen(hidden, skip, frozen)
     }
 }
 
@@ -53,9 +64,10 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
     pub fn forward_prefill(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
+        frozen: &mut FrozenWeights,
     ) -> (Tensor<(usize, usize, Const<M>), f32, D>, KvPair<D>) {
-        let (x, kv) = self.attn.forward_prefill(self.ln_1.forward(x.clone()), x);
-        let x = self.mlp.forward(self.ln_2.forward(x.clone()), x);
+        let (x, kv) = (self.attn).forward_prefill(self.ln_1.forward(x.clone()), x, frozen);
+        let x = (self.mlp).forward_frozen(self.ln_2.forward(x.clone()), x, frozen);
         (x, kv)
     }
 
@@ -70,6 +82,6 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
         let x = self
             .attn
             .forward_decode(self.ln_1.forward(x.clone()), x, cache, layer, slots);
-        self.mlp.forward(self.ln_2.forward(x.clone()), x)
+        (self.mlp).forward_frozen(self.ln_2.forward(x.clone()), x, &mut cache.weights)
     }
 }

@@ -191,7 +191,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         let (rows, seq) = *tokens.shape();
         let mut x = self.embed(self.wte.clone(), tokens, 0);
         for (layer, block) in self.blocks.iter().enumerate() {
-            let (y, (k, v)) = block.forward_prefill(x);
+            let (y, (k, v)) = block.forward_prefill(x, &mut cache.weights);
             let (k, v) = (host(&k), host(&v));
             for (i, (&slot, &len)) in slots.iter().zip(lens).enumerate() {
                 let row = i * seq * M..(i * seq + len) * M;
@@ -210,7 +210,14 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             .flat_map(|(i, &len)| h[(i * seq + len - 1) * M..(i * seq + len) * M].to_vec())
             .collect();
         let dev = self.wte.device();
-        host(&self.lm_head(dev.tensor_from_vec(last, (rows, 1, Const::<M>))))
+        let last = dev.tensor_from_vec(last, (rows, 1, Const::<M>));
+        host(&D::linear_frozen(
+            last,
+            &self.wte,
+            None,
+            None,
+            &mut cache.weights,
+        ))
     }
 
     /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
@@ -231,7 +238,14 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             x = block.forward_decode(x, cache, layer, slots);
         }
         slots.iter().for_each(|&s| cache.lens[s] += 1);
-        host(&self.lm_head(self.ln_f.forward(x)))
+        let h = self.ln_f.forward(x);
+        host(&D::linear_frozen(
+            h,
+            &self.wte,
+            None,
+            None,
+            &mut cache.weights,
+        ))
     }
 
     /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.

@@ -2,7 +2,7 @@
 //! Written from dfdx tensor ops (not dfdx's nn modules) so that parameter names, layout and
 //! initialisation are ours and match GPT-2.
 
-use super::kernels::FusedOps;
+use super::kernels::{FrozenWeights, FusedOps};
 use dfdx::prelude::*;
 
 /// `y = x W^T + b`, weight stored `[out, in]` like PyTorch's `nn.Linear`.
@@ -28,6 +28,25 @@ impl<const I: usize, const O: usize, D: Device<f32> + FusedOps> Linear<I, O, D> 
         skip: Tensor<(usize, usize, Const<O>), f32, D>,
     ) -> Tensor<(usize, usize, Const<O>), f32, D, T> {
         D::linear(x, &self.weight, Some(&self.bias), Some(skip))
+    }
+
+    /// [`Self::forward`] in generation, its weights read from the generation's `frozen`.
+    pub fn forward_frozen(
+        &self,
+        x: Tensor<(usize, usize, Const<I>), f32, D>,
+        frozen: &mut FrozenWeights,
+    ) -> Tensor<(usize, usize, Const<O>), f32, D> {
+        D::linear_frozen(x, &self.weight, Some(&self.bias), None, frozen)
+    }
+
+    /// [`Self::forward_onto`] in generation, its weights read from the generation's `frozen`.
+    pub fn forward_onto_frozen(
+        &self,
+        x: Tensor<(usize, usize, Const<I>), f32, D>,
+        skip: Tensor<(usize, usize, Const<O>), f32, D>,
+        frozen: &mut FrozenWeights,
+    ) -> Tensor<(usize, usize, Const<O>), f32, D> {
+        D::linear_frozen(x, &self.weight, Some(&self.bias), Some(skip), frozen)
     }
 }
 

@@ -5,6 +5,7 @@
 //! backward (or, without a tape, the forward) is done with them.
 
 use super::causal_attention::{self, Dims};
+use super::frozen::FrozenWeights;
 use super::host::{take_grad, to_host, to_vec};
 use super::pool::recycle;
 use super::simd::CHUNK;
@@ -55,6 +56,24 @@ impl FusedOps for Cpu {
             recycle_all([xs, ws]);
         }
         y.put_tape(tape)
+    }
+
+    fn linear_frozen<const I: usize, const O: usize>(
+        x: Act<I, Self, NoneTape>,
+        w: &Tensor<Rank2<O, I>, f32, Self>,
+        b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
+        frozen: &mut FrozenWeights,
+    ) -> Act<O, Self, NoneTape> {
+        let (batch, seq, _) = *x.shape();
+        frozen.host(w);
+        b.map(|b| frozen.host(b));
+        let xs = to_host(&x);
+        let start = skip.as_ref().map(to_host);
+        let bias = b.map(|b| frozen.made(b));
+        let out = linear::forward(&xs, frozen.made(w), bias, start, I, O);
+        recycle(xs);
+        x.device().tensor_from_vec(out, (batch, seq, Const::<O>))
     }
 
     fn causal_attention<const M: usize, T: Tape<f32, Self>>(

@@ -5,6 +5,7 @@
 
 pub mod causal_attention;
 mod cpu;
+pub mod frozen;
 pub mod host;
 pub mod layer_norm;
 pub mod linear;
@@ -16,6 +17,7 @@ pub mod simd;
 mod tests;
 
 use dfdx::prelude::*;
+pub use frozen::FrozenWeights;
 
 pub type Act<const M: usize, D, T> = Tensor<(usize, usize, Const<M>), f32, D, T>;
 /// Attention scores or weights: (batch, head, query, key).
@@ -35,6 +37,17 @@ pub trait FusedOps: Device<f32> {
     /// side by side. Queries are the last positions of the keys' sequence: query `i` sees keys
     /// up to `k_len - q_len + i`. `k` and `v` travel without a tape (it is on `q`) but
     /// receive gradients.
+    /// `linear` in generation, without a tape: devices that copy a weight to read it (the
+    /// CPU) take it from `frozen`, copied once per generation; others read it in place.
+    fn linear_frozen<const I: usize, const O: usize>(
+        x: Act<I, Self, NoneTape>,
+        w: &Tensor<Rank2<O, I>, f32, Self>,
+        b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
+        _frozen: &mut FrozenWeights,
+    ) -> Act<O, Self, NoneTape> {
+        Self::linear(x, w, b, skip)
+    }
     fn causal_attention<const M: usize, T: Tape<f32, Self>>(
         q: Act<M, Self, T>,
         k: Act<M, Self, NoneTape>,
