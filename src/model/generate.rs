@@ -16,9 +16,11 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::collections::VecDeque;
 
-/// How many sequences generate together by default: enough rows for the matrix products
-/// to keep both cores busy, small enough that the cache stays modest.
-pub const DEFAULT_BATCH: usize = 32;
+/// How many sequences generate together by default: enough rows that even the narrow
+/// products of a decode step are large enough to split over both cores (on poetry's 1,741
+/// held-out questions, small preset: 4.0 s at 32 rows, 3.1 s at 64), few enough that the
+/// cache stays modest.
+pub const DEFAULT_BATCH: usize = 64;
 
 /// One sequence to generate: its prompt, options (`stop`, `max_new_tokens`, sampling) and
 /// the seed of its own random stream.
