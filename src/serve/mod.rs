@@ -15,6 +15,7 @@ pub mod worker;
 use crate::data::ratings::RatingWriter;
 use crate::results::{FEEDBACK_FILE, PREFERENCES_FILE};
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +72,14 @@ pub fn run(args: &ServeOptions) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
+        // Streamed tokens are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+        // one until the client's (delayed, up to 40 ms) ACK of the previous one arrives, which
+        // stalls every streamed answer on a kept-alive connection.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                eprintln!("serve: cannot set TCP_NODELAY: {e}");
+            }
+        });
         // The first line is the address, so scripts and tests can start on port 0.
         println!("http://{addr}/");
         eprintln!("serving {} from {}", names.join(", "), args.run.display());
