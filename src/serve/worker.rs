@@ -50,16 +50,27 @@ impl Workers {
                 // Each thread loads its own copy (dyn models are not Send) and reports back.
                 let (loaded_tx, loaded) = sync_channel::<Result<()>>(1);
                 let (rx, tok, dir) = (rx.clone(), tok.clone(), stage.dir.clone());
+                let name = format!("serve-{}-{i}", stage.name);
+                // The worker runs inside its own rayon pool, so a step's many small parallel
+                // operations start on a pool thread: from outside a pool, each one would be
+                // handed to the pool and waited for, a round trip between threads per
+                // operation that costs more than the operation at small batches.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .thread_name(move |t| format!("{name}-{t}"))
+                    .build()
+                    .context("starting a worker's thread pool")?;
                 std::thread::Builder::new()
                     .name(format!("serve-{}-{i}", stage.name))
-                    .spawn(move || match load_model(&dir, &Cpu::default()) {
-                        Ok(model) => {
-                            let _ = loaded_tx.send(Ok(()));
-                            work(model.as_ref(), &rx, &tok)
-                        }
-                        Err(e) => {
-                            let _ = loaded_tx.send(Err(e));
-                        }
+                    .spawn(move || {
+                        pool.install(|| match load_model(&dir, &Cpu::default()) {
+                            Ok(model) => {
+                                let _ = loaded_tx.send(Ok(()));
+                                work(model.as_ref(), &rx, &tok)
+                            }
+                            Err(e) => {
+                                let _ = loaded_tx.send(Err(e));
+                            }
+                        })
                     })
                     .context("starting a worker thread")?;
                 loaded
