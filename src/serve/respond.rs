@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// Which OpenAI endpoint is answering.
 #[derive(Clone, Copy)]
@@ -111,41 +110,78 @@ pub async fn collect(
     Ok(Json(body).into_response())
 }
 
-/// Streams chunks as the worker produces them. A relay task owns the worker's channel: when
-/// the client disconnects, the relay's sends fail, it drops the channel, and the worker stops.
-pub fn stream(
-    header: Header,
-    include_usage: bool,
-    mut events: UnboundedReceiver<GenEvent>,
-) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, std::convert::Infallible>>(64);
-    tokio::spawn(async move {
-        let send = |v: Value| tx.send(Ok(Event::default().data(v.to_string())));
-        let mut completion_tokens = 0;
-        while let Some(e) = events.recv().await {
-            let choice = match &e {
-                GenEvent::Text { index, text } => header.chunk_choice(*index, Some(text), None),
-                GenEvent::Finish {
-                    index,
-                    reason,
-                    tokens,
-                } => {
-                    completion_tokens += tokens;
-                    header.chunk_choice(*index, None, Some(reason))
-                }
-            };
-            if send(header.body(true, vec![choice])).await.is_err() {
-                return;
-            }
-        }
-        if include_usage {
-            let mut last = header.body(true, vec![]);
-            last["usage"] = header.usage(completion_tokens);
-            if send(last).await.is_err() {
-                return;
-            }
-        }
-        let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
+/// Streams chunks as the worker produces them, straight from the worker's channel: each
+/// token wakes only the connection's task. When the client disconnects, the server drops
+/// this stream and with it the channel, so the worker's next send fails and it stops.
+pub fn stream(header: Header, include_usage: bool, events: UnboundedReceiver<GenEvent>) -> Response {
+    let state = Relay {
+        header,
+        events,
+        include_usage,
+        completion_tokens: 0,
+        phase: Phase::Events,
+    };
+    let chunks = futures_util::stream::unfold(state, |mut r| async move {
+        let data = r.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), r))
     });
-    Sse::new(ReceiverStream::new(rx)).into_response()
+    Sse::new(chunks).into_response()
+}
+
+enum Phase {
+    Events,
+    Usage,
+    Done,
+    Over,
+}
+
+/// Where a stream is: relaying events, then the usage chunk (when asked), then `[DONE]`.
+struct Relay {
+    header: Header,
+    events: UnboundedReceiver<GenEvent>,
+    include_usage: bool,
+    completion_tokens: usize,
+    phase: Phase,
+}
+
+impl Relay {
+    /// The next event's data, `None` after `[DONE]`.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            match self.phase {
+                Phase::Events => match self.events.recv().await {
+                    Some(e) => return Some(self.chunk(&e)),
+                    None => self.phase = Phase::Usage,
+                },
+                Phase::Usage => {
+                    self.phase = Phase::Done;
+                    if self.include_usage {
+                        let mut last = self.header.body(true, vec![]);
+                        last["usage"] = self.header.usage(self.completion_tokens);
+                        return Some(last.to_string());
+                    }
+                }
+                Phase::Done => {
+                    self.phase = Phase::Over;
+                    return Some("[DONE]".to_string());
+                }
+                Phase::Over => return None,
+            }
+        }
+    }
+
+    fn chunk(&mut self, e: &GenEvent) -> String {
+        let choice = match e {
+            GenEvent::Text { index, text } => self.header.chunk_choice(*index, Some(text), None),
+            GenEvent::Finish {
+                index,
+                reason,
+                tokens,
+            } => {
+                self.completion_tokens += tokens;
+                self.header.chunk_choice(*index, None, Some(reason))
+            }
+        };
+        self.header.body(true, vec![choice]).to_string()
+    }
 }
