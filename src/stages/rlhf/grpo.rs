@@ -219,9 +219,7 @@ impl<D: Backend> Objective<D> for Grpo<D> {
 
 impl RlhfMethod for GrpoKeys {
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        let prompts = std::slice::from_ref(&self.rollout.prompts);
-        let (train, val) = split.read(prompts, "prompts", crate::data::read_prompts)?;
-        Ok(RlhfData::Prompts { train, val })
+        load_prompts(&self.rollout, split)
     }
 
     fn objective<'a, D: Backend>(

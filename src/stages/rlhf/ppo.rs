@@ -393,9 +393,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
 
 impl RlhfMethod for PpoKeys {
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        let prompts = std::slice::from_ref(&self.rollout.prompts);
-        let (train, val) = split.read(prompts, "prompts", crate::data::read_prompts)?;
-        Ok(RlhfData::Prompts { train, val })
+        load_prompts(&self.rollout, split)
     }
 
     fn objective<'a, D: Backend>(

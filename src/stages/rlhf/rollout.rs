@@ -2,6 +2,7 @@
 //! completion out as a padded batch whose mask marks the completion tokens, score them.
 
 use crate::data::batches::{pad_examples, Batch, Example};
+use super::RlhfData;
 use crate::data::PromptExample;
 use crate::eval::overlap::char_f1;
 use crate::eval::preference::rewards;
@@ -9,6 +10,7 @@ use crate::infer::{Ask, Prompt};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::Checker;
+use crate::stages::records::Split;
 use crate::tokenizer::Tokenizer;
 use crate::train::loss::token_logprobs;
 use dfdx::prelude::*;
@@ -33,6 +35,13 @@ impl Sample {
         let loss_mask = (0..ids.len()).map(|i| i >= self.prompt.len()).collect();
         Example { ids, loss_mask }
     }
+}
+
+/// The prompts a rollout stage samples from, split into training and validation.
+pub fn load_prompts(keys: &crate::spec::RolloutKeys, split: &Split) -> anyhow::Result<RlhfData> {
+    let prompts = std::slice::from_ref(&keys.prompts);
+    let (train, val) = split.read(prompts, "prompts", crate::data::read_prompts)?;
+    Ok(RlhfData::Prompts { train, val })
 }
 
 /// How a stage samples its rollouts: its `max_new_tokens` and `temperature`.
