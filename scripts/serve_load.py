@@ -7,55 +7,68 @@ Each client sends REQUESTS streaming chat completions (up to MAX_TOKENS tokens e
 when an answer ends) one after another; tokens/s is all completion tokens (as the server's
 usage reports them) over the wall time. Only 127.0.0.1 /
 localhost is accepted, and every request has a timeout: this is a measurement, not a flood.
+
+Each client is its own process with one kept-alive connection, as a real client (the `openai`
+package) keeps one: Python threads would share one interpreter lock, and the client, not the
+server, would set the pace of many streams.
 """
 import argparse
+import http.client
 import json
-import threading
+import multiprocessing
 import time
 import urllib.parse
-import urllib.request
 
 
-def stream_once(url, key, body, timeout):
-    req = urllib.request.Request(url + "v1/chat/completions", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": "Bearer " + key} if key else {})})
+def stream_once(conn, path, headers, body):
+    """One streamed request on the kept-alive `conn`; its completion tokens (from usage)."""
+    conn.request("POST", path + "v1/chat/completions", json.dumps(body), headers)
+    res = conn.getresponse()
+    if res.status != 200:
+        raise RuntimeError(f"HTTP {res.status}: {res.read()[:200]!r}")
     tokens = 0
-    with urllib.request.urlopen(req, timeout=timeout) as res:
-        for line in res:
-            line = line.decode().strip()
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
+    for line in res:
+        if line.startswith(b"data: {") and b'"usage"' in line:
+            usage = json.loads(line[6:]).get("usage")
+            if usage:
+                tokens = usage["completion_tokens"]
     return tokens
 
 
+def client(i, args, results):
+    url = urllib.parse.urlparse(args.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=args.timeout)
+    headers = {"Content-Type": "application/json",
+               **({"Authorization": "Bearer " + args.api_key} if args.api_key else {})}
+    tokens, errors = 0, []
+    for r in range(args.requests):
+        body = {"model": args.model, "messages": [{"role": "user", "content": args.prompt}],
+                "max_tokens": args.max_tokens, "temperature": 1.0, "seed": i * 1000 + r,
+                "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            tokens += stream_once(conn, url.path, headers, body)
+        except Exception as e:  # reported, not retried
+            errors.append(repr(e))
+            conn.close()
+    conn.close()
+    results.put((tokens, errors))
+
+
 def measure(args, streams):
-    totals = [0] * streams
-    errors = []
-
-    def client(i):
-        for r in range(args.requests):
-            body = {"model": args.model, "messages": [{"role": "user", "content": args.prompt}],
-                    "max_tokens": args.max_tokens, "temperature": 1.0, "seed": i * 1000 + r,
-                    "stream": True, "stream_options": {"include_usage": True}}
-            try:
-                totals[i] += stream_once(args.url, args.api_key, body, args.timeout)
-            except Exception as e:  # reported, not retried
-                errors.append(repr(e))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(streams)]
+    results = multiprocessing.Queue()
+    clients = [multiprocessing.Process(target=client, args=(i, args, results))
+               for i in range(streams)]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for c in clients:
+        c.start()
+    done = [results.get(timeout=args.timeout * args.requests) for _ in clients]
     wall = time.perf_counter() - start
-    return {"streams": streams, "requests": streams * args.requests, "tokens": sum(totals),
-            "wall_s": round(wall, 2), "tokens_per_s": round(sum(totals) / wall, 1),
-            "errors": errors}
+    for c in clients:
+        c.join()
+    tokens = sum(t for t, _ in done)
+    return {"streams": streams, "requests": streams * args.requests, "tokens": tokens,
+            "wall_s": round(wall, 2), "tokens_per_s": round(tokens / wall, 1),
+            "errors": [e for _, es in done for e in es]}
 
 
 def main():
