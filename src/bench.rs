@@ -111,7 +111,7 @@ pub fn bench_train<D: Backend>(
 ) -> Result<TrainBench> {
     let cfg = model_config(preset, vocab)?;
     let mut model = build_model(&cfg, dev, 0)?;
-    let params = crate::train::checkpoint::model_tensors(model.as_mut())?
+    let params = crate::results::weights::model_tensors(model.as_mut())?
         .iter()
         .map(|t| t.2.len())
         .sum();

@@ -9,6 +9,7 @@ use crate::model::presets::{build_model, model_config};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel, ModelConfig};
 use crate::results::meta::{write_meta, write_stage_record};
+use crate::results::weights::{load_model, model_tensors};
 use crate::results::{
     self, read_meta, read_stage_record, write_summary, CandidateProb, ProbeLine, RunMeta,
     SampleLine, StageMeta,
@@ -16,7 +17,6 @@ use crate::results::{
 use crate::spec::{load_spec, rating_path, Device, LoadOptions, LoadedSpec, Stage, StageKind};
 use crate::stages::{load_stage_data, run_stage, StageData, StageEnv};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
-use crate::train::checkpoint::{load_model, model_tensors};
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};

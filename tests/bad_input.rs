@@ -422,7 +422,7 @@ fn bad_checkpoints_are_clear_errors() {
         vec![3, 3],
         vec![0.0; 9],
     )];
-    let bytes = gptlab::train::checkpoint::encode_tensors(&tensors, Default::default()).unwrap();
+    let bytes = gptlab::results::weights::encode_tensors(&tensors, Default::default()).unwrap();
     std::fs::write(&base, bytes).unwrap();
     let out = gptlab(&["run", "bad.toml"], dir);
     let expect = [
@@ -508,7 +508,7 @@ fn diverging_training_stops_naming_the_step_and_keeps_the_checkpoint() {
         .expect("a run folder")
         .unwrap();
     let resume = run.join("base/resume.safetensors");
-    let (tensors, meta) = gptlab::train::checkpoint::read_tensors(&resume).unwrap();
+    let (tensors, meta) = gptlab::results::weights::read_tensors(&resume).unwrap();
     assert_eq!(meta["step"], kept.to_string(), "{err}");
     assert!(tensors
         .values()

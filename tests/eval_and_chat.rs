@@ -33,7 +33,7 @@ fn zero_model_run(dir: &Path) -> PathBuf {
             Ok(())
         })
         .unwrap();
-    gptlab::train::checkpoint::save_model(model.as_mut(), &stage).unwrap();
+    gptlab::results::weights::save_model(model.as_mut(), &stage).unwrap();
     std::fs::write(
         stage.join("done.json"),
         r#"{"name":"sft","kind":"sft","steps":0,"tokens":0,"wall_s":0,"tok_per_sec":0}"#,

@@ -240,7 +240,7 @@ fn read_meta_json(run: &Path) -> serde_json::Value {
 
 /// Rewrites a model file with the same shapes and different values.
 fn scramble_weights(path: &Path) {
-    use gptlab::train::checkpoint::{encode_tensors, read_tensors};
+    use gptlab::results::weights::{encode_tensors, read_tensors};
     let (tensors, meta) = read_tensors(path).unwrap();
     let scrambled: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
         .into_iter()

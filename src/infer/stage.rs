@@ -3,10 +3,10 @@
 
 use super::ask::Ask;
 use crate::model::{Backend, LanguageModel};
+use crate::results::weights::load_model;
 use crate::results::{read_stage_record, run_of_stage, TOKENIZER_FILE};
 use crate::spec::StageKind;
 use crate::tokenizer::Tokenizer;
-use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 

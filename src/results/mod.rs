@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod samples;
 pub mod summary;
 pub mod sweep;
+pub mod weights;
 
 pub use meta::{read_meta, read_stage_record, RunMeta, StageMeta};
 pub use metrics::{read_metrics_csv, MetricsTable, MetricsWriter};

@@ -13,6 +13,7 @@ use crate::eval::gold::{
 use crate::eval::judge::Judge;
 use crate::infer::is_chat;
 use crate::model::Backend;
+use crate::results::weights::load_model;
 use crate::results::{
     gold_best_of_key, gold_win_key, kl_key, merge_into_summary, proxy_win_key,
     task_exact_match_key as task_key, BEST_OF, EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE,
@@ -20,7 +21,6 @@ use crate::results::{
 };
 use crate::spec::{Device, LoadedSpec, ReportEval, Stage, StageKind};
 use crate::tokenizer::Tokenizer;
-use crate::train::checkpoint::load_model;
 use anyhow::{Context, Result};
 use dfdx::tensor::Cpu;
 use rayon::prelude::*;

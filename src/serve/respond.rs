@@ -113,7 +113,11 @@ pub async fn collect(
 /// Streams chunks as the worker produces them, straight from the worker's channel: each
 /// token wakes only the connection's task. When the client disconnects, the server drops
 /// this stream and with it the channel, so the worker's next send fails and it stops.
-pub fn stream(header: Header, include_usage: bool, events: UnboundedReceiver<GenEvent>) -> Response {
+pub fn stream(
+    header: Header,
+    include_usage: bool,
+    events: UnboundedReceiver<GenEvent>,
+) -> Response {
     let state = Relay {
         header,
         events,
@@ -123,7 +127,10 @@ pub fn stream(header: Header, include_usage: bool, events: UnboundedReceiver<Gen
     };
     let chunks = futures_util::stream::unfold(state, |mut r| async move {
         let data = r.next().await?;
-        Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), r))
+        Some((
+            Ok::<_, std::convert::Infallible>(Event::default().data(data)),
+            r,
+        ))
     });
     Sse::new(chunks).into_response()
 }

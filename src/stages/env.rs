@@ -5,9 +5,9 @@
 use crate::data::mixture::SourceSize;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::SourceUsage;
+use crate::results::weights::load_model;
 use crate::spec::{Experiment, Stage};
 use crate::tokenizer::Tokenizer;
-use crate::train::checkpoint::load_model;
 use crate::train::trainer::Objective;
 use anyhow::{Context, Result};
 use std::path::PathBuf;

@@ -3,9 +3,10 @@
 //! the schedule, logging, evaluation, checkpoints, resume, the NaN guard and Ctrl-C.
 
 pub use super::checkpoint::ObjectiveState;
-use super::checkpoint::{load_weights_from, model_tensors, save_model, ResumeState};
+use super::checkpoint::ResumeState;
 use super::optim::{AdamW, AdamWConfig, LrSchedule, NonFiniteGradient};
 use crate::model::{Backend, LanguageModel};
+use crate::results::weights::{load_weights_from, model_tensors, save_model};
 use crate::results::{MetricsWriter, METRICS_FILE, RESUME_FILE};
 use anyhow::{bail, Context, Result};
 use dfdx::tensor::Gradients;

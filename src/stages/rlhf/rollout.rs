@@ -1,8 +1,8 @@
 //! Rollouts shared by PPO and GRPO: sample completions with the KV cache, lay prompt +
 //! completion out as a padded batch whose mask marks the completion tokens, score them.
 
-use crate::data::batches::{pad_examples, Batch, Example};
 use super::RlhfData;
+use crate::data::batches::{pad_examples, Batch, Example};
 use crate::data::PromptExample;
 use crate::eval::overlap::char_f1;
 use crate::eval::preference::rewards;
