@@ -8,7 +8,7 @@
 //! lets every sequence have its own length without masks or padding.
 
 use super::config::ModelConfig;
-use super::kernels::FrozenWeights;
+use super::kernels::{FrozenWeights, SPLIT_WORK};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -98,7 +98,11 @@ impl BatchCache {
         let mut out = vec![0.0f32; slots.len() * w];
         let (keys, values) = (&self.keys[layer], &self.values[layer]);
         // One task per (sequence, head): each writes its own head's columns of its own row.
+        // A small batch's attention stays on this thread (see SPLIT_WORK).
+        let seen: usize = slots.iter().map(|&slot| self.lens[slot] + 1).sum();
+        let per_task = (2 * seen * head_dim / slots.len()).max(1);
         out.par_chunks_mut(head_dim)
+            .with_min_len((SPLIT_WORK / per_task).max(1))
             .enumerate()
             .for_each(|(task, out)| {
                 let (i, h) = (task / self.heads, task % self.heads);

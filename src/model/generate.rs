@@ -8,6 +8,7 @@
 //! sequence enters its arithmetic: its tokens are the same whatever else shares the batch.
 
 use super::batch_cache::BatchCache;
+use super::kernels::SPLIT_WORK;
 use super::lm::LanguageModel;
 use super::sample::{sample_next, SampleOptions};
 use super::Backend;
@@ -117,8 +118,10 @@ impl<'m, D: Backend> Generator<'m, D> {
             .filter_map(|(i, s)| Some((i, s.as_mut()?)))
             .collect();
         // Each sequence samples from its own stream, so the order of work does not matter.
+        // Ranking a row's vocabulary is roughly 16 operations per id (see SPLIT_WORK).
         let steps: Vec<Step> = live
             .par_iter_mut()
+            .with_min_len((SPLIT_WORK / (16 * limit).max(1)).max(1))
             .zip(&logits)
             .map(|((slot, seq), (_, row))| {
                 let token = sample_next(&row[..limit], &seq.opts, &mut seq.rng);

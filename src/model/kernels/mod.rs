@@ -19,6 +19,11 @@ mod tests;
 use dfdx::prelude::*;
 pub use frozen::FrozenWeights;
 
+/// Work (multiply-adds, roughly) below which a parallel loop keeps to the calling thread:
+/// handing a piece to another thread and waiting for it costs more than doing it here, which
+/// matters for generation's small per-step loops.
+pub const SPLIT_WORK: usize = 1 << 16;
+
 pub type Act<const M: usize, D, T> = Tensor<(usize, usize, Const<M>), f32, D, T>;
 /// Attention scores or weights: (batch, head, query, key).
 pub type Scores<D, T> = Tensor<(usize, usize, usize, usize), f32, D, T>;
