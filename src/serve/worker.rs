@@ -303,4 +303,35 @@ mod tests {
         // The requests already running are not disturbed by the newcomer either.
         assert_eq!(joined[..2], run(model.as_ref(), &tok, &long, None)[..]);
     }
+
+    #[test]
+    fn a_request_nobody_listens_to_leaves_the_batch_at_once() {
+        let tok = Tokenizer::train(TokenizerKind::Char, &["床前明月光,疑是地上霜。"], 64).unwrap();
+        let model = build_model(&model_config("nano", 128).unwrap(), &Cpu::default(), 3).unwrap();
+        let params = GenParams {
+            prompt: tok.encode("床前"),
+            n: 2,
+            sampling: SampleOptions {
+                max_new_tokens: 100,
+                ..Default::default()
+            },
+            stop_strings: vec![],
+            seed: 1,
+        };
+        let mut batch = Batch::new(model.as_ref(), &tok);
+        // The client's connection is gone: every send fails, as when the server drops the
+        // response stream and with it the channel's receiver.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<GenEvent>();
+        drop(rx);
+        let emit = Box::new(move |e| tx.send(e).is_ok());
+        assert!(batch.join(Generation::new(params, emit)).is_ok());
+        let mut steps = 0;
+        while !batch.generator.is_idle() {
+            batch.step(&tok);
+            steps += 1;
+            assert!(steps < 100, "the rows stayed for all their tokens");
+        }
+        assert!(batch.requests.is_empty() && batch.rows.is_empty());
+        assert!(steps < 10, "{steps} steps");
+    }
 }
