@@ -7,9 +7,10 @@
 use super::causal_attention::{self, Dims};
 use super::frozen::FrozenWeights;
 use super::host::{take_grad, to_host, to_vec};
+use super::linear::{self, Weight};
 use super::pool::recycle;
 use super::simd::CHUNK;
-use super::{layer_norm, linear, logprobs, simd, Act, FusedOps};
+use super::{layer_norm, logprobs, simd, Act, FusedOps};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -35,7 +36,14 @@ impl FusedOps for Cpu {
         let (batch, seq, _) = *x.shape();
         let (xs, ws) = (to_host(&x), to_host(w));
         let start = skip.as_ref().map(to_host);
-        let out = linear::forward(&xs, &ws, b.map(to_host).as_deref(), start, I, O);
+        let out = linear::forward(
+            &xs,
+            Weight::OutByIn(&ws),
+            b.map(to_host).as_deref(),
+            start,
+            I,
+            O,
+        );
         let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
         if T::OWNS_TAPE {
             let (y_handle, w, b) = (y.clone(), w.clone(), b.cloned());
@@ -66,12 +74,15 @@ impl FusedOps for Cpu {
         frozen: &mut FrozenWeights,
     ) -> Act<O, Self, NoneTape> {
         let (batch, seq, _) = *x.shape();
-        frozen.host(w);
-        b.map(|b| frozen.host(b));
+        frozen.matrix(w);
+        if let Some(b) = b {
+            frozen.vector(b);
+        }
         let xs = to_host(&x);
         let start = skip.as_ref().map(to_host);
         let bias = b.map(|b| frozen.made(b));
-        let out = linear::forward(&xs, frozen.made(w), bias, start, I, O);
+        let w = Weight::InByOut(frozen.made(w));
+        let out = linear::forward(&xs, w, bias, start, I, O);
         recycle(xs);
         x.device().tensor_from_vec(out, (batch, seq, Const::<O>))
     }

@@ -5,11 +5,30 @@ use super::matmul::{gemm_into, Mat};
 use super::simd::CHUNK;
 use rayon::prelude::*;
 
+/// A weight matrix of `o` outputs by `i` inputs, as it lies in memory.
+#[derive(Clone, Copy)]
+pub enum Weight<'a> {
+    /// `o × i`: as trained (dfdx's layout).
+    OutByIn(&'a [f32]),
+    /// `i × o`: generation's copy (see `FrozenWeights::matrix`).
+    InByOut(&'a [f32]),
+}
+
+impl Weight<'_> {
+    /// The matrix as the product's right operand, `i × o`.
+    fn as_rhs(self, i: usize, o: usize) -> Mat {
+        match self {
+            Weight::OutByIn(w) => Mat::new(w, o, i).t(),
+            Weight::InByOut(w) => Mat::new(w, i, o),
+        }
+    }
+}
+
 /// x: `rows × i`, w: `o × i`, b: `o` → y: `rows × o`, added onto `onto` (a residual
 /// stream of `rows × o`, whose buffer becomes the output) when given.
 pub fn forward(
     x: &[f32],
-    w: &[f32],
+    w: Weight<'_>,
     b: Option<&[f32]>,
     onto: Option<Vec<f32>>,
     i: usize,
@@ -35,12 +54,7 @@ pub fn forward(
             }
         });
     }
-    gemm_into(
-        &mut y,
-        Mat::new(x, rows, i),
-        Mat::new(w, o, i).t(),
-        accumulate,
-    );
+    gemm_into(&mut y, Mat::new(x, rows, i), w.as_rhs(i, o), accumulate);
     y
 }
 
@@ -80,11 +94,25 @@ mod tests {
 
     /// The layer's scalar output L = Σ g·y, to check the backward pass by finite differences.
     fn objective(x: &[f32], w: &[f32], b: &[f32], g: &[f32], i: usize, o: usize) -> f64 {
-        let y = forward(x, w, Some(b), None, i, o);
+        let y = forward(x, Weight::OutByIn(w), Some(b), None, i, o);
         y.iter()
             .zip(g)
             .map(|(y, g)| (*y as f64) * (*g as f64))
             .sum()
+    }
+
+    #[test]
+    fn a_transposed_weight_gives_the_same_product() {
+        let (rows, i, o) = (3, 5, 37);
+        let x: Vec<f32> = (0..rows * i).map(|j| (j as f32 * 0.3).cos()).collect();
+        let w: Vec<f32> = (0..o * i).map(|j| (j as f32 * 0.7).sin()).collect();
+        let wt: Vec<f32> = (0..i * o).map(|j| w[(j % o) * i + j / o]).collect();
+        let b: Vec<f32> = (0..o).map(|j| j as f32 * 0.1).collect();
+        let want = forward(&x, Weight::OutByIn(&w), Some(&b), None, i, o);
+        let got = forward(&x, Weight::InByOut(&wt), Some(&b), None, i, o);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
     }
 
     #[test]

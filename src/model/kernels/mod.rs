@@ -38,10 +38,6 @@ pub trait FusedOps: Device<f32> {
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
         skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T>;
-    /// Causal multi-head attention of `q` over `k` and `v`, all `(batch, time, M)` with heads
-    /// side by side. Queries are the last positions of the keys' sequence: query `i` sees keys
-    /// up to `k_len - q_len + i`. `k` and `v` travel without a tape (it is on `q`) but
-    /// receive gradients.
     /// `linear` in generation, without a tape: devices that copy a weight to read it (the
     /// CPU) take it from `frozen`, copied once per generation; others read it in place.
     fn linear_frozen<const I: usize, const O: usize>(
@@ -53,6 +49,10 @@ pub trait FusedOps: Device<f32> {
     ) -> Act<O, Self, NoneTape> {
         Self::linear(x, w, b, skip)
     }
+    /// Causal multi-head attention of `q` over `k` and `v`, all `(batch, time, M)` with heads
+    /// side by side. Queries are the last positions of the keys' sequence: query `i` sees keys
+    /// up to `k_len - q_len + i`. `k` and `v` travel without a tape (it is on `q`) but
+    /// receive gradients.
     fn causal_attention<const M: usize, T: Tape<f32, Self>>(
         q: Act<M, Self, T>,
         k: Act<M, Self, NoneTape>,
