@@ -1,6 +1,7 @@
 //! Choosing the next token from logits: temperature, top-k, top-p, greedy. Generation itself
 //! (prompts, the cache, stopping) is `generate.rs`.
 
+use super::kernels::simd;
 use rand::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,42 +30,88 @@ impl Default for SampleOptions {
     }
 }
 
-/// Picks the next id from one row of logits.
+/// Without top-k, the ranks sorted first: a draw mostly lands among them, and sorting all
+/// ids for every token was a tenth of a PPO rollout with a 4,096-id vocabulary.
+const FIRST_RANKS: usize = 64;
+
+/// Picks the next id from one row of logits: ids ranked by logit, the nucleus of `top_p`
+/// kept, and one drawn from it.
 pub fn sample_next(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u32 {
     if opts.temperature <= 0.0 {
         return argmax(logits) as u32;
     }
-    let mut idx = ranked(logits, opts.top_k);
-    let max = logits[idx[0]];
-    let mut probs: Vec<f32> = idx
-        .iter()
-        .map(|&i| ((logits[i] - max) / opts.temperature).exp())
-        .collect();
-    let total: f32 = probs.iter().sum();
-    probs.iter_mut().for_each(|p| *p /= total);
-    if opts.top_p < 1.0 {
-        let mut cum = 0.0;
-        let keep = probs
-            .iter()
-            .take_while(|&&p| {
-                let before = cum;
-                cum += p;
-                before < opts.top_p
-            })
-            .count();
-        probs.truncate(keep.max(1));
-        idx.truncate(keep.max(1));
-        let total: f32 = probs.iter().sum();
-        probs.iter_mut().for_each(|p| *p /= total);
-    }
-    let mut r: f32 = rng.gen();
-    for (p, &i) in probs.iter().zip(&idx) {
-        if r < *p {
-            return i as u32;
+    let weight = weights(logits, opts.temperature);
+    let r: f32 = rng.gen();
+    if opts.top_k == 0 && logits.len() > FIRST_RANKS {
+        let total = simd::sum(&weight);
+        let first = ranked(logits, FIRST_RANKS);
+        if let Some(id) = draw(&first, |i| weight[i] / total, false, opts.top_p, r) {
+            return id;
         }
-        r -= p;
     }
-    *idx.last().unwrap() as u32
+    let candidates = ranked(logits, opts.top_k);
+    let total: f32 = candidates.iter().map(|&i| weight[i]).sum();
+    draw(&candidates, |i| weight[i] / total, true, opts.top_p, r)
+        .expect("a draw over all candidates always lands")
+}
+
+/// Each id's unnormalised probability, exp((logit − max) / temperature).
+fn weights(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let mut weight = vec![0.0; logits.len()];
+    exp_scaled(logits, simd::max(logits), 1.0 / temperature, &mut weight);
+    weight
+}
+
+simd::avx2_variants! {
+    /// `out = exp((xs − shift) · scale)`, vectorised (libm's exp was a fifth of a small
+    /// model's sampling).
+    fn exp_scaled(xs: &[f32], shift: f32, scale: f32, out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(xs) {
+            *o = simd::exp((x - shift) * scale);
+        }
+    }
+}
+
+/// Draws with `r` (uniform in [0, 1)) from the nucleus of `ranks`: the highest-ranked
+/// candidates, in order, up to the first whose preceding probability reaches `top_p`.
+/// `ranks` may be only the first of the candidates (`complete` false): then `None` when the
+/// nucleus or the draw reaches past them.
+fn draw(
+    ranks: &[usize],
+    prob: impl Fn(usize) -> f32,
+    complete: bool,
+    top_p: f32,
+    r: f32,
+) -> Option<u32> {
+    let mut before = 0.0;
+    let nucleus_end = (top_p < 1.0)
+        .then(|| {
+            ranks.iter().position(|&i| {
+                let reached = before >= top_p;
+                before += prob(i);
+                reached
+            })
+        })
+        .flatten();
+    let (nucleus, mass) = match nucleus_end {
+        Some(end) => {
+            let nucleus = &ranks[..end.max(1)];
+            (nucleus, nucleus.iter().map(|&i| prob(i)).sum())
+        }
+        None if top_p >= 1.0 => (ranks, 1.0),
+        None if complete => (ranks, before),
+        None => return None,
+    };
+    let mut left = r * mass;
+    for &i in nucleus {
+        let p = prob(i);
+        if left < p {
+            return Some(i as u32);
+        }
+        left -= p;
+    }
+    // Rounding can leave a sliver past the last candidate: it belongs to the last.
+    (complete || nucleus_end.is_some()).then(|| *nucleus.last().unwrap() as u32)
 }
 
 /// The ids of the `top_k` largest logits (all of them when `top_k` is 0), largest first, equal
@@ -105,8 +152,63 @@ pub fn argmax(xs: &[f32]) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rand::Rng;
+
+    /// The sampler as it was before it ranked a short prefix first: every candidate sorted.
+    fn sample_fully_ranked(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u32 {
+        let mut idx = ranked(logits, opts.top_k);
+        let weight = weights(logits, opts.temperature);
+        let mut probs: Vec<f32> = idx.iter().map(|&i| weight[i]).collect();
+        let total: f32 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+        if opts.top_p < 1.0 {
+            let mut cum = 0.0;
+            let keep = (probs.iter())
+                .take_while(|&&p| {
+                    let before = cum;
+                    cum += p;
+                    before < opts.top_p
+                })
+                .count();
+            probs.truncate(keep.max(1));
+            idx.truncate(keep.max(1));
+            let total: f32 = probs.iter().sum();
+            probs.iter_mut().for_each(|p| *p /= total);
+        }
+        let mut r: f32 = rng.gen();
+        for (p, &i) in probs.iter().zip(&idx) {
+            if r < *p {
+                return i as u32;
+            }
+            r -= p;
+        }
+        *idx.last().unwrap() as u32
+    }
 
     proptest! {
+        /// Ranking a short prefix first draws what ranking every candidate draws: flat and
+        /// peaked logits (draws past the first ranks, and within them), with and without
+        /// top-k and top-p.
+        #[test]
+        fn a_draw_is_the_fully_ranked_draw(
+            logits in prop::collection::vec(-4.0f32..4.0, 1..400),
+            temperature in prop::sample::select(vec![0.3f32, 1.0, 3.0]),
+            top_k in prop::sample::select(vec![0usize, 1, 5, 100]),
+            top_p in prop::sample::select(vec![1.0f32, 0.95, 0.5, 0.0]),
+            seed in 0u64..1000,
+        ) {
+            use rand::SeedableRng;
+            let opts = SampleOptions { temperature, top_k, top_p, ..Default::default() };
+            for draw in 0..20u64 {
+                let mut a = rand::rngs::StdRng::seed_from_u64(seed * 100 + draw);
+                let mut b = a.clone();
+                prop_assert_eq!(
+                    sample_next(&logits, &opts, &mut a),
+                    sample_fully_ranked(&logits, &opts, &mut b)
+                );
+            }
+        }
+
         /// Selecting then sorting gives the stable sort's first `k`, ties included (logits
         /// drawn from few values, so many are equal; signed zeros and infinities too).
         #[test]
