@@ -8,7 +8,7 @@
 //! lets every sequence have its own length without masks or padding.
 
 use super::config::ModelConfig;
-use super::kernels::{FrozenWeights, SPLIT_WORK};
+use super::kernels::{simd, FrozenWeights, SPLIT_WORK};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -104,24 +104,53 @@ impl BatchCache {
         out.par_chunks_mut(head_dim)
             .with_min_len((SPLIT_WORK / per_task).max(1))
             .enumerate()
-            .for_each(|(task, out)| {
+            .for_each_init(Vec::new, |weights, (task, out)| {
                 let (i, h) = (task / self.heads, task % self.heads);
-                let (slot, cols) = (slots[i], h * head_dim..(h + 1) * head_dim);
-                let seen = self.lens[slot] + 1;
-                let query = &q[i * w..][cols.clone()];
-                let mut weights: Vec<f32> = (0..seen)
-                    .map(|p| {
-                        let key = &keys[self.at(slot, p)..][cols.clone()];
-                        dot(query, key) * scale
-                    })
-                    .collect();
-                softmax(&mut weights);
-                for (p, wt) in weights.iter().enumerate() {
-                    let value = &values[self.at(slot, p)..][cols.clone()];
-                    out.iter_mut().zip(value).for_each(|(o, v)| *o += wt * v);
-                }
+                let slot = slots[i];
+                let first = self.at(slot, 0) + h * head_dim;
+                let head = Head {
+                    keys: &keys[first..],
+                    values: &values[first..],
+                    width: w,
+                    seen: self.lens[slot] + 1,
+                    scale,
+                };
+                attend(&q[i * w + h * head_dim..][..head_dim], head, weights, out);
             });
         out
+    }
+}
+
+/// One head of one slot's cached positions: position `p`'s columns start at `p · width`.
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
+    keys: &'a [f32],
+    values: &'a [f32],
+    width: usize,
+    seen: usize,
+    scale: f32,
+}
+
+simd::avx2_variants! {
+    /// `out = softmax(scale · query·keysᵀ) · values` over the head's `seen` positions, with
+    /// the kernels' 8-lane reductions: iterator sums of scalars do not vectorise, and this
+    /// was the largest part of a small model's decode step.
+    fn attend(query: &[f32], head: Head<'_>, weights: &mut Vec<f32>, out: &mut [f32]) {
+        let dim = query.len();
+        weights.clear();
+        weights.extend((0..head.seen).map(|p| {
+            let key = &head.keys[p * head.width..][..dim];
+            simd::dot(query, key) * head.scale
+        }));
+        let max = simd::max(weights);
+        weights.iter_mut().for_each(|x| *x = simd::exp(*x - max));
+        let total = simd::sum(weights);
+        out.fill(0.0);
+        for (p, &wt) in weights.iter().enumerate() {
+            let value = &head.values[p * head.width..][..dim];
+            let wt = wt / total;
+            out.iter_mut().zip(value).for_each(|(o, v)| *o += wt * v);
+        }
     }
 }
 
@@ -130,20 +159,6 @@ pub fn host<S: Shape, D: Device<f32>>(t: &Tensor<S, f32, D>) -> Vec<f32> {
     let mut v = vec![0.0; t.shape().num_elements()];
     t.copy_into(&mut v);
     v
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn softmax(xs: &mut [f32]) {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0;
-    for x in xs.iter_mut() {
-        *x = (*x - max).exp();
-        total += *x;
-    }
-    xs.iter_mut().for_each(|x| *x /= total);
 }
 
 #[cfg(test)]
@@ -169,7 +184,7 @@ mod tests {
             let c = h * 2..h * 2 + 2;
             let s: Vec<f32> = keys
                 .iter()
-                .map(|k| dot(&q[c.clone()], &k[c.clone()]) / 2f32.sqrt())
+                .map(|k| simd::dot(&q[c.clone()], &k[c.clone()]) / 2f32.sqrt())
                 .collect();
             let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
