@@ -24,18 +24,26 @@ impl FrozenWeights {
     pub fn matrix<const O: usize, const I: usize>(&mut self, w: &Tensor<Rank2<O, I>, f32, Cpu>) {
         (self.copies)
             .entry(address(w))
-            .or_insert_with(|| transpose(&w.as_vec(), O, I));
+            .or_insert_with(|| transpose(&physical(w), O, I));
     }
 
     /// The host copy of the vector `b`, made on first use.
     pub fn vector<const O: usize>(&mut self, b: &Tensor<Rank1<O>, f32, Cpu>) {
-        self.copies.entry(address(b)).or_insert_with(|| b.as_vec());
+        self.copies.entry(address(b)).or_insert_with(|| physical(b));
     }
 
     /// The copy that `matrix` or `vector` made of `w` earlier.
     pub fn made<S: Shape>(&self, w: &Tensor<S, f32, Cpu>) -> &[f32] {
         &self.copies[&address(w)]
     }
+}
+
+/// A parameter's buffer, copied whole: `as_vec` walks it element by element through a strided
+/// index, which took longer than the transposition.
+fn physical<S: Shape>(t: &Tensor<S, f32, Cpu>) -> Vec<f32> {
+    let mut v = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
 }
 
 /// `rows × cols` → `cols × rows`. Each task writes a band of output rows and reads the
