@@ -105,17 +105,27 @@ pub fn check(checker: Checker, answer: &str, reference: Option<&str>) -> f64 {
     ok as u8 as f64
 }
 
-/// Scores of samples from a reward model (read at each sequence's last token).
+/// Sequences a reward model scores together.
+const SCORE_CHUNK: usize = 8;
+
+/// Scores of samples from a reward model (read at each sequence's last token). They are
+/// scored shortest first, in chunks of similar length: a chunk is padded to its longest
+/// sequence, and one answer that ran on to the token limit padded all 16 rows of a PPO
+/// rollout to its length (the scoring took a third of the rollout).
 pub fn reward_model_scores<D: Backend>(
     rm: &dyn LanguageModel<D>,
     samples: &[Sample],
     pad: u32,
 ) -> Vec<f64> {
     let seqs: Vec<Vec<u32>> = samples.iter().map(|s| s.example().ids).collect();
-    let mut out = Vec::new();
-    for chunk in seqs.chunks(16) {
-        let rows: Vec<&[u32]> = chunk.iter().map(|s| s.as_slice()).collect();
-        out.extend(rewards(rm, &rows, pad).into_iter().map(|r| r as f64));
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| seqs[i].len());
+    let mut out = vec![0.0; seqs.len()];
+    for chunk in order.chunks(SCORE_CHUNK) {
+        let rows: Vec<&[u32]> = chunk.iter().map(|&i| seqs[i].as_slice()).collect();
+        for (&i, score) in chunk.iter().zip(rewards(rm, &rows, pad)) {
+            out[i] = score as f64;
+        }
     }
     out
 }
