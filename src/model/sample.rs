@@ -30,8 +30,9 @@ impl Default for SampleOptions {
     }
 }
 
-/// Without top-k, the ranks sorted first: a draw mostly lands among them, and sorting all
-/// ids for every token was a tenth of a PPO rollout with a 4,096-id vocabulary.
+/// How many of the likeliest ids are ranked first when there is no top-k: a draw mostly lands
+/// among them, and sorting all ids for every token was a tenth of a PPO rollout with a
+/// 4,096-id vocabulary.
 const FIRST_RANKS: usize = 64;
 
 /// Picks the next id from one row of logits: ids ranked by logit, the nucleus of `top_p`

@@ -144,12 +144,18 @@ mod tests {
         d
     }
 
+    /// A nano model (vocabulary 300), saved into a fresh folder named after `name`.
+    fn saved_nano(dev: &Cpu, name: &str) -> (Box<dyn LanguageModel<Cpu>>, std::path::PathBuf) {
+        let mut model = build_model(&model_config("nano", 300).unwrap(), dev, 3).unwrap();
+        let dir = tmp(name);
+        save_model(model.as_mut(), &dir).unwrap();
+        (model, dir)
+    }
+
     #[test]
     fn save_then_load_gives_identical_logits() {
         let dev = Cpu::default();
-        let mut model = build_model(&model_config("nano", 300).unwrap(), &dev, 3).unwrap();
-        let dir = tmp("roundtrip");
-        save_model(model.as_mut(), &dir).unwrap();
+        let (model, dir) = saved_nano(&dev, "roundtrip");
         let loaded = load_model(&dir, &dev).unwrap();
         let x: Tensor<(usize, usize), usize, Cpu> = dev.tensor_from_vec(vec![1, 5, 9, 200], (1, 4));
         assert_eq!(model.logits(x.clone()).as_vec(), loaded.logits(x).as_vec());
@@ -159,9 +165,7 @@ mod tests {
     #[test]
     fn truncated_or_mismatched_checkpoints_are_clear_errors() {
         let dev = Cpu::default();
-        let mut model = build_model(&model_config("nano", 300).unwrap(), &dev, 3).unwrap();
-        let dir = tmp("bad");
-        save_model(model.as_mut(), &dir).unwrap();
+        let (_, dir) = saved_nano(&dev, "bad");
         let file = dir.join(MODEL_FILE);
         let bytes = std::fs::read(&file).unwrap();
         std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
