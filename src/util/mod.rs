@@ -1,8 +1,9 @@
 //! Small shared helpers: atomic file writes, a stable hash, allocator tuning, terminal
-//! detection.
+//! detection, counted device-to-host reads.
 pub mod atomic;
 pub mod hash;
 pub mod memory;
+pub mod readback;
 pub use atomic::{write_atomic, write_json_atomic};
 pub use hash::fnv1a;
 
