@@ -4,7 +4,7 @@
 A subset of Noto Sans CJK SC Regular (SIL Open Font License 1.1) from Debian's
 `fonts-noto-cjk` package, cut down to the characters gptlab's pages and charts show:
 
-  - every character of the shipped data sets (datasets/** and ../shared/datasets/**),
+  - every character of the shipped data sets (datasets/**, gzipped files included),
   - the 3,755 level-1 characters of GB2312 (the common simplified ones),
   - printable ASCII, CJK symbols and punctuation, full-width forms.
 
@@ -22,6 +22,7 @@ with the font's own copyright line). Run it again after adding a data set with n
 
 import argparse
 import glob
+import gzip
 import os
 import subprocess
 import sys
@@ -60,12 +61,19 @@ def gb2312_level1():
 
 
 def data_set_chars(roots):
-    """Every character in the text files under `roots` (.txt, .jsonl, .json, .md, .py)."""
+    """Every character in the text files under `roots` (.txt, .jsonl, .json, .md, .py, and
+    those gzipped)."""
     chars = set()
+    kinds = (".txt", ".jsonl", ".json", ".md", ".py")
     for root in roots:
         for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
-            if os.path.isfile(path) and path.endswith((".txt", ".jsonl", ".json", ".md", ".py")):
+            if not os.path.isfile(path):
+                continue
+            if path.endswith(kinds):
                 with open(path, encoding="utf-8") as f:
+                    chars |= set(f.read())
+            elif path.endswith(tuple(k + ".gz" for k in kinds)):
+                with gzip.open(path, "rt", encoding="utf-8") as f:
                     chars |= set(f.read())
     return chars
 
@@ -163,11 +171,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ttc", help="NotoSansCJK-Regular.ttc (default: apt-get download it)")
     parser.add_argument("--copyright", help="the package's copyright file (default: beside --ttc's package)")
-    parser.add_argument("--shared", default=os.path.join(REPO, "..", "shared", "datasets"))
     args = parser.parse_args()
     os.makedirs(OUT_DIR, exist_ok=True)
 
-    roots = [os.path.join(REPO, "datasets"), args.shared]
+    roots = [os.path.join(REPO, "datasets")]
     missing = [r for r in roots if not os.path.isdir(r)]
     if missing:
         sys.exit(f"data set folder(s) missing: {missing}")

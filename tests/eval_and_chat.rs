@@ -1,4 +1,5 @@
-//! `gptlab eval` against numbers computed by hand, and `gptlab chat` driven through a pipe.
+//! `gptlab eval` against numbers computed by hand, `gptlab chat` driven through a pipe, and
+//! every printing command ending quietly when its pipe closes.
 //!
 //! The fixture model has every weight zero, so its logits are all zero and every next token has
 //! probability 1/512 (the compiled vocabulary bucket): loss = ln 512 per token exactly, and a
@@ -174,4 +175,64 @@ fn chat_through_a_pipe_writes_feedback_lines() {
     // The reward stage's reader accepts what chat wrote.
     let records = gptlab::data::read_preferences(&feedback).unwrap();
     assert_eq!(records.len(), 2);
+}
+
+/// `COMMAND | head -c 1`, with the reader gone before the command prints: every printing
+/// command ends quietly (by SIGPIPE, as Unix tools do), never with a panic about a broken pipe.
+#[test]
+fn printing_commands_end_quietly_when_their_reader_closes() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempdir();
+    let stage = zero_model_run(tmp.path());
+    let stage = stage.to_str().unwrap();
+    let txt = tmp.path().join("t.txt");
+    std::fs::write(&txt, "hello world").unwrap();
+    let spec = repo().join("experiments/quickstart.toml");
+    let tokens = vec!["1"; 40].join(",");
+    let commands: [&[&str]; 7] = [
+        &["--help"],
+        &["validate", spec.to_str().unwrap()],
+        &["logits", stage, "--tokens", &tokens, "--json"],
+        &["logits", stage, "--text", "hello", "--generate", "4"],
+        &[
+            "generate",
+            stage,
+            "--prompt",
+            "hello",
+            "--max-new-tokens",
+            "8",
+        ],
+        &["probe", stage, "--prompt", "hello", "--json"],
+        &["eval", stage, "--data", txt.to_str().unwrap(), "--json"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gptlab"))
+            .args(args)
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < COMMAND_TIMEOUT, "{args:?} hangs");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        // clap prints help before any command runs, and ignores a failed write itself.
+        let by_sigpipe = status.signal() == Some(libc::SIGPIPE);
+        let help = args == ["--help"] && status.success();
+        assert!(by_sigpipe || help, "{args:?}: {status:?} {stderr}");
+    }
 }

@@ -283,4 +283,59 @@ fn assert_gold_chart(run: &std::path::Path, summary: &BTreeMap<String, BTreeMap<
         "{md}"
     );
     assert!(html.contains("<td>best-of-16</td>"), "a best-of-n row");
+    // A best-of-n row fills every column of the table, in both forms.
+    assert!(html.contains("<td colspan=\"4\"></td>"), "{html}");
+    let cells = |line: &str| line.matches('|').count();
+    let header = md
+        .lines()
+        .find(|l| l.starts_with("| stage | gold rate"))
+        .unwrap();
+    let best_of = md.lines().find(|l| l.starts_with("| best-of-16")).unwrap();
+    assert_eq!(cells(best_of), cells(header), "{md}");
+    assert_tables_fit_at_1400px(&run.join("report.html"));
+}
+
+/// Laid out by headless Chromium at 1,400 px wide, no table of the report is wider than its
+/// box: the gold table's interval column used to be cut off behind a scroll bar.
+fn assert_tables_fit_at_1400px(page: &std::path::Path) {
+    let Some(browser) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        return skip(
+            "the gold table's width check",
+            "chromium (apt-get install chromium)",
+        );
+    };
+    // The page's title becomes the sections whose table overflows, read back from the DOM.
+    let probe = page.with_file_name("fit.html");
+    let script = "<script>document.title = [...document.querySelectorAll('.scroll')]\
+        .filter(e => e.scrollWidth > e.clientWidth + 1)\
+        .map(e => e.closest('section').id).join(' ') || 'fits';</script>";
+    let html = std::fs::read_to_string(page).unwrap() + script;
+    std::fs::write(&probe, html).unwrap();
+    let profile = page.with_file_name("chromium-profile");
+    let out = output_within(
+        std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--window-size=1400,2000")
+            .arg("--dump-dom")
+            .arg(format!("file://{}", probe.display())),
+        COMMAND_TIMEOUT,
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<title>fits</title>"),
+        "tables cut off in: {}",
+        {
+            let start = dom.find("<title>").map_or(0, |i| i + 7);
+            &dom[start..dom[start..].find('<').map_or(start, |e| start + e)]
+        }
+    );
 }

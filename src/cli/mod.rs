@@ -88,9 +88,20 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
     }
 }
 
-/// What every command's process sets up first: the allocator, the thread pool, Ctrl-C.
+/// What every command's process sets up first: the allocator, the thread pool, Ctrl-C, and
+/// what a closed stdout does.
 fn prepare_process(command: &Command) {
     crate::util::memory::reuse_freed_memory();
+    // Rust ignores SIGPIPE, so `gptlab logits ... | head` made println! panic when head left.
+    // SIGPIPE's default action ends the process quietly instead, as with any Unix tool.
+    // Not for `serve`: hyper writes sockets with writev, which raises SIGPIPE when a client
+    // hangs up, and a server must outlive its clients. (Sweep points write to log files.)
+    if !matches!(command, Command::Serve(_)) {
+        // SAFETY: resets one signal's disposition to the default; no handler is involved.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // The main thread works in rayon's pool instead of sleeping while it runs: the training
     // step is a chain of short parallel ops, and handing each one to another thread and
     // waking up afterwards cost more than the op itself at small model sizes. `serve` computes

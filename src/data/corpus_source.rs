@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::jsonl::{read_sft, sniff_jsonl_kind, JsonlKind, SftExample};
+use super::open::data_extension;
 use super::paths::expand_paths;
 use super::split::HeldOut;
 use super::text::read_text_corpus;
@@ -36,8 +37,8 @@ pub fn read_corpus_source(source: &Source, held_out: &HeldOut) -> Result<CorpusS
     };
     let (mut text_files, mut chat_files) = (Vec::new(), Vec::new());
     for file in expand_paths(&source.paths)? {
-        let is_chat = file.extension().is_some_and(|e| e == "jsonl")
-            && sniff_jsonl_kind(&file)? == JsonlKind::Sft;
+        let is_chat =
+            data_extension(&file) == Some("jsonl") && sniff_jsonl_kind(&file)? == JsonlKind::Sft;
         match is_chat {
             true => chat_files.push(file),
             false => text_files.push(file),

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::chat::{Message, Role};
+use super::open::open_data;
 use super::records::{for_each_record, keys_of, parse_object, type_name, Record};
 
 /// One supervised fine-tuning conversation.
@@ -105,8 +106,7 @@ pub fn read_prompts(path: &Path) -> anyhow::Result<Vec<PromptExample>> {
 
 /// The kind of a JSONL file, from its first non-blank line.
 pub fn sniff_jsonl_kind(path: &Path) -> anyhow::Result<JsonlKind> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+    for (index, line) in open_data(path)?.lines().enumerate() {
         let at = format!("{}:{}", path.display(), index + 1);
         let line = line.with_context(|| format!("{at}: unreadable line (invalid UTF-8?)"))?;
         if line.trim().is_empty() {

@@ -1,11 +1,12 @@
 //! Reading training data: file patterns, text corpora, JSONL datasets in the TRL schemas,
-//! the chat template, and validation splits; and writing ratings in those schemas.
+//! the chat template, and validation splits (every file opened by `open`, gzip or not); and writing ratings in those schemas.
 
 pub mod batches;
 pub mod chat;
 pub mod corpus_source;
 pub mod jsonl;
 pub mod mixture;
+pub mod open;
 pub mod pairing;
 pub mod paths;
 pub mod ratings;
@@ -24,4 +25,4 @@ pub use split::{split_off_validation, HeldOut};
 pub use text::read_text_corpus;
 
 #[cfg(test)]
-mod shared_datasets;
+mod shipped_datasets;

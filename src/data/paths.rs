@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use super::open::{data_exists, logical_name};
+
 /// The files named by `patterns`: plain paths must exist, globs (`*`, `?`, `[...]`) must match
-/// at least one file. Each pattern's matches are sorted; patterns keep their order and a file
-/// named twice is listed once, so the result is deterministic.
+/// at least one file; a file stored as `NAME.gz` counts as `NAME` (see `open`). Each
+/// pattern's matches are sorted; patterns keep their order and a file named twice is listed
+/// once, so the result is deterministic.
 pub fn expand_paths(patterns: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = Vec::new();
     for pattern in patterns {
@@ -29,23 +32,28 @@ fn expand_one(pattern: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 "data path {text} is a directory: name files, or use a glob such as {text}/*.txt"
             );
         }
-        if !pattern.is_file() {
-            bail!("data file {text} not found");
+        if !data_exists(pattern) {
+            bail!("data file {text} not found (nor {text}.gz)");
         }
         return Ok(vec![pattern.to_path_buf()]);
     }
+    // `*.txt` also matches `a.txt.gz`, listed as `a.txt`: the name the opener reads it by.
     let mut matches = Vec::new();
-    let entries = glob::glob(text).with_context(|| format!("invalid glob pattern {text}"))?;
-    for entry in entries {
-        let path = entry.with_context(|| format!("reading a match of {text}"))?;
-        if path.is_file() {
-            matches.push(path);
+    for glob_text in [text.to_string(), format!("{text}.gz")] {
+        let entries =
+            glob::glob(&glob_text).with_context(|| format!("invalid glob pattern {text}"))?;
+        for entry in entries {
+            let path = entry.with_context(|| format!("reading a match of {text}"))?;
+            if path.is_file() {
+                matches.push(logical_name(&path));
+            }
         }
     }
     if matches.is_empty() {
         bail!("data pattern {text} matches no files");
     }
     matches.sort();
+    matches.dedup();
     Ok(matches)
 }
 
@@ -60,6 +68,20 @@ mod tests {
             std::fs::write(dir.join(name), "x").unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn gzipped_files_match_under_their_plain_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.txt.gz", "b.txt", "c.jsonl.gz"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let files = expand_paths(&[dir.path().join("*.txt"), dir.path().join("c.jsonl")]);
+        let expected = ["a.txt", "b.txt", "c.jsonl"].map(|n| dir.path().join(n));
+        assert_eq!(files.unwrap(), expected);
+        // Named as stored, `a.txt.gz` is the same data as `a.txt`: listed once.
+        let both = expand_paths(&[dir.path().join("*"), dir.path().join("*.txt")]).unwrap();
+        assert_eq!(both, expected);
     }
 
     #[test]

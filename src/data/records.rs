@@ -4,15 +4,17 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{Map, Value};
+
+use super::open::read_data;
 
 /// One line of a JSONL file.
 pub type Record = Map<String, Value>;
 
-/// A whole file as UTF-8; invalid bytes are an error naming the line and byte offset.
+/// A whole file as UTF-8 (gunzipped if stored as `.gz`); invalid bytes are an error naming the line and byte offset.
 pub fn read_utf8(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = read_data(path)?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let line = 1 + e.as_bytes()[..offset]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
+use super::open::data_extension;
 use super::records::{for_each_record, keys_of, read_utf8, type_name};
 
 /// One string per document: a `.txt` file is one document, a `.jsonl` file gives one
@@ -12,7 +13,7 @@ use super::records::{for_each_record, keys_of, read_utf8, type_name};
 pub fn read_text_corpus(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut documents = Vec::new();
     for path in paths {
-        match path.extension().and_then(|e| e.to_str()) {
+        match data_extension(path) {
             Some("txt") => documents.push(read_utf8(path)?),
             Some("jsonl") => documents.extend(read_text_jsonl(path)?),
             _ => bail!(

@@ -76,7 +76,7 @@ pub fn evaluate_file<D: Backend>(
     block_size: usize,
     held_out: Option<&HeldOut>,
 ) -> Result<EvalReport> {
-    let kind = if path.extension().is_some_and(|e| e == "txt") {
+    let kind = if data::open::data_extension(path) == Some("txt") {
         JsonlKind::Text
     } else {
         data::sniff_jsonl_kind(path)?

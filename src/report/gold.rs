@@ -154,7 +154,8 @@ rising alone is the reward model being gamed. A best-of-n row samples n answers 
 baseline and keeps the one the reward model likes best: what the reward model achieves without \
 any training.";
 
-/// The section of report.html: the chart with the table beside it.
+/// The section of report.html: the chart with the table beside it, or below it where the
+/// six columns need the width (`.beside` in html.rs).
 pub fn section_html(run: &RunData, chart: Option<&RenderedChart>) -> String {
     let (Some(gold), Some(chart)) = (Gold::of(run), chart) else {
         return String::new();
@@ -171,9 +172,11 @@ pub fn section_html(run: &RunData, chart: Option<&RenderedChart>) -> String {
         }
         t.push_str("</tr>\n");
     }
+    // A best-of-n row has a gold rate only: one empty cell spans the other columns.
+    let rest = gold.header().len() - 2;
     for (label, rate) in gold.best_of_rows() {
         t.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td><td colspan=\"3\"></td></tr>\n",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td colspan=\"{rest}\"></td></tr>\n",
             escape(&label),
             percent(Some(rate))
         ));
@@ -198,7 +201,7 @@ pub fn section_markdown(run: &RunData, chart: Option<&RenderedChart>) -> String 
         .enumerate()
         .map(|(i, (s, _))| std::iter::once(cell(s)).chain(gold.cells(i)).collect())
         .chain(gold.best_of_rows().into_iter().map(|(label, rate)| {
-            let rest = ["—"; 3].map(String::from);
+            let rest = vec!["—".to_string(); gold.header().len() - 2];
             [cell(&label), percent(Some(rate))]
                 .into_iter()
                 .chain(rest)

@@ -72,7 +72,11 @@ svg.chart { width: 100%; height: auto; display:block; }
 section.stage h2 { border-left: 5px solid var(--c); padding-left: 10px; }
 details summary { cursor: pointer; font-weight: 600; }
 summary h2 { display: inline-flex; margin: 0; }
-.beside { display:grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 18px; align-items: start; }
+/* A chart with its table beside it where both fit, else the table below it: a table whose
+   columns need more room than the space beside the chart (gold's six) is never cut off. */
+.beside { display:flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+.beside > figure { flex: 3 1 440px; min-width: 0; max-width: 760px; }
+.beside > .scroll { flex: 2 1 auto; min-width: 0; }
 pre.spec { background: #f6f8fa; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; overflow-x: auto;
   font: 13px/1.5 ui-monospace, SFMono-Regular, Menlo, Consolas, "Noto Sans Mono CJK SC", monospace; }
 footer { color: var(--muted); font-size: 13px; text-align: center; }

@@ -1,7 +1,7 @@
 //! Direct Preference Optimisation: −log σ(β·[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))])
 //! with the reference the frozen `from` model (its log-probabilities are computed once).
 
-use super::{RlhfData, RlhfMethod};
+use super::{against_reference, read_records, RlhfData, RlhfMethod};
 use crate::data::batches::{pad_examples, Example};
 use crate::data::chat::encode_chat;
 use crate::data::pairing::pair_feedback;
@@ -9,7 +9,7 @@ use crate::data::{Message, PreferencePair, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::methods::dpo::DpoKeys;
-use crate::stages::env::{record_usage, Built, StageEnv};
+use crate::stages::env::{Built, StageEnv};
 use crate::stages::records::Split;
 use crate::stages::reward::neg_log_sigmoid_mean;
 use crate::tokenizer::{Special, Tokenizer};
@@ -269,12 +269,7 @@ impl<D: Backend> Objective<D> for Dpo<D> {
 
 impl RlhfMethod for DpoKeys {
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        let (train, val, sources) = split.read_mixture(crate::data::read_preferences)?;
-        Ok(RlhfData::Records {
-            train,
-            val,
-            sources,
-        })
+        read_records(split, crate::data::read_preferences)
     }
 
     fn objective<'a, D: Backend>(
@@ -283,11 +278,9 @@ impl RlhfMethod for DpoKeys {
         model: &mut dyn LanguageModel<D>,
         data: &'a RlhfData,
     ) -> Result<Built<'a, D>> {
-        let (train, val, sources) = data.records()?;
-        // The reference is the frozen `from` model: a copy taken before any update.
-        let reference = model.boxed_clone();
-        let obj = Dpo::new(env, self, reference.as_ref(), train, val)?;
-        Ok((Box::new(obj), record_usage(env.stage, sources)))
+        against_reference(env, model, data, |reference, train, val| {
+            Dpo::new(env, self, reference, train, val)
+        })
     }
 }
 

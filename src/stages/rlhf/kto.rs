@@ -12,14 +12,14 @@
 //! As in DPO, the reference is the frozen `from` model, its log-probabilities computed once,
 //! and gradients come from dfdx's autodiff: there is no hand-written backward pass.
 
-use super::{RlhfData, RlhfMethod};
+use super::{against_reference, read_records, RlhfData, RlhfMethod};
 use crate::data::batches::{pad_examples, Batch, Example};
 use crate::data::{Feedback, PreferenceRecord};
 use crate::eval::logprob::answer_logprobs;
 use crate::model::lm::Traced;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::methods::kto::KtoKeys;
-use crate::stages::env::{record_usage, Built, StageEnv};
+use crate::stages::env::{Built, StageEnv};
 use crate::stages::records::Split;
 use crate::stages::rlhf::dpo::encode_answer;
 use crate::tokenizer::{Special, Tokenizer};
@@ -302,18 +302,14 @@ impl RlhfMethod for KtoKeys {
     /// Labelled answers; both labels are checked here rather than in the objective, so that
     /// data of one kind fails before any stage trains.
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        let (train, val, sources) = split.read_mixture(crate::data::read_labelled)?;
-        check_labels(&labelled(&train)).with_context(|| {
+        let data = read_records(split, crate::data::read_labelled)?;
+        check_labels(&labelled(data.records()?.0)).with_context(|| {
             let files: Vec<String> = (split.stage.data_paths().iter())
                 .map(|p| p.display().to_string())
                 .collect();
             format!("{}: {}", (split.locate)("data"), files.join(", "))
         })?;
-        Ok(RlhfData::Records {
-            train,
-            val,
-            sources,
-        })
+        Ok(data)
     }
 
     fn objective<'a, D: Backend>(
@@ -322,11 +318,9 @@ impl RlhfMethod for KtoKeys {
         model: &mut dyn LanguageModel<D>,
         data: &'a RlhfData,
     ) -> Result<Built<'a, D>> {
-        let (train, val, sources) = data.records()?;
-        // As for DPO, the reference is the `from` model before any update.
-        let reference = model.boxed_clone();
-        let obj = Kto::new(env, self, reference.as_ref(), train, val)?;
-        Ok((Box::new(obj), record_usage(env.stage, sources)))
+        against_reference(env, model, data, |reference, train, val| {
+            Kto::new(env, self, reference, train, val)
+        })
     }
 }
 

@@ -22,9 +22,11 @@ use crate::data::{PreferenceRecord, PromptExample};
 use crate::model::{Backend, LanguageModel};
 use crate::spec::kinds::rlhf_methods;
 use crate::spec::RlhfKeys;
-use crate::stages::env::{Built, StageEnv};
+use crate::stages::env::{record_usage, Built, StageEnv};
 use crate::stages::records::{preference_texts, prompt_texts, Split};
+use crate::train::trainer::Objective;
 use anyhow::{bail, Result};
+use std::path::Path;
 
 /// What an RLHF method does in a run, implemented by its keys struct.
 pub trait RlhfMethod {
@@ -90,6 +92,33 @@ impl RlhfData {
             RlhfData::Records { .. } => bail!("expected prompts, the method read records"),
         }
     }
+}
+
+/// The stage's data as records, read by `read` (pairs, or 👍/👎 answers).
+pub fn read_records(
+    split: &Split,
+    read: fn(&Path) -> Result<Vec<PreferenceRecord>>,
+) -> Result<RlhfData> {
+    let (train, val, sources) = split.read_mixture(read)?;
+    Ok(RlhfData::Records {
+        train,
+        val,
+        sources,
+    })
+}
+
+/// The objective of a method that scores records against a frozen reference (DPO, KTO): the
+/// `from` model as it was before any update, copied here; `build` gets it and the records.
+pub fn against_reference<'a, D: Backend, O: Objective<D> + 'a>(
+    env: &'a StageEnv<D>,
+    model: &mut dyn LanguageModel<D>,
+    data: &'a RlhfData,
+    build: impl FnOnce(&dyn LanguageModel<D>, &[PreferenceRecord], &[PreferenceRecord]) -> Result<O>,
+) -> Result<Built<'a, D>> {
+    let (train, val, sources) = data.records()?;
+    let reference = model.boxed_clone();
+    let objective = build(reference.as_ref(), train, val)?;
+    Ok((Box::new(objective), record_usage(env.stage, sources)))
 }
 
 /// `load_data` and `objective` of the stage's method, one match arm per line of

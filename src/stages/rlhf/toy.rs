@@ -2,7 +2,7 @@
 //! pairs as DPO does and trains nothing. The test loads a spec naming it and reads its data
 //! through `load_stage_data`, as the runner does.
 
-use super::{RlhfData, RlhfMethod};
+use super::{read_records, RlhfData, RlhfMethod};
 use crate::model::{Backend, LanguageModel};
 use crate::spec::methods::toy::ToyKeys;
 use crate::stages::env::{Built, StageEnv};
@@ -11,12 +11,7 @@ use anyhow::{bail, Result};
 
 impl RlhfMethod for ToyKeys {
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        let (train, val, sources) = split.read_mixture(crate::data::read_preferences)?;
-        Ok(RlhfData::Records {
-            train,
-            val,
-            sources,
-        })
+        read_records(split, crate::data::read_preferences)
     }
 
     fn objective<'a, D: Backend>(

@@ -1,21 +1,17 @@
-//! Every dataset shipped with gptlab must load. Skipped when the datasets folder is absent
-//! (searched in $GPTLAB_DATA, ./datasets, then /work/shared/datasets).
+//! Every dataset shipped in `datasets/` (the gzipped corpora and the demo set) loads, through
+//! the readers that training uses.
 
 use std::path::{Path, PathBuf};
 
+use super::open::{data_extension, read_data};
 use super::*;
 
-fn datasets_root() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("GPTLAB_DATA").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets")),
-        Some(PathBuf::from("/work/shared/datasets")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
+fn datasets_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets")
 }
 
 fn non_blank_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
+    String::from_utf8(read_data(path).unwrap())
         .unwrap()
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -23,17 +19,14 @@ fn non_blank_lines(path: &Path) -> usize {
 }
 
 #[test]
-fn every_shared_dataset_loads() {
-    let Some(root) = datasets_root() else {
-        eprintln!("no datasets folder found: skipped");
-        return;
-    };
+fn every_shipped_dataset_loads() {
+    let root = datasets_root();
     let files = expand_paths(&[root.join("*/*.jsonl"), root.join("*/*.txt")]).unwrap();
     assert!(!files.is_empty());
     for file in files {
         let name = file.strip_prefix(&root).unwrap().display().to_string();
         let start = std::time::Instant::now();
-        let (kind, count) = match file.extension().and_then(|e| e.to_str()) {
+        let (kind, count) = match data_extension(&file) {
             Some("txt") => (
                 "text",
                 read_text_corpus(std::slice::from_ref(&file)).unwrap().len(),
