@@ -1,6 +1,7 @@
 //! Asking a trained stage has one owner, `src/infer/`: no other code builds a chat prompt
 //! (the template lives in `src/data/chat.rs`, which training also uses) or writes the rule of
-//! which ids end an answer. Test code may.
+//! which ids end an answer; and reading a data file has one owner, `src/data/open.rs`. Test
+//! code may.
 
 use std::path::Path;
 
@@ -77,4 +78,43 @@ fn the_check_finds_a_stray_prompt_builder() {
         vec!["src/serve/x.rs: encode_prompt(".to_string()]
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reading a data file has one owner too, `src/data/open.rs`, which gunzips `NAME.gz`: a
+/// reader that opened files itself would not find the shipped corpora. `src/data/` files
+/// that open a file for reading outside their tests, and what they call.
+fn data_readers(data: &Path) -> Vec<String> {
+    const OPENS: [&str; 3] = ["fs::read(", "fs::read_to_string(", "File::open("];
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".rs") || name == "open.rs" || name.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        found.extend(
+            OPENS
+                .iter()
+                .filter(|needle| code.contains(*needle))
+                .map(|needle| format!("src/data/{name}: {needle}")),
+        );
+    }
+    found
+}
+
+#[test]
+fn only_data_open_reads_data_files() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/data");
+    let strays = data_readers(&data);
+    assert!(
+        strays.is_empty(),
+        "data files are read through data::open (open_data / read_data):\n{}",
+        strays.join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.rs"), "let b = std::fs::read(path)?;\n").unwrap();
+    std::fs::write(dir.path().join("open.rs"), "std::fs::File::open(p)\n").unwrap();
+    assert_eq!(data_readers(dir.path()), vec!["src/data/x.rs: fs::read("]);
 }
