@@ -80,12 +80,18 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        Server::start_with(extra, &[])
+    }
+
+    /// [`Server::start`] with environment variables (`GPTLAB_KERNELS`).
+    fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempdir();
         let run = dir.path().join("run");
         copy_dir(trained_run(), &run);
         let mut child = Command::new(env!("CARGO_BIN_EXE_gptlab"))
             .args(["serve", run.to_str().unwrap(), "--port", "0"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("gptlab serve starts");
@@ -163,6 +169,21 @@ fn the_official_openai_client_works_against_the_server() {
         return;
     }
     let server = Server::start(&["--api-key", "test-key"]);
+    python("serve_openai.py", &[&server.url, "test-key"]);
+}
+
+/// The same client against a server on the portable path (composed ops and the device KV
+/// cache, the code CUDA runs).
+#[test]
+fn the_official_openai_client_works_against_the_portable_server() {
+    if !python_has(
+        "the_official_openai_client_works_against_the_portable_server",
+        "openai",
+    ) {
+        return;
+    }
+    let env = [("GPTLAB_KERNELS", "portable")];
+    let server = Server::start_with(&["--api-key", "test-key"], &env);
     python("serve_openai.py", &[&server.url, "test-key"]);
 }
 

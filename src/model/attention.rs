@@ -2,9 +2,11 @@
 //! heads stay side by side in `(batch, time, M)` activations; the attention op reads each
 //! head's columns in place.
 
-use super::batch_cache::{host, BatchCache};
 use super::kernels::causal_attention::{self, Dims};
 use super::kernels::{FrozenWeights, FusedOps};
+
+/// One position per row without a tape: `(rows, 1, M)` in generation.
+type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
 use super::layers::Linear;
 use dfdx::prelude::*;
 
@@ -60,24 +62,20 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
         )
     }
 
-    /// `skip +` attention of one new position per sequence over its slot of `cache`
-    /// (generation): `x` is `(slots.len(), 1, M)`, row `i` belonging to `slots[i]`.
+    /// `skip +` attention of one new position per sequence of a generation batch: `x` is
+    /// `(rows, 1, M)`; `attend` writes the new keys and values into the cache and attends each
+    /// row's query over its sequence (see `Gpt::decode`).
     pub fn forward_decode(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
         skip: Tensor<(usize, usize, Const<M>), f32, D>,
-        cache: &mut BatchCache,
-        layer: usize,
-        slots: &[usize],
+        frozen: &mut FrozenWeights,
+        attend: impl FnOnce(Act<M, D>, Act<M, D>, Act<M, D>) -> Act<M, D>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D> {
-        let shape = *x.shape();
-        let q = self.q.forward_frozen(x.clone(), &mut cache.weights);
-        let k = self.k.forward_frozen(x.clone(), &mut cache.weights);
-        let v = self.v.forward_frozen(x, &mut cache.weights);
-        let heads = cache.step(layer, slots, &host(&q), &host(&k), &host(&v));
-        let heads = skip.device().tensor_from_vec(heads, shape);
-        self.proj
-            .forward_onto_frozen(heads, skip, &mut cache.weights)
+        let q = self.q.forward_frozen(x.clone(), frozen);
+        let k = self.k.forward_frozen(x.clone(), frozen);
+        let v = self.v.forward_frozen(x, frozen);
+        self.proj.forward_onto_frozen(attend(q, k, v), skip, frozen)
     }
 
     /// The attention weights `(batch, head, query, key)` of `x` over itself, for the explorer's

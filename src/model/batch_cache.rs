@@ -3,12 +3,13 @@
 //! positions are filled. New positions are written in place (nothing is grown by copying),
 //! and a freed slot is reused by the next sequence.
 //!
-//! The buffers live on the host: one decoding step attends a single query per sequence over
-//! its own keys, which is little work next to the step's matrix products, and a host buffer
-//! lets every sequence have its own length without masks or padding.
+//! The buffers live on the host: the CPU's fast path (`KvCache` picks it; other devices and
+//! the portable path use `DeviceCache`). One decoding step attends a single query per sequence
+//! over its own keys, which is little work next to the step's matrix products, and a host
+//! buffer lets every sequence have its own length without masks or padding.
 
 use super::config::ModelConfig;
-use super::kernels::{simd, FrozenWeights, SPLIT_WORK};
+use super::kernels::{simd, SPLIT_WORK};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
@@ -21,9 +22,6 @@ pub struct BatchCache {
     values: Vec<Vec<f32>>,
     /// Positions filled per slot.
     pub lens: Vec<usize>,
-    /// The model's weights as the CPU reads them, copied once for the cache's whole life (the
-    /// `Generator` that owns the cache borrows the model, so they cannot change meanwhile).
-    pub weights: FrozenWeights,
 }
 
 impl BatchCache {
@@ -39,7 +37,6 @@ impl BatchCache {
             keys: (0..cfg.n_layer).map(|_| vec![0.0; size]).collect(),
             values: (0..cfg.n_layer).map(|_| vec![0.0; size]).collect(),
             lens: vec![0; slots],
-            weights: FrozenWeights::default(),
         }
     }
 

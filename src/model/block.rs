@@ -1,10 +1,11 @@
 //! One pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
 
 use super::attention::{CausalSelfAttention, KvPair};
-use super::batch_cache::BatchCache;
 use super::kernels::{FrozenWeights, FusedOps};
 use super::layers::{LayerNorm, Linear};
 use dfdx::prelude::*;
+
+type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
 
 /// The 4x-wide GELU MLP. `F` is `4 * M` (stable Rust cannot compute it from `M`).
 #[derive(Clone, Debug)]
@@ -71,17 +72,15 @@ impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
         (x, kv)
     }
 
-    /// One new position per sequence of a generation batch (see `BatchCache`).
+    /// One new position per sequence of a generation batch; `attend` is the cache's
+    /// attention of `q` given new `k` and `v` (see `Gpt::decode`).
     pub fn forward_decode(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D>,
-        cache: &mut BatchCache,
-        layer: usize,
-        slots: &[usize],
+        frozen: &mut FrozenWeights,
+        attend: impl FnOnce(Act<M, D>, Act<M, D>, Act<M, D>) -> Act<M, D>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D> {
-        let x = self
-            .attn
-            .forward_decode(self.ln_1.forward(x.clone()), x, cache, layer, slots);
-        (self.mlp).forward_frozen(self.ln_2.forward(x.clone()), x, &mut cache.weights)
+        let x = (self.attn).forward_decode(self.ln_1.forward(x.clone()), x, frozen, attend);
+        (self.mlp).forward_frozen(self.ln_2.forward(x.clone()), x, frozen)
     }
 }

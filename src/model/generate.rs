@@ -1,5 +1,5 @@
 //! Generation over many different prompts at once. A [`Generator`] holds up to `slots`
-//! sequences in one [`BatchCache`] (allocated once); each step feeds every live sequence's
+//! sequences in one [`KvCache`] (allocated once, on the host or the device); each step feeds every live sequence's
 //! newest token through the model together and samples one more token per sequence. A
 //! sequence joins at any step (its prompt is prefilled, batched with the other newcomers) and
 //! leaves when it stops, so a free slot is taken by the next prompt straight away.
@@ -7,8 +7,8 @@
 //! Every sequence has its own options and its own random stream, and nothing of another
 //! sequence enters its arithmetic: its tokens are the same whatever else shares the batch.
 
-use super::batch_cache::BatchCache;
 use super::kernels::SPLIT_WORK;
+use super::kv_cache::KvCache;
 use super::lm::LanguageModel;
 use super::sample::{sample_next, SampleOptions};
 use super::Backend;
@@ -53,7 +53,7 @@ struct Sequence {
 pub struct Generator<'m, D: Backend> {
     model: &'m dyn LanguageModel<D>,
     vocab_limit: usize,
-    cache: BatchCache,
+    cache: KvCache<D>,
     slots: Vec<Option<Sequence>>,
 }
 
@@ -70,7 +70,7 @@ impl<'m, D: Backend> Generator<'m, D> {
         Self {
             model,
             vocab_limit,
-            cache: BatchCache::new(model.config(), slots, capacity),
+            cache: KvCache::new(model.config(), &model.device(), slots, capacity),
             slots: (0..slots).map(|_| None).collect(),
         }
     }
@@ -149,7 +149,7 @@ impl<'m, D: Backend> Generator<'m, D> {
         for (slot, seq) in self.slots.iter_mut().enumerate() {
             let Some(seq) = seq else { continue };
             // A full slot cannot take the next token: the window moves on, recomputed.
-            let full = self.cache.lens[slot] >= capacity;
+            let full = self.cache.lens()[slot] >= capacity;
             if seq.needs_prefill || !seq.opts.use_cache || full {
                 seq.needs_prefill = false;
                 let start = seq.ids.len().saturating_sub(capacity);

@@ -4,12 +4,14 @@
 //! `V` vocabulary, `C` maximum context, `M` width, `F = 4 * M` MLP width.
 
 use super::attention::CausalSelfAttention;
-use super::batch_cache::{host, BatchCache};
+use super::batch_cache::host;
 use super::block::{Block, Mlp};
 use super::config::ModelConfig;
+use super::kv_cache::{KvCache, Store};
 use super::layers::{LayerNorm, Linear};
 use super::params::ParamFn;
 use super::Backend;
+use crate::util::readback;
 use anyhow::Result;
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -180,52 +182,63 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     /// `lens[i]` real tokens followed by padding (padding only ever comes after real tokens,
     /// so causal attention keeps it out of every real position). Writes each row's keys and
     /// values into its slot and returns the next-token logits at each row's last real token,
-    /// `rows × V`.
+    /// `rows × V`: the call's one read from the device.
     pub fn prefill(
         &self,
         tokens: Tensor<(usize, usize), usize, D>,
         lens: &[usize],
         slots: &[usize],
-        cache: &mut BatchCache,
+        cache: &mut KvCache<D>,
     ) -> Vec<f32> {
         let (rows, seq) = *tokens.shape();
+        let dev = self.wte.device().clone();
+        let KvCache { weights, store } = cache;
+        let device_writes = match store {
+            Store::Device(c) => Some(c.prefill_writes(&dev, slots, lens, seq)),
+            Store::Host(_) => None,
+        };
+        let flat = |t: Tensor<(usize, usize, usize), f32, D>| t.reshape_like(&(rows * seq, M));
         let mut x = self.embed(self.wte.clone(), tokens, 0);
         for (layer, block) in self.blocks.iter().enumerate() {
-            let (y, (k, v)) = block.forward_prefill(x, &mut cache.weights);
-            let (k, v) = (host(&k), host(&v));
-            for (i, (&slot, &len)) in slots.iter().zip(lens).enumerate() {
-                let row = i * seq * M..(i * seq + len) * M;
-                cache.write(layer, slot, 0, &k[row.clone()], &v[row]);
+            let (y, (k, v)) = block.forward_prefill(x, weights);
+            match (&mut *store, &device_writes) {
+                (Store::Device(c), Some(writes)) => c.write(layer, flat(k), flat(v), writes),
+                (Store::Host(c), _) => {
+                    let (k, v) = (host(&k), host(&v));
+                    for (i, (&slot, &len)) in slots.iter().zip(lens).enumerate() {
+                        let row = i * seq * M..(i * seq + len) * M;
+                        c.write(layer, slot, 0, &k[row.clone()], &v[row]);
+                    }
+                }
+                (Store::Device(_), None) => unreachable!("device writes are made above"),
             }
             x = y;
         }
         for (&slot, &len) in slots.iter().zip(lens) {
-            cache.lens[slot] = len;
+            match store {
+                Store::Host(c) => c.lens[slot] = len,
+                Store::Device(c) => c.lens[slot] = len,
+            }
         }
         // Only the last real position of each row needs the (wide) LM head.
-        let h = host(&self.ln_f.forward(x));
-        let last: Vec<f32> = lens
+        let last: Vec<usize> = lens
             .iter()
             .enumerate()
-            .flat_map(|(i, &len)| h[(i * seq + len - 1) * M..(i * seq + len) * M].to_vec())
+            .map(|(i, &len)| i * seq + len - 1)
             .collect();
-        let dev = self.wte.device();
-        let last = dev.tensor_from_vec(last, (rows, 1, Const::<M>));
-        host(&D::linear_frozen(
-            last,
-            &self.wte,
-            None,
-            None,
-            &mut cache.weights,
-        ))
+        let last = dev.tensor_from_vec(last, (rows,));
+        let h = self.ln_f.forward(x).reshape_like(&(rows * seq, Const::<M>));
+        let h = h.gather(last).reshape_like(&(rows, 1, Const::<M>));
+        readback::to_vec(&D::linear_frozen(h, &self.wte, None, None, weights))
     }
 
     /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
-    /// that slot's next position. Returns the next-token logits, `slots.len() × V`.
-    pub fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut BatchCache) -> Vec<f32> {
-        let dev = self.wte.device();
+    /// that slot's next position. Returns the next-token logits, `slots.len() × V`: the
+    /// step's one read from the device.
+    pub fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut KvCache<D>) -> Vec<f32> {
+        let dev = self.wte.device().clone();
         let rows = tokens.len();
-        let positions: Vec<usize> = slots.iter().map(|&s| cache.lens[s]).collect();
+        let positions: Vec<usize> = slots.iter().map(|&s| cache.lens()[s]).collect();
         assert!(
             positions.iter().all(|&p| p < C),
             "a sequence is past the model context {C}"
@@ -234,18 +247,33 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         let at = dev.tensor_from_vec(positions, (rows,));
         let x = self.wte.clone().gather(ids) + self.wpe.clone().gather(at);
         let mut x = x.reshape_like(&(rows, 1, Const::<M>));
-        for (layer, block) in self.blocks.iter().enumerate() {
-            x = block.forward_decode(x, cache, layer, slots);
+        let KvCache { weights, store } = cache;
+        match store {
+            Store::Host(c) => {
+                for (layer, block) in self.blocks.iter().enumerate() {
+                    x = block.forward_decode(x, weights, |q, k, v| {
+                        let heads = c.step(layer, slots, &host(&q), &host(&k), &host(&v));
+                        dev.tensor_from_vec(heads, (rows, 1, Const::<M>))
+                    });
+                }
+                slots.iter().for_each(|&s| c.lens[s] += 1);
+            }
+            Store::Device(c) => {
+                let step = c.decode_step(&dev, slots);
+                for (layer, block) in self.blocks.iter().enumerate() {
+                    x = block.forward_decode(x, weights, |q, k, v| {
+                        let flat = |t: Tensor<(usize, usize, Const<M>), f32, D>| {
+                            t.reshape_like(&(rows, M))
+                        };
+                        c.write(layer, flat(k), flat(v), step.writes());
+                        c.attend(layer, q, &step)
+                    });
+                }
+                slots.iter().for_each(|&s| c.lens[s] += 1);
+            }
         }
-        slots.iter().for_each(|&s| cache.lens[s] += 1);
         let h = self.ln_f.forward(x);
-        host(&D::linear_frozen(
-            h,
-            &self.wte,
-            None,
-            None,
-            &mut cache.weights,
-        ))
+        readback::to_vec(&D::linear_frozen(h, &self.wte, None, None, weights))
     }
 
     /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.

@@ -1,9 +1,9 @@
 //! `LanguageModel`: the shape-erased interface the rest of gptlab uses, so training,
 //! evaluation and sampling code is written once, not once per compiled preset.
 
-use super::batch_cache::BatchCache;
 use super::config::ModelConfig;
 use super::gpt::Gpt;
+use super::kv_cache::KvCache;
 use super::params::ParamFn;
 use super::Backend;
 use anyhow::Result;
@@ -28,10 +28,10 @@ pub trait LanguageModel<D: Backend> {
         tokens: Tokens<D>,
         lens: &[usize],
         slots: &[usize],
-        cache: &mut BatchCache,
+        cache: &mut KvCache<D>,
     ) -> Vec<f32>;
     /// One new token per cached sequence; next-token logits `slots.len() × vocab`.
-    fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut BatchCache) -> Vec<f32>;
+    fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut KvCache<D>) -> Vec<f32>;
     /// Per layer, the attention weights `(batch, head, query, key)` (the explorer's heatmaps).
     fn attention_weights(&self, tokens: Tokens<D>) -> Vec<Vec<f32>>;
     /// Scalar head at every position `(batch, seq)` (reward / value models).
@@ -68,11 +68,11 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         tokens: Tokens<D>,
         lens: &[usize],
         slots: &[usize],
-        cache: &mut BatchCache,
+        cache: &mut KvCache<D>,
     ) -> Vec<f32> {
         Gpt::prefill(self, tokens, lens, slots, cache)
     }
-    fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut BatchCache) -> Vec<f32> {
+    fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut KvCache<D>) -> Vec<f32> {
         Gpt::decode(self, tokens, slots, cache)
     }
     fn attention_weights(&self, tokens: Tokens<D>) -> Vec<Vec<f32>> {

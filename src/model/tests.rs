@@ -1,10 +1,12 @@
 //! Checks of the model against its definition: causality, autograd vs finite differences,
 //! every parameter learns, the KV cache matches the full forward, batched generation
-//! matches one prompt at a time.
+//! matches one prompt at a time. Generation is checked on both of the CPU's paths: the fused
+//! kernels with the host cache, and the portable path (composed ops, device cache) CUDA runs.
 
-use super::batch_cache::BatchCache;
 use super::generate::generate;
 use super::generate::{generate_all, Request};
+use super::kernels::portable::with_portable;
+use super::kv_cache::KvCache;
 use super::presets::model_config;
 use super::raw::RawStorage;
 use super::sample::SampleOptions;
@@ -23,6 +25,13 @@ fn tokens(dev: &Cpu, rows: &[&[usize]]) -> Tokens<Cpu> {
         rows.iter().flat_map(|r| r.iter().copied()).collect(),
         (rows.len(), s),
     )
+}
+
+/// Runs `check` on the fused path, then on the portable one.
+fn on_both_paths(check: impl Fn()) {
+    for portable in [false, true] {
+        with_portable(portable, &check);
+    }
 }
 
 fn loss_of(model: &dyn LanguageModel<Cpu>, dev: &Cpu) -> f64 {
@@ -138,25 +147,28 @@ fn every_parameter_receives_a_gradient() {
 
 #[test]
 fn prefill_then_decode_logits_match_the_full_forward() {
-    let dev = Cpu::default();
-    let model = nano(&dev);
-    let vocab = model.config().vocab_size;
-    let seq = [5usize, 9, 2, 44, 17, 3, 8, 8];
-    let full = model.logits(tokens(&dev, &[&seq])).as_vec();
-    let at = |pos: usize| &full[pos * vocab..(pos + 1) * vocab];
-    // Slot 1 of a two-slot cache; the prompt row is padded to show padding is ignored.
-    let mut cache = BatchCache::new(model.config(), 2, 8);
-    let padded = tokens(&dev, &[&[5, 9, 2, 44, 17, 0, 0]]);
-    let mut got = vec![model.prefill(padded, &[5], &[1], &mut cache)];
-    for &t in &seq[5..7] {
-        got.push(model.decode(&[t as u32], &[1], &mut cache));
-    }
-    for (i, logits) in got.iter().enumerate() {
-        for (a, b) in logits.iter().zip(at(4 + i)) {
-            assert!((a - b).abs() < 1e-4, "position {}: {a} vs {b}", 4 + i);
+    on_both_paths(|| {
+        let dev = Cpu::default();
+        let model = nano(&dev);
+        let vocab = model.config().vocab_size;
+        let seq = [5usize, 9, 2, 44, 17, 3, 8, 8];
+        let full = model.logits(tokens(&dev, &[&seq])).as_vec();
+        let at = |pos: usize| &full[pos * vocab..(pos + 1) * vocab];
+        // Slot 1 of a two-slot cache; the prompt row is padded to show padding is ignored.
+        let mut cache = KvCache::new(model.config(), &dev, 2, 8);
+        let padded = tokens(&dev, &[&[5, 9, 2, 44, 17, 0, 0]]);
+        let mut got = vec![model.prefill(padded, &[5], &[1], &mut cache)];
+        for &t in &seq[5..7] {
+            got.push(model.decode(&[t as u32], &[1], &mut cache));
         }
-    }
-    assert_eq!(cache.lens, vec![0, 7]);
+        for (i, logits) in got.iter().enumerate() {
+            for (a, b) in logits.iter().zip(at(4 + i)) {
+                assert!((a - b).abs() < 1e-4, "position {}: {a} vs {b}", 4 + i);
+            }
+        }
+        assert_eq!(cache.lens(), &[0, 7]);
+        assert_eq!(cache.is_on_device(), kernels::portable::portable());
+    });
 }
 
 /// 32 prompts of lengths 1..=32 (ids from a fixed pattern).
@@ -180,90 +192,98 @@ fn requests(opts: &SampleOptions) -> Vec<Request> {
 
 #[test]
 fn batched_greedy_generation_equals_one_prompt_at_a_time() {
-    let dev = Cpu::default();
-    let model = nano(&dev);
-    let opts = SampleOptions {
-        max_new_tokens: 24,
-        temperature: 0.0,
-        stop: vec![13],
-        ..Default::default()
-    };
-    let batched = generate_all(model.as_ref(), 100, requests(&opts), 32);
-    // Batches of 5 that refill as rows stop: rows join mid-generation.
-    let refilled = generate_all(model.as_ref(), 100, requests(&opts), 5);
-    let alone: Vec<Vec<u32>> = requests(&opts)
-        .into_iter()
-        .map(|r| generate_all(model.as_ref(), 100, vec![r], 1).remove(0))
-        .collect();
-    assert_eq!(batched, alone);
-    assert_eq!(refilled, alone);
-    assert!(alone.iter().any(|a| a.len() < 24), "some row stops early");
-    assert!(alone.iter().any(|a| a.len() == 24));
+    on_both_paths(|| {
+        let dev = Cpu::default();
+        let model = nano(&dev);
+        let opts = SampleOptions {
+            max_new_tokens: 24,
+            temperature: 0.0,
+            stop: vec![13],
+            ..Default::default()
+        };
+        let batched = generate_all(model.as_ref(), 100, requests(&opts), 32);
+        // Batches of 5 that refill as rows stop: rows join mid-generation.
+        let refilled = generate_all(model.as_ref(), 100, requests(&opts), 5);
+        let alone: Vec<Vec<u32>> = requests(&opts)
+            .into_iter()
+            .map(|r| generate_all(model.as_ref(), 100, vec![r], 1).remove(0))
+            .collect();
+        assert_eq!(batched, alone);
+        assert_eq!(refilled, alone);
+        assert!(alone.iter().any(|a| a.len() < 24), "some row stops early");
+        assert!(alone.iter().any(|a| a.len() == 24));
+    });
 }
 
 #[test]
 fn batched_sampling_equals_one_prompt_at_a_time_given_each_rows_seed() {
-    let dev = Cpu::default();
-    let model = nano(&dev);
-    let opts = SampleOptions {
-        max_new_tokens: 16,
-        temperature: 1.0,
-        top_k: 20,
-        top_p: 0.9,
-        ..Default::default()
-    };
-    let batched = generate_all(model.as_ref(), 100, requests(&opts), 32);
-    let alone: Vec<Vec<u32>> = requests(&opts)
-        .into_iter()
-        .map(|r| generate_all(model.as_ref(), 100, vec![r], 1).remove(0))
-        .collect();
-    assert_eq!(batched, alone);
-    let mut reseeded = requests(&opts);
-    reseeded[0].seed += 1;
-    let other = generate_all(model.as_ref(), 100, reseeded, 32);
-    assert_ne!(other[0], batched[0], "another seed, another sample");
-    assert_eq!(other[1..], batched[1..], "the other rows keep theirs");
+    on_both_paths(|| {
+        let dev = Cpu::default();
+        let model = nano(&dev);
+        let opts = SampleOptions {
+            max_new_tokens: 16,
+            temperature: 1.0,
+            top_k: 20,
+            top_p: 0.9,
+            ..Default::default()
+        };
+        let batched = generate_all(model.as_ref(), 100, requests(&opts), 32);
+        let alone: Vec<Vec<u32>> = requests(&opts)
+            .into_iter()
+            .map(|r| generate_all(model.as_ref(), 100, vec![r], 1).remove(0))
+            .collect();
+        assert_eq!(batched, alone);
+        let mut reseeded = requests(&opts);
+        reseeded[0].seed += 1;
+        let other = generate_all(model.as_ref(), 100, reseeded, 32);
+        assert_ne!(other[0], batched[0], "another seed, another sample");
+        assert_eq!(other[1..], batched[1..], "the other rows keep theirs");
+    });
 }
 
 #[test]
 fn generation_past_the_context_moves_its_window() {
-    // nano's context is 128: 120 prompt tokens + 40 new ones slide past it, as the uncached
-    // sampler (a window over the last 128 tokens) does.
-    let dev = Cpu::default();
-    let model = nano(&dev);
-    let prompt: Vec<u32> = (0..120u32).map(|i| i % 90 + 1).collect();
-    let mut opts = SampleOptions {
-        max_new_tokens: 40,
-        temperature: 0.0,
-        ..Default::default()
-    };
-    let request = |opts: &SampleOptions| Request {
-        prompt: prompt.clone(),
-        opts: opts.clone(),
-        seed: 0,
-    };
-    let cached = generate_all(model.as_ref(), 100, vec![request(&opts)], 1);
-    opts.use_cache = false;
-    let plain = generate_all(model.as_ref(), 100, vec![request(&opts)], 1);
-    assert_eq!(cached, plain);
-    assert_eq!(cached[0].len(), 40);
+    on_both_paths(|| {
+        // nano's context is 128: 120 prompt tokens + 40 new ones slide past it, as the uncached
+        // sampler (a window over the last 128 tokens) does.
+        let dev = Cpu::default();
+        let model = nano(&dev);
+        let prompt: Vec<u32> = (0..120u32).map(|i| i % 90 + 1).collect();
+        let mut opts = SampleOptions {
+            max_new_tokens: 40,
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let request = |opts: &SampleOptions| Request {
+            prompt: prompt.clone(),
+            opts: opts.clone(),
+            seed: 0,
+        };
+        let cached = generate_all(model.as_ref(), 100, vec![request(&opts)], 1);
+        opts.use_cache = false;
+        let plain = generate_all(model.as_ref(), 100, vec![request(&opts)], 1);
+        assert_eq!(cached, plain);
+        assert_eq!(cached[0].len(), 40);
+    });
 }
 
 #[test]
 fn cached_and_uncached_greedy_generation_agree() {
-    let dev = Cpu::default();
-    let model = nano(&dev);
-    let mut rng = rand::thread_rng();
-    let mut opts = SampleOptions {
-        max_new_tokens: 40,
-        temperature: 0.0,
-        ..Default::default()
-    };
-    let cached = generate(model.as_ref(), &[1, 2, 3], 2, 100, &opts, &mut rng);
-    opts.use_cache = false;
-    let plain = generate(model.as_ref(), &[1, 2, 3], 2, 100, &opts, &mut rng);
-    assert_eq!(cached, plain);
-    assert_eq!(cached[0].len(), 40);
+    on_both_paths(|| {
+        let dev = Cpu::default();
+        let model = nano(&dev);
+        let mut rng = rand::thread_rng();
+        let mut opts = SampleOptions {
+            max_new_tokens: 40,
+            temperature: 0.0,
+            ..Default::default()
+        };
+        let cached = generate(model.as_ref(), &[1, 2, 3], 2, 100, &opts, &mut rng);
+        opts.use_cache = false;
+        let plain = generate(model.as_ref(), &[1, 2, 3], 2, 100, &opts, &mut rng);
+        assert_eq!(cached, plain);
+        assert_eq!(cached[0].len(), 40);
+    });
 }
 
 #[test]
@@ -288,4 +308,40 @@ fn attention_weights_are_causal_distributions_for_every_layer() {
     }
     // The first query can only attend to itself.
     assert!((maps[0][0] - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn portable_greedy_generation_equals_fused() {
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    let opts = SampleOptions {
+        max_new_tokens: 24,
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let run = |portable| {
+        with_portable(portable, || {
+            generate_all(model.as_ref(), 100, requests(&opts), 32)
+        })
+    };
+    assert_eq!(run(true), run(false));
+}
+
+#[test]
+fn a_decode_step_reads_from_the_device_once_at_batch_32() {
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    // No stop ids: all 32 rows prefill in the first step and decode together in the others.
+    let opts = SampleOptions {
+        max_new_tokens: 20,
+        temperature: 0.8,
+        ..Default::default()
+    };
+    on_both_paths(|| {
+        let before = crate::util::readback::count();
+        let out = generate_all(model.as_ref(), 100, requests(&opts), 32);
+        let reads = crate::util::readback::count() - before;
+        assert!(out.iter().all(|o| o.len() == 20));
+        assert_eq!(reads, 20, "one read per step (the first is the prefill)");
+    });
 }

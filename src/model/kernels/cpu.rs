@@ -9,7 +9,12 @@ use super::frozen::FrozenWeights;
 use super::host::{take_grad, to_host, to_vec};
 use super::linear::{self, Weight};
 use super::pool::recycle;
+use super::portable::portable;
 use super::simd::CHUNK;
+use super::{
+    causal_attention_composed, gelu_composed, layer_norm_composed, linear_composed,
+    token_logprobs_composed,
+};
 use super::{layer_norm, logprobs, simd, Act, FusedOps};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -26,12 +31,19 @@ fn recycle_all<const N: usize>(buffers: [Vec<f32>; N]) {
 }
 
 impl FusedOps for Cpu {
+    fn host_cache() -> bool {
+        !portable()
+    }
+
     fn linear<const I: usize, const O: usize, T: Tape<f32, Self>>(
         x: Act<I, Self, T>,
         w: &Tensor<Rank2<O, I>, f32, Self>,
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
         skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T> {
+        if portable() {
+            return linear_composed(x, w, b, skip);
+        }
         let (x, mut tape) = x.split_tape();
         let (batch, seq, _) = *x.shape();
         let (xs, ws) = (to_host(&x), to_host(w));
@@ -73,6 +85,9 @@ impl FusedOps for Cpu {
         skip: Option<Act<O, Self, NoneTape>>,
         frozen: &mut FrozenWeights,
     ) -> Act<O, Self, NoneTape> {
+        if portable() {
+            return linear_composed(x, w, b, skip);
+        }
         let (batch, seq, _) = *x.shape();
         frozen.matrix(w);
         if let Some(b) = b {
@@ -93,6 +108,9 @@ impl FusedOps for Cpu {
         v: Act<M, Self, NoneTape>,
         n_head: usize,
     ) -> Act<M, Self, T> {
+        if portable() {
+            return causal_attention_composed(q, k, v, n_head);
+        }
         let (q, mut tape) = q.split_tape();
         let (batch, s_q, _) = *q.shape();
         let dims = Dims {
@@ -134,6 +152,9 @@ impl FusedOps for Cpu {
         logits: Tensor<(usize, usize, usize), f32, Self, T>,
         targets: Tensor<(usize, usize), usize, Self>,
     ) -> Tensor<(usize, usize), f32, Self, T> {
+        if portable() {
+            return token_logprobs_composed(logits, targets);
+        }
         let (logits, mut tape) = logits.split_tape();
         let (batch, seq, vocab) = *logits.shape();
         assert_eq!(
@@ -159,6 +180,9 @@ impl FusedOps for Cpu {
     }
 
     fn gelu<S: Shape, T: Tape<f32, Self>>(x: Tensor<S, f32, Self, T>) -> Tensor<S, f32, Self, T> {
+        if portable() {
+            return gelu_composed(x);
+        }
         let (x, mut tape) = x.split_tape();
         let input = to_host(&x);
         let y = x
@@ -184,6 +208,9 @@ impl FusedOps for Cpu {
         b: &Tensor<Rank1<M>, f32, Self>,
         eps: f32,
     ) -> Act<M, Self, T> {
+        if portable() {
+            return layer_norm_composed(x, w, b, eps);
+        }
         let (x, mut tape) = x.split_tape();
         let (input, weight) = (to_host(&x), to_host(w));
         let (out, stats) = layer_norm::forward(&input, &weight, &to_host(b), eps);

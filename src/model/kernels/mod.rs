@@ -1,7 +1,8 @@
 //! The model's heavy operations, with a fast CPU path: linear layers (with the residual add),
-//! causal attention, GELU, LayerNorm and token log-probabilities. On CPU they are custom dfdx ops (forward computed here,
-//! backward registered on the tape through dfdx's public API, see `cpu.rs`); other devices
-//! use the same maths composed from dfdx ops, so the model code is one generic path.
+//! causal attention, GELU, LayerNorm and token log-probabilities. On CPU they are custom dfdx
+//! ops (forward computed here, backward registered on the tape through dfdx's public API, see
+//! `cpu.rs`); other devices use the same maths composed from dfdx ops, so the model code is one
+//! generic path. `portable.rs` switches the CPU to the composed ops too.
 
 pub mod causal_attention;
 mod cpu;
@@ -12,6 +13,7 @@ pub mod linear;
 pub mod logprobs;
 pub mod matmul;
 pub mod pool;
+pub mod portable;
 pub mod simd;
 #[cfg(test)]
 mod tests;
@@ -29,6 +31,11 @@ pub type Act<const M: usize, D, T> = Tensor<(usize, usize, Const<M>), f32, D, T>
 pub type Scores<D, T> = Tensor<(usize, usize, usize, usize), f32, D, T>;
 
 pub trait FusedOps: Device<f32> {
+    /// Whether generation keeps its KV cache in host buffers (the CPU's fast path) rather
+    /// than in device tensors.
+    fn host_cache() -> bool {
+        false
+    }
     /// `x·wᵀ + b` on every position, `w` stored `[out, in]`, plus `skip` when given (a
     /// residual connection, added in the same pass; it travels without a tape but receives
     /// its gradient).

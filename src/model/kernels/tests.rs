@@ -196,3 +196,38 @@ fn cpu_token_logprobs_match_the_composed_op_forward_and_backward() {
     close(&fast.0, &slow.0, 1e-5);
     close(&fast.1, &slow.1, 1e-5);
 }
+
+#[test]
+fn cpu_linear_in_generation_matches_the_composed_op() {
+    // `linear_frozen` reads its weight from the generation's copy (transposed once).
+    let dev = Cpu::seed_from_u64(9);
+    let x: Act<6, Cpu, NoneTape> = dev.sample_normal_like(&(3, 2, Const));
+    let w: Tensor<Rank2<5, 6>, f32, Cpu> = dev.sample_normal();
+    let b: Tensor<Rank1<5>, f32, Cpu> = dev.sample_normal();
+    let skip: Act<5, Cpu, NoneTape> = dev.sample_normal_like(&(3, 2, Const));
+    let mut frozen = FrozenWeights::default();
+    for (bias, onto) in [(true, false), (false, false), (true, true), (false, true)] {
+        let bias = bias.then_some(&b);
+        let s = || onto.then(|| skip.clone());
+        // Twice: the second call reads the copy made by the first.
+        for _ in 0..2 {
+            let fast = Cpu::linear_frozen(x.clone(), &w, bias, s(), &mut frozen);
+            let slow = linear_composed(x.clone(), &w, bias, s());
+            close(&fast.as_vec(), &slow.as_vec(), 1e-5);
+        }
+    }
+}
+
+#[test]
+fn the_portable_switch_runs_the_composed_ops_on_the_cpu() {
+    // The composed GELU is dfdx's `fast_gelu`; the fused one has its own exp and tanh, which
+    // differ in the last bits on some inputs. On the portable path the CPU op is the composed
+    // one, bit for bit.
+    let dev = Cpu::seed_from_u64(3);
+    let x: Act<8, Cpu, NoneTape> = dev.sample_normal_like(&(4, 16, Const)) * 3.0;
+    let composed = gelu_composed(x.clone()).as_vec();
+    let portable = portable::with_portable(true, || Cpu::gelu(x.clone()).as_vec());
+    assert_eq!(portable, composed);
+    let fused = portable::with_portable(false, || Cpu::gelu(x.clone()).as_vec());
+    close(&fused, &composed, 1e-5);
+}
