@@ -263,25 +263,8 @@ pub const CONFIGS: &[(&str, usize, usize, usize)] = &[
     ("gpt2", 8192, 8, 1024),
 ];
 
-pub fn run_bench(
-    device: &str,
-    presets: &[String],
-    steps: usize,
-    generation: bool,
-) -> Result<BenchReport> {
-    match device {
-        "cpu" => bench_on(&Cpu::default(), device, presets, steps, generation),
-        #[cfg(feature = "cuda")]
-        "cuda" => bench_on(&Cuda::default(), device, presets, steps, generation),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => anyhow::bail!(
-            "--device cuda needs a build with CUDA support: cargo build --release --features cuda"
-        ),
-        other => anyhow::bail!("unknown device `{other}`; expected cpu or cuda"),
-    }
-}
-
-fn bench_on<D: Backend>(
+/// The benchmark on `dev`; `device` names it in the report.
+pub fn run_bench<D: Backend>(
     dev: &D,
     device: &str,
     presets: &[String],
