@@ -10,10 +10,19 @@ fn assert_refused(what: &str, o: &std::process::Output) {
     let t = text(o);
     assert!(!o.status.success(), "{what}: succeeded on cuda:\n{t}");
     assert!(!t.contains("panicked"), "{what}: panicked:\n{t}");
-    for needed in ["built without CUDA support", "--features cuda", "driver", "--device cpu"] {
+    for needed in [
+        "built without CUDA support",
+        "--features cuda",
+        "driver",
+        "--device cpu",
+    ] {
         assert!(t.contains(needed), "{what}: `{needed}` missing from:\n{t}");
     }
-    assert_eq!(t.trim().lines().count(), 1, "{what}: not one paragraph:\n{t}");
+    assert_eq!(
+        t.trim().lines().count(),
+        1,
+        "{what}: not one paragraph:\n{t}"
+    );
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -42,7 +51,10 @@ fn every_command_refuses_cuda_in_a_build_without_it() {
     // Without the flag, a stage runs where its run trained.
     std::fs::write(run.join("spec.toml"), "name = \"r\"\ndevice = \"cuda\"\n").unwrap();
     for args in commands.iter().filter(|a| a[0] != "bench") {
-        assert_refused(&format!("{} (run's device)", args[0]), &gptlab(args, tmp.path()));
+        assert_refused(
+            &format!("{} (run's device)", args[0]),
+            &gptlab(args, tmp.path()),
+        );
     }
     let spec = repo().join("experiments/quickstart.toml");
     let o = gptlab(

@@ -23,7 +23,7 @@ pub fn next_token_probs<D: Backend>(
     let ids = &prompt_ids[prompt_ids.len().saturating_sub(ctx)..];
     let dev = model.device();
     let x = dev.tensor_from_vec(ids.iter().map(|&t| t as usize).collect(), (1, ids.len()));
-    let logits = model.logits(x).as_vec();
+    let logits = crate::util::readback::to_vec(&model.logits(x));
     let v = logits.len() / ids.len();
     softmax(&logits[(ids.len() - 1) * v..(ids.len() - 1) * v + vocab.min(v)])
 }
@@ -58,7 +58,7 @@ pub fn continuation_prob<D: Backend>(
     let all: Vec<usize> = prompt_ids.iter().chain(cont).map(|&t| t as usize).collect();
     let n = all.len() - 1;
     let x = dev.tensor_from_vec(all[..n].to_vec(), (1, n));
-    let logits = model.logits(x).as_vec();
+    let logits = crate::util::readback::to_vec(&model.logits(x));
     let v = logits.len() / n;
     let mut logp = 0.0;
     for (j, &t) in cont.iter().enumerate() {
