@@ -26,7 +26,13 @@ pub fn no_cuda_build() -> anyhow::Error {
 pub fn open_cuda(seed: u64) -> Result<dfdx::tensor::Cuda> {
     let opened = std::panic::catch_unwind(|| dfdx::tensor::Cuda::try_build(0, seed));
     match opened {
-        Ok(Ok(dev)) => Ok(dev),
+        Ok(Ok(dev)) => {
+            // dfdx's tensor cache reuses freed device buffers instead of going through the
+            // driver's allocator for every tensor of every step.
+            dfdx::tensor::Cache::try_enable_cache(&dev)
+                .map_err(|e| anyhow::anyhow!("cannot enable the CUDA tensor cache: {e}"))?;
+            Ok(dev)
+        }
         Ok(Err(e)) => Err(anyhow::anyhow!(
             "cannot open the CUDA GPU ({e}). {CUDA_NEEDS}"
         )),
