@@ -41,8 +41,9 @@ if [ "$DEVICE" = cuda ]; then
 else
   G=${GPTLAB:-target/release/gptlab}
   echo "dry run: the CPU stands in for CUDA" > "$OUT/gpu.txt"
-  SHORT=(--set stages.base.steps=6 --set stages.base.batch_size=4 --set stages.base.eval_every=3
+  SHORT=(--set stages.base.steps=6 --set stages.base.batch_size=4 --set stages.base.eval_every=3 --set stages.base.warmup_steps=2
          --set stages.assistant.steps=4 --set stages.assistant.batch_size=4 --set stages.assistant.eval_every=2
+         --set stages.assistant.warmup_steps=1
          --set stages.rate.samples=2 --set stages.rm.steps=2 --set stages.rm.batch_size=4
          --set stages.rlhf.steps=1 --set stages.rlhf.rollout_batch=2 --set stages.rlhf.eval_every=1
          --set report.eval.limit=8)
