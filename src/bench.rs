@@ -28,6 +28,8 @@ pub struct TrainBench {
     pub tokens_per_sec: f64,
     pub gflops: f64,
     pub mfu: f64,
+    /// Device-to-host reads per training step (`util/readback.rs`): each one a wait for a GPU.
+    pub reads_per_step: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -46,6 +48,8 @@ pub struct GenBench {
 pub struct BatchedGen {
     pub batch: usize,
     pub tokens_per_sec: f64,
+    /// Device-to-host reads per decode step (one step adds a token to every row).
+    pub reads_per_step: f64,
 }
 
 /// The batch sizes generation is measured at.
@@ -74,7 +78,7 @@ pub fn matmul_peak<D: Backend>(dev: &D, n: usize, reps: usize) -> f64 {
         let t = Instant::now();
         let c = a.clone().matmul(b.clone());
         // Reading one value waits for the device to finish (CUDA runs asynchronously).
-        std::hint::black_box(c.slice((0..1, 0..1)).as_vec());
+        std::hint::black_box(crate::util::readback::to_vec(&c.slice((0..1, 0..1))));
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
@@ -123,26 +127,25 @@ pub fn bench_train<D: Backend>(
     });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut times = Vec::new();
+    let reads_before = crate::util::readback::count();
     for i in 0..steps + 3 {
         let x: Vec<usize> = (0..batch * seq).map(|_| rng.gen_range(0..vocab)).collect();
         let y: Vec<usize> = (0..batch * seq).map(|_| rng.gen_range(0..vocab)).collect();
         let t = Instant::now();
         let (w, _) = mask_weights(dev, &vec![true; batch * seq], (batch, seq));
         let logits = model.logits_traced(dev.tensor_from_vec(x, (batch, seq)), Gradients::leaky());
-        let mut grads =
-            masked_cross_entropy(logits, dev.tensor_from_vec(y, (batch, seq)), w).backward();
+        let loss = masked_cross_entropy(logits, dev.tensor_from_vec(y, (batch, seq)), w);
+        let plain = loss.retaped::<NoneTape>();
+        let mut grads = loss.backward();
         optim.step(model.as_mut(), &mut grads, 1e-4)?;
-        // Wait for the device before reading the clock (CUDA runs asynchronously; the CPU
-        // has finished when the step returns).
-        if !(dev as &dyn std::any::Any).is::<Cpu>() {
-            let _ = model
-                .logits(dev.tensor_from_vec(vec![0usize], (1, 1)))
-                .as_vec();
-        }
+        // The loss is read as training reads it, after the update: on CUDA, which runs
+        // asynchronously, that read also waits for the step before the clock is read.
+        std::hint::black_box(crate::util::readback::scalar(&plain));
         if i >= 3 {
             times.push(t.elapsed().as_secs_f64());
         }
     }
+    let reads = (crate::util::readback::count() - reads_before) as f64 / (steps + 3) as f64;
     let fastest = times.iter().copied().fold(f64::MAX, f64::min);
     let step = median(times);
     let tokens = (batch * seq) as f64;
@@ -158,6 +161,7 @@ pub fn bench_train<D: Backend>(
         tokens_per_sec: tokens / step,
         gflops: flops / 1e9,
         mfu: flops / 1e9 / peak,
+        reads_per_step: reads,
     })
 }
 
@@ -194,10 +198,7 @@ pub fn bench_generate<D: Backend>(
     let (uncached, b) = run(false);
     let batched = GEN_BATCHES
         .iter()
-        .map(|&batch| BatchedGen {
-            batch,
-            tokens_per_sec: batched_tokens_per_sec(model.as_ref(), vocab, batch),
-        })
+        .map(|&batch| batched_gen(model.as_ref(), vocab, batch))
         .collect();
     Ok(GenBench {
         batched,
@@ -211,12 +212,9 @@ pub fn bench_generate<D: Backend>(
 }
 
 /// Tokens per second answering `batch` different prompts together: prompts of 16 to 47
-/// tokens, 64 new tokens each (greedy, no stop), as evaluation and serving ask.
-fn batched_tokens_per_sec<D: Backend>(
-    model: &dyn LanguageModel<D>,
-    vocab: usize,
-    batch: usize,
-) -> f64 {
+/// tokens, 64 new tokens each (greedy, no stop), as evaluation and serving ask; and the
+/// device-to-host reads per decode step (this thread's, prefill included).
+fn batched_gen<D: Backend>(model: &dyn LanguageModel<D>, vocab: usize, batch: usize) -> BatchedGen {
     let new = 64.min(model.config().n_ctx / 2);
     let requests: Vec<Request> = (0..batch)
         .map(|i| Request {
@@ -232,9 +230,15 @@ fn batched_tokens_per_sec<D: Backend>(
         })
         .collect();
     let t = Instant::now();
+    let reads_before = crate::util::readback::count();
     let out = generate_all(model, vocab, requests, batch);
+    let reads = crate::util::readback::count() - reads_before;
     let tokens: usize = out.iter().map(|o| o.len()).sum();
-    tokens as f64 / t.elapsed().as_secs_f64()
+    BatchedGen {
+        batch,
+        tokens_per_sec: tokens as f64 / t.elapsed().as_secs_f64(),
+        reads_per_step: reads as f64 / new as f64,
+    }
 }
 
 /// Peak resident memory of this process so far (Linux), in MB.
@@ -263,25 +267,8 @@ pub const CONFIGS: &[(&str, usize, usize, usize)] = &[
     ("gpt2", 8192, 8, 1024),
 ];
 
-pub fn run_bench(
-    device: &str,
-    presets: &[String],
-    steps: usize,
-    generation: bool,
-) -> Result<BenchReport> {
-    match device {
-        "cpu" => bench_on(&Cpu::default(), device, presets, steps, generation),
-        #[cfg(feature = "cuda")]
-        "cuda" => bench_on(&Cuda::default(), device, presets, steps, generation),
-        #[cfg(not(feature = "cuda"))]
-        "cuda" => anyhow::bail!(
-            "--device cuda needs a build with CUDA support: cargo build --release --features cuda"
-        ),
-        other => anyhow::bail!("unknown device `{other}`; expected cpu or cuda"),
-    }
-}
-
-fn bench_on<D: Backend>(
+/// The benchmark on `dev`; `device` names it in the report.
+pub fn run_bench<D: Backend>(
     dev: &D,
     device: &str,
     presets: &[String],

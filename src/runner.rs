@@ -61,14 +61,20 @@ pub fn run_spec(spec_path: &Path, opts: &RunOptions) -> Result<PathBuf> {
         return Ok(run_dir);
     }
     match loaded.spec.device {
-        Device::Cpu => run_on(&loaded, &run_dir, dfdx::tensor::Cpu::seed_from_u64(loaded.spec.seed)),
-        #[cfg(feature = "cuda")]
-        Device::Cuda => run_on(&loaded, &run_dir, dfdx::tensor::Cuda::seed_from_u64(loaded.spec.seed)),
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda => bail!(
-            "{}: device = \"cuda\" needs a build with CUDA support: cargo build --release --features cuda",
-            loaded.path.display()
+        Device::Cpu => run_on(
+            &loaded,
+            &run_dir,
+            dfdx::tensor::Cpu::seed_from_u64(loaded.spec.seed),
         ),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => run_on(
+            &loaded,
+            &run_dir,
+            crate::model::device::open_cuda(loaded.spec.seed)?,
+        ),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err(crate::model::device::no_cuda_build())
+            .with_context(|| format!("{}: device = \"cuda\"", loaded.path.display())),
     }?;
     Ok(run_dir)
 }

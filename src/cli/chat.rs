@@ -1,6 +1,8 @@
 //! `gptlab chat RUN/STAGE`: talk to a stage; + / - rate its answers into a feedback file.
 
 use super::common::{open_stage, Sampling};
+use super::device::{on_device, DeviceArg};
+use crate::model::Backend;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -12,15 +14,24 @@ pub struct ChatArgs {
     pub feedback: Option<PathBuf>,
     #[command(flatten)]
     pub sampling: Sampling,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 pub fn run(args: ChatArgs) -> Result<bool> {
-    chat(&args.stage, args.feedback, &args.sampling)
+    on_device!(args.device.chosen(&args.stage)?, |dev| {
+        chat(&dev, &args.stage, args.feedback, &args.sampling)
+    })
 }
 
 /// `gptlab chat`: feedback goes to the run folder's feedback file unless one is named.
-fn chat(stage: &Path, feedback: Option<PathBuf>, sampling: &Sampling) -> Result<bool> {
-    let (model, tok, _) = open_stage(stage)?;
+fn chat<D: Backend>(
+    dev: &D,
+    stage: &Path,
+    feedback: Option<PathBuf>,
+    sampling: &Sampling,
+) -> Result<bool> {
+    let (model, tok, _) = open_stage(stage, dev)?;
     let run = stage
         .parent()
         .context("a stage folder lies inside a run folder")?;

@@ -1,7 +1,7 @@
 //! Arg groups and helpers that several commands share.
 
 use crate::model::sample::SampleOptions;
-use crate::model::LanguageModel;
+use crate::model::{Backend, LanguageModel};
 use crate::spec::{data_root_from, LoadOptions};
 use crate::tokenizer::Tokenizer;
 use anyhow::Result;
@@ -64,11 +64,13 @@ pub fn results_root(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("results"))
 }
 
-/// A trained stage folder: its model, the run's tokenizer, and whether it is a chat model.
-pub fn open_stage(
+/// A trained stage folder on `dev`: its model, the run's tokenizer, and whether it is a chat
+/// model.
+pub fn open_stage<D: Backend>(
     stage: &Path,
-) -> Result<(Box<dyn LanguageModel<dfdx::tensor::Cpu>>, Tokenizer, bool)> {
-    let s = crate::infer::open_stage(stage, &dfdx::tensor::Cpu::default())?;
+    dev: &D,
+) -> Result<(Box<dyn LanguageModel<D>>, Tokenizer, bool)> {
+    let s = crate::infer::open_stage(stage, dev)?;
     let chat = s.is_chat();
     Ok((s.model, s.tokenizer, chat))
 }

@@ -2,6 +2,8 @@
 //! with `--judge NAME`, the gold measures of the stage's sampled answers.
 
 use super::common::open_stage;
+use super::device::{on_device, DeviceArg};
+use crate::model::Backend;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,8 @@ pub struct EvalArgs {
     pub held_out: HeldOutArgs,
     #[command(flatten)]
     pub gold: GoldArgs,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `gptlab eval`'s choice of records: what a stage held out of the file.
@@ -79,15 +83,17 @@ pub fn run(args: EvalArgs) -> Result<bool> {
         chat,
         held_out,
         gold,
+        device,
     } = args;
-    match gold.judge.clone() {
-        Some(judge) => eval_gold(&stage, &data, limit, held_out, &judge, &gold),
-        None => eval(&stage, &data, json, limit, chat, held_out.split()),
-    }
+    on_device!(device.chosen(&stage)?, |dev| match gold.judge.clone() {
+        Some(judge) => eval_gold(&dev, &stage, &data, limit, held_out, &judge, &gold),
+        None => eval(&dev, &stage, &data, json, limit, chat, held_out.split()),
+    })
 }
 
 /// `gptlab eval`: the stage's context is the run's block size (else the preset's).
-fn eval(
+fn eval<D: Backend>(
+    dev: &D,
     stage: &Path,
     data: &Path,
     json: bool,
@@ -95,7 +101,7 @@ fn eval(
     chat: Option<bool>,
     held_out: Option<crate::data::HeldOut>,
 ) -> Result<bool> {
-    let (model, tok, is_chat) = open_stage(stage)?;
+    let (model, tok, is_chat) = open_stage(stage, dev)?;
     let block = crate::results::read_meta(stage.parent().unwrap_or(stage))
         .map(|m| m.block_size)
         .filter(|&b| b > 0)
@@ -118,7 +124,8 @@ fn eval(
 }
 
 /// `gptlab eval --judge NAME`: the gold measures of a stage's sampled answers, as JSON.
-fn eval_gold(
+fn eval_gold<D: Backend>(
+    dev: &D,
     stage: &Path,
     data: &Path,
     limit: Option<usize>,
@@ -132,8 +139,12 @@ fn eval_gold(
     let seed = held_out.seed;
     let split = held_out.split();
     let conversations = crate::eval::dataset::read_conversations(data, limit, split.as_ref())?;
-    let (model, tok, chat) = open_stage(stage)?;
-    let base = gold.baseline.as_deref().map(open_stage).transpose()?;
+    let (model, tok, chat) = open_stage(stage, dev)?;
+    let base = gold
+        .baseline
+        .as_deref()
+        .map(|b| open_stage(b, dev))
+        .transpose()?;
     let baseline = base.as_ref().map(|(m, _, chat)| {
         let name = gold.baseline.as_deref().and_then(Path::file_name);
         let name = name

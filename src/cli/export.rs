@@ -28,7 +28,12 @@ pub struct ExportArgs {
 /// Exports and prints the folder written.
 pub fn run(args: ExportArgs) -> Result<bool> {
     match args.format {
-        Format::HfGpt2 => export_hf_gpt2(&args.stage, &args.out, args.force)?,
+        Format::HfGpt2 => export_hf_gpt2(
+            &dfdx::tensor::Cpu::default(),
+            &args.stage,
+            &args.out,
+            args.force,
+        )?,
     }
     println!("{}", args.out.display());
     Ok(true)

@@ -19,7 +19,12 @@ pub struct ImportArgs {
 
 /// Imports and prints the stage folder written.
 pub fn run(args: ImportArgs) -> Result<bool> {
-    import_hf_gpt2(&args.hf_dir, &args.out, args.force)?;
+    import_hf_gpt2(
+        &dfdx::tensor::Cpu::default(),
+        &args.hf_dir,
+        &args.out,
+        args.force,
+    )?;
     println!("{}", args.out.display());
     Ok(true)
 }

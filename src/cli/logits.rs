@@ -1,5 +1,6 @@
 //! `gptlab logits RUN/STAGE --tokens 1,2,3`: a stage's raw logits (`crate::export::logits`).
 
+use super::device::{on_device, DeviceArg};
 use crate::export::logits::LogitsOptions;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct LogitsArgs {
     /// One JSON object: tokens, logits (one row of vocab_size values per position), generated.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 pub fn run(args: LogitsArgs) -> Result<bool> {
@@ -36,5 +39,7 @@ pub fn run(args: LogitsArgs) -> Result<bool> {
         generate: args.generate,
         json: args.json,
     };
-    crate::export::logits::run(&options).map(|()| true)
+    on_device!(args.device.chosen(&options.stage)?, |dev| {
+        crate::export::logits::run(&dev, &options).map(|()| true)
+    })
 }

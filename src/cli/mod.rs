@@ -7,6 +7,7 @@ pub mod bench;
 pub mod chat;
 pub mod common;
 pub mod compare;
+pub mod device;
 pub mod eval;
 pub mod export;
 pub mod generate;

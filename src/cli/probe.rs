@@ -2,8 +2,10 @@
 //! probabilities of whole continuations.
 
 use super::common::open_stage;
+use super::device::{on_device, DeviceArg};
 use crate::infer::probe::{continuation_prob, top_tokens};
 use crate::infer::Prompt;
+use crate::model::Backend;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -21,20 +23,24 @@ pub struct ProbeArgs {
     pub chat: Option<bool>,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 pub fn run(args: ProbeArgs) -> Result<bool> {
-    probe(
+    on_device!(args.device.chosen(&args.stage)?, |dev| probe(
+        &dev,
         &args.stage,
         &args.prompt,
         args.top,
         &args.candidates,
         args.chat,
         args.json,
-    )
+    ))
 }
 
-fn probe(
+fn probe<D: Backend>(
+    dev: &D,
     stage: &Path,
     prompt: &str,
     top: usize,
@@ -42,7 +48,7 @@ fn probe(
     chat: Option<bool>,
     json: bool,
 ) -> Result<bool> {
-    let (model, tok, is_chat) = open_stage(stage)?;
+    let (model, tok, is_chat) = open_stage(stage, dev)?;
     let ids = Prompt::user(prompt, chat.unwrap_or(is_chat))
         .build(&tok)
         .ids;

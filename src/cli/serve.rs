@@ -1,6 +1,7 @@
 //! `gptlab serve RUN`: the run's stages over an OpenAI-compatible API, with a chat page to rate
 //! and rank answers (`crate::serve`).
 
+use super::device::{on_device, DeviceArg};
 use crate::serve::ServeOptions;
 use anyhow::Result;
 use std::net::IpAddr;
@@ -29,9 +30,12 @@ pub struct ServeArgs {
     /// Requests that may wait per stage; more get 503.
     #[arg(long, default_value_t = 32)]
     pub queue: usize,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 pub fn run(args: ServeArgs) -> Result<bool> {
+    let device = args.device.chosen(&args.run)?;
     let options = ServeOptions {
         run: args.run,
         stages: args.stages,
@@ -41,5 +45,8 @@ pub fn run(args: ServeArgs) -> Result<bool> {
         workers: args.workers,
         queue: args.queue,
     };
-    crate::serve::run(&options).map(|()| true)
+    on_device!(
+        device,
+        opener | open | crate::serve::run(&options, open).map(|()| true)
+    )
 }

@@ -18,7 +18,7 @@ pub fn answer_logprobs<D: Backend>(
         let b = pad_examples(chunk, pad);
         let x = dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq));
         let y = dev.tensor_from_vec(b.targets.clone(), (b.batch, b.seq));
-        let lp = token_logprobs(model.logits(x), y).as_vec();
+        let lp = crate::util::readback::to_vec(&token_logprobs(model.logits(x), y));
         for row in 0..b.batch {
             let r = row * b.seq..(row + 1) * b.seq;
             out.push(

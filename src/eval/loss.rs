@@ -23,7 +23,7 @@ pub fn stream_loss<D: Backend>(
         let b = windows_at(stream, chunk, seq);
         let x = dev.tensor_from_vec(b.inputs.clone(), (b.batch, b.seq));
         let y = dev.tensor_from_vec(b.targets.clone(), (b.batch, b.seq));
-        let lp = token_logprobs(model.logits(x), y).as_vec();
+        let lp = crate::util::readback::to_vec(&token_logprobs(model.logits(x), y));
         nats -= lp.iter().map(|&v| v as f64).sum::<f64>();
         tokens += lp.len();
         bytes += b

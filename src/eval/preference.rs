@@ -42,7 +42,7 @@ pub fn rewards<D: Backend>(model: &dyn LanguageModel<D>, rows: &[&[u32]], pad: u
     let (flat, seq, last) = pad_rows(rows, pad);
     let x = dev.tensor_from_vec(flat, (rows.len(), seq));
     let idx = dev.tensor_from_vec(last, (rows.len(),));
-    model.scores(x).select(idx).as_vec()
+    crate::util::readback::to_vec(&model.scores(x).select(idx))
 }
 
 /// A preference pair, tokenised: the same prompt with each answer; with its words, for

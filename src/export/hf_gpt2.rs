@@ -5,11 +5,11 @@ use super::hf_config::hf_config;
 use super::hf_files::{generation_config, special_tokens_map, tokenizer_config};
 use super::layout::{rules, to_hf, TensorList, TensorMap};
 use crate::infer::{open_stage, Stage};
+use crate::model::Backend;
 use crate::results::weights::{encode_tensors, model_tensors};
 use crate::results::{CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
-use dfdx::tensor::Cpu;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -34,9 +34,15 @@ fn safetensors_bytes(tensors: &TensorList) -> Result<Vec<u8>> {
     encode_tensors(tensors, meta)
 }
 
-pub fn export_hf_gpt2(stage_dir: &Path, out: &Path, force: bool) -> Result<()> {
+/// Writes the stage in `stage_dir` to `out`, its weights read from wherever `dev` holds them.
+pub fn export_hf_gpt2<D: Backend>(
+    dev: &D,
+    stage_dir: &Path,
+    out: &Path,
+    force: bool,
+) -> Result<()> {
     check_out(out, force)?;
-    let mut stage = open_stage(stage_dir, &Cpu::default())?;
+    let mut stage = open_stage(stage_dir, dev)?;
     let cfg = stage.model.config().clone();
     let tok_vocab = stage.tokenizer.vocab_size();
     let mut tensors: TensorMap = model_tensors(stage.model.as_mut())?
@@ -80,7 +86,7 @@ pub fn export_hf_gpt2(stage_dir: &Path, out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn readme(stage_dir: &Path, stage: &Stage<Cpu>, has_score: bool) -> String {
+fn readme<D: Backend>(stage_dir: &Path, stage: &Stage<D>, has_score: bool) -> String {
     let cfg = stage.model.config();
     let tok_vocab = stage.tokenizer.vocab_size();
     let mut s = format!(

@@ -6,6 +6,7 @@ use super::hf_config::read_hf_config;
 use super::hf_gpt2::SCORE_HEAD_FILE;
 use super::layout::{from_hf, rules, TensorMap};
 use crate::model::presets::build_model;
+use crate::model::Backend;
 use crate::results::meta::write_stage_record;
 use crate::results::weights::{load_weights_from, read_tensors, save_model};
 use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
@@ -13,7 +14,6 @@ use crate::spec::StageKind;
 use crate::tokenizer::Tokenizer;
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
-use dfdx::tensor::Cpu;
 use std::path::Path;
 
 /// GPT-2 checkpoints saved from `GPT2Model` name tensors without the `transformer.` prefix.
@@ -54,7 +54,13 @@ fn check_leftovers(hf: &TensorMap, gpt: &TensorMap, used: &[String], what: &str)
     Ok(())
 }
 
-pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()> {
+/// Reads the GPT-2 folder `hf_dir` into a model on `dev` and saves it as `stage_dir`.
+pub fn import_hf_gpt2<D: Backend>(
+    dev: &D,
+    hf_dir: &Path,
+    stage_dir: &Path,
+    force: bool,
+) -> Result<()> {
     let mut cfg = read_hf_config(&hf_dir.join(CONFIG_FILE))?;
     let weights = hf_dir.join(MODEL_FILE);
     if !weights.exists() {
@@ -95,7 +101,7 @@ pub fn import_hf_gpt2(hf_dir: &Path, stage_dir: &Path, force: bool) -> Result<()
         }
     }
 
-    let mut model = build_model(&cfg, &Cpu::default(), 0)?;
+    let mut model = build_model(&cfg, dev, 0)?;
     load_weights_from(model.as_mut(), &gpt, "", &what)?;
     save_model(model.as_mut(), stage_dir)?;
     write_atomic(&tok_dst, &tok_bytes)?;

@@ -4,8 +4,9 @@
 
 use crate::infer::ask::greedy;
 use crate::infer::{open_stage, Prompt};
+use crate::model::Backend;
+use crate::util::readback;
 use anyhow::{bail, Result};
-use dfdx::prelude::*;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -25,8 +26,9 @@ pub struct LogitsOptions {
     pub json: bool,
 }
 
-pub fn run(args: &LogitsOptions) -> Result<()> {
-    let stage = open_stage(&args.stage, &Cpu::default())?;
+/// Prints the logits of the stage opened on `dev`.
+pub fn run<D: Backend>(dev: &D, args: &LogitsOptions) -> Result<()> {
+    let stage = open_stage(&args.stage, dev)?;
     let model = stage.model.as_ref();
     let cfg = model.config().clone();
     let ids = match &args.text {
@@ -49,9 +51,8 @@ pub fn run(args: &LogitsOptions) -> Result<()> {
             cfg.n_ctx
         );
     }
-    let dev = model.device();
     let x = dev.tensor_from_vec(ids.iter().map(|&t| t as usize).collect(), (1, ids.len()));
-    let flat = model.logits(x).as_vec();
+    let flat = readback::to_vec(&model.logits(x));
     let rows: Vec<&[f32]> = flat.chunks(cfg.vocab_size).collect();
     let generated = (args.generate > 0).then(|| {
         let prompt = [Prompt::Ids(ids.clone())];

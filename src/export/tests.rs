@@ -36,7 +36,7 @@ fn export_then_import_gives_bitwise_identical_logits_and_scores() {
     let run = tmp.path().join("run");
     make_run(&run, true);
     let hf = tmp.path().join("hf");
-    export_hf_gpt2(&run.join("base"), &hf, false).unwrap();
+    export_hf_gpt2(&Cpu::default(), &run.join("base"), &hf, false).unwrap();
     for f in [
         "config.json",
         "model.safetensors",
@@ -57,7 +57,7 @@ fn export_then_import_gives_bitwise_identical_logits_and_scores() {
         .contains(SCORE_HEAD_FILE));
 
     let back = tmp.path().join("run2/base");
-    import_hf_gpt2(&hf, &back, false).unwrap();
+    import_hf_gpt2(&Cpu::default(), &hf, &back, false).unwrap();
     let dev = Cpu::default();
     let a = load_model(&run.join("base"), &dev).unwrap();
     let b = load_model(&back, &dev).unwrap();
@@ -85,14 +85,14 @@ fn export_refuses_a_non_empty_folder_without_force() {
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
-    let err = export_hf_gpt2(&run.join("base"), &out, false)
+    let err = export_hf_gpt2(&Cpu::default(), &run.join("base"), &out, false)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("not empty") && err.contains("--force"),
         "{err}"
     );
-    export_hf_gpt2(&run.join("base"), &out, true).unwrap();
+    export_hf_gpt2(&Cpu::default(), &run.join("base"), &out, true).unwrap();
     assert!(!out.join(SCORE_HEAD_FILE).exists());
 }
 
@@ -111,7 +111,7 @@ fn import_refuses_parts_it_cannot_represent() {
     let run = tmp.path().join("run");
     make_run(&run, false);
     let hf = tmp.path().join("hf");
-    export_hf_gpt2(&run.join("base"), &hf, false).unwrap();
+    export_hf_gpt2(&Cpu::default(), &run.join("base"), &hf, false).unwrap();
 
     // An untied LM head computes different logits than gptlab's tied one.
     edit_weights(&hf, |t| {
@@ -121,7 +121,7 @@ fn import_refuses_parts_it_cannot_represent() {
     });
     let err = format!(
         "{:#}",
-        import_hf_gpt2(&hf, &tmp.path().join("a/base"), false).unwrap_err()
+        import_hf_gpt2(&Cpu::default(), &hf, &tmp.path().join("a/base"), false).unwrap_err()
     );
     assert!(
         err.contains("lm_head.weight") && err.contains("tied"),
@@ -134,7 +134,7 @@ fn import_refuses_parts_it_cannot_represent() {
         t.insert("lm_head.weight".into(), wte);
         t.insert("transformer.h.0.attn.bias".into(), (vec![1], vec![1.0]));
     });
-    import_hf_gpt2(&hf, &tmp.path().join("b/base"), false).unwrap();
+    import_hf_gpt2(&Cpu::default(), &hf, &tmp.path().join("b/base"), false).unwrap();
 
     edit_weights(&hf, |t| {
         t.insert(
@@ -144,7 +144,7 @@ fn import_refuses_parts_it_cannot_represent() {
     });
     let err = format!(
         "{:#}",
-        import_hf_gpt2(&hf, &tmp.path().join("c/base"), false).unwrap_err()
+        import_hf_gpt2(&Cpu::default(), &hf, &tmp.path().join("c/base"), false).unwrap_err()
     );
     assert!(err.contains("attn.extra.weight"), "{err}");
 
@@ -157,7 +157,7 @@ fn import_refuses_parts_it_cannot_represent() {
     });
     let err = format!(
         "{:#}",
-        import_hf_gpt2(&hf, &other.join("base"), false).unwrap_err()
+        import_hf_gpt2(&Cpu::default(), &hf, &other.join("base"), false).unwrap_err()
     );
     assert!(err.contains("different tokenizer"), "{err}");
 }

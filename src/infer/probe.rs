@@ -3,6 +3,7 @@
 
 use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::Tokenizer;
+use dfdx::shapes::HasShape;
 
 pub use crate::results::{CandidateProb, TokenProb};
 
@@ -23,9 +24,11 @@ pub fn next_token_probs<D: Backend>(
     let ids = &prompt_ids[prompt_ids.len().saturating_sub(ctx)..];
     let dev = model.device();
     let x = dev.tensor_from_vec(ids.iter().map(|&t| t as usize).collect(), (1, ids.len()));
-    let logits = model.logits(x).as_vec();
-    let v = logits.len() / ids.len();
-    softmax(&logits[(ids.len() - 1) * v..(ids.len() - 1) * v + vocab.min(v)])
+    // Only the last position's row leaves the device.
+    let logits = model.logits(x);
+    let (_, t, v) = *logits.shape();
+    let last = crate::util::readback::to_vec(&logits.slice((0..1, t - 1..t, 0..v)));
+    softmax(&last[..vocab.min(v)])
 }
 
 pub fn top_tokens<D: Backend>(
@@ -58,11 +61,14 @@ pub fn continuation_prob<D: Backend>(
     let all: Vec<usize> = prompt_ids.iter().chain(cont).map(|&t| t as usize).collect();
     let n = all.len() - 1;
     let x = dev.tensor_from_vec(all[..n].to_vec(), (1, n));
-    let logits = model.logits(x).as_vec();
-    let v = logits.len() / n;
+    // Only the rows that predict the continuation leave the device.
+    let first = prompt_ids.len() - 1;
+    let logits = model.logits(x);
+    let v = logits.shape().2;
+    let logits = crate::util::readback::to_vec(&logits.slice((0..1, first..n, 0..v)));
     let mut logp = 0.0;
     for (j, &t) in cont.iter().enumerate() {
-        let pos = prompt_ids.len() - 1 + j;
+        let pos = j;
         let p = softmax(&logits[pos * v..pos * v + vocab.min(v)]);
         logp += p[t as usize].ln();
     }

@@ -9,6 +9,7 @@ use super::kernels::{FrozenWeights, FusedOps};
 type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
 use super::layers::Linear;
 use dfdx::prelude::*;
+use crate::util::readback;
 
 #[derive(Clone, Debug)]
 pub struct CausalSelfAttention<const M: usize, D: Device<f32>> {
@@ -82,9 +83,9 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
     /// heatmaps: the same host kernel as the CPU forward, which keeps them for backward.
     pub fn weights(&self, x: Tensor<(usize, usize, Const<M>), f32, D>) -> Vec<f32> {
         let (batch, s, _) = *x.shape();
-        let q = self.q.forward(x.clone()).as_vec();
-        let k = self.k.forward(x.clone()).as_vec();
-        let v = self.v.forward(x).as_vec();
+        let q = readback::to_vec(&self.q.forward(x.clone()));
+        let k = readback::to_vec(&self.k.forward(x.clone()));
+        let v = readback::to_vec(&self.v.forward(x));
         let dims = Dims {
             batch,
             s_q: s,

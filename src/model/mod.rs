@@ -5,6 +5,7 @@ pub mod attention;
 pub mod batch_cache;
 pub mod block;
 pub mod config;
+pub mod device;
 pub mod device_cache;
 pub mod generate;
 pub mod gpt;

@@ -18,6 +18,10 @@ pub trait Param<D: Device<f32>> {
         &self,
         grads: &'g mut Gradients<f32, D>,
     ) -> Result<&'g mut <D as Storage<f32>>::Vec>;
+    /// Σ g² of this parameter's gradient, a scalar left on the device (zero without one).
+    fn grad_sum_squares(&self, grads: &mut Gradients<f32, D>) -> Result<Tensor<Rank0, f32, D>>;
+    /// This parameter's gradient times `factor`, on the device.
+    fn scale_grad(&self, grads: &mut Gradients<f32, D>, factor: f32) -> Result<()>;
     /// One Adam step with moments kept in `m1`/`m2` (keyed by this parameter).
     fn adam_step(
         &mut self,
@@ -50,7 +54,7 @@ impl<S: Shape, D: Device<f32> + RawStorage> Param<D> for Tensor<S, f32, D> {
         HasShape::shape(self).num_elements()
     }
     fn to_host(&self) -> Vec<f32> {
-        self.as_vec()
+        crate::util::readback::to_vec(self)
     }
     fn copy_from_host(&mut self, values: &[f32]) {
         self.copy_from(values)
@@ -60,6 +64,12 @@ impl<S: Shape, D: Device<f32> + RawStorage> Param<D> for Tensor<S, f32, D> {
         grads: &'g mut Gradients<f32, D>,
     ) -> Result<&'g mut <D as Storage<f32>>::Vec> {
         grads.get_or_alloc_mut(self).map_err(dev_err)
+    }
+    fn grad_sum_squares(&self, grads: &mut Gradients<f32, D>) -> Result<Tensor<Rank0, f32, D>> {
+        D::grad_sum_squares(self, grads)
+    }
+    fn scale_grad(&self, grads: &mut Gradients<f32, D>, factor: f32) -> Result<()> {
+        D::scale_grad(self, grads, factor)
     }
     fn adam_step(
         &mut self,

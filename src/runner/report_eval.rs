@@ -19,11 +19,12 @@ use crate::results::{
     task_exact_match_key as task_key, BEST_OF, EVAL_EXACT_MATCH as OVERALL, EVAL_REWARD, GOLD_RATE,
     NO_TASK,
 };
-use crate::spec::{Device, LoadedSpec, ReportEval, Stage, StageKind};
+use crate::spec::{LoadedSpec, ReportEval, Stage, StageKind};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result};
 use dfdx::tensor::Cpu;
 use rayon::prelude::*;
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -67,12 +68,7 @@ pub fn evaluate_compared<D: Backend>(
             }
         })
         .collect();
-    let results: Vec<Result<Answered>> = on_each(
-        spec.device,
-        &stages,
-        |s, cpu| asked.ask(s, cpu),
-        |s| asked.ask(s, dev),
-    );
+    let results: Vec<Result<Answered>> = on_each(&stages, dev, |s, dev| asked.ask(s, dev));
     let mut answered = results.into_iter().collect::<Result<Vec<_>>>()?;
     if let Some(judge) = &eval.judge {
         asked.add_gold(judge, &stages, &mut answered, dev)?;
@@ -83,23 +79,27 @@ pub fn evaluate_compared<D: Backend>(
     Ok(())
 }
 
-/// `work` for every stage, in stage order. On the CPU the stages run at once as jobs of the
-/// compute pool itself (each with its own device and copy of the model): a pool thread never
-/// waits on work only the pool can do, so a one-thread pool asks them one after another where
-/// plain threads waiting for it would deadlock.
-fn on_each<T: Send>(
-    device: Device,
+/// `work` for every stage on the run's device, in stage order. On the CPU the stages run at
+/// once as jobs of the compute pool itself (each with its own handle on the device and copy of
+/// the model): a pool thread never waits on work only the pool can do, so a one-thread pool
+/// asks them one after another where plain threads waiting for it would deadlock. A GPU (whose
+/// handle threads cannot share) asks them one after another: it is busy with one already.
+fn on_each<T: Send, D: Backend>(
     stages: &[&Stage],
-    on_cpu: impl Fn(&Stage, &Cpu) -> T + Sync,
-    elsewhere: impl Fn(&Stage) -> T,
+    dev: &D,
+    work: impl Fn(&Stage, &D) -> T + Sync,
 ) -> Vec<T> {
-    match device {
-        Device::Cpu => stages
-            .par_iter()
-            .map(|s| on_cpu(s, &Cpu::default()))
-            .collect(),
-        _ => stages.iter().map(|s| elsewhere(s)).collect(),
-    }
+    let Some(cpu) = (dev as &dyn Any).downcast_ref::<Cpu>() else {
+        return stages.iter().map(|s| work(s, dev)).collect();
+    };
+    stages
+        .par_iter()
+        .map(|s| {
+            let cpu = cpu.clone();
+            let dev = (&cpu as &dyn Any).downcast_ref::<D>().expect("D is Cpu");
+            work(s, dev)
+        })
+        .collect()
 }
 
 /// What one stage gave: its numbers for summary.json, and its sampled answers for the judge.
@@ -215,12 +215,9 @@ impl Asked<'_> {
             .copied()
             .filter(|s| s.name != base && is_chat(Some(s.method.kind())))
             .collect();
-        let kls = on_each(
-            spec.device,
-            &others,
-            |s, cpu| self.kl(s, stages[b], stages, answered, cpu),
-            |s| self.kl(s, stages[b], stages, answered, dev),
-        );
+        let kls = on_each(&others, dev, |s, dev| {
+            self.kl(s, stages[b], stages, answered, dev)
+        });
         for (stage, kl) in others.iter().zip(kls) {
             let i = stages
                 .iter()
@@ -254,13 +251,9 @@ impl Asked<'_> {
         let Some(rm) = self.reward_stage() else {
             return Ok(Vec::new());
         };
-        let device = self.loaded.spec.device;
-        let proxy = on_each(
-            device,
-            stages,
-            |s, cpu| self.proxy(rm, s, answered, stages, cpu),
-            |s| self.proxy(rm, s, answered, stages, dev),
-        );
+        let proxy = on_each(stages, dev, |s, dev| {
+            self.proxy(rm, s, answered, stages, dev)
+        });
         let mut out = Vec::new();
         for ((a, p), judged) in answered.iter_mut().zip(proxy).zip(judged) {
             let p = p?;

@@ -3,9 +3,8 @@
 //! looks (attention weights per layer and head over the prompt's tokens).
 
 use crate::infer::probe::{continuation_prob, top_tokens, CandidateProb, TokenProb};
-use crate::model::LanguageModel;
+use crate::model::{Backend, LanguageModel};
 use crate::tokenizer::Tokenizer;
-use dfdx::prelude::*;
 
 #[derive(Debug, serde::Serialize)]
 pub struct NextToken {
@@ -13,8 +12,39 @@ pub struct NextToken {
     pub candidates: Vec<CandidateProb>,
 }
 
-pub fn next_token(
-    model: &dyn LanguageModel<Cpu>,
+/// The explorer's two questions, asked of a model on whichever device it lives: the workers'
+/// queue carries jobs that know nothing of the device.
+pub trait Explore {
+    fn next_token(
+        &self,
+        tok: &Tokenizer,
+        prompt: &[u32],
+        top_k: usize,
+        candidates: &[String],
+    ) -> NextToken;
+    fn attention(&self, tok: &Tokenizer, prompt: &[u32]) -> Attention;
+}
+
+/// A worker's model, as the explorer asks it.
+pub struct Explored<'m, D: Backend>(pub &'m dyn LanguageModel<D>);
+
+impl<D: Backend> Explore for Explored<'_, D> {
+    fn next_token(
+        &self,
+        tok: &Tokenizer,
+        prompt: &[u32],
+        top_k: usize,
+        candidates: &[String],
+    ) -> NextToken {
+        next_token(self.0, tok, prompt, top_k, candidates)
+    }
+    fn attention(&self, tok: &Tokenizer, prompt: &[u32]) -> Attention {
+        attention(self.0, tok, prompt)
+    }
+}
+
+pub fn next_token<D: Backend>(
+    model: &dyn LanguageModel<D>,
     tok: &Tokenizer,
     prompt: &[u32],
     top_k: usize,
@@ -43,7 +73,11 @@ pub struct Attention {
     pub layers: Vec<Vec<Vec<Vec<f32>>>>,
 }
 
-pub fn attention(model: &dyn LanguageModel<Cpu>, tok: &Tokenizer, prompt: &[u32]) -> Attention {
+pub fn attention<D: Backend>(
+    model: &dyn LanguageModel<D>,
+    tok: &Tokenizer,
+    prompt: &[u32],
+) -> Attention {
     let t = prompt.len();
     let x = model
         .device()

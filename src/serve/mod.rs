@@ -39,11 +39,13 @@ pub struct ServeOptions {
     pub queue: usize,
 }
 
-pub fn run(args: &ServeOptions) -> Result<()> {
+/// Serves the run's stages until the server stops, each worker's model on a device it opens
+/// with `open`.
+pub fn run<D: crate::model::Backend>(args: &ServeOptions, open: fn() -> Result<D>) -> Result<()> {
     let stages = catalog::load_catalog(&args.run, &args.stages)?;
     let tok_path = args.run.join(crate::results::TOKENIZER_FILE);
     let tok = Arc::new(crate::tokenizer::Tokenizer::load(&tok_path)?);
-    let workers = worker::Workers::start(&stages, &tok, args.workers, args.queue)?;
+    let workers = worker::Workers::start(open, &stages, &tok, args.workers, args.queue)?;
     let names: Vec<String> = stages.iter().map(|s| s.name.clone()).collect();
     let state = Arc::new(routes::AppState {
         stages,

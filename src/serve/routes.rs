@@ -5,7 +5,7 @@
 
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
-use super::explorer::{attention, next_token};
+use super::explorer::Explore;
 use super::generation::Generation;
 use super::openai::{
     chat_prompt, fit_to_context, gen_params, to_messages, ApiMessage, ChatRequest,
@@ -284,9 +284,7 @@ impl ExploreRequest {
 async fn on_worker<T: Send + 'static>(
     s: &AppState,
     stage: &str,
-    job: impl FnOnce(&dyn crate::model::LanguageModel<dfdx::tensor::Cpu>, &Tokenizer) -> T
-        + Send
-        + 'static,
+    job: impl FnOnce(&dyn Explore, &Tokenizer) -> T + Send + 'static,
 ) -> ApiResult<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     s.workers.submit(
@@ -323,7 +321,7 @@ async fn explore_next_token(
     let (stage, ids) = req.prompt(&s, longest)?;
     let cands = req.candidates;
     let out = on_worker(&s, &stage.name, move |m, t| {
-        next_token(m, t, &ids, top_k, &cands)
+        m.next_token(t, &ids, top_k, &cands)
     })
     .await?;
     Ok(Json(
@@ -336,6 +334,6 @@ async fn explore_attention(
     Body(req): Body<ExploreRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (stage, ids) = req.prompt(&s, 0)?;
-    let out = on_worker(&s, &stage.name, move |m, t| attention(m, t, &ids)).await?;
+    let out = on_worker(&s, &stage.name, move |m, t| m.attention(t, &ids)).await?;
     Ok(Json(json!({"model": stage.name, "attention": out})))
 }

@@ -7,13 +7,13 @@
 
 use super::catalog::StageInfo;
 use super::error::{ApiError, ApiResult};
+use super::explorer::{Explore, Explored};
 use super::generation::Generation;
 use crate::model::generate::Generator;
-use crate::model::LanguageModel;
+use crate::model::{Backend, LanguageModel};
 use crate::results::weights::load_model;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Context, Result};
-use dfdx::tensor::Cpu;
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ pub enum Job {
     /// A generation, which joins the worker's batch.
     Generate(Generation),
     /// Anything else (the explorer's probes), run between two steps of the batch.
-    Run(Box<dyn FnOnce(&dyn LanguageModel<Cpu>, &Tokenizer) + Send>),
+    Run(Box<dyn FnOnce(&dyn Explore, &Tokenizer) + Send>),
 }
 
 pub struct Workers {
@@ -35,8 +35,10 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Loads `threads` copies of each stage's model, one per worker thread, and starts them.
-    pub fn start(
+    /// Loads `threads` copies of each stage's model, one per worker thread, each on a device
+    /// that thread opens (`open`: a GPU's handle cannot move between threads), and starts them.
+    pub fn start<D: Backend>(
+        open: fn() -> Result<D>,
         stages: &[StageInfo],
         tok: &Arc<Tokenizer>,
         threads: usize,
@@ -62,7 +64,7 @@ impl Workers {
                 std::thread::Builder::new()
                     .name(format!("serve-{}-{i}", stage.name))
                     .spawn(move || {
-                        pool.install(|| match load_model(&dir, &Cpu::default()) {
+                        pool.install(|| match open().and_then(|dev| load_model(&dir, &dev)) {
                             Ok(model) => {
                                 let _ = loaded_tx.send(Ok(()));
                                 work(model.as_ref(), &rx, &tok)
@@ -100,16 +102,16 @@ impl Workers {
 }
 
 /// A worker's running batch: the generator and which request each row belongs to.
-struct Batch<'m> {
-    generator: Generator<'m, Cpu>,
+struct Batch<'m, D: Backend> {
+    generator: Generator<'m, D>,
     /// Row (slot) → (request id, answer index).
     rows: HashMap<usize, (u64, usize)>,
     requests: HashMap<u64, Generation>,
     next_id: u64,
 }
 
-impl<'m> Batch<'m> {
-    fn new(model: &'m dyn LanguageModel<Cpu>, tok: &Tokenizer) -> Self {
+impl<'m, D: Backend> Batch<'m, D> {
+    fn new(model: &'m dyn LanguageModel<D>, tok: &Tokenizer) -> Self {
         Batch {
             generator: Generator::new(model, tok.vocab_size(), BATCH_ROWS, model.config().n_ctx),
             rows: HashMap::new(),
@@ -170,7 +172,7 @@ impl<'m> Batch<'m> {
     }
 }
 
-fn work(model: &dyn LanguageModel<Cpu>, rx: &Mutex<Receiver<Job>>, tok: &Tokenizer) {
+fn work<D: Backend>(model: &dyn LanguageModel<D>, rx: &Mutex<Receiver<Job>>, tok: &Tokenizer) {
     let mut batch = Batch::new(model, tok);
     // A request that waits for rows, holding back the queue behind it (first come, first
     // served).
@@ -190,7 +192,7 @@ fn work(model: &dyn LanguageModel<Cpu>, rx: &Mutex<Receiver<Job>>, tok: &Tokeniz
             match job {
                 Job::Generate(g) => waiting = batch.join(g).err(),
                 Job::Run(f) => {
-                    run_guarded(|| f(model, tok));
+                    run_guarded(|| f(&Explored(model), tok));
                 }
             }
         }
@@ -232,6 +234,7 @@ mod tests {
     use crate::model::sample::SampleOptions;
     use crate::serve::generation::{GenEvent, GenParams};
     use crate::tokenizer::TokenizerKind;
+    use dfdx::tensor::Cpu;
 
     /// Runs requests through one batch, `late` joining after `after` steps of the others;
     /// returns each request's text.

@@ -180,19 +180,25 @@ fn chat_stream(tok: &Tokenizer, chats: &[SftExample]) -> Vec<u32> {
 impl<D: Backend> Objective<D> for Pretrain<D> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
         let mut grads = Gradients::leaky();
-        let mut loss_sum = 0.0;
+        // Summed on the device and read once, after the micro-batches.
+        let mut loss_sum: Option<Tensor<Rank0, f32, D>> = None;
         for _ in 0..self.accum {
             let b = self.windows(ctx.rng);
             let (x, y) = b.tensors(&self.dev);
             let (w, _) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
             let loss =
                 masked_cross_entropy(ctx.model.logits_traced(x, grads), y, w) / self.accum as f32;
-            loss_sum += loss.retaped::<NoneTape>().as_vec()[0] as f64;
+            let plain = loss.retaped::<NoneTape>();
+            loss_sum = Some(match loss_sum.take() {
+                Some(total) => total + plain,
+                None => plain,
+            });
             grads = loss.backward();
         }
+        let loss = crate::util::readback::scalar(&loss_sum.expect("accum >= 1"));
         ctx.apply(grads)?;
         Ok(StepOutput {
-            loss: loss_sum,
+            loss: loss as f64,
             tokens: (self.accum * self.batch * self.seq) as u64,
             metrics: vec![],
         })

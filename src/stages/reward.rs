@@ -238,12 +238,12 @@ impl<D: Backend> Objective<D> for Reward<D> {
             let r = rewards_traced(ctx.model, &rows, self.pad, grads);
             let b = pick.len();
             let (r, tape) = r.split_tape();
-            let scores = r.as_vec();
+            let scores = crate::util::readback::to_vec(&r);
             let index = |at: &[usize]| self.dev.tensor_from_vec(at.to_vec(), (at.len(),));
             let chosen = r.clone().put_tape(tape).gather(index(&chosen_at));
             let rejected = r.retaped::<OwnedTape<f32, D>>().gather(index(&rejected_at));
             let loss = neg_log_sigmoid_mean(chosen - rejected);
-            loss_sum += loss.retaped::<NoneTape>().as_vec()[0] as f64;
+            loss_sum += crate::util::readback::scalar(&loss) as f64;
             grads = loss.backward();
             let c: Vec<f32> = chosen_at.iter().map(|&i| scores[i]).collect();
             let rj: Vec<f32> = rejected_at.iter().map(|&i| scores[i]).collect();
@@ -280,7 +280,7 @@ impl<D: Backend> Objective<D> for Reward<D> {
                 (pick.len(),),
             );
             let loss = neg_log_sigmoid_mean(r * signs);
-            loss_sum += loss.retaped::<NoneTape>().as_vec()[0] as f64;
+            loss_sum += crate::util::readback::scalar(&loss) as f64;
             grads = loss.backward();
         }
         ctx.apply(grads)?;

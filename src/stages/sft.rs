@@ -2,13 +2,14 @@
 //! only. Logs val/loss, mean_token_accuracy and exact match on the validation split.
 
 use super::StageEnv;
-use crate::data::batches::{pad_examples, Batch, Example};
+use crate::data::batches::{pad_examples, Example};
 use crate::data::chat::{encode_chat, Message};
 use crate::data::SftExample;
 use crate::eval::answers::{exact_match, questions};
-use crate::model::{Backend, LanguageModel, Logits};
+use crate::model::{Backend, LanguageModel, Logits, Tokens};
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::trainer::{Metrics, Objective, StepContext, StepOutput};
+use crate::util::readback;
 use anyhow::{bail, Result};
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
@@ -93,45 +94,61 @@ impl<D: Backend> Sft<D> {
     }
 }
 
-/// Share of counted target tokens the model ranks first.
-fn token_accuracy(logits: &[f32], vocab: usize, b: &Batch) -> (usize, usize) {
-    let mut correct = 0;
-    let mut total = 0;
-    for (i, (&t, &m)) in b.targets.iter().zip(&b.mask).enumerate() {
-        if m {
-            let row = &logits[i * vocab..(i + 1) * vocab];
-            correct += (crate::model::sample::argmax(row) == t) as usize;
-            total += 1;
-        }
-    }
-    (correct, total)
+/// How many counted target tokens the model ranks first (a tie for first counts), computed on
+/// the device: the logits never leave it. `weights` are `mask_weights`' (1/counted at counted
+/// positions), so Σ hit·weight is the batch's accuracy.
+fn correct_tokens<D: Backend>(
+    logits: &Logits<D>,
+    targets: &Tokens<D>,
+    weights: &Tensor<(usize, usize), f32, D>,
+    counted: usize,
+) -> Tensor<Rank0, f32, D> {
+    let best = logits.clone().max::<(usize, usize), Axis<2>>();
+    let hit = logits.clone().select(targets.clone()).ge(&best);
+    let dev = best.device();
+    let hit = hit.choose(dev.ones_like(&best), dev.zeros_like(&best));
+    (hit * weights.clone()).sum() * counted as f32
+}
+
+/// The sum of a step's micro-batch values, kept on the device until the step reads it.
+fn add<D: Backend>(
+    total: Option<Tensor<Rank0, f32, D>>,
+    x: Tensor<Rank0, f32, D>,
+) -> Option<Tensor<Rank0, f32, D>> {
+    Some(match total {
+        Some(t) => t + x,
+        None => x,
+    })
 }
 
 impl<D: Backend> Objective<D> for Sft<D> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
         let mut grads = Gradients::leaky();
-        let (mut loss_sum, mut tokens, mut correct, mut counted) = (0.0, 0, 0, 0);
+        let (mut loss_sum, mut correct, mut tokens, mut counted) = (None, None, 0, 0);
         for _ in 0..self.accum {
             let picks: Vec<&Example> = (0..self.batch)
                 .map(|_| &self.train[ctx.rng.gen_range(0..self.train.len())])
                 .collect();
             let b = pad_examples(&picks, self.pad);
             let (x, y) = b.tensors(&self.dev);
-            let (w, _) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
+            let (w, n) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
             let logits: Logits<D, _> = ctx.model.logits_traced(x, grads);
             let (plain, tape) = logits.split_tape();
-            let (c, n) = token_accuracy(&plain.as_vec(), plain.shape().2, &b);
-            correct += c;
+            correct = add(correct, correct_tokens(&plain, &y, &w, n));
             counted += n;
             let loss = masked_cross_entropy(plain.put_tape(tape), y, w) / self.accum as f32;
-            loss_sum += loss.retaped::<NoneTape>().as_vec()[0] as f64;
+            loss_sum = add(loss_sum, loss.retaped::<NoneTape>());
             grads = loss.backward();
             tokens += b.batch * b.seq;
         }
+        // The loss and the accuracy come back together, in the step's one read besides the
+        // gradient norm's.
+        let sums = [loss_sum, correct].map(|s| s.expect("accum >= 1"));
+        let [loss, correct] = readback::scalars(sums);
         ctx.apply(grads)?;
-        let acc = correct as f64 / counted.max(1) as f64;
+        let acc = correct.round() as f64 / counted.max(1) as f64;
         Ok(StepOutput {
-            loss: loss_sum,
+            loss: loss as f64,
             tokens: tokens as u64,
             metrics: vec![("mean_token_accuracy".into(), acc)],
         })
@@ -146,9 +163,10 @@ impl<D: Backend> Objective<D> for Sft<D> {
                 let b = pad_examples(&refs, self.pad);
                 let (x, y) = b.tensors(&self.dev);
                 let logits = model.logits(x);
-                let (c, n) = token_accuracy(&logits.as_vec(), logits.shape().2, &b);
-                correct += c;
-                let lp = crate::train::loss::token_logprobs(logits, y).as_vec();
+                let (w, n) = mask_weights(&self.dev, &b.mask, (b.batch, b.seq));
+                let c = readback::scalar(&correct_tokens(&logits, &y, &w, n));
+                correct += c.round() as usize;
+                let lp = readback::to_vec(&crate::train::loss::token_logprobs(logits, y));
                 nats -= lp
                     .iter()
                     .zip(&b.mask)
@@ -179,10 +197,36 @@ impl<D: Backend> Objective<D> for Sft<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::batches::pad_examples;
+    use crate::data::batches::{pad_examples, Batch};
     use crate::data::chat::Role;
     use crate::model::presets::{build_model, model_config};
     use crate::tokenizer::{Tokenizer, TokenizerKind};
+
+    #[test]
+    fn correct_tokens_counts_the_masked_targets_ranked_first() {
+        let dev = Cpu::default();
+        let (b, s, v) = (2, 3, 5);
+        let logits: Logits<Cpu> = dev.sample_normal_like(&(b, s, v));
+        let targets = vec![0, 1, 2, 3, 4, 0];
+        let mask = [true, false, true, true, true, false];
+        let host = readback::to_vec(&logits);
+        let expected = (0..b * s)
+            .filter(|&i| mask[i])
+            .filter(|&i| crate::model::sample::argmax(&host[i * v..(i + 1) * v]) == targets[i])
+            .count();
+        // Every target ranked first once, to see hits as well as misses.
+        let mut forced = host.clone();
+        forced[2 * v + 2] = 10.0;
+        let logits2: Logits<Cpu> = dev.tensor_from_vec(forced, (b, s, v));
+        let y = dev.tensor_from_vec(targets, (b, s));
+        let (w, n) = mask_weights(&dev, &mask, (b, s));
+        let got = readback::scalar(&correct_tokens(&logits, &y, &w, n));
+        assert_eq!(got.round() as usize, expected);
+        let got2 = readback::scalar(&correct_tokens(&logits2, &y, &w, n));
+        let expected2 =
+            expected + (crate::model::sample::argmax(&host[2 * v..3 * v]) != 2) as usize;
+        assert_eq!(got2.round() as usize, expected2);
+    }
 
     /// The SFT loss of one conversation whose targets may be altered at chosen positions.
     fn loss_with(

@@ -2,6 +2,7 @@
 //! gradient clipping by global norm, and the warmup + cosine learning-rate schedule.
 
 use crate::model::{Backend, LanguageModel};
+use crate::util::readback;
 use anyhow::Result;
 use dfdx::prelude::*;
 use dfdx::tensor::Gradients;
@@ -71,18 +72,21 @@ impl<D: Backend> AdamW<D> {
         }
     }
 
-    /// Global L2 norm of the gradients of every parameter.
+    /// Global L2 norm of the gradients of every parameter: summed on the device, one read.
     pub fn grad_norm(
         model: &mut dyn LanguageModel<D>,
         grads: &mut Gradients<f32, D>,
     ) -> Result<f64> {
-        let dev = model.device();
-        let mut sum = 0.0;
+        let mut sum: Option<Tensor<Rank0, f32, D>> = None;
         model.visit_params(&mut |_, p, _| {
-            sum += dev.raw_sum_squares(p.grad_mut(grads)?);
+            let s = p.grad_sum_squares(grads)?;
+            sum = Some(match sum.take() {
+                Some(total) => total + s,
+                None => s,
+            });
             Ok(())
         })?;
-        Ok(sum.sqrt())
+        Ok(sum.map_or(0.0, |s| (readback::scalar(&s) as f64).sqrt()))
     }
 
     /// Scales every gradient by `factor` (clipping, or averaging accumulated micro-batches).
@@ -91,11 +95,7 @@ impl<D: Backend> AdamW<D> {
         grads: &mut Gradients<f32, D>,
         factor: f32,
     ) -> Result<()> {
-        let dev = model.device();
-        model.visit_params(&mut |_, p, _| {
-            dev.raw_scale(p.grad_mut(grads)?, factor);
-            Ok(())
-        })
+        model.visit_params(&mut |_, p, _| p.scale_grad(grads, factor))
     }
 
     /// Clips, then applies one update at learning rate `lr`. Returns the pre-clip grad norm.

@@ -32,6 +32,22 @@ pub fn to_vec<S: Shape, E, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> Vec<E> {
     t.as_vec()
 }
 
+/// A read of a raw device buffer that is no tensor (a gradient's or optimiser moment's storage,
+/// for checkpoints): `read` does it, and it counts as one.
+pub fn raw<T>(read: impl FnOnce() -> T) -> T {
+    note();
+    read()
+}
+
+/// The values of several one-element tensors (a step's loss and accuracy), stacked on the
+/// device and read together: one read.
+pub fn scalars<const N: usize, D: dfdx::tensor_ops::Device<f32>>(
+    ts: [Tensor<Rank0, f32, D>; N],
+) -> [f32; N] {
+    let v = to_vec(&ts.stack());
+    std::array::from_fn(|i| v[i])
+}
+
 /// The value of a tensor of one element (a loss, a norm): one read.
 pub fn scalar<S: Shape, E: Copy, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> E {
     debug_assert_eq!(

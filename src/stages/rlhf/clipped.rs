@@ -16,7 +16,7 @@ pub fn clipped_policy_loss<D: Backend>(
 ) -> (Tensor<Rank0, f32, D, OwnedTape<f32, D>>, Vec<f32>) {
     let ratio = (new_logps - old_logps).exp();
     let (ratio, tape) = ratio.split_tape();
-    let values = ratio.as_vec();
+    let values = crate::util::readback::to_vec(&ratio);
     let unclipped = ratio.clone().put_tape(tape) * advantages.clone();
     let clipped = ratio
         .retaped::<OwnedTape<f32, D>>()

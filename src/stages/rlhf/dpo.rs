@@ -208,7 +208,10 @@ impl<D: Backend> Objective<D> for Dpo<D> {
         let logps = (token_logprobs(ctx.model.logits_traced(x, Gradients::leaky()), y) * mask)
             .sum::<(usize,), Axis<1>>();
         let (logps, tape) = logps.split_tape();
-        let values: Vec<f64> = logps.as_vec().iter().map(|&v| v as f64).collect();
+        let values: Vec<f64> = crate::util::readback::to_vec(&logps)
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
         let n = pick.len();
         // The NLL term reads the chosen rows through a third branch of the same tape.
         let nll = (self.rpo_alpha > 0.0).then(|| {
@@ -230,10 +233,10 @@ impl<D: Backend> Objective<D> for Dpo<D> {
         let (rc, rr) = implicit_rewards(self.beta, &pick, &values);
         let mut metrics = reward_metrics("", &rc, &rr);
         if let Some(nll) = nll {
-            metrics.push(("nll".into(), nll.retaped::<NoneTape>().as_vec()[0] as f64));
+            metrics.push(("nll".into(), crate::util::readback::scalar(&nll) as f64));
             loss = loss + nll * self.rpo_alpha as f32;
         }
-        let loss_value = loss.retaped::<NoneTape>().as_vec()[0] as f64;
+        let loss_value = crate::util::readback::scalar(&loss) as f64;
         ctx.apply(loss.backward())?;
         Ok(StepOutput {
             loss: loss_value,

@@ -168,12 +168,12 @@ impl<D: Backend> Objective<D> for Grpo<D> {
                 let r_t: Flat<D> = self.dev.tensor_from_vec(r.clone(), shape);
                 let kl = (k3_kl(new.retaped::<OwnedTape<f32, D>>(), r_t) * weights.clone())
                     .sum::<Rank0, _>();
-                kls.push(kl.retaped::<NoneTape>().as_vec()[0] as f64);
+                kls.push(crate::util::readback::scalar(&kl) as f64);
                 loss = loss + kl * s.kl_coef as f32;
             }
             let masked = masked_ratios(&ratios, &rb.batch.mask);
             clipfracs.push(clip_fraction(&masked, s.clip_range as f32));
-            losses.push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
+            losses.push(crate::util::readback::scalar(&loss) as f64);
             ctx.apply(loss.backward())?;
         }
         let lengths: Vec<f64> = samples.iter().map(|x| x.completion.len() as f64).collect();

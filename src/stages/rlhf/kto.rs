@@ -246,8 +246,7 @@ impl<D: Backend> Kto<D> {
         let z = kl_estimate(policy_mismatched, &ref_mismatched);
         let reference: Vec<f32> = examples.iter().map(|e| e.ref_logps.0 as f32).collect();
         let desirable: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
-        let rewards: Vec<f64> = policy
-            .as_vec()
+        let rewards: Vec<f64> = crate::util::readback::to_vec(&policy)
             .iter()
             .zip(examples)
             .map(|(&lp, e)| self.keys.beta * (lp as f64 - e.ref_logps.0))
@@ -270,7 +269,7 @@ impl<D: Backend> Objective<D> for Kto<D> {
         let b = pad_examples(&answers, self.pad);
         let policy = self.traced_logps(&*ctx.model, &b);
         let (loss, metrics) = self.score(&pick, policy, &policy_mismatched, "");
-        let loss_value = loss.retaped::<NoneTape>().as_vec()[0] as f64;
+        let loss_value = crate::util::readback::scalar(&loss) as f64;
         ctx.apply(loss.backward())?;
         Ok(StepOutput {
             loss: loss_value,
@@ -293,7 +292,13 @@ impl<D: Backend> Objective<D> for Kto<D> {
         let policy = self.dev.tensor_from_vec(policy, (examples.len(),));
         let policy_mismatched = answer_logprobs(model, &mismatched, self.pad);
         let (loss, mut metrics) = self.score(&examples, policy, &policy_mismatched, "val/");
-        metrics.insert(0, ("val/loss".into(), loss.as_vec()[0] as f64));
+        metrics.insert(
+            0,
+            (
+                "val/loss".into(),
+                crate::util::readback::scalar(&loss) as f64,
+            ),
+        );
         Ok(metrics)
     }
 }

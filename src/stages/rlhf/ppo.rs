@@ -145,7 +145,7 @@ impl<D: Backend> Ppo<D> {
             let rb = rollout_batch(&self.dev, &group, pad);
             let old = logprobs_of(model, &rb);
             let reference = logprobs_of(self.reference.as_ref(), &rb);
-            let values = self.value.scores(rb.inputs.clone()).as_vec();
+            let values = crate::util::readback::to_vec(&self.value.scores(rb.inputs.clone()));
             stats.entropy +=
                 mean_entropy(model, &rb, self.tokenizer.vocab_size()) * group.len() as f64;
             let old_rows = masked_rows(&old, &rb.batch);
@@ -232,7 +232,7 @@ impl<D: Backend> Ppo<D> {
                 ratio_stats(&masked, clip, &mut stats);
                 stats
                     .pg_losses
-                    .push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
+                    .push(crate::util::readback::scalar(&loss) as f64);
                 ctx.apply(loss.backward())?;
                 let v_loss = self.value_update(mb, weights, ctx.lr)?;
                 stats.v_losses.push(v_loss);
@@ -259,7 +259,7 @@ impl<D: Backend> Ppo<D> {
         let l2 = (v_clipped - ret).square();
         let v_loss =
             (l1.maximum(l2) * weights).sum::<Rank0, _>() * (0.5 * self.keys.vf_coef as f32);
-        let value = v_loss.retaped::<NoneTape>().as_vec()[0] as f64;
+        let value = crate::util::readback::scalar(&v_loss) as f64;
         let mut vg = v_loss.backward();
         self.value_optim.step(self.value.as_mut(), &mut vg, lr)?;
         Ok(value)

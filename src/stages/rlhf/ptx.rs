@@ -71,7 +71,7 @@ impl<D: Backend> ExtraLoss<D> for SftAnchor<D> {
         let logits: Logits<D, _> = model.logits_traced(x, grads);
         let loss = masked_cross_entropy(logits, y, w);
         self.losses
-            .push(loss.retaped::<NoneTape>().as_vec()[0] as f64);
+            .push(crate::util::readback::scalar(&loss) as f64);
         Ok((loss * self.coef).backward())
     }
 }

@@ -13,6 +13,7 @@ use crate::spec::Checker;
 use crate::stages::records::Split;
 use crate::tokenizer::Tokenizer;
 use crate::train::loss::token_logprobs;
+use crate::util::readback;
 use dfdx::prelude::*;
 
 /// One sampled completion of a prompt.
@@ -153,30 +154,30 @@ pub fn rollout_batch<D: Backend>(dev: &D, samples: &[&Sample], pad: u32) -> Roll
 
 /// Per-position log-probabilities of the targets `(batch * seq)` without gradients.
 pub fn logprobs_of<D: Backend>(model: &dyn LanguageModel<D>, rb: &RolloutBatch<D>) -> Vec<f32> {
-    token_logprobs(model.logits(rb.inputs.clone()), rb.targets.clone()).as_vec()
+    readback::to_vec(&token_logprobs(
+        model.logits(rb.inputs.clone()),
+        rb.targets.clone(),
+    ))
 }
 
-/// Mean entropy of the policy over completion positions.
+/// Mean entropy of the policy over completion positions (over the tokenizer's ids, not the
+/// vocabulary's padding), computed on the device: one scalar read.
 pub fn mean_entropy<D: Backend>(
     model: &dyn LanguageModel<D>,
     rb: &RolloutBatch<D>,
     vocab: usize,
 ) -> f64 {
     let logits = model.logits(rb.inputs.clone());
-    let v = logits.shape().2;
-    let lp = logits.log_softmax::<Axis<2>>().as_vec();
-    let (mut total, mut n) = (0.0, 0);
-    for (i, &m) in rb.batch.mask.iter().enumerate() {
-        if m {
-            let row = &lp[i * v..i * v + vocab.min(v)];
-            total -= row
-                .iter()
-                .map(|&l| (l as f64).exp() * l as f64)
-                .sum::<f64>();
-            n += 1;
-        }
-    }
-    total / n.max(1) as f64
+    let (b, s, v) = *logits.shape();
+    let lp = logits
+        .log_softmax::<Axis<2>>()
+        .slice((0..b, 0..s, 0..vocab.min(v)));
+    let entropy = (lp.clone().exp() * lp)
+        .sum::<(usize, usize), Axis<2>>()
+        .negate();
+    let total = readback::scalar(&(entropy * rb.mask.clone()).sum::<Rank0, _>());
+    let n = rb.batch.mask.iter().filter(|&&m| m).count();
+    total as f64 / n.max(1) as f64
 }
 
 /// The values at masked positions of each row, in order.
