@@ -28,13 +28,26 @@ fn the_gpu_check_runs_end_to_end_with_the_cpu_standing_in() {
             .unwrap();
     assert_eq!(json["device"], "cpu");
     for stage in ["base", "assistant"] {
-        assert!(json["stages"][stage]["steps"].as_u64().unwrap() > 0, "{json}");
+        assert!(
+            json["stages"][stage]["steps"].as_u64().unwrap() > 0,
+            "{json}"
+        );
     }
     assert_eq!(json["answers"].as_array().unwrap().len(), 4, "{json}");
     let train = &json["bench"]["train"][0];
     assert!(train["tokens_per_sec"].as_f64().unwrap() > 0.0, "{json}");
     assert!(train["reads_per_step"].as_f64().unwrap() <= 2.0, "{json}");
-    assert_eq!(json["bench"]["generate"][0]["batched"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        json["bench"]["generate"][0]["batched"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(json["serve_stream_bytes"].as_u64().unwrap() > 0);
-    assert!(text(&o).contains("greedy answers identical"), "{}", text(&o));
+    assert!(
+        text(&o).contains("greedy answers identical"),
+        "{}",
+        text(&o)
+    );
 }
