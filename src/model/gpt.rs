@@ -229,7 +229,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         let last = dev.tensor_from_vec(last, (rows,));
         let h = self.ln_f.forward(x).reshape_like(&(rows * seq, Const::<M>));
         let h = h.gather(last).reshape_like(&(rows, 1, Const::<M>));
-        readback::to_vec(&D::linear_frozen(h, &self.wte, None, None, weights))
+        readback::to_host(&D::linear_frozen(h, &self.wte, None, None, weights))
     }
 
     /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
@@ -273,7 +273,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             }
         }
         let h = self.ln_f.forward(x);
-        readback::to_vec(&D::linear_frozen(h, &self.wte, None, None, weights))
+        readback::to_host(&D::linear_frozen(h, &self.wte, None, None, weights))
     }
 
     /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.

@@ -48,6 +48,16 @@ pub fn scalars<const N: usize, D: dfdx::tensor_ops::Device<f32>>(
     std::array::from_fn(|i| v[i])
 }
 
+/// `to_vec` of an f32 tensor in logical order (a fresh op output, not a permuted view), by one
+/// bulk copy: dfdx's `as_vec` walks an index iterator, a few ns per element, which showed in
+/// a decode step's logits on the CPU. One read.
+pub fn to_host<S: Shape, D: CopySlice<f32>, T>(t: &Tensor<S, f32, D, T>) -> Vec<f32> {
+    note();
+    let mut v = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
+}
+
 /// The value of a tensor of one element (a loss, a norm): one read.
 pub fn scalar<S: Shape, E: Copy, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> E {
     debug_assert_eq!(
