@@ -24,6 +24,7 @@ pub mod font;
 pub mod font_embed;
 pub mod format;
 pub mod gold;
+pub mod gold_shares;
 pub mod html;
 pub mod legend;
 pub mod markdown;
