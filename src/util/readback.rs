@@ -34,11 +34,7 @@ pub fn to_vec<S: Shape, E, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> Vec<E> {
 
 /// The value of a tensor of one element (a loss, a norm): one read.
 pub fn scalar<S: Shape, E: Copy, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> E {
-    debug_assert_eq!(
-        t.shape().num_elements(),
-        1,
-        "readback::scalar of a larger tensor"
-    );
+    debug_assert_eq!(t.shape().num_elements(), 1, "readback::scalar of a larger tensor");
     note();
     t.as_vec()[0]
 }
