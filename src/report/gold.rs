@@ -80,7 +80,7 @@ impl Gold {
             values,
             overall: rates,
             title: "held-out answers: gold (the judge) and proxy (reward model)",
-            measure: "judge",
+            measure: "rate",
         };
         let best_of = BEST_OF
             .iter()
@@ -289,5 +289,8 @@ mod tests {
         assert!(bars[1].contains("title=\"挖洞 0%\" style=\"width:0.00%;background:#d62728\""));
         let md = section_markdown(&run, Some(&chart));
         assert!(md.contains("| rlhf | 92% | 2% | 0% | 2 | 0.1 |"), "{md}");
+        // The y axis holds the judge's rates and the reward model's: it is not "judge".
+        let svg = std::fs::read_to_string(dir.path().join("gold.svg")).unwrap();
+        assert!(svg.contains(">rate<") && !svg.contains(">judge<"), "{svg}");
     }
 }

@@ -33,6 +33,7 @@ pub mod overoptimisation;
 pub mod run;
 pub mod spec_keys;
 pub mod sweep_charts;
+pub mod text_png;
 pub mod ticks;
 pub mod widgets;
 
