@@ -10,7 +10,6 @@
 //! - `gold/entropy`: the entropy, in nats, of the empirical distribution of those answers:
 //!   0 when every question got the same answer, ln(N) when all N answers differ.
 
-use super::gold::Samples;
 use super::judge::Judge;
 use crate::results::{gold_share_key, GOLD_DISTINCT, GOLD_ENTROPY};
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 pub fn diversity_numbers(
     judge: &Judge,
     scores: &[Vec<Option<f64>>],
-    samples: &Samples,
+    samples: &[Vec<String>],
 ) -> BTreeMap<String, f64> {
     let judged: Vec<&str> = samples
         .iter()
@@ -75,7 +74,7 @@ mod tests {
         Judge::new("mine", &spec).unwrap()
     }
 
-    fn answers(rows: &[&[&str]]) -> Samples {
+    fn answers(rows: &[&[&str]]) -> Vec<Vec<String>> {
         rows.iter()
             .map(|r| r.iter().map(|a| a.to_string()).collect())
             .collect()
