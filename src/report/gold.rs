@@ -291,6 +291,9 @@ mod tests {
         assert!(md.contains("| rlhf | 92% | 2% | 0% | 2 | 0.1 |"), "{md}");
         // The y axis holds the judge's rates and the reward model's: it is not "judge".
         let svg = std::fs::read_to_string(dir.path().join("gold.svg")).unwrap();
-        assert!(svg.contains(">rate<") && !svg.contains(">judge<"), "{svg}");
+        let texts: Vec<&str> = (svg.split("</text>"))
+            .filter_map(|t| Some(t.rsplit('>').next()?.trim()))
+            .collect();
+        assert!(texts.contains(&"rate") && !texts.contains(&"judge"), "{texts:?}");
     }
 }
