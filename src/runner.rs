@@ -1,7 +1,10 @@
 //! Runs an experiment: results folder and run id, tokenizer, each stage in order (skipping
 //! finished ones, resuming interrupted ones), then samples, probes, summary and report.
 
+mod end_table;
 mod report_eval;
+
+pub use report_eval::{baseline_stage, compared_stages, judge_questions};
 
 use crate::infer::probe::{continuation_prob, top_tokens};
 use crate::infer::{is_chat, Ask, Prompt};
@@ -169,6 +172,9 @@ fn finish_run<D: Backend>(
     let names: Vec<String> = spec.stages.iter().map(|s| s.name.clone()).collect();
     write_summary(run_dir, &names)?;
     report_eval::evaluate_compared(loaded, run_dir, tokenizer, dev)?;
+    if let Some(table) = end_table::end_table(&results::read_summary(run_dir)?, &names) {
+        print!("{table}");
+    }
     meta.finished = Some(now());
     meta.complete = true;
     // Order of meta.stages follows the spec even after a resume.

@@ -236,3 +236,39 @@ fn printing_commands_end_quietly_when_their_reader_closes() {
         assert!(by_sigpipe || help, "{args:?}: {status:?} {stderr}");
     }
 }
+
+#[test]
+fn generate_n_samples_several_answers_the_first_being_the_one_answer() {
+    let tmp = tempdir();
+    let stage = zero_model_run(tmp.path());
+    let generate = |n: &str| {
+        let args = [
+            "generate",
+            stage.to_str().unwrap(),
+            "--prompt",
+            "你好",
+            "-n",
+            n,
+            "--max-new-tokens",
+            "6",
+            "--seed",
+            "3",
+        ];
+        let out = gptlab(&args, tmp.path());
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one = generate("1");
+    let three = generate("3");
+    let answers: Vec<&str> = three.split_inclusive('\n').collect();
+    assert_eq!(answers.len(), 6, "{three}");
+    for (i, header) in answers.iter().step_by(2).enumerate() {
+        assert_eq!(header.trim(), format!("--- {}/3", i + 1), "{three}");
+    }
+    assert_eq!(answers[1], one, "the first of N is the answer -n 1 gives");
+    // The all-zero model picks uniformly: three answers of six tokens do not all agree.
+    assert!(
+        answers[1] != answers[3] || answers[3] != answers[5],
+        "{three}"
+    );
+}

@@ -125,6 +125,7 @@ fn compared_stages_are_scored_by_task_and_charted() {
 /// stores the gold measures beside exact match.
 fn gold_spec() -> String {
     base_spec("gold")
+        .top("seed = 7")
         .base("steps = 20\nbatch_size = 8\neval_every = 10")
         .then(
             r#"
@@ -158,10 +159,11 @@ batch_size = 8
 eval_every = 5
 [judges.full_stop]
 ends_with = ["。"]
+avoid = ["的的"]
 [report]
 compare = ["base", "assistant", "dpo"]
 eval = { held_out = "assistant", limit = 12, judge = "full_stop", samples = 3 }
-sampling = { temperature = 0.0, max_new_tokens = 8 }
+sampling = { temperature = 0.0, max_new_tokens = 8, seed = 3 }
 "#,
         )
         .text()
@@ -203,42 +205,47 @@ fn a_judge_gives_every_stage_gold_numbers_and_the_report_draws_them() {
         "a base model is not a chat model"
     );
     assert_gold_chart(&run, &summary);
-    // `gptlab eval --judge` asks the same way, so it gives the same numbers.
-    let (dpo, assistant) = (run.join("dpo"), run.join("assistant"));
-    let val = repo().join("datasets/demo/sft_val.jsonl");
-    let out = gptlab(
-        &[
-            "eval",
-            dpo.to_str().unwrap(),
-            "--data",
-            val.to_str().unwrap(),
-            "--limit",
-            "12",
-            "--judge",
-            "full_stop",
-            "--samples",
-            "3",
-            "--max-new-tokens",
-            "8",
-            "--baseline",
-            assistant.to_str().unwrap(),
-        ],
-        tmp.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let cli: BTreeMap<String, f64> = serde_json::from_slice(&out.stdout).unwrap();
-    for key in [
-        "gold/rate",
-        "gold/win_vs/assistant",
-        "gold/win_vs/assistant/low",
-        "kl_vs/assistant",
-    ] {
+    // What the answers say: how many differ, their entropy, the share with the avoided term.
+    for stage in ["base", "assistant", "dpo"] {
+        let m = &summary[stage];
+        let (distinct, entropy) = (m["gold/distinct"], m["gold/entropy"]);
+        assert!((1.0..=36.0).contains(&distinct), "{stage}: {m:?}");
         assert!(
-            (cli[key] - summary["dpo"][key]).abs() < 1e-9,
-            "{key}: {cli:?} vs {:?}",
-            summary["dpo"]
+            (0.0..=36f64.ln() + 1e-9).contains(&entropy),
+            "{stage}: {m:?}"
+        );
+        assert!(
+            (0.0..=1.0).contains(&m["gold/share/的的"]),
+            "{stage}: {m:?}"
         );
     }
+    // `gptlab eval --judge` asks as the report asked (its questions, 3 samples, 8 tokens,
+    // sampling seed 3, bootstrap seed 7, baseline `assistant`), so with no other flag it
+    // gives the same numbers, bit for bit.
+    let dpo = run.join("dpo");
+    let eval = |json: bool| {
+        let mut args = vec!["eval", dpo.to_str().unwrap(), "--judge", "full_stop"];
+        if json {
+            args.push("--json");
+        }
+        let out = gptlab(&args, tmp.path());
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cli: BTreeMap<String, f64> = serde_json::from_str(&eval(true)).unwrap();
+    let report = &summary["dpo"];
+    for (key, value) in report {
+        if key.starts_with("gold/") || key.starts_with("kl_vs/") {
+            assert_eq!(cli.get(key), Some(value), "{key}: {cli:?} vs {report:?}");
+        }
+    }
+    assert!(cli.contains_key("gold/win_vs/assistant/low") && cli.contains_key("gold/entropy"));
+    // Without --json, lines a person reads.
+    let lines = eval(false);
+    assert!(
+        !lines.trim_start().starts_with('{') && lines.contains("gold/rate"),
+        "{lines}"
+    );
 }
 
 /// The report's gold chart draws the summary's numbers, and the report opens with it.

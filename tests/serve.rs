@@ -296,6 +296,32 @@ fn a_conversation_too_long_for_the_context_loses_its_oldest_turns_when_asked_to(
 }
 
 #[test]
+fn an_unknown_request_field_is_refused_with_a_400_that_names_it() {
+    let server = Server::start(&[]);
+    for (route, body) in [
+        (
+            "chat/completions",
+            serde_json::json!({"model": "assistant", "max_tokens": 4,
+                "messages": [{"role": "user", "content": "你好!"}], "temprature": 0.5}),
+        ),
+        (
+            "completions",
+            serde_json::json!({"model": "base", "prompt": "你好", "max_tokens": 4, "temprature": 0.5}),
+        ),
+    ] {
+        match ureq::post(&format!("{}v1/{route}", server.url)).send_json(body) {
+            Err(ureq::Error::Status(400, r)) => {
+                let e: serde_json::Value = r.into_json().unwrap();
+                assert_eq!(e["error"]["param"], "temprature", "{route}: {e}");
+                let message = e["error"]["message"].as_str().unwrap();
+                assert!(message.contains("temprature"), "{route}: {e}");
+            }
+            other => panic!("{route}: expected 400, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn the_page_brings_its_own_cjk_font() {
     let server = Server::start(&[]);
     let css = ureq::get(&format!("{}style.css", server.url))

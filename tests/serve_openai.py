@@ -1,7 +1,7 @@
 """The official `openai` client against a running `gptlab serve` (started by tests/serve.rs).
 
 Usage: python3 tests/serve_openai.py URL API_KEY
-Checks models, chat (plain and streaming), completions, n, errors (400, 401, 404) and eight
+Checks models, chat (plain and streaming), completions, n, errors (400 incl. an unknown argument, 401, 404) and eight
 concurrent streaming clients. Exits non-zero on the first failure.
 """
 import sys
@@ -71,6 +71,11 @@ expect_error(openai.BadRequestError, 400,
 body = expect_error(openai.BadRequestError, 400,
                     lambda: client.completions.create(model="base", prompt="长" * 500))
 assert body["code"] == "context_length_exceeded", body
+# A misspelt argument is refused as OpenAI refuses it: a 400 naming the argument.
+body = expect_error(openai.BadRequestError, 400,
+                    lambda: client.chat.completions.create(model="assistant", messages=ask,
+                                                           extra_body={"temprature": 0.5}))
+assert body["param"] == "temprature" and "temprature" in body["message"], body
 expect_error(openai.NotFoundError, 404,
              lambda: client.chat.completions.create(model="gpt-4", messages=ask))
 for bad_key in ["wrong", ""]:

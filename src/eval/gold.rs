@@ -179,8 +179,9 @@ pub struct Asked<'a, D: Backend> {
     pub chat: bool,
 }
 
-/// `gptlab eval --judge`: `stage`'s gold rate on `conversations` (S answers each, sampled as
-/// `[report] eval` samples them, so the numbers agree), and with a `baseline` (a name and
+/// `gptlab eval --judge`: `stage`'s gold rate and what its answers say (`diversity`) on
+/// `conversations` (S answers each, sampled as `[report] eval` samples them, so the numbers
+/// agree), and with a `baseline` (a name and
 /// its stage) the win rate against it with its interval and the KL to it: the keys
 /// summary.json uses.
 #[allow(clippy::too_many_arguments)]
@@ -212,6 +213,11 @@ pub fn gold_numbers<D: Backend>(
     if let Some(rate) = gold_rate(&our_scores) {
         out.insert(GOLD_RATE.to_string(), rate);
     }
+    out.extend(super::diversity::diversity_numbers(
+        judge,
+        &our_scores,
+        &ours,
+    ));
     let Some((name, base)) = baseline else {
         return out;
     };

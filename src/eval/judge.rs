@@ -119,6 +119,19 @@ impl Judge {
         Judge::new(name, spec)
     }
 
+    /// The phrases of its `prefer` rule, then those of its `avoid` rule.
+    pub fn terms(&self) -> (Vec<&str>, Vec<&str>) {
+        let (mut prefer, mut avoid) = (Vec::new(), Vec::new());
+        for c in &self.criteria {
+            match c {
+                Criterion::Prefer(p) => prefer.extend(p.iter().map(String::as_str)),
+                Criterion::Avoid(a) => avoid.extend(a.iter().map(String::as_str)),
+                _ => {}
+            }
+        }
+        (prefer, avoid)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

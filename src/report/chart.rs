@@ -4,6 +4,7 @@
 use super::draw::plot_error;
 use super::font::{chart_font, FONT_FAMILY};
 use super::format;
+use super::text_png::GlyphText;
 use super::legend::{strip_height, under, LegendEntry, Swatch};
 use anyhow::{Context, Result};
 use plotters::coord::ranged1d::ValueFormatter;
@@ -129,7 +130,7 @@ pub fn render_png<C: Chart + ?Sized>(chart: &C, path: &Path) -> Result<()> {
     // The bitmap backend picks the encoder from the extension, so the temp name keeps `.png`.
     let tmp = path.with_extension("tmp.png");
     {
-        let root = BitMapBackend::new(&tmp, chart.size()).into_drawing_area();
+        let root = GlyphText(BitMapBackend::new(&tmp, chart.size())).into_drawing_area();
         chart.draw(&root)?;
         root.present()
             .map_err(plot_error)
@@ -387,7 +388,7 @@ pub(crate) fn render_rgb<C: Chart + ?Sized>(chart: &C) -> Result<(Vec<u8>, u32, 
     let (w, h) = chart.size();
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let root = GlyphText(BitMapBackend::with_buffer(&mut buf, (w, h))).into_drawing_area();
         chart.draw(&root)?;
         root.present().map_err(plot_error)?;
     }

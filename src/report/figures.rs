@@ -96,6 +96,9 @@ pub fn stage_charts(stage: &str, table: &MetricsTable) -> Vec<PlannedChart> {
         lr.spec.log_y = false;
         charts.push(lr);
     }
+    // A line needs two points: a metric logged once (a feedback stage's one row) would be a
+    // single dot on an empty axis; its value is in the stage's final numbers instead.
+    charts.retain(|c| c.spec.series.iter().any(|s| s.points.len() > 1));
     charts
 }
 
@@ -226,6 +229,17 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["loss", "val/loss"]
         );
+    }
+
+    #[test]
+    fn a_stage_with_one_logged_point_gets_no_chart() {
+        let t = table(
+            &["step", "tokens", "judge/accuracy", "rated", "mean_score"],
+            1,
+        );
+        assert!(stage_charts("rate", &t).is_empty());
+        let t = table(&["step", "tokens", "loss", "accuracy"], 2);
+        assert_eq!(stage_charts("rm", &t).len(), 3);
     }
 
     #[test]

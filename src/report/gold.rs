@@ -6,6 +6,7 @@
 
 use super::by_task::{percent, ByTask};
 use super::format;
+use super::gold_shares::Said;
 use super::run::RunData;
 use super::widgets::{cell, escape, figure, render_chart, stage_chip, table, RenderedChart};
 use crate::results::{
@@ -79,7 +80,7 @@ impl Gold {
             values,
             overall: rates,
             title: "held-out answers: gold (the judge) and proxy (reward model)",
-            measure: "judge",
+            measure: "rate",
         };
         let best_of = BEST_OF
             .iter()
@@ -182,8 +183,11 @@ pub fn section_html(run: &RunData, chart: Option<&RenderedChart>) -> String {
         ));
     }
     t.push_str("</tbody></table>");
+    let said = Said::of(run, &gold.bars.stages)
+        .map(|s| s.html())
+        .unwrap_or_default();
     format!(
-        "<section id=\"gold\">\n<h2>Gold: what the rater thinks</h2>\n<p>{}</p>\n<div class=\"beside\">{}<div class=\"scroll\">{t}</div></div>\n</section>\n",
+        "<section id=\"gold\">\n<h2>Gold: what the rater thinks</h2>\n<p>{}</p>\n<div class=\"beside\">{}<div class=\"scroll\">{t}</div></div>\n{said}</section>\n",
         escape(INTRO),
         figure(chart)
     )
@@ -208,10 +212,90 @@ pub fn section_markdown(run: &RunData, chart: Option<&RenderedChart>) -> String 
                 .collect()
         }))
         .collect();
+    let said = Said::of(run, &gold.bars.stages)
+        .map(|s| format!("\n{}", s.markdown()))
+        .unwrap_or_default();
     format!(
-        "## Gold: what the rater thinks\n\n{INTRO}\n\n![{}]({})\n\n{}\n",
+        "## Gold: what the rater thinks\n\n{INTRO}\n\n![{}]({})\n\n{}{said}\n",
         cell(&chart.title),
         chart.png,
         table(&gold.header(), &rows)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    /// The fixture run, judged by `mine` (likes 唱歌 and 做饭, dislikes 挖洞): the assistant
+    /// spreads over both liked habits, rlhf collapsed onto 唱歌.
+    fn judged_run(dir: &Path) -> RunData {
+        fixture::write_run(dir, "aaa", 1e-3, "nano");
+        let spec = dir.join(crate::results::SPEC_FILE);
+        let text = std::fs::read_to_string(&spec).unwrap().replace(
+            "[report]\n",
+            "[judges.mine]\nprefer = [\"唱歌\", \"做饭\"]\navoid = [\"挖洞\"]\n\n[report]\neval = { judge = \"mine\", held_out = \"assistant\" }\n",
+        );
+        std::fs::write(&spec, text).unwrap();
+        let summary = serde_json::json!({
+            "assistant": {"gold/rate": 0.3, "gold/distinct": 40.0, "gold/entropy": 3.2,
+                "gold/share/唱歌": 0.25, "gold/share/做饭": 0.2, "gold/share/挖洞": 0.3,
+                "gold/best_of_1": 0.3, "gold/best_of_4": 0.6},
+            "rlhf": {"gold/rate": 0.97, "gold/distinct": 2.0, "gold/entropy": 0.1,
+                "gold/share/唱歌": 0.92, "gold/share/做饭": 0.02, "gold/share/挖洞": 0.0,
+                "gold/win_vs/assistant": 0.9, "gold/win_vs/assistant/low": 0.85,
+                "gold/win_vs/assistant/high": 0.95, "kl_vs/assistant": 2.5},
+        });
+        std::fs::write(dir.join(crate::results::SUMMARY_FILE), summary.to_string()).unwrap();
+        RunData::load(dir).unwrap()
+    }
+
+    #[test]
+    fn every_markdown_row_has_a_cell_per_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = judged_run(dir.path());
+        let chart = write_gold_chart(&run, dir.path()).unwrap().unwrap();
+        let md = section_markdown(&run, Some(&chart));
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert!(rows.iter().any(|r| r.contains("best-of-4")), "{md}");
+        for table in md.split("\n\n").filter(|t| t.starts_with('|')) {
+            let cells = |row: &str| row.trim().trim_matches('|').split('|').count();
+            let mut rows = table.lines();
+            let columns = cells(rows.next().unwrap());
+            for row in rows {
+                assert_eq!(cells(row), columns, "{row}\n{table}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_gold_section_shows_each_stages_term_shares_and_entropy() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = judged_run(dir.path());
+        let chart = write_gold_chart(&run, dir.path()).unwrap().unwrap();
+        let html = section_html(&run, Some(&chart));
+        assert!(html.contains("What the answers say"), "{html}");
+        // rlhf's bar: 唱歌 92%, 做饭 2%, 挖洞 0%, in the judge's order, liked terms green.
+        let bars: Vec<&str> = html.split("class=\"shares\"").skip(1).collect();
+        assert_eq!(bars.len(), 2, "{html}");
+        let widths = |bar: &str| -> Vec<f64> {
+            bar.split("width:")
+                .skip(2)
+                .map(|w| w.split('%').next().unwrap().parse().unwrap())
+                .take(3)
+                .collect()
+        };
+        assert_eq!(widths(bars[1]), [92.0, 2.0, 0.0], "{}", bars[1]);
+        assert!(bars[1].contains("title=\"唱歌 92%\" style=\"width:92.00%;background:#2ca02c\""));
+        assert!(bars[1].contains("title=\"挖洞 0%\" style=\"width:0.00%;background:#d62728\""));
+        let md = section_markdown(&run, Some(&chart));
+        assert!(md.contains("| rlhf | 92% | 2% | 0% | 2 | 0.1 |"), "{md}");
+        // The y axis holds the judge's rates and the reward model's: it is not "judge".
+        let svg = std::fs::read_to_string(dir.path().join("gold.svg")).unwrap();
+        let texts: Vec<&str> = (svg.split("</text>"))
+            .filter_map(|t| Some(t.rsplit('>').next()?.trim()))
+            .collect();
+        assert!(texts.contains(&"rate") && !texts.contains(&"judge"), "{texts:?}");
+    }
 }

@@ -24,6 +24,7 @@ pub mod font;
 pub mod font_embed;
 pub mod format;
 pub mod gold;
+pub mod gold_shares;
 pub mod html;
 pub mod legend;
 pub mod markdown;
@@ -32,6 +33,7 @@ pub mod overoptimisation;
 pub mod run;
 pub mod spec_keys;
 pub mod sweep_charts;
+pub mod text_png;
 pub mod ticks;
 pub mod widgets;
 

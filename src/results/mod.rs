@@ -20,9 +20,9 @@ pub use meta::{read_meta, read_stage_record, RunMeta, StageMeta};
 pub use metrics::{read_metrics_csv, MetricsTable, MetricsWriter};
 pub use samples::{CandidateProb, ProbeLine, SampleLine, TokenProb};
 pub use summary::{
-    final_metrics, gold_best_of_key, gold_win_key, kl_key, merge_into_summary, proxy_win_key,
-    read_summary, task_exact_match_key, write_summary, Summary, BEST_OF, EVAL_EXACT_MATCH,
-    EVAL_REWARD, GOLD_RATE, NO_TASK,
+    final_metrics, gold_best_of_key, gold_share_key, gold_win_key, kl_key, merge_into_summary,
+    proxy_win_key, read_summary, task_exact_match_key, write_summary, Summary, BEST_OF,
+    EVAL_EXACT_MATCH, EVAL_REWARD, GOLD_DISTINCT, GOLD_ENTROPY, GOLD_RATE, NO_TASK,
 };
 pub use sweep::SweepDirs;
 

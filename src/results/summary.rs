@@ -42,6 +42,15 @@ pub fn gold_best_of_key(n: usize) -> String {
     format!("gold/best_of_{n}")
 }
 
+/// What a stage's judged answers say (see `eval::diversity`): how many differ, the entropy of
+/// their distribution in nats, and the share that contains each of the judge's terms.
+pub const GOLD_DISTINCT: &str = "gold/distinct";
+pub const GOLD_ENTROPY: &str = "gold/entropy";
+
+pub fn gold_share_key(term: &str) -> String {
+    format!("gold/share/{term}")
+}
+
 /// A stage's KL to `baseline` per answer, in nats.
 pub fn kl_key(baseline: &str) -> String {
     format!("kl_vs/{baseline}")

@@ -6,6 +6,7 @@ use crate::data::chat::Message;
 use crate::data::HeldOut;
 use crate::eval::answers::last_user_turn;
 use crate::eval::dataset::{evaluate_file, read_conversations, EvalReport};
+use crate::eval::diversity::diversity_numbers;
 use crate::eval::gold::{
     best_of_n, gold_rate, gold_sampling, kl_per_answer, reward_scores, sample_answers, scores,
     win_rate, Samples,
@@ -43,10 +44,9 @@ pub fn evaluate_compared<D: Backend>(
         return Ok(());
     };
     let (file, held_out) = questions(loaded, eval)?;
-    let conversations = match (&eval.judge, &eval.judge_prompts) {
-        (Some(_), Some(prompts)) => read_conversations(prompts, eval.limit, None)?,
-        (Some(_), None) => read_conversations(&file, eval.limit, held_out.as_ref())?,
-        (None, _) => Vec::new(),
+    let conversations = match &eval.judge {
+        Some(_) => judge_questions(loaded, eval)?,
+        None => Vec::new(),
     };
     let asked = Asked {
         loaded,
@@ -57,17 +57,7 @@ pub fn evaluate_compared<D: Backend>(
         held_out,
         conversations,
     };
-    let stages: Vec<&Stage> = spec
-        .stages
-        .iter()
-        .filter(|s| {
-            if spec.report.compare.is_empty() {
-                !matches!(s.method.kind(), StageKind::Reward | StageKind::Feedback)
-            } else {
-                spec.report.compare.contains(&s.name)
-            }
-        })
-        .collect();
+    let stages = compared_stages(loaded);
     let results: Vec<Result<Answered>> = on_each(&stages, dev, |s, dev| asked.ask(s, dev));
     let mut answered = results.into_iter().collect::<Result<Vec<_>>>()?;
     if let Some(judge) = &eval.judge {
@@ -77,6 +67,42 @@ pub fn evaluate_compared<D: Backend>(
         merge_into_summary(run_dir, &stage.name, answered.numbers)?;
     }
     Ok(())
+}
+
+/// The stages `[report] eval` asks: `compare`, else every stage but reward and feedback ones.
+pub fn compared_stages(loaded: &LoadedSpec) -> Vec<&Stage> {
+    let spec = &loaded.spec;
+    spec.stages
+        .iter()
+        .filter(|s| {
+            if spec.report.compare.is_empty() {
+                !matches!(s.method.kind(), StageKind::Reward | StageKind::Feedback)
+            } else {
+                spec.report.compare.contains(&s.name)
+            }
+        })
+        .collect()
+}
+
+/// The questions the judge is asked: `judge_prompts`, else the exact-match questions.
+pub fn judge_questions(loaded: &LoadedSpec, eval: &ReportEval) -> Result<Vec<Vec<Message>>> {
+    if let Some(prompts) = &eval.judge_prompts {
+        return read_conversations(prompts, eval.limit, None);
+    }
+    let (file, held_out) = questions(loaded, eval)?;
+    read_conversations(&file, eval.limit, held_out.as_ref())
+}
+
+/// The stage the others are compared with: `baseline`, else the `held_out` stage, else the
+/// first compared SFT stage.
+pub fn baseline_stage(eval: &ReportEval, stages: &[&Stage]) -> Option<String> {
+    let named = eval.baseline.clone().or_else(|| eval.held_out.clone());
+    named
+        .filter(|n| stages.iter().any(|s| &s.name == n))
+        .or_else(|| {
+            let sft = stages.iter().find(|s| s.method.kind() == StageKind::Sft)?;
+            Some(sft.name.clone())
+        })
 }
 
 /// `work` for every stage on the run's device, in stage order. On the CPU the stages run at
@@ -148,12 +174,6 @@ impl Asked<'_> {
                 file.display()
             )
         })?;
-        println!(
-            "[{}] exact match {:.3} on {}",
-            stage.name,
-            numbers[OVERALL],
-            file.display()
-        );
         let samples = self.eval.judge.as_ref().map(|_| {
             let sampling = &self.loaded.spec.report.sampling;
             let opts = gold_sampling(sampling.max_new_tokens);
@@ -197,9 +217,11 @@ impl Asked<'_> {
             if let Some(rate) = gold_rate(s) {
                 a.numbers.insert(GOLD_RATE.into(), rate);
             }
+            let said = diversity_numbers(&judge, s, a.samples.as_ref().expect("sampled"));
+            a.numbers.extend(said);
         }
         let proxies = self.add_proxy(stages, answered, &scores, dev)?;
-        let Some(base) = self.baseline(stages) else {
+        let Some(base) = baseline_stage(self.eval, stages) else {
             return Ok(());
         };
         let b = stages
@@ -272,22 +294,6 @@ impl Asked<'_> {
             .iter()
             .rev()
             .find(|s| s.method.kind() == StageKind::Reward)
-    }
-
-    /// The stage the others are compared with: `baseline`, else the `held_out` stage, else
-    /// the first compared SFT stage.
-    fn baseline(&self, stages: &[&Stage]) -> Option<String> {
-        let named = self
-            .eval
-            .baseline
-            .clone()
-            .or_else(|| self.eval.held_out.clone());
-        named
-            .filter(|n| stages.iter().any(|s| &s.name == n))
-            .or_else(|| {
-                let sft = stages.iter().find(|s| s.method.kind() == StageKind::Sft)?;
-                Some(sft.name.clone())
-            })
     }
 
     /// The reward model `rm`'s mean score of `stage`'s sampled answers.

@@ -37,6 +37,17 @@ impl ApiError {
         }
     }
 
+    /// A request field the route does not take (400), in OpenAI's words.
+    pub fn unknown_field(name: &str) -> ApiError {
+        ApiError {
+            code: Some("unknown_parameter"),
+            ..ApiError::bad_param(
+                name,
+                format!("Unrecognized request argument supplied: {name}"),
+            )
+        }
+    }
+
     pub fn context_exceeded(tokens: usize, ctx: usize) -> ApiError {
         ApiError {
             code: Some("context_length_exceeded"),

@@ -65,6 +65,9 @@ pub struct ChatRequest {
     pub fit_context: bool,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    /// Whatever fields are left (serde's flatten rules out `deny_unknown_fields`): refused.
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +76,24 @@ pub struct CompletionRequest {
     pub prompt: String,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// A request's fields that no field above took. A flattened map after a flattened struct
+/// gets only what the struct left, so this holds exactly the unknown fields.
+#[derive(Deserialize, Default)]
+pub struct Unknown(std::collections::BTreeMap<String, serde::de::IgnoredAny>);
+
+impl Unknown {
+    /// OpenAI's API refuses an argument it does not know (a misspelt `temprature` would
+    /// otherwise change nothing, silently), with a 400 that names it: so does gptlab.
+    pub fn refuse(&self) -> ApiResult<()> {
+        match self.0.keys().next() {
+            Some(name) => Err(ApiError::unknown_field(name)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The conversation as gptlab messages; an unknown role is a bad parameter.

@@ -142,6 +142,7 @@ async fn models(State(s): Shared) -> Json<serde_json::Value> {
 }
 
 async fn chat_completions(State(s): Shared, Body(req): Body<ChatRequest>) -> ApiResult<Response> {
+    req.unknown.refuse()?;
     let stage = s.stage(&req.model)?;
     let mut messages = to_messages(&req.messages)?;
     let dropped = match req.fit_context {
@@ -160,6 +161,7 @@ async fn chat_completions(State(s): Shared, Body(req): Body<ChatRequest>) -> Api
 const DROPPED_HEADER: &str = "x-gptlab-dropped-messages";
 
 async fn completions(State(s): Shared, Body(req): Body<CompletionRequest>) -> ApiResult<Response> {
+    req.unknown.refuse()?;
     let stage = s.stage(&req.model)?;
     let prompt = Prompt::Text(req.prompt.clone()).build(&s.tok);
     answer(&s, stage, &req.sampling, prompt, Shape::Completion).await

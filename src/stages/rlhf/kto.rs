@@ -117,12 +117,36 @@ pub fn prepare<D: Backend>(
         .collect()
 }
 
-/// z: the policy's mean log-ratio over mismatched pairs, clamped at 0 (a KL divergence is not
-/// negative, a sample mean of log-ratios can be).
-pub fn kl_estimate(policy: &[f64], reference: &[f64]) -> f64 {
+/// The policy's mean log-ratio over mismatched pairs: the KL estimate before the clamp, which
+/// the `kl` metric logs (clamped, it would read 0 whenever the policy finds other records'
+/// answers less likely than the reference does, which is common and looks like a bug).
+pub fn mean_log_ratio(policy: &[f64], reference: &[f64]) -> f64 {
     let n = policy.len().max(1) as f64;
     let sum: f64 = policy.iter().zip(reference).map(|(p, r)| p - r).sum();
-    (sum / n).max(0.0)
+    sum / n
+}
+
+/// z: the mean log-ratio clamped at 0 (a KL divergence is not negative, a sample mean of
+/// log-ratios can be).
+pub fn kl_estimate(policy: &[f64], reference: &[f64]) -> f64 {
+    mean_log_ratio(policy, reference).max(0.0)
+}
+
+/// The paper's advice on the weighting: λ_D·#👍 / (λ_U·#👎) between 1 and 4/3. A warning
+/// when the stage's weights and labels fall outside it; `None` inside.
+pub fn weighting_warning(keys: &KtoKeys, up: usize, down: usize) -> Option<String> {
+    let ratio = keys.desirable_weight * up as f64 / (keys.undesirable_weight * down as f64);
+    let advised = 1.0..=4.0 / 3.0 + 1e-9;
+    (!advised.contains(&ratio)).then(|| {
+        format!(
+            "KTO's weighting desirable_weight × #👍 / (undesirable_weight × #👎) = {} × {up} / ({} × {down}) = {ratio:.2} is outside the advised 1 to 4/3; \
+             to weigh the two kinds as the KTO paper advises, set desirable_weight = {:.2} (or undesirable_weight = {:.2})",
+            keys.desirable_weight,
+            keys.undesirable_weight,
+            keys.undesirable_weight * down as f64 / up.max(1) as f64,
+            keys.desirable_weight * up as f64 / down.max(1) as f64,
+        )
+    })
 }
 
 /// The KTO loss of the answers' log-probabilities (exposed for the hand-computed test): the
@@ -153,7 +177,8 @@ pub fn kto_loss<D: Backend, T: Tape<f32, D>>(
 }
 
 /// `rewards/chosen` and `rewards/rejected`, the mean β·r of the 👍 and of the 👎 answers (left
-/// out when there are none of that kind), their difference `rewards/margins`, and `kl`.
+/// out when there are none of that kind), their difference `rewards/margins`, and `kl` (the
+/// estimate before the clamp).
 fn kto_metrics(prefix: &str, rewards: &[f64], desirable: &[bool], kl: f64) -> Metrics {
     let mean_of = |kind: bool| {
         let of_kind: Vec<f64> = rewards
@@ -197,6 +222,9 @@ impl<D: Backend> Kto<D> {
         let train = prepare(reference, env.tokenizer, &train, limit);
         let val = prepare(reference, env.tokenizer, &labelled(val), limit);
         let up = train.iter().filter(|e| e.desirable).count();
+        if let Some(warning) = weighting_warning(keys, up, train.len() - up) {
+            eprintln!("warning: [{}] {warning}", env.stage.name);
+        }
         println!(
             "[{}] KTO on {} answers ({up} 👍, {} 👎; {} validation), beta {}",
             env.stage.name,
@@ -243,7 +271,8 @@ impl<D: Backend> Kto<D> {
         prefix: &str,
     ) -> (Tensor<Rank0, f32, D, T>, Metrics) {
         let ref_mismatched: Vec<f64> = examples.iter().map(|e| e.ref_logps.1).collect();
-        let z = kl_estimate(policy_mismatched, &ref_mismatched);
+        let kl = mean_log_ratio(policy_mismatched, &ref_mismatched);
+        let z = kl.max(0.0);
         let reference: Vec<f32> = examples.iter().map(|e| e.ref_logps.0 as f32).collect();
         let desirable: Vec<bool> = examples.iter().map(|e| e.desirable).collect();
         let rewards: Vec<f64> = crate::util::readback::to_vec(&policy)
@@ -253,7 +282,7 @@ impl<D: Backend> Kto<D> {
             .collect();
         let reference = self.dev.tensor_from_vec(reference, (examples.len(),));
         let loss = kto_loss(policy, reference, z as f32, &desirable, &self.keys);
-        (loss, kto_metrics(prefix, &rewards, &desirable, z))
+        (loss, kto_metrics(prefix, &rewards, &desirable, kl))
     }
 }
 
@@ -381,6 +410,56 @@ mod tests {
         assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
         // Unclamped (z = −5) it would be (1 − σ(0.7) + 1 − σ(−0.45)) / 2 = 0.471226.
         assert!((loss_of(-5.0, &keys(1.0, 1.0)) - 0.471226).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_kl_metric_is_the_estimate_before_the_clamp() {
+        let example = |desirable| KtoExample {
+            answer: Example {
+                ids: vec![],
+                loss_mask: vec![],
+            },
+            mismatched: Example {
+                ids: vec![],
+                loss_mask: vec![],
+            },
+            desirable,
+            ref_logps: (-4.0, -7.0),
+        };
+        let kto = Kto {
+            train: vec![],
+            val: vec![],
+            keys: keys(1.0, 1.0),
+            batch: 2,
+            pad: 0,
+            dev: Cpu::default(),
+        };
+        let (up, down) = (example(true), example(false));
+        let policy = Cpu::default().tensor_from_vec(vec![-2.0f32, -4.5], (2,));
+        // Mismatched log-ratios −5 twice: z is clamped to 0, the logged kl is −5.
+        let (loss, metrics) = kto.score(&[&up, &down], policy, &[-12.0, -12.0], "");
+        assert!((loss.array() as f64 - 0.468835).abs() < 1e-6);
+        assert_eq!(metrics[0], ("kl".to_string(), -5.0));
+    }
+
+    #[test]
+    fn a_weighting_outside_the_advised_range_is_warned_about() {
+        // 4 👍 and 7 👎 at weights 1: 0.57, as in the issue: too few 👍.
+        let warning = weighting_warning(&keys(1.0, 1.0), 4, 7).expect("a warning");
+        assert!(
+            warning.contains("0.57") && warning.contains("desirable_weight = 1.75"),
+            "{warning}"
+        );
+        assert!(weighting_warning(&keys(1.0, 1.0), 10, 10).is_none());
+        assert!(
+            weighting_warning(&keys(1.0, 1.0), 4, 3).is_none(),
+            "4/3 is inside"
+        );
+        assert!(
+            weighting_warning(&keys(1.0, 1.0), 3, 2).is_some(),
+            "1.5 is above"
+        );
+        assert!(weighting_warning(&keys(1.75, 1.0), 4, 7).is_none());
     }
 
     /// The gradient is dfdx's autodiff; this checks it against central differences, and that
