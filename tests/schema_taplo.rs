@@ -11,8 +11,9 @@ use std::time::Duration;
 
 fn taplo() -> Option<PathBuf> {
     let path = std::env::var_os("TAPLO").map(PathBuf::from).unwrap_or("taplo".into());
+    // `taplo --version` exits 1 in @taplo/cli 0.7; a started process that names itself will do.
     let found = Command::new(&path).arg("--version").output();
-    found.is_ok_and(|o| o.status.success()).then_some(path)
+    found.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("taplo")).then_some(path)
 }
 
 fn lint(taplo: &Path, files: &[PathBuf]) -> Output {
