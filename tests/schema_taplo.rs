@@ -10,16 +10,22 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 fn taplo() -> Option<PathBuf> {
-    let path = std::env::var_os("TAPLO").map(PathBuf::from).unwrap_or("taplo".into());
+    let path = std::env::var_os("TAPLO")
+        .map(PathBuf::from)
+        .unwrap_or("taplo".into());
     // `taplo --version` exits 1 in @taplo/cli 0.7; a started process that names itself will do.
     let found = Command::new(&path).arg("--version").output();
-    found.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("taplo")).then_some(path)
+    found
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("taplo"))
+        .then_some(path)
 }
 
 fn lint(taplo: &Path, files: &[PathBuf]) -> Output {
     let mut command = Command::new(taplo);
     // No network: the schema is the local file the `#:schema` line names.
-    command.args(["lint", "--no-auto-config", "--colors", "never"]).args(files);
+    command
+        .args(["lint", "--no-auto-config", "--colors", "never"])
+        .args(files);
     output_within(&mut command, Duration::from_secs(60))
 }
 
@@ -48,10 +54,17 @@ fn every_shipped_file_names_the_schema_and_passes_taplo() {
             true => "#:schema ../../schema/sweep.schema.json\n",
             false => "#:schema ../schema/experiment.schema.json\n",
         };
-        assert!(text.starts_with(directive), "{} must start with {directive}", file.display());
+        assert!(
+            text.starts_with(directive),
+            "{} must start with {directive}",
+            file.display()
+        );
     }
     let Some(taplo) = taplo() else {
-        return skip("every_shipped_file_names_the_schema_and_passes_taplo", "taplo");
+        return skip(
+            "every_shipped_file_names_the_schema_and_passes_taplo",
+            "taplo",
+        );
     };
     let out = lint(&taplo, &files);
     assert!(out.status.success(), "taplo lint failed:\n{}", text(&out));
@@ -60,13 +73,48 @@ fn every_shipped_file_names_the_schema_and_passes_taplo() {
 /// Each case: (what it is, edit of quickstart.toml, what taplo says). `gptlab validate`
 /// refuses every one of them as well.
 const BAD: &[(&str, &str, &str, &str)] = &[
-    ("an unknown key", "warmup_steps = 50", "warmup_stepz = 50", "'warmup_stepz' was unexpected"),
-    ("another method's key", "algorithm = \"ppo\"", "algorithm = \"ppo\"\nbeta = 0.2", "'beta' was unexpected"),
-    ("an out-of-range value", "kl_coef = 0.05", "kl_coef = -1.0", "less than the minimum"),
-    ("a wrong type", "steps = 40", "steps = \"forty\"", "is not of type \"integer\""),
-    ("a missing required key", "reward_model = \"rm\"", "", "\"reward_model\" is a required property"),
-    ("an unknown algorithm", "algorithm = \"ppo\"", "algorithm = \"pop\"", "is not one of"),
-    ("an unknown report key", "[report]", "[report]\ncompre = []", "'compre' was unexpected"),
+    (
+        "an unknown key",
+        "warmup_steps = 50",
+        "warmup_stepz = 50",
+        "'warmup_stepz' was unexpected",
+    ),
+    (
+        "another method's key",
+        "algorithm = \"ppo\"",
+        "algorithm = \"ppo\"\nbeta = 0.2",
+        "'beta' was unexpected",
+    ),
+    (
+        "an out-of-range value",
+        "kl_coef = 0.05",
+        "kl_coef = -1.0",
+        "less than the minimum",
+    ),
+    (
+        "a wrong type",
+        "steps = 40",
+        "steps = \"forty\"",
+        "is not of type \"integer\"",
+    ),
+    (
+        "a missing required key",
+        "reward_model = \"rm\"",
+        "",
+        "\"reward_model\" is a required property",
+    ),
+    (
+        "an unknown algorithm",
+        "algorithm = \"ppo\"",
+        "algorithm = \"pop\"",
+        "is not one of",
+    ),
+    (
+        "an unknown report key",
+        "[report]",
+        "[report]\ncompre = []",
+        "'compre' was unexpected",
+    ),
 ];
 
 #[test]
@@ -80,15 +128,28 @@ fn taplo_flags_what_validate_refuses() {
     let folder = tempdir();
     let schema = repo().join("schema/experiment.schema.json");
     for (what, old, new, says) in BAD {
-        assert!(quickstart.contains(old), "{what}: quickstart.toml has no `{old}`");
+        assert!(
+            quickstart.contains(old),
+            "{what}: quickstart.toml has no `{old}`"
+        );
         let spec_text = quickstart
             .replacen(old, new, 1)
-            .replacen("../schema/", &format!("{}/", schema.parent().unwrap().display()), 1)
-            .replace("\"../datasets/", &format!("\"{}/datasets/", repo().display()));
+            .replacen(
+                "../schema/",
+                &format!("{}/", schema.parent().unwrap().display()),
+                1,
+            )
+            .replace(
+                "\"../datasets/",
+                &format!("\"{}/datasets/", repo().display()),
+            );
         let file = folder.path().join("bad.toml");
         std::fs::write(&file, &spec_text).unwrap();
         let validated = gptlab(&["validate", file.to_str().unwrap()], folder.path());
-        assert!(!validated.status.success(), "{what}: gptlab validate accepts it");
+        assert!(
+            !validated.status.success(),
+            "{what}: gptlab validate accepts it"
+        );
         let Some(taplo) = &taplo else { continue };
         let out = lint(taplo, &[file.clone()]);
         let said = text(&out);
@@ -97,8 +158,15 @@ fn taplo_flags_what_validate_refuses() {
     }
     // The unedited file passes both.
     let spec_text = quickstart
-        .replacen("../schema/", &format!("{}/", schema.parent().unwrap().display()), 1)
-        .replace("\"../datasets/", &format!("\"{}/datasets/", repo().display()));
+        .replacen(
+            "../schema/",
+            &format!("{}/", schema.parent().unwrap().display()),
+            1,
+        )
+        .replace(
+            "\"../datasets/",
+            &format!("\"{}/datasets/", repo().display()),
+        );
     let file = folder.path().join("good.toml");
     std::fs::write(&file, &spec_text).unwrap();
     let validated = gptlab(&["validate", file.to_str().unwrap()], folder.path());

@@ -286,7 +286,9 @@ mod tests {
     use crate::spec::keys::Table;
 
     fn committed(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schema")
+            .join(name);
         std::fs::read_to_string(&path).unwrap_or_default()
     }
 
@@ -309,7 +311,9 @@ mod tests {
     #[test]
     fn stage_variants_follow_the_method_keys() {
         let schema = experiment_schema(true);
-        let variants = schema["definitions"]["FlatStage"]["allOf"].as_array().unwrap();
+        let variants = schema["definitions"]["FlatStage"]["allOf"]
+            .as_array()
+            .unwrap();
         for (i, (kind, algorithm)) in methods().into_iter().enumerate() {
             let then = &variants[i]["then"];
             assert_eq!(then["additionalProperties"], json!(false));
@@ -323,23 +327,50 @@ mod tests {
         }
         // The test-only method is registered by one line in `rlhf_methods!`, and is in the
         // schema that test builds generate, with its keys.
-        let toy = variants.iter().find(|v| v["if"]["properties"]["algorithm"]["const"] == "toy");
+        let toy = variants
+            .iter()
+            .find(|v| v["if"]["properties"]["algorithm"]["const"] == "toy");
         assert!(toy.unwrap()["then"]["properties"]["gamma"].is_object());
         assert!(!experiment_schema_text().contains("\"toy\""));
         // Every table refuses keys it does not know, as `gptlab validate` does.
-        for name in ["ModelSpec", "TokenizerSpec", "ReportSpec", "Sampling", "Probe", "ReportEval", "JudgeSpec", "EntryTable"] {
-            assert_eq!(schema["definitions"][name]["additionalProperties"], json!(false), "{name}");
+        for name in [
+            "ModelSpec",
+            "TokenizerSpec",
+            "ReportSpec",
+            "Sampling",
+            "Probe",
+            "ReportEval",
+            "JudgeSpec",
+            "EntryTable",
+        ] {
+            assert_eq!(
+                schema["definitions"][name]["additionalProperties"],
+                json!(false),
+                "{name}"
+            );
         }
         assert_eq!(schema["additionalProperties"], json!(false));
-        assert_eq!(Table::Root.keys().len(), schema["properties"].as_object().unwrap().len());
+        assert_eq!(
+            Table::Root.keys().len(),
+            schema["properties"].as_object().unwrap().len()
+        );
     }
 
     #[test]
     fn methods_require_what_converting_a_stage_asks_for() {
         let ppo = required_keys(StageKind::Rlhf, Some(Algorithm::Ppo));
-        assert_eq!(ppo, ["name", "kind", "algorithm", "prompts", "reward_model"]);
-        assert_eq!(required_keys(StageKind::Pretrain, None), ["name", "kind", "data"]);
-        assert_eq!(required_keys(StageKind::Feedback, None), ["name", "kind", "prompts", "judge"]);
+        assert_eq!(
+            ppo,
+            ["name", "kind", "algorithm", "prompts", "reward_model"]
+        );
+        assert_eq!(
+            required_keys(StageKind::Pretrain, None),
+            ["name", "kind", "data"]
+        );
+        assert_eq!(
+            required_keys(StageKind::Feedback, None),
+            ["name", "kind", "prompts", "judge"]
+        );
     }
 
     /// The sweep schema describes the keys the sweep reader accepts.

@@ -188,7 +188,10 @@ fn owners_phrase(owners: &[(StageKind, Option<Algorithm>)]) -> String {
         .collect();
     let mut parts = Vec::new();
     if !algorithms.is_empty() {
-        parts.push(format!("rlhf stages with algorithm {}", algorithms.join(" or ")));
+        parts.push(format!(
+            "rlhf stages with algorithm {}",
+            algorithms.join(" or ")
+        ));
     }
     let kinds: Vec<String> = owners
         .iter()

@@ -590,7 +590,10 @@ fn stage_keys_follow_the_method() {
     let text = edit("algorithm = \"ppo\"", "algorithm = \"ppo\"\nbeta = 0.2");
     assert!(!error_of(&text, &[]).contains("betas"));
     // Methods are named by what selects them: an algorithm, or a stage kind.
-    let text = edit("kind = \"pretrain\"", "kind = \"pretrain\"\ntemperature = 0.5");
+    let text = edit(
+        "kind = \"pretrain\"",
+        "kind = \"pretrain\"\ntemperature = 0.5",
+    );
     let error = error_of(&text, &[]);
     assert!(
         error.contains(
@@ -601,7 +604,12 @@ fn stage_keys_follow_the_method() {
     );
     // Another method's key is an error at its default value too.
     let text = edit("kind = \"pretrain\"", "kind = \"pretrain\"\nppo_epochs = 4");
-    assert_error(&text, "ppo_epochs", "stages.base.ppo_epochs", "`ppo` or `grpo`");
+    assert_error(
+        &text,
+        "ppo_epochs",
+        "stages.base.ppo_epochs",
+        "`ppo` or `grpo`",
+    );
     // The same holds for `--set`, which names its argument.
     let error = error_of(QUICKSTART, &["stages.rlhf.beta=0.2"]);
     assert!(
