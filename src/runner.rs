@@ -82,23 +82,39 @@ pub fn run_spec(spec_path: &Path, opts: &RunOptions) -> Result<PathBuf> {
     Ok(run_dir)
 }
 
-fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()> {
+/// Every data file the spec names, opened and read: each stage's data (`None` for a stage
+/// that reads ratings a feedback stage of this run writes: they do not exist yet, and the
+/// tokenizer does not need them, since they are the run's own output), `ptx_data`, and the
+/// report's evaluation files. `run` does this before training and `validate` does the same,
+/// so errors in any file surface before hours of training, naming the file, line and key.
+pub fn read_all_data(loaded: &LoadedSpec) -> Result<Vec<Option<StageData>>> {
     let spec = &loaded.spec;
-    // All data first: errors in any stage's files surface before hours of training, and
-    // before a run folder exists that could be mistaken for a run. Only a stage that reads
-    // ratings a feedback stage of this run writes reads them once they exist (None here);
-    // the tokenizer does not need them, since they are the run's own output.
-    let read = |i: usize, s: &Stage| {
-        load_stage_data(s, spec.seed, &|key| {
-            loaded.locate(&format!("stages[{i}].{key}"))
-        })
-    };
     let datas: Vec<Option<StageData>> = spec
         .stages
         .iter()
         .enumerate()
-        .map(|(i, s)| (!reads_ratings(s)).then(|| read(i, s)).transpose())
+        .map(|(i, s)| (!reads_ratings(s)).then(|| read_stage(loaded, i, s)).transpose())
         .collect::<Result<_>>()?;
+    for (i, stage) in spec.stages.iter().enumerate() {
+        if let Some(ptx) = &stage.ptx {
+            crate::data::read_sft(&ptx.data)
+                .with_context(|| loaded.locate(&format!("stages[{i}].ptx_data")))?;
+        }
+    }
+    report_eval::check_files(loaded)?;
+    Ok(datas)
+}
+
+fn read_stage(loaded: &LoadedSpec, i: usize, s: &Stage) -> Result<StageData> {
+    load_stage_data(s, loaded.spec.seed, &|key| {
+        loaded.locate(&format!("stages[{i}].{key}"))
+    })
+}
+
+fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()> {
+    let spec = &loaded.spec;
+    // All data first, before a run folder exists that could be mistaken for a run.
+    let datas = read_all_data(loaded)?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create the results folder {}", run_dir.display()))?;
     write_atomic(
@@ -137,7 +153,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
         let data = match data {
             Some(data) => data,
             None => {
-                late = read(i, &with_ratings_from(stage, run_dir))?;
+                late = read_stage(loaded, i, &with_ratings_from(stage, run_dir))?;
                 &late
             }
         };

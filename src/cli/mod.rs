@@ -16,6 +16,7 @@ pub mod logits;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod schema;
 pub mod serve;
 pub mod sweep;
 pub mod validate;
@@ -40,6 +41,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check experiment specs without running them.
     Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of experiment files (or `--sweep` files), for editors.
+    Schema(schema::SchemaArgs),
     /// Sample text from a trained stage: RUN/STAGE (a stage folder of a run).
     Generate(generate::GenerateArgs),
     /// The next-token distribution after a prompt, and probabilities of whole continuations.
@@ -74,6 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Eval(args) => eval::run(args),

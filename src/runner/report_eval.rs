@@ -383,6 +383,41 @@ impl Asked<'_> {
     }
 }
 
+/// Opens and reads `[report] eval`'s files (`data`, `judge_prompts`) as the evaluation will,
+/// before anything trains: a misspelt path fails at once, naming the key, not after hours.
+pub fn check_files(loaded: &LoadedSpec) -> Result<()> {
+    let Some(eval) = &loaded.spec.report.eval else {
+        return Ok(());
+    };
+    if let Some(file) = &eval.data {
+        let read = match (&eval.judge, &eval.judge_prompts) {
+            // The judge asks the same questions.
+            (Some(_), None) => read_conversations(file, None, None).map(drop),
+            _ => read_any(file),
+        };
+        read.with_context(|| loaded.locate("report.eval.data"))?;
+    }
+    if let Some(prompts) = &eval.judge_prompts {
+        read_conversations(prompts, None, None)
+            .with_context(|| loaded.locate("report.eval.judge_prompts"))?;
+    }
+    Ok(())
+}
+
+/// Reads a file `evaluate_file` takes, in whichever of its formats it is.
+fn read_any(path: &Path) -> Result<()> {
+    use crate::data::{self, JsonlKind};
+    if path.extension().is_some_and(|e| e == "txt") {
+        return data::read_text_corpus(&[path.to_path_buf()]).map(drop);
+    }
+    match data::sniff_jsonl_kind(path)? {
+        JsonlKind::Sft => data::read_sft(path).map(drop),
+        JsonlKind::Prompts => data::read_prompts(path).map(drop),
+        JsonlKind::Preference => data::read_preferences(path).map(drop),
+        JsonlKind::Text => data::read_text_corpus(&[path.to_path_buf()]).map(drop),
+    }
+}
+
 /// Reward-model scores kept only where the judge scored the answer too, so the proxy's win
 /// rate is counted over the same answers as the gold one.
 fn only_where_judged(proxy: Vec<Vec<f64>>, judged: &[Vec<Option<f64>>]) -> Vec<Vec<Option<f64>>> {

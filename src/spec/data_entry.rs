@@ -28,7 +28,7 @@ pub struct DataEntry {
 }
 
 /// A rewrite of a text source before training on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {
     /// Each paragraph's clauses in reverse order (see `data::verse::reverse_clauses`).
@@ -148,14 +148,34 @@ impl Serialize for DataEntry {
     }
 }
 
-#[derive(Deserialize)]
+/// A weighted source of a pretraining mixture (or a named part of a stage's data).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct EntryTable {
+    /// A data file or glob pattern, relative to the spec (or `$DATA/...`).
     path: PathBuf,
+    /// This source's share of the training windows or examples.
+    #[schemars(range(min = 0.0))]
     weight: Option<f64>,
+    /// How `--set` and the metrics name this source (default: from its path).
     name: Option<String>,
+    /// A rewrite of the text before training on it.
     transform: Option<Transform>,
+    /// This source's held-out share, instead of the stage's `val_fraction`.
+    #[schemars(range(min = 0.0, max = 0.5))]
     val_fraction: Option<f64>,
+}
+
+/// A stage's `data`: a path, a source table, or a list of either.
+pub fn entries_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let table = generator.subschema_for::<EntryTable>();
+    schemars::json_schema!({
+        "anyOf": [
+            { "type": "string" },
+            table,
+            { "type": "array", "items": { "anyOf": [{ "type": "string" }, table] } }
+        ]
+    })
 }
 
 struct EntryVisitor;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -27,102 +28,175 @@ impl fmt::Display for FlatProblem {
 /// A stage as written in TOML: one table with `kind` (and `algorithm` for rlhf stages) beside
 /// the keys of every method, each with its default. This is the serde form only: loading
 /// checks which keys the stage's method takes (`keys.rs`) and converts it into a `Stage`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlatStage {
+    /// The stage's name: its folder in the run, and how other stages and `--set` refer to it.
     pub name: String,
+    /// What the stage does.
     pub kind: StageKind,
+    /// An earlier stage whose weights this one starts from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Data files or glob patterns, or `{ path, weight, name, transform }` tables; TOML
     /// accepts one or a list.
     #[serde(default, deserialize_with = "one_or_many_entries")]
+    #[schemars(schema_with = "super::data_entry::entries_schema")]
     pub data: Vec<DataEntry>,
+    /// Optimiser steps.
     #[serde(default = "default_steps")]
+    #[schemars(range(min = 1))]
     pub steps: u64,
+    /// Sequences (or pairs, or prompts) per step.
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
     pub batch_size: usize,
+    /// Batches whose gradients are summed before each optimiser step.
     #[serde(default = "one_usize")]
+    #[schemars(range(min = 1))]
     pub grad_accum: usize,
+    /// Peak learning rate (AdamW), > 0.
     #[serde(default = "default_lr")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub lr: f64,
+    /// Learning rate at the end of the cosine schedule, at most `lr` (default: `lr` / 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
     pub min_lr: Option<f64>,
+    /// Steps of linear warm-up, fewer than `steps`.
     #[serde(default)]
     pub warmup_steps: u64,
+    /// AdamW's decoupled weight decay.
     #[serde(default = "default_weight_decay")]
+    #[schemars(range(min = 0.0))]
     pub weight_decay: f64,
+    /// Gradients are scaled down to this global norm (0: no clipping).
     #[serde(default = "one_f64")]
+    #[schemars(range(min = 0.0))]
     pub grad_clip: f64,
+    /// Adam's two betas, each in [0, 1).
     #[serde(default = "default_betas")]
+    #[schemars(extend("items" = { "type": "number", "minimum": 0.0, "exclusiveMaximum": 1.0 }))]
     pub betas: [f64; 2],
+    /// Steps between evaluations on the held-out data.
     #[serde(default = "default_eval_every")]
     pub eval_every: u64,
+    /// Batches per evaluation.
     #[serde(default = "default_eval_batches")]
+    #[schemars(range(min = 1))]
     pub eval_batches: usize,
+    /// Share of `data` held out for evaluation, in [0, 0.5].
     #[serde(default = "default_val_fraction")]
+    #[schemars(range(min = 0.0, max = 0.5))]
     pub val_fraction: f64,
+    /// A held-out file to evaluate on instead of a share of `data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_data: Option<PathBuf>,
+    /// Hold out whole groups of conversations (e.g. every question about one poem), by this
+    /// JSONL field, so that held-out questions are about things never trained on.
     // Absent unless written, so that specs without it keep their run ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_group: Option<String>,
+    /// Steps between resumable checkpoints (0: only at the end).
     #[serde(default)]
     pub checkpoint_every: u64,
+    /// SFT data whose loss is mixed into an RLHF stage's (InstructGPT's PPO-ptx), so the
+    /// policy keeps what it learnt.
     // Written only when set, so that specs without them keep their run ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ptx_data: Option<PathBuf>,
+    /// Weight of the SFT loss on `ptx_data`, > 0; needs `ptx_data`.
     #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub ptx_coef: f64,
 
     // The keys of some methods only (see `own_keys`).
+    /// The RLHF method of an rlhf stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<Algorithm>,
+    /// An earlier stage of kind `reward` that scores the sampled answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward_model: Option<String>,
+    /// A JSONL file of prompts to sample answers to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompts: Option<PathBuf>,
+    /// Weight of the KL penalty to the starting model.
     #[serde(default = "default_kl_coef")]
+    #[schemars(range(min = 0.0))]
     pub kl_coef: f64,
+    /// Strength of the implicit KL constraint to the reference model, > 0.
     #[serde(default = "default_beta")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub beta: f64,
-    /// Written only when set, so that specs without it keep their run ids.
+    /// Weight of the chosen answers' NLL added to DPO's loss (TRL's `rpo_alpha`); 0 is plain
+    /// DPO.
+    // Written only when set, so that specs without it keep their run ids.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0.0))]
     pub rpo_alpha: f64,
-    /// KTO's weights: written only when not 1, so that specs without them keep their run ids.
+    /// Weight of the 👍 examples' loss.
+    // KTO's weights: written only when not 1, so that specs without them keep their run ids.
     #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    #[schemars(range(min = 0.0))]
     pub desirable_weight: f64,
+    /// Weight of the 👎 examples' loss.
     #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    #[schemars(range(min = 0.0))]
     pub undesirable_weight: f64,
+    /// Answers sampled per prompt and compared with each other, at least 2.
     #[serde(default = "default_group_size")]
+    #[schemars(range(min = 2))]
     pub group_size: usize,
+    /// How an answer is scored against the prompt's reference when there is no reward model.
     #[serde(default)]
     pub checker: Checker,
+    /// Optimisation passes over each batch of sampled answers.
     #[serde(default = "default_ppo_epochs")]
+    #[schemars(range(min = 1))]
     pub ppo_epochs: usize,
+    /// The clipped objective's range for the probability ratio, > 0.
     #[serde(default = "default_clip_range")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub clip_range: f64,
+    /// Weight of the value loss.
     #[serde(default = "default_vf_coef")]
+    #[schemars(range(min = 0.0))]
     pub vf_coef: f64,
+    /// Discount of future rewards (GAE), in [0, 1].
     #[serde(default = "one_f64")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub gamma: f64,
+    /// GAE's lambda, in [0, 1].
     #[serde(default = "default_lam")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub lam: f64,
+    /// Prompts sampled per rollout.
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
     pub rollout_batch: usize,
+    /// Longest sampled answer, in tokens.
     #[serde(default = "default_rlhf_max_new_tokens")]
+    #[schemars(range(min = 1))]
     pub max_new_tokens: usize,
+    /// Sampling temperature of the answers: > 0 for ppo and grpo, >= 0 for feedback (0:
+    /// greedy).
     #[serde(default = "one_f64")]
+    #[schemars(range(min = 0.0))]
     pub temperature: f64,
-    /// A feedback stage's keys: written only when set, so that other specs keep their run ids.
+    /// The judge (`[judges.NAME]`) that rates the answers.
+    // A feedback stage's keys: written only when set, so that other specs keep their run ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<String>,
+    /// Answers sampled per prompt and rated, at least 2.
     #[serde(
         default = "default_samples",
         skip_serializing_if = "is_default_samples"
     )]
+    #[schemars(range(min = 2))]
     pub samples: usize,
+    /// Probability that a rating is flipped (a rater's mistakes), in [0, 0.5].
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0.0, max = 0.5))]
     pub noise: f64,
 }
 

@@ -154,29 +154,60 @@ pub fn stage_key_problem(tags: &StageTags, key: &str) -> Option<String> {
         return None;
     }
     let name = method_name(kind, algorithm);
-    let owners: Vec<String> = methods()
+    let owners: Vec<(StageKind, Option<Algorithm>)> = methods()
         .into_iter()
         .filter(|&(k, a)| own_keys(k, a).is_some_and(|own| own.contains(&key)))
-        .map(|(k, a)| format!("`{}`", method_name(k, a)))
         .collect();
     if owners.is_empty() {
         let header = format!("[[stages]] ({name})");
         return Some(unknown_key_message(key, &header, &keys));
     }
     // A run's resolved spec.toml writes every method's keys at their defaults; such a key
-    // changes nothing, so the file loads again as it was saved.
-    if tags
-        .values
-        .get(key)
-        .is_some_and(|written| is_default_value(kind, key, written))
+    // changes nothing, so the file loads again as it was saved. Only a stage written out in
+    // full, as spec.toml writes it, is such a file: in a hand-written stage the key is an
+    // error whatever its value.
+    if written_in_full(tags, kind)
+        && (tags.values.get(key)).is_some_and(|written| is_default_value(kind, key, written))
     {
         return None;
     }
+    // No "did you mean": the key is spelt right, it belongs to another method (`beta` on a
+    // PPO stage is DPO's, not a misspelt `betas`).
     Some(format!(
-        "`{key}` is only used by rlhf stages with algorithm {}, not by a {name} stage{}",
-        owners.join(" or "),
-        suggest::did_you_mean(key, keys.iter().copied())
+        "`{key}` is only used by {}, not by a {name} stage",
+        owners_phrase(&owners)
     ))
+}
+
+/// "rlhf stages with algorithm `ppo` or `grpo`, and feedback stages": the methods that take
+/// a key, named by what selects them (an algorithm is not a stage kind).
+fn owners_phrase(owners: &[(StageKind, Option<Algorithm>)]) -> String {
+    let algorithms: Vec<String> = owners
+        .iter()
+        .filter_map(|(_, algorithm)| algorithm.map(|a| format!("`{}`", a.as_str())))
+        .collect();
+    let mut parts = Vec::new();
+    if !algorithms.is_empty() {
+        parts.push(format!(
+            "rlhf stages with algorithm {}",
+            algorithms.join(" or ")
+        ));
+    }
+    let kinds: Vec<String> = owners
+        .iter()
+        .filter(|(_, algorithm)| algorithm.is_none())
+        .map(|(kind, _)| format!("{} stages", kind.as_str()))
+        .collect();
+    parts.extend(kinds);
+    parts.join(", and ")
+}
+
+/// Whether the stage writes every key a run's resolved spec.toml writes for its kind.
+fn written_in_full(tags: &StageTags, kind: StageKind) -> bool {
+    let Ok(resolved) = toml::Table::try_from(FlatStage::new("x", kind)) else {
+        return false;
+    };
+    resolved.keys().all(|key| tags.values.contains_key(key))
 }
 
 /// Whether `written` (a TOML value's text) is `key`'s default in a stage of `kind`.

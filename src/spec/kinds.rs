@@ -5,14 +5,19 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StageKind {
+    /// Next-token prediction on plain text: the base model.
     Pretrain,
+    /// Supervised fine-tuning on conversations: the assistant.
     Sft,
+    /// A reward model learnt from preferences or 👍/👎 ratings.
     Reward,
+    /// The assistant optimised against feedback, by the method `algorithm` names.
     Rlhf,
     /// Simulated raters: answers of `from` rated by a judge, written as rating files.
     Feedback,
@@ -59,7 +64,7 @@ pub(crate) use rlhf_methods;
 macro_rules! define_algorithm {
     ($($(#[$cfg:meta])* $variant:ident($module:ident::$keys:ident) = $name:literal,)*) => {
         /// An RLHF method, as `algorithm` names it.
-        #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
         pub enum Algorithm {
             $($(#[$cfg])* #[serde(rename = $name)] $variant,)*
         }
@@ -80,11 +85,13 @@ macro_rules! define_algorithm {
 rlhf_methods!(define_algorithm);
 
 /// How GRPO scores a completion when no reward model is given.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Checker {
+    /// 1 when the answer equals the reference (trimmed), else 0.
     #[default]
     Exact,
+    /// 1 when the answer contains the reference.
     Contains,
     /// Partial credit: character-overlap F1 with the reference (`eval::overlap::char_f1`).
     #[serde(rename = "char_f1")]

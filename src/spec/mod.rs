@@ -19,10 +19,12 @@
 //! - `errors.rs`    one-paragraph located error messages
 //! - `load.rs`      `load_spec`: all of the above, plus the run id
 //! - `sweep.rs`     sweep files: grid and random points over spec keys
+//! - `json_schema.rs` the JSON Schema of both files, for editors (`gptlab schema`)
 
 pub mod data_entry;
 pub mod errors;
 pub mod flat;
+pub mod json_schema;
 pub mod keys;
 pub mod kinds;
 pub mod load;

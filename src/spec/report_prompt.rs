@@ -7,9 +7,11 @@
 //! ]
 //! ```
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A prompt, or a conversation (user, assistant, ..., user) whose last turn is answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(untagged)]
 pub enum ReportPrompt {
     Text(String),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -14,17 +15,25 @@ use super::stage::Stage;
 /// A whole experiment file: the model, its tokenizer, the stages to run in order and the
 /// report to build at the end. Loading reads the stages as `FlatStage`s first, then converts
 /// them (`Experiment<FlatStage>` -> `Experiment`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment<S = Stage> {
+    /// The experiment's name: its folder under `results/`.
     pub name: String,
+    /// Seeds every random choice of the run (initial weights, batches, sampling).
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default)]
+    /// Where to train: `cuda` needs a build with `--features cuda`.
     pub device: Device,
+    /// The model's size.
     pub model: ModelSpec,
+    /// How text becomes tokens.
     pub tokenizer: TokenizerSpec,
+    /// The stages, run in order; each may start from an earlier one (`from`).
+    #[schemars(length(min = 1))]
     pub stages: Vec<S>,
+    /// What the final report shows.
     #[serde(default)]
     pub report: ReportSpec,
     /// `[judges.NAME]`: declared rules that score answers, by name. Left out of the resolved
@@ -58,7 +67,7 @@ impl<S> Experiment<S> {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     #[default]
@@ -66,21 +75,28 @@ pub enum Device {
     Cuda,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
+    /// One of the compiled model sizes.
     pub preset: Preset,
-    /// Context length actually used; at most the preset's compiled maximum.
+    /// Context length actually used; at most the preset's compiled maximum (nano 128, small
+    /// and medium 256, gpt2 1024).
+    #[schemars(range(min = 1, max = 1024))]
     pub block_size: usize,
 }
 
 /// The compiled model sizes (see the model module); the spec only names one.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
+    /// Tests and the quickstart: trains in seconds (context up to 128).
     Nano,
+    /// About nanoGPT's CPU config: 4 layers, 4 heads, 128 wide (context up to 256).
     Small,
+    /// About nanoGPT's shakespeare-char: 6 layers, 6 heads, 384 wide (context up to 256).
     Medium,
+    /// GPT-2 small, 124M parameters, for CUDA (context up to 1024).
     Gpt2,
 }
 
@@ -105,15 +121,17 @@ impl Preset {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerSpec {
+    /// `char`: one token per character; `bpe`: byte-level BPE trained on the data.
     pub kind: TokenizerKindSpec,
-    /// Total size including special tokens.
+    /// Total size including special tokens: 16 to 8192 (at least 300 for bpe).
+    #[schemars(range(min = 16, max = 8192))]
     pub vocab_size: usize,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenizerKindSpec {
     Char,
@@ -138,17 +156,19 @@ impl TokenizerKindSpec {
 }
 
 /// What the final report shows; the whole `[report]` table is optional.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
     /// Asked of every stage in `compare`: prompts, or conversations (lists of turns).
     #[serde(default)]
     pub prompts: Vec<super::ReportPrompt>,
+    /// Next-token probes: the probability of each candidate continuation of a prompt.
     #[serde(default)]
     pub probes: Vec<Probe>,
     /// Stage names whose answers sit side by side.
     #[serde(default)]
     pub compare: Vec<String>,
+    /// How the report's answers are sampled.
     #[serde(default)]
     pub sampling: Sampling,
     /// Exact match by task of every compared stage, measured when the run ends.
@@ -160,7 +180,7 @@ pub struct ReportSpec {
 /// exact match overall and by task (in summary.json, charted by the report). Either a file
 /// (`data`) or the held-out questions of an SFT stage (`held_out`: its `val_data`, else the
 /// `val_fraction` it split off its data).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportEval {
     /// Questions with answers: SFT pairs, or prompts with a `reference` (and `task`).
@@ -171,6 +191,7 @@ pub struct ReportEval {
     pub held_out: Option<String>,
     /// Ask at most this many questions (all by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub limit: Option<usize>,
     /// A judge (`[judges.NAME]`) that scores `samples` answers of every compared stage to
     /// the same questions: the gold measures (`gold/rate`, `gold/win_vs/<baseline>`,
@@ -184,6 +205,7 @@ pub struct ReportEval {
     pub judge_prompts: Option<PathBuf>,
     /// Answers sampled per question for the judge (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub samples: Option<usize>,
     /// The stage the others are compared with (default: `held_out`'s stage, else the first
     /// compared SFT stage).
@@ -200,22 +222,31 @@ impl ReportEval {
 }
 
 /// A next-token probe: the probability of each candidate continuation of `prompt`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
+    /// The text whose continuation is probed.
     pub prompt: String,
+    /// The continuations whose probabilities are shown.
+    #[schemars(length(min = 1))]
     pub candidates: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sampling {
-    /// 0 means greedy decoding.
+    /// Sampling temperature; 0 means greedy decoding.
+    #[schemars(range(min = 0.0))]
     pub temperature: f64,
-    /// 0 turns top-k filtering off.
+    /// Sample among the k likeliest tokens; 0 turns top-k filtering off.
     pub top_k: usize,
+    /// Nucleus sampling: the smallest set of tokens whose probability reaches p, in (0, 1].
+    #[schemars(extend("exclusiveMinimum" = 0.0, "maximum" = 1.0))]
     pub top_p: f64,
+    /// Longest answer, in tokens.
+    #[schemars(range(min = 1))]
     pub max_new_tokens: usize,
+    /// Seeds the report's sampling.
     pub seed: u64,
 }
 
@@ -236,7 +267,7 @@ impl Default for Sampling {
 /// criterion worth 0 or 1, and the score is their mean. Every rule reads the answer with its
 /// surrounding whitespace trimmed (`str::trim`, which includes the ideographic space), so
 /// a trailing newline from sampling changes nothing. At least one rule must be set.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeSpec {
     /// Phrases the person likes to see: 1 when the answer contains at least one of them
@@ -246,6 +277,7 @@ pub struct JudgeSpec {
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "one_or_many"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub prefer: Vec<String>,
     /// Phrases the person dislikes: 1 when the answer contains none of them.
     #[serde(
@@ -253,6 +285,7 @@ pub struct JudgeSpec {
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "one_or_many"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub avoid: Vec<String>,
     /// A regular expression (Rust `regex` syntax, Unicode): 1 when it matches anywhere in
     /// the answer (unanchored search; use `^` / `$` to anchor).
@@ -271,6 +304,7 @@ pub struct JudgeSpec {
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "one_or_many"
     )]
+    #[schemars(schema_with = "one_or_many_schema")]
     pub ends_with: Vec<String>,
     /// A regular expression searched in the prompt as given: the judge only has an opinion
     /// on prompts it matches, and scores nothing (`None`) for the others. Unset: every prompt.
@@ -278,6 +312,7 @@ pub struct JudgeSpec {
     pub applies_to: Option<String>,
     /// The score at or above which the judge likes an answer (👍), in [0, 1]; default 0.5.
     #[serde(default = "default_threshold")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub threshold: f64,
 }
 
@@ -329,6 +364,13 @@ fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
         }
     }
     deserializer.deserialize_any(Strings)
+}
+
+/// `one_or_many`'s values: a string, or a list of strings.
+fn one_or_many_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{ "type": "string" }, { "type": "array", "items": { "type": "string" } }]
+    })
 }
 
 // Defaults, named so that `#[serde(default = ...)]` can point at them.

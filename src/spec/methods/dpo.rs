@@ -16,14 +16,9 @@ pub struct DpoKeys {
 
 impl RlhfSpec for DpoKeys {
     fn keys() -> &'static [&'static str] {
-        &[
-            "algorithm",
-            "beta",
-            "rpo_alpha",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]
+        static KEYS: std::sync::LazyLock<Vec<&str>> =
+            std::sync::LazyLock::new(|| super::method_keys(&["beta", "rpo_alpha"], false));
+        &KEYS[..]
     }
 
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {

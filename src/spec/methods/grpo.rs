@@ -18,22 +18,10 @@ pub struct GrpoKeys {
 
 impl RlhfSpec for GrpoKeys {
     fn keys() -> &'static [&'static str] {
-        &[
-            "algorithm",
-            "reward_model",
-            "prompts",
-            "kl_coef",
-            "group_size",
-            "checker",
-            "ppo_epochs",
-            "clip_range",
-            "rollout_batch",
-            "max_new_tokens",
-            "temperature",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]
+        static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+            super::method_keys(&["reward_model", "group_size", "checker"], true)
+        });
+        &KEYS[..]
     }
 
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {

@@ -18,15 +18,10 @@ pub struct KtoKeys {
 
 impl RlhfSpec for KtoKeys {
     fn keys() -> &'static [&'static str] {
-        &[
-            "algorithm",
-            "beta",
-            "desirable_weight",
-            "undesirable_weight",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]
+        static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+            super::method_keys(&["beta", "desirable_weight", "undesirable_weight"], false)
+        });
+        &KEYS[..]
     }
 
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {

@@ -33,6 +33,22 @@ use super::kinds::{rlhf_methods, Algorithm};
 use super::problem::Problem;
 use rollout::RolloutKeys;
 
+/// The keys every RLHF method takes beyond `COMMON_KEYS`, besides its own.
+const RLHF_KEYS: &[&str] = &["algorithm", "val_group", "ptx_data", "ptx_coef"];
+
+/// A method's keys: `algorithm`, its `own` keys, the sampling keys when it `samples` answers
+/// (PPO, GRPO: `RolloutKeys::KEYS`, listed there once), and what every RLHF method takes.
+pub fn method_keys(own: &[&'static str], samples: bool) -> Vec<&'static str> {
+    let rollout = if samples { RolloutKeys::KEYS } else { &[] };
+    let keys = (RLHF_KEYS.iter().take(1))
+        .chain(own)
+        .chain(rollout)
+        .chain(&RLHF_KEYS[1..])
+        .copied()
+        .collect();
+    keys
+}
+
 /// What the spec knows of an RLHF method, implemented by its keys struct.
 pub trait RlhfSpec: std::fmt::Debug {
     /// The keys it takes beyond `COMMON_KEYS` (`algorithm` first), in the flat form's names.

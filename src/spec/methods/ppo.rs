@@ -17,23 +17,10 @@ pub struct PpoKeys {
 
 impl RlhfSpec for PpoKeys {
     fn keys() -> &'static [&'static str] {
-        &[
-            "algorithm",
-            "reward_model",
-            "prompts",
-            "kl_coef",
-            "ppo_epochs",
-            "clip_range",
-            "vf_coef",
-            "gamma",
-            "lam",
-            "rollout_batch",
-            "max_new_tokens",
-            "temperature",
-            "val_group",
-            "ptx_data",
-            "ptx_coef",
-        ]
+        static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+            super::method_keys(&["reward_model", "vf_coef", "gamma", "lam"], true)
+        });
+        &KEYS[..]
     }
 
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {

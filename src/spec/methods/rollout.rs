@@ -19,6 +19,17 @@ pub struct RolloutKeys {
 }
 
 impl RolloutKeys {
+    /// The keys, in the flat form's names: PPO and GRPO take them all.
+    pub const KEYS: &'static [&'static str] = &[
+        "prompts",
+        "kl_coef",
+        "ppo_epochs",
+        "clip_range",
+        "rollout_batch",
+        "max_new_tokens",
+        "temperature",
+    ];
+
     /// From the flat form; `algorithm` names the method in the message when `prompts` is
     /// missing.
     pub fn read(flat: &FlatStage, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {

@@ -14,7 +14,9 @@ pub struct ToyKeys {
 
 impl RlhfSpec for ToyKeys {
     fn keys() -> &'static [&'static str] {
-        &["algorithm", "gamma", "val_group", "ptx_data", "ptx_coef"]
+        static KEYS: std::sync::LazyLock<Vec<&str>> =
+            std::sync::LazyLock::new(|| super::method_keys(&["gamma"], false));
+        &KEYS[..]
     }
 
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
