@@ -138,6 +138,7 @@ preset = "nano"
 block_size = 32
 [tokenizer]
 kind = "char"
+vocab_size = 512
 [[stages]]
 name = "base"
 kind = "pretrain"
