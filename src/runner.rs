@@ -1,8 +1,14 @@
 //! Runs an experiment: results folder and run id, tokenizer, each stage in order (skipping
-//! finished ones, resuming interrupted ones), then samples, probes, summary and report.
+//! finished ones, taking ones with the same inputs from earlier runs, resuming interrupted
+//! ones), then samples, probes, summary and report.
 
 mod end_table;
+mod identity;
+mod report_again;
 mod report_eval;
+mod reuse;
+
+pub use report_again::report_again;
 
 pub use report_eval::{baseline_stage, compared_stages, judge_questions};
 
@@ -20,6 +26,7 @@ use crate::results::{
 use crate::spec::{load_spec, rating_path, Device, LoadOptions, LoadedSpec, Stage, StageKind};
 use crate::stages::{load_stage_data, run_stage, StageData, StageEnv};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
+use crate::util::lock::FileLock;
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
@@ -29,6 +36,19 @@ use std::path::{Path, PathBuf};
 pub struct RunOptions {
     pub results_root: PathBuf,
     pub load: LoadOptions,
+    pub reuse: Reuse,
+}
+
+/// Where a stage that this run has not finished may come from instead of training.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reuse {
+    /// Any finished stage under the results root with the same identity (`identity.rs`).
+    ByIdentity,
+    /// Nowhere: every stage trains (`--no-reuse`).
+    Off,
+    /// This run folder's stage of the same name, and every stage must come from it: a new
+    /// report of a trained run (`gptlab report RUN --set report...`).
+    FromRun(PathBuf),
 }
 
 pub fn run_dir_for(loaded: &LoadedSpec, results_root: &Path) -> PathBuf {
@@ -63,23 +83,21 @@ pub fn run_spec(spec_path: &Path, opts: &RunOptions) -> Result<PathBuf> {
         println!("{}: already complete, nothing to do", run_dir.display());
         return Ok(run_dir);
     }
+    run_loaded(&loaded, &run_dir, opts)?;
+    Ok(run_dir)
+}
+
+/// Runs an already loaded spec into `run_dir`.
+pub fn run_loaded(loaded: &LoadedSpec, run_dir: &Path, opts: &RunOptions) -> Result<()> {
+    let seed = loaded.spec.seed;
     match loaded.spec.device {
-        Device::Cpu => run_on(
-            &loaded,
-            &run_dir,
-            dfdx::tensor::Cpu::seed_from_u64(loaded.spec.seed),
-        ),
+        Device::Cpu => run_on(loaded, run_dir, opts, dfdx::tensor::Cpu::seed_from_u64(seed)),
         #[cfg(feature = "cuda")]
-        Device::Cuda => run_on(
-            &loaded,
-            &run_dir,
-            crate::model::device::open_cuda(loaded.spec.seed)?,
-        ),
+        Device::Cuda => run_on(loaded, run_dir, opts, crate::model::device::open_cuda(seed)?),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => Err(crate::model::device::no_cuda_build())
             .with_context(|| format!("{}: device = \"cuda\"", loaded.path.display())),
-    }?;
-    Ok(run_dir)
+    }
 }
 
 /// Every data file the spec names, opened and read: each stage's data (`None` for a stage
@@ -111,7 +129,12 @@ fn read_stage(loaded: &LoadedSpec, i: usize, s: &Stage) -> Result<StageData> {
     })
 }
 
-fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()> {
+fn run_on<D: Backend>(
+    loaded: &LoadedSpec,
+    run_dir: &Path,
+    opts: &RunOptions,
+    dev: D,
+) -> Result<()> {
     let spec = &loaded.spec;
     // All data first, before a run folder exists that could be mistaken for a run.
     let datas = read_all_data(loaded)?;
@@ -128,6 +151,7 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
     meta.vocab_size = tokenizer.vocab_size();
     meta.block_size = spec.model.block_size;
 
+    let identities = identity::stage_identities(spec, &run_dir.join(results::TOKENIZER_FILE))?;
     let peak_flops = peak_flops();
     for (i, (stage, data)) in spec.stages.iter().zip(&datas).enumerate() {
         let dir = run_dir.join(&stage.name);
@@ -139,39 +163,92 @@ fn run_on<D: Backend>(loaded: &LoadedSpec, run_dir: &Path, dev: D) -> Result<()>
             }
             continue;
         }
-        let env = StageEnv {
-            spec,
-            stage,
-            tokenizer: &tokenizer,
-            dev: dev.clone(),
-            dir: dir.clone(),
-            run_dir: run_dir.to_path_buf(),
-            block_size: spec.model.block_size,
-            peak_flops,
-        };
-        let late;
-        let data = match data {
-            Some(data) => data,
+        // Held until the stage is in place: another run needing it waits, then takes it.
+        let (_lock, source) = reusable(opts, &identities[i], run_dir, &stage.name)?;
+        let sm = match source {
+            Some(source) => take_stage(&source, &dir, &mut meta)?,
             None => {
-                late = read_stage(loaded, i, &with_ratings_from(stage, run_dir))?;
-                &late
+                let env = StageEnv {
+                    spec,
+                    stage,
+                    tokenizer: &tokenizer,
+                    dev: dev.clone(),
+                    dir: dir.clone(),
+                    run_dir: run_dir.to_path_buf(),
+                    block_size: spec.model.block_size,
+                    peak_flops,
+                };
+                let late;
+                let data = match data {
+                    Some(data) => data,
+                    None => {
+                        late = read_stage(loaded, i, &with_ratings_from(stage, run_dir))?;
+                        &late
+                    }
+                };
+                make_stage(&env, &cfg, data, &identities[i], &mut meta)?
             }
         };
-        let sm = match data {
-            StageData::Feedback { .. } => rate_stage(&env, data)?,
-            _ => train_stage(&env, &cfg, data, &mut meta)?,
-        };
         meta.stages.retain(|s| s.name != stage.name);
-        meta.stages.push(sm.clone());
-        write_stage_record(&dir, &sm)?;
+        meta.stages.push(sm);
         write_meta(run_dir, &meta)?;
-        println!(
-            "[{}] done: {} tokens in {:.1}s ({:.0} tok/s)",
-            stage.name, sm.tokens, sm.wall_s, sm.tok_per_sec
-        );
     }
 
     finish_run(loaded, run_dir, &tokenizer, &dev, meta)
+}
+
+/// Trains (or, for a feedback stage, rates) one stage in its folder and marks it finished.
+fn make_stage<D: Backend>(
+    env: &StageEnv<D>,
+    cfg: &ModelConfig,
+    data: &StageData,
+    identity: &str,
+    meta: &mut RunMeta,
+) -> Result<StageMeta> {
+    let mut sm = match data {
+        StageData::Feedback { .. } => rate_stage(env, data)?,
+        _ => train_stage(env, cfg, data, meta)?,
+    };
+    sm.identity = Some(identity.to_string());
+    write_stage_record(&env.dir, &sm)?;
+    println!(
+        "[{}] done: {} tokens in {:.1}s ({:.0} tok/s)",
+        sm.name, sm.tokens, sm.wall_s, sm.tok_per_sec
+    );
+    Ok(sm)
+}
+
+/// The finished stage folder this run may take instead of training `stage`, if any, and the
+/// identity's lock, held until the stage is in place.
+fn reusable(
+    opts: &RunOptions,
+    identity: &str,
+    run_dir: &Path,
+    stage: &str,
+) -> Result<(Option<FileLock>, Option<PathBuf>)> {
+    Ok(match &opts.reuse {
+        Reuse::ByIdentity => {
+            let lock = reuse::lock_identity(&opts.results_root, identity, stage)?;
+            let found = reuse::find_finished(&opts.results_root, identity, run_dir);
+            (Some(lock), found)
+        }
+        Reuse::Off => (None, None),
+        Reuse::FromRun(run) => (None, Some(run.join(stage))),
+    })
+}
+
+/// Fills the stage folder `dir` from the finished stage `source` of another run.
+fn take_stage(source: &Path, dir: &Path, meta: &mut RunMeta) -> Result<StageMeta> {
+    let sm = reuse::take_stage(source, dir)?;
+    let from = sm.reused.clone().unwrap_or_default();
+    // The parameter count is the source run's: this run builds no model for the stage.
+    let source_params = read_meta(Path::new(&from.run)).map_or(0, |m| m.params);
+    meta.params = meta.params.max(source_params);
+    println!(
+        "[{}] reused, not trained: same inputs as in {} ({})",
+        sm.name, from.run, from.how
+    );
+    Ok(sm)
 }
 
 /// Once every stage has run: samples and probes, summary.json, the report's evaluation, the
@@ -287,6 +364,7 @@ fn train_stage<D: Backend>(
         wall_s: result.wall_s,
         tok_per_sec: result.tokens as f64 / result.wall_s.max(1e-9),
         sources,
+        ..Default::default()
     })
 }
 
@@ -322,7 +400,7 @@ fn rate_stage<D: Backend>(env: &StageEnv<D>, data: &StageData) -> Result<StageMe
         tokens: s.tokens,
         wall_s: s.wall_s,
         tok_per_sec: s.tokens as f64 / s.wall_s.max(1e-9),
-        sources: vec![],
+        ..Default::default()
     })
 }
 

@@ -104,6 +104,8 @@ fn reads_of_run(dir: &Path, spec: &Path, base_steps: usize, sft_steps: usize) ->
                 format!("stages.assistant.steps={sft_steps}"),
             ],
         },
+        // Every run trains its stages: one taken from an earlier run would read nothing.
+        reuse: gptlab::runner::Reuse::Off,
     };
     let before = readback::count();
     gptlab::runner::run_spec(spec, &options).unwrap();

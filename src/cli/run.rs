@@ -1,7 +1,7 @@
 //! `gptlab run SPEC...`: every spec in turn; one failing does not stop the others.
 
 use super::common::{results_root, SpecArgs};
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, Reuse, RunOptions};
 use crate::spec::expand_spec_args;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -15,19 +15,20 @@ pub struct RunArgs {
     /// Results folder (default: $GPTLAB_RESULTS, else ./results).
     #[arg(long)]
     pub results: Option<PathBuf>,
-}
-
-pub fn run(args: RunArgs) -> Result<bool> {
-    run_specs(&args.specs, &args.spec, args.results)
+    /// Train every stage, even one whose inputs match a finished stage of an earlier run
+    /// under the results folder (by default that stage's folder is taken instead).
+    #[arg(long)]
+    pub no_reuse: bool,
 }
 
 /// `gptlab run`: every spec in turn; one failing does not stop the others.
-fn run_specs(specs: &[String], spec: &SpecArgs, results: Option<PathBuf>) -> Result<bool> {
+pub fn run(args: RunArgs) -> Result<bool> {
     let opts = RunOptions {
-        results_root: results_root(results),
-        load: spec.load_options(),
+        results_root: results_root(args.results),
+        load: args.spec.load_options(),
+        reuse: if args.no_reuse { Reuse::Off } else { Reuse::ByIdentity },
     };
-    let paths = expand_spec_args(specs)?;
+    let paths = expand_spec_args(&args.specs)?;
     let mut failed = Vec::new();
     for path in &paths {
         match runner::run_spec(path, &opts) {

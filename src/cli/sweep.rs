@@ -59,6 +59,10 @@ pub struct SweepArgs {
     /// else ./results).
     #[arg(long)]
     pub results: Option<PathBuf>,
+    /// Train every stage of every point, even one whose inputs match a finished stage of
+    /// another point or an earlier run (by default that stage is trained once and shared).
+    #[arg(long)]
+    pub no_reuse: bool,
 }
 
 /// Runs `gptlab sweep`; true when everything asked for succeeded.
@@ -68,6 +72,7 @@ pub fn run(args: SweepArgs) -> Result<bool> {
         list: args.list,
         jobs: args.jobs,
         rerun_failed: args.rerun_failed,
+        no_reuse: args.no_reuse,
         point: args.point,
         emit: args.emit.map(|emit| match emit {
             Emit::Slurm => crate::sweep::Emit::Slurm,

@@ -26,6 +26,24 @@ pub struct StageMeta {
     /// For a stage trained on a weighted mixture: each source's share, size and passes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceUsage>,
+    /// The hash of everything that decides this stage's output (the runner's identity.rs):
+    /// a later run that needs a stage with the same identity takes this folder instead of
+    /// training. None in folders written before identities were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Set when this run took the stage from an earlier run instead of training it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused: Option<Reused>,
+}
+
+/// Where a reused stage came from, and how its files got here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Reused {
+    /// The run folder the stage was trained in (or taken into).
+    pub run: String,
+    /// `hard links` or `copies`.
+    pub how: String,
 }
 
 /// How much a run drew from one source of a mixture.

@@ -4,13 +4,11 @@
 //!
 //! - `points.rs`  the sweep opened: each point's resolved spec, run folder and current status
 //! - `status.rs`  points/<i>.json, one per point, written atomically
-//! - `lock.rs`    the lock that serialises summary writers across processes
 //! - `summary.rs` summary.csv, the printed table, the comparison report
 //! - `run.rs`     what to do with a point, and running it as a child `gptlab run`
 //! - `watch.rs`   which points run and for how long; a point that hangs is stopped
 //! - `slurm.rs`   the sbatch script
 
-pub mod lock;
 pub mod points;
 pub mod run;
 pub mod slurm;
@@ -42,6 +40,8 @@ pub struct SweepOptions {
     pub jobs: usize,
     /// Run points that failed before again (they are skipped otherwise).
     pub rerun_failed: bool,
+    /// Points train every stage themselves (`gptlab run --no-reuse`).
+    pub no_reuse: bool,
     /// Run only this point (what each Slurm array task runs).
     pub point: Option<usize>,
     /// Write a job script for a scheduler instead of running here.
@@ -73,6 +73,7 @@ pub fn run_command(args: SweepOptions) -> Result<bool> {
             time: args.time,
             cpus_per_task: args.cpus_per_task,
             rerun_failed: args.rerun_failed,
+            no_reuse: args.no_reuse,
         };
         // Say now, not on the cluster, which points cannot run.
         for resolved in &open.points {
@@ -91,6 +92,7 @@ pub fn run_command(args: SweepOptions) -> Result<bool> {
     let settings = run::RunSettings {
         jobs: args.jobs,
         rerun_failed: args.rerun_failed,
+        no_reuse: args.no_reuse,
         stall_after: args.stall_after,
     };
     match args.point {

@@ -24,6 +24,8 @@ pub struct RunSettings {
     pub jobs: usize,
     /// Run failed points again (otherwise they stay failed).
     pub rerun_failed: bool,
+    /// Each point trains every stage itself (`gptlab run --no-reuse`).
+    pub no_reuse: bool,
     /// Kill a point whose process uses no CPU and writes nothing for this long (None: never).
     pub stall_after: Option<Duration>,
 }
@@ -98,6 +100,7 @@ pub fn run_sweep(open: &OpenSweep, settings: RunSettings) -> Result<bool> {
                         index,
                         threads,
                         watch: &watch,
+                        no_reuse: settings.no_reuse,
                     };
                     if let Err(e) = handle_point(&point, settings.rerun_failed) {
                         let message = format!("point {index}: {e:#}");
@@ -143,6 +146,7 @@ pub fn run_single_point(open: &OpenSweep, index: usize, settings: RunSettings) -
         index,
         threads: None,
         watch: &watch,
+        no_reuse: settings.no_reuse,
     };
     // As in run_sweep, the thread only waits for the child process.
     std::thread::scope(|scope| {
@@ -181,6 +185,7 @@ struct Point<'a> {
     /// RAYON_NUM_THREADS for the child, when several points share the cores.
     threads: Option<usize>,
     watch: &'a Watch,
+    no_reuse: bool,
 }
 
 fn handle_point(point: &Point, rerun_failed: bool) -> Result<()> {
@@ -252,7 +257,7 @@ fn run_point(point: &Point) -> Result<PointStatus> {
     status.finished = None;
     status.host = this_host();
 
-    let mut command = point_command(open, index)?;
+    let mut command = point_command(open, index, point.no_reuse)?;
     if let Some(threads) = point.threads {
         command.env("RAYON_NUM_THREADS", threads.to_string());
     }
@@ -320,7 +325,9 @@ fn run_point(point: &Point) -> Result<PointStatus> {
 }
 
 /// `gptlab run BASE --results <sweep>/runs --data-root D --set shared... --set point...`.
-pub fn point_command(open: &OpenSweep, index: usize) -> Result<Command> {
+/// The points share `<sweep>/runs`, so a stage that several points need with the same inputs
+/// (all but the swept ones, often) trains once and the others take it.
+pub fn point_command(open: &OpenSweep, index: usize, no_reuse: bool) -> Result<Command> {
     let mut command = Command::new(gptlab_exe()?);
     command
         .arg("run")
@@ -331,6 +338,9 @@ pub fn point_command(open: &OpenSweep, index: usize) -> Result<Command> {
         .arg(&open.shared.data_root);
     for set in open.points[index].point.load_options(&open.shared).sets {
         command.arg("--set").arg(set);
+    }
+    if no_reuse {
+        command.arg("--no-reuse");
     }
     Ok(command)
 }

@@ -15,6 +15,8 @@ pub struct SlurmOptions {
     pub cpus_per_task: Option<u32>,
     /// Passed on to every task.
     pub rerun_failed: bool,
+    /// Passed on to every task.
+    pub no_reuse: bool,
 }
 
 /// Writes `<sweep>/sweep.sbatch` (and creates `<sweep>/slurm/` for the task logs).
@@ -95,6 +97,9 @@ pub fn slurm_script(open: &OpenSweep, options: &SlurmOptions, exe: &Path, cwd: &
     }
     if options.rerun_failed {
         args.push("--rerun-failed".into());
+    }
+    if options.no_reuse {
+        args.push("--no-reuse".into());
     }
     s += &format!("exec {}\n", args.join(" "));
     s

@@ -2,6 +2,7 @@
 //! detection, counted device-to-host reads.
 pub mod atomic;
 pub mod hash;
+pub mod lock;
 pub mod memory;
 pub mod readback;
 pub use atomic::{write_atomic, write_json_atomic};
