@@ -59,7 +59,8 @@ impl Said {
     fn header(&self) -> Vec<String> {
         let mut h = vec!["stage".to_string()];
         for (t, liked) in &self.terms {
-            h.push(format!("{} {t}", if *liked { "👍" } else { "👎" }));
+            // Signs, not 👍/👎: the page's font has no emoji, and a reader's may not either.
+            h.push(format!("{} {t}", if *liked { "+" } else { "−" }));
         }
         h.extend(["distinct answers".into(), "entropy (nats)".into()]);
         h
@@ -145,7 +146,7 @@ impl Said {
 }
 
 const EXPLAIN: &str = "The share of each stage's judged answers that contain each term the \
-judge likes (👍) or dislikes (👎), the number of different answers, and the entropy of their \
+judge likes (+, greens) or dislikes (−, reds), the number of different answers, and the entropy of their \
 distribution over all held-out questions, pooled (0 when every answer is the same). A judge's \
 `prefer` is met by any one liked term, so a stage that collapsed onto one answer scores as \
 well as one that spreads: this table tells them apart.";
