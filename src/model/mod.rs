@@ -10,6 +10,7 @@ pub mod gpt;
 pub mod kernels;
 pub mod layers;
 pub mod lm;
+pub mod lora;
 pub mod params;
 pub mod presets;
 pub mod raw;
