@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod kv_cache;
 pub mod layers;
 pub mod lm;
+pub mod lora;
 pub mod params;
 pub mod presets;
 pub mod raw;

@@ -8,6 +8,7 @@
 mod bpe;
 mod char;
 mod gpt2_split;
+pub mod pretrained;
 mod special;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use anyhow::Context;
 
 use self::bpe::BpeCodec;
 use self::char::CharCodec;
+pub use self::pretrained::load_pretrained_tokenizer;
 pub use self::special::Special;
 
 /// Which tokenizer a spec asks for.
