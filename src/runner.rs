@@ -91,9 +91,19 @@ pub fn run_spec(spec_path: &Path, opts: &RunOptions) -> Result<PathBuf> {
 pub fn run_loaded(loaded: &LoadedSpec, run_dir: &Path, opts: &RunOptions) -> Result<()> {
     let seed = loaded.spec.seed;
     match loaded.spec.device {
-        Device::Cpu => run_on(loaded, run_dir, opts, dfdx::tensor::Cpu::seed_from_u64(seed)),
+        Device::Cpu => run_on(
+            loaded,
+            run_dir,
+            opts,
+            dfdx::tensor::Cpu::seed_from_u64(seed),
+        ),
         #[cfg(feature = "cuda")]
-        Device::Cuda => run_on(loaded, run_dir, opts, crate::model::device::open_cuda(seed)?),
+        Device::Cuda => run_on(
+            loaded,
+            run_dir,
+            opts,
+            crate::model::device::open_cuda(seed)?,
+        ),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => Err(crate::model::device::no_cuda_build())
             .with_context(|| format!("{}: device = \"cuda\"", loaded.path.display())),
@@ -111,7 +121,11 @@ pub fn read_all_data(loaded: &LoadedSpec) -> Result<Vec<Option<StageData>>> {
         .stages
         .iter()
         .enumerate()
-        .map(|(i, s)| (!reads_ratings(s)).then(|| read_stage(loaded, i, s)).transpose())
+        .map(|(i, s)| {
+            (!reads_ratings(s))
+                .then(|| read_stage(loaded, i, s))
+                .transpose()
+        })
         .collect::<Result<_>>()?;
     for (i, stage) in spec.stages.iter().enumerate() {
         if let Some(ptx) = &stage.ptx {

@@ -102,7 +102,10 @@ fn stages_are_reused_while_their_inputs_stay_the_same() {
     assert!(reused(&log, "base") && trained(&log, "more"), "{log}");
 
     // --no-reuse trains what would have been reused.
-    let (_, log) = run(dir, &["--set", "report.sampling.max_new_tokens=1", "--no-reuse"]);
+    let (_, log) = run(
+        dir,
+        &["--set", "report.sampling.max_new_tokens=1", "--no-reuse"],
+    );
     assert!(trained(&log, "base") && trained(&log, "more"), "{log}");
 }
 
@@ -114,7 +117,12 @@ fn report_set_evaluates_again_and_trains_nothing() {
     let old_report = std::fs::read_to_string(first.join("report.md")).unwrap();
 
     let out = gptlab(
-        &["report", first.to_str().unwrap(), "--set", "report.sampling.max_new_tokens=2"],
+        &[
+            "report",
+            first.to_str().unwrap(),
+            "--set",
+            "report.sampling.max_new_tokens=2",
+        ],
         dir,
     );
     let log = text(&out);
@@ -125,7 +133,10 @@ fn report_set_evaluates_again_and_trains_nothing() {
     let new_run = run_dir(&out);
     assert_ne!(new_run, first);
     assert!(new_run.join("report.html").exists());
-    assert_eq!(std::fs::read_to_string(first.join("report.md")).unwrap(), old_report);
+    assert_eq!(
+        std::fs::read_to_string(first.join("report.md")).unwrap(),
+        old_report
+    );
     // The new run is the one `gptlab run` makes with the same change: it is complete.
     let (again, log) = run(dir, &["--set", "report.sampling.max_new_tokens=2"]);
     assert_eq!(again, new_run);
@@ -133,18 +144,28 @@ fn report_set_evaluates_again_and_trains_nothing() {
 
     // A key that needs training is refused.
     let out = gptlab(
-        &["report", first.to_str().unwrap(), "--set", "stages.more.lr=1e-3"],
+        &[
+            "report",
+            first.to_str().unwrap(),
+            "--set",
+            "stages.more.lr=1e-3",
+        ],
         dir,
     );
     assert!(!out.status.success());
-    assert!(text(&out).contains("changes only `[report]` keys"), "{}", text(&out));
+    assert!(
+        text(&out).contains("changes only `[report]` keys"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn two_sweep_points_at_once_share_the_stage_they_both_need() {
     let tmp = setup();
     let dir = tmp.path();
-    let sweep = "base = \"reuse.toml\"\nname = \"later\"\n[grid]\n\"stages.more.lr\" = [1e-3, 2e-3]\n";
+    let sweep =
+        "base = \"reuse.toml\"\nname = \"later\"\n[grid]\n\"stages.more.lr\" = [1e-3, 2e-3]\n";
     write_spec(dir, "sweep.toml", sweep);
     let out = gptlab(&["sweep", "sweep.toml", "--jobs", "2"], dir);
     assert!(out.status.success(), "{}", text(&out));

@@ -31,7 +31,10 @@ fn the_shipped_experiments_keep_their_run_ids() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            for (_, rest) in text.match_indices("$DATA/").map(|(i, _)| text.split_at(i + 6)) {
+            for (_, rest) in text
+                .match_indices("$DATA/")
+                .map(|(i, _)| text.split_at(i + 6))
+            {
                 let folder = rest.split('/').next().unwrap();
                 std::fs::create_dir_all(data.path().join(folder)).unwrap();
             }

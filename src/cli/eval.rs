@@ -103,15 +103,34 @@ pub fn run(args: EvalArgs) -> Result<bool> {
         device,
     } = args;
     let run_seed = run_seed(stage.parent().unwrap_or(&stage));
-    on_device!(device.chosen(&stage)?, |dev| match (gold.judge.clone(), &data) {
-        (Some(judge), data) => {
-            let numbers = eval_gold(&dev, &stage, data.as_deref(), limit, held_out, &judge, &gold)?;
-            print_gold(&numbers, json)?;
-            Ok(true)
+    on_device!(
+        device.chosen(&stage)?,
+        |dev| match (gold.judge.clone(), &data) {
+            (Some(judge), data) => {
+                let numbers = eval_gold(
+                    &dev,
+                    &stage,
+                    data.as_deref(),
+                    limit,
+                    held_out,
+                    &judge,
+                    &gold,
+                )?;
+                print_gold(&numbers, json)?;
+                Ok(true)
+            }
+            (None, Some(data)) => eval(
+                &dev,
+                &stage,
+                data,
+                json,
+                limit,
+                chat,
+                held_out.split(run_seed)
+            ),
+            (None, None) => anyhow::bail!("--data FILE is needed without --judge"),
         }
-        (None, Some(data)) => eval(&dev, &stage, data, json, limit, chat, held_out.split(run_seed)),
-        (None, None) => anyhow::bail!("--data FILE is needed without --judge"),
-    })
+    )
 }
 
 /// `gptlab eval`: the stage's context is the run's block size (else the preset's).
@@ -195,7 +214,10 @@ fn eval_gold<D: Backend>(
         let base = baseline_stage(&report, &compared_stages(&loaded))?;
         (chat && name(stage).as_deref() != Some(base.as_str())).then(|| run.join(base))
     });
-    let base = baseline.as_deref().map(|b| open_stage(b, dev)).transpose()?;
+    let base = baseline
+        .as_deref()
+        .map(|b| open_stage(b, dev))
+        .transpose()?;
     let base_name = baseline.as_deref().and_then(name).unwrap_or_default();
     let asked = |model, chat| Asked { model, chat };
     let sampling = &spec.report.sampling;

@@ -27,7 +27,14 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<bool> {
     on_device!(args.device.chosen(&args.stage)?, |dev| {
-        generate(&dev, &args.stage, &args.prompt, args.chat, args.n, &args.sampling)
+        generate(
+            &dev,
+            &args.stage,
+            &args.prompt,
+            args.chat,
+            args.n,
+            &args.sampling,
+        )
     })
 }
 

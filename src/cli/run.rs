@@ -26,7 +26,11 @@ pub fn run(args: RunArgs) -> Result<bool> {
     let opts = RunOptions {
         results_root: results_root(args.results),
         load: args.spec.load_options(),
-        reuse: if args.no_reuse { Reuse::Off } else { Reuse::ByIdentity },
+        reuse: if args.no_reuse {
+            Reuse::Off
+        } else {
+            Reuse::ByIdentity
+        },
     };
     let paths = expand_spec_args(&args.specs)?;
     let mut failed = Vec::new();

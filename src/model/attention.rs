@@ -8,8 +8,8 @@ use super::kernels::{FrozenWeights, FusedOps};
 /// One position per row without a tape: `(rows, 1, M)` in generation.
 type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
 use super::layers::Linear;
-use dfdx::prelude::*;
 use crate::util::readback;
+use dfdx::prelude::*;
 
 #[derive(Clone, Debug)]
 pub struct CausalSelfAttention<const M: usize, D: Device<f32>> {

@@ -4,8 +4,8 @@
 use super::draw::plot_error;
 use super::font::{chart_font, FONT_FAMILY};
 use super::format;
-use super::text_png::GlyphText;
 use super::legend::{strip_height, under, LegendEntry, Swatch};
+use super::text_png::GlyphText;
 use anyhow::{Context, Result};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;

@@ -296,6 +296,9 @@ mod tests {
         let texts: Vec<&str> = (svg.split("</text>"))
             .filter_map(|t| Some(t.rsplit('>').next()?.trim()))
             .collect();
-        assert!(texts.contains(&"rate") && !texts.contains(&"judge"), "{texts:?}");
+        assert!(
+            texts.contains(&"rate") && !texts.contains(&"judge"),
+            "{texts:?}"
+        );
     }
 }

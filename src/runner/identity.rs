@@ -42,8 +42,8 @@ pub fn stage_identities(spec: &Experiment, tokenizer: &Path) -> Result<Vec<Strin
 
 /// What every stage of the run reads besides its own keys.
 fn run_inputs(spec: &Experiment, tokenizer: &Path) -> Result<Value> {
-    let tokenizer_bytes = std::fs::read(tokenizer)
-        .with_context(|| format!("cannot read {}", tokenizer.display()))?;
+    let tokenizer_bytes =
+        std::fs::read(tokenizer).with_context(|| format!("cannot read {}", tokenizer.display()))?;
     Ok(json!({
         "version": IDENTITY_VERSION,
         "gptlab": env!("CARGO_PKG_VERSION"),
@@ -177,7 +177,11 @@ steps = 2
     fn a_change_reaches_its_stage_and_every_stage_after_it() {
         let dir = project();
         let first = ids(dir.path(), &[]);
-        assert_eq!(first, ids(dir.path(), &[]), "the same inputs, the same identities");
+        assert_eq!(
+            first,
+            ids(dir.path(), &[]),
+            "the same inputs, the same identities"
+        );
         assert_ne!(first[0], first[1]);
         let later = ids(dir.path(), &["stages.tuned.lr=1e-4"]);
         assert_eq!(later[0], first[0]);

@@ -44,7 +44,13 @@ pub fn lock_identity(root: &Path, identity: &str, stage: &str) -> Result<FileLoc
 pub fn find_finished(root: &Path, identity: &str, run_dir: &Path) -> Option<PathBuf> {
     let children = |dir: &Path| -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         dirs.sort();
         dirs
@@ -142,7 +148,10 @@ mod tests {
         std::fs::create_dir_all(here.join("base")).unwrap();
         std::fs::write(here.join("base/resume.safetensors"), "partial").unwrap();
         assert_eq!(find_finished(root.path(), "abd", &here), None);
-        assert_eq!(find_finished(root.path(), "abc", &root.path().join("exp/run1")), None);
+        assert_eq!(
+            find_finished(root.path(), "abc", &root.path().join("exp/run1")),
+            None
+        );
         let found = find_finished(root.path(), "abc", &here).unwrap();
         assert_eq!(found, source);
 
@@ -151,9 +160,18 @@ mod tests {
         assert_eq!(reused.how, "hard links");
         assert_eq!(Path::new(&reused.run), root.path().join("exp/run1"));
         let taken = here.join("base");
-        assert_eq!(std::fs::read_to_string(taken.join("model.safetensors")).unwrap(), "weights");
-        assert_eq!(std::fs::read_to_string(taken.join("charts/loss.svg")).unwrap(), "<svg/>");
-        assert!(!taken.join("resume.safetensors").exists(), "the partial attempt is gone");
+        assert_eq!(
+            std::fs::read_to_string(taken.join("model.safetensors")).unwrap(),
+            "weights"
+        );
+        assert_eq!(
+            std::fs::read_to_string(taken.join("charts/loss.svg")).unwrap(),
+            "<svg/>"
+        );
+        assert!(
+            !taken.join("resume.safetensors").exists(),
+            "the partial attempt is gone"
+        );
         assert!(!taken.join(".metrics.csv.1.0.tmp").exists());
         // The source's own record still says it was trained there.
         assert!(read_stage_record(&source).unwrap().reused.is_none());

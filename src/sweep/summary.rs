@@ -3,9 +3,9 @@
 //! atomically, so any number of processes may update it and a reader never sees half a file.
 //! Also the compact table `gptlab sweep` prints.
 
-use crate::util::lock::FileLock;
 use super::points::OpenSweep;
 use super::status::{PointStatus, State};
+use crate::util::lock::FileLock;
 use crate::util::write_atomic;
 use anyhow::{Context, Result};
 use std::path::PathBuf;

@@ -45,7 +45,11 @@ fn open(path: &Path) -> Result<File> {
 #[cfg(unix)]
 fn lock(file: &File, wait: bool) -> std::io::Result<()> {
     use std::os::unix::io::AsRawFd;
-    let operation = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     loop {
         // Closing the file (on drop) releases the lock.
         if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
