@@ -148,5 +148,5 @@ impl<const I: usize, const O: usize, D: Device<f32> + FrozenLinear> LoraLinear<I
 }
 
 #[cfg(test)]
-#[path = "lora_tests.rs"]
+#[path = "lora/tests.rs"]
 mod tests;

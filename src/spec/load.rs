@@ -173,5 +173,5 @@ fn glob_files(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 #[cfg(test)]
-#[path = "load_tests.rs"]
+#[path = "load/tests.rs"]
 mod tests;
