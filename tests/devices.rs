@@ -41,6 +41,7 @@ fn every_command_refuses_cuda_in_a_build_without_it() {
         vec!["probe", s, "--prompt", "你好"],
         vec!["logits", s, "--tokens", "1,2"],
         vec!["serve", r, "--port", "0"],
+        vec!["export", s, "--out", "exported"],
         vec!["bench", "--presets", "nano"],
     ];
     for args in &commands {

@@ -1,6 +1,7 @@
 //! `gptlab export RUN/STAGE --format hf-gpt2 --out DIR`: a stage as a folder another library
 //! loads (`crate::export`).
 
+use super::device::{on_device, DeviceArg};
 use crate::export::hf_gpt2::export_hf_gpt2;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -23,17 +24,17 @@ pub struct ExportArgs {
     /// Overwrite the files of an existing, non-empty folder.
     #[arg(long)]
     pub force: bool,
+    /// Where the weights are read (they are written as files either way).
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Exports and prints the folder written.
 pub fn run(args: ExportArgs) -> Result<bool> {
     match args.format {
-        Format::HfGpt2 => export_hf_gpt2(
-            &dfdx::tensor::Cpu::default(),
-            &args.stage,
-            &args.out,
-            args.force,
-        )?,
+        Format::HfGpt2 => on_device!(args.device.chosen(&args.stage)?, |dev| {
+            export_hf_gpt2(&dev, &args.stage, &args.out, args.force)
+        })?,
     }
     println!("{}", args.out.display());
     Ok(true)
