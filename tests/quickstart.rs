@@ -28,4 +28,9 @@ fn the_quickstart_runs_as_written_and_its_assistant_recalls_the_earlier_turn() {
     for stage in ["assistant", "rlhf"] {
         assert!(recall(stage) >= 0.8, "{stage} recalls {}", recall(stage));
     }
+    // The run's resolved spec.toml (every method's keys at their defaults, the SFT data as
+    // `[[stages.data]]` tables) loads again: `eval --judge` and `report --set` read it.
+    let resolved = run.join("spec.toml");
+    let o = gptlab(&["validate", resolved.to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
 }

@@ -202,12 +202,13 @@ fn owners_phrase(owners: &[(StageKind, Option<Algorithm>)]) -> String {
     parts.join(", and ")
 }
 
-/// Whether the stage writes every key a run's resolved spec.toml writes for its kind.
+/// Whether the stage writes every key a run's resolved spec.toml writes for its kind (`data`
+/// may be written as `[[stages.data]]` tables, so any form counts).
 fn written_in_full(tags: &StageTags, kind: StageKind) -> bool {
     let Ok(resolved) = toml::Table::try_from(FlatStage::new("x", kind)) else {
         return false;
     };
-    resolved.keys().all(|key| tags.values.contains_key(key))
+    resolved.keys().all(|key| tags.keys.contains(key))
 }
 
 /// Whether `written` (a TOML value's text) is `key`'s default in a stage of `kind`.

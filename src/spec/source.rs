@@ -59,6 +59,8 @@ pub struct StageTags {
     pub algorithm: Option<String>,
     /// Every key's value as written (TOML text), to tell a default from a setting.
     pub values: std::collections::BTreeMap<String, String>,
+    /// Every key written, in any form: a value, or tables such as `[[stages.data]]`.
+    pub keys: std::collections::BTreeSet<String>,
 }
 
 impl SourceIndex {
@@ -267,6 +269,7 @@ impl StageTags {
                 .iter()
                 .filter_map(|(key, item)| Some((key.to_string(), item.as_value()?.to_string())))
                 .collect(),
+            keys: table.iter().map(|(key, _)| key.to_string()).collect(),
         }
     }
 }
