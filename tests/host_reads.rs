@@ -31,30 +31,14 @@ const ALLOWED: [&str; 4] = [
 /// hands its read to the helper (`readback::raw(|| ...)`) is counted, so it passes.
 fn strays(src: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(src)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            let exempt = ALLOWED.iter().any(|a| rel == *a);
-            if !rel.ends_with(".rs") || rel.ends_with("tests.rs") || exempt {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for (i, line) in code.lines().enumerate() {
-                let read = READS.iter().any(|r| line.contains(r));
-                if read && !line.contains("readback::") && !line.trim_start().starts_with("//") {
-                    found.push(format!("src/{rel}:{}: {}", i + 1, line.trim()));
-                }
+    for (rel, code) in source_files(src) {
+        if ALLOWED.iter().any(|a| rel == *a) {
+            continue;
+        }
+        for (i, line) in code.lines().enumerate() {
+            let read = READS.iter().any(|r| line.contains(r));
+            if read && !line.contains("readback::") && !line.trim_start().starts_with("//") {
+                found.push(format!("src/{rel}:{}: {}", i + 1, line.trim()));
             }
         }
     }

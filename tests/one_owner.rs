@@ -3,6 +3,8 @@
 //! which ids end an answer; and reading a data file has one owner, `src/data/open.rs`. Test
 //! code may.
 
+mod common;
+use common::source_files;
 use std::path::Path;
 
 /// What building a prompt or a stop rule looks like in code.
@@ -20,34 +22,16 @@ const OWNERS: [&str; 3] = ["infer/", "data/", "tokenizer/"];
 /// `path: needle` for every owned construct found outside the owners, test code excluded.
 fn strays(src: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let rel = path
-                .strip_prefix(src)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            if !rel.ends_with(".rs") || rel.ends_with("tests.rs") {
-                continue;
-            }
-            if OWNERS.iter().any(|o| rel.starts_with(o)) {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            found.extend(
-                OWNED
-                    .iter()
-                    .filter(|needle| code.contains(*needle))
-                    .map(|needle| format!("src/{rel}: {needle}")),
-            );
+    for (rel, code) in source_files(src) {
+        if OWNERS.iter().any(|o| rel.starts_with(o)) {
+            continue;
         }
+        found.extend(
+            OWNED
+                .iter()
+                .filter(|needle| code.contains(*needle))
+                .map(|needle| format!("src/{rel}: {needle}")),
+        );
     }
     found.sort();
     found

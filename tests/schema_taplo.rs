@@ -127,22 +127,24 @@ fn taplo_flags_what_validate_refuses() {
     // The files name the schema and the data by absolute paths, so they may sit anywhere.
     let folder = tempdir();
     let schema = repo().join("schema/experiment.schema.json");
+    // The spec written elsewhere: its schema and data paths made absolute.
+    let relocated = |text: &str| {
+        text.replacen(
+            "../schema/",
+            &format!("{}/", schema.parent().unwrap().display()),
+            1,
+        )
+        .replace(
+            "\"../datasets/",
+            &format!("\"{}/datasets/", repo().display()),
+        )
+    };
     for (what, old, new, says) in BAD {
         assert!(
             quickstart.contains(old),
             "{what}: quickstart.toml has no `{old}`"
         );
-        let spec_text = quickstart
-            .replacen(old, new, 1)
-            .replacen(
-                "../schema/",
-                &format!("{}/", schema.parent().unwrap().display()),
-                1,
-            )
-            .replace(
-                "\"../datasets/",
-                &format!("\"{}/datasets/", repo().display()),
-            );
+        let spec_text = relocated(&quickstart.replacen(old, new, 1));
         let file = folder.path().join("bad.toml");
         std::fs::write(&file, &spec_text).unwrap();
         let validated = gptlab(&["validate", file.to_str().unwrap()], folder.path());
@@ -157,16 +159,7 @@ fn taplo_flags_what_validate_refuses() {
         assert!(said.contains(says), "{what}: taplo says\n{said}");
     }
     // The unedited file passes both.
-    let spec_text = quickstart
-        .replacen(
-            "../schema/",
-            &format!("{}/", schema.parent().unwrap().display()),
-            1,
-        )
-        .replace(
-            "\"../datasets/",
-            &format!("\"{}/datasets/", repo().display()),
-        );
+    let spec_text = relocated(&quickstart);
     let file = folder.path().join("good.toml");
     std::fs::write(&file, &spec_text).unwrap();
     let validated = gptlab(&["validate", file.to_str().unwrap()], folder.path());

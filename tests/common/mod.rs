@@ -234,3 +234,31 @@ pub fn latin_only_fontconfig(dir: &Path) -> PathBuf {
     .unwrap();
     conf
 }
+
+/// `(path relative to src, code before its first #[cfg(test)])` of every `.rs` file under
+/// `src`, test files excluded: what the grep-style tests read.
+pub fn source_files(src: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !rel.ends_with(".rs") || rel.ends_with("tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
+            files.push((rel, code));
+        }
+    }
+    files
+}
