@@ -6,9 +6,11 @@
 //! - `status.rs`  points/<i>.json, one per point, written atomically
 //! - `summary.rs` summary.csv, the printed table, the comparison report
 //! - `run.rs`     what to do with a point, and running it as a child `gptlab run`
+//! - `pilot.rs`   which point runs first, alone on every core, to train the shared stages
 //! - `watch.rs`   which points run and for how long; a point that hangs is stopped
 //! - `slurm.rs`   the sbatch script
 
+pub mod pilot;
 pub mod points;
 pub mod run;
 pub mod slurm;

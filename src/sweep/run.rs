@@ -3,6 +3,7 @@
 //! cannot take the sweep down, `--jobs N` is N children at once, and a point interrupted in
 //! any way resumes through the ordinary run resume (same resolved spec, same run folder).
 
+use super::pilot;
 use super::points::OpenSweep;
 use super::status::{now, this_host, PointStatus, State};
 use super::summary::{build_comparison, summary_table, update_summary};
@@ -78,40 +79,20 @@ pub fn run_sweep(open: &OpenSweep, settings: RunSettings) -> Result<bool> {
     );
     update_summary(open)?;
     let jobs = settings.jobs.clamp(1, n.max(1));
-    let threads = threads_per_point(jobs);
-    let next = AtomicUsize::new(0);
-    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let watch = Watch::new(settings.stall_after);
-    // These threads only start child processes and wait for them: none of them computes, so
-    // none calls into the compute thread pool that this (main) thread belongs to.
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                scope.spawn(|| loop {
-                    if INTERRUPTED.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    if index >= n {
-                        break;
-                    }
-                    let point = Point {
-                        open,
-                        index,
-                        threads,
-                        watch: &watch,
-                        no_reuse: settings.no_reuse,
-                    };
-                    if let Err(e) = handle_point(&point, settings.rerun_failed) {
-                        let message = format!("point {index}: {e:#}");
-                        eprintln!("error: {message}");
-                        errors.lock().unwrap().push(message);
-                    }
-                })
-            })
-            .collect();
-        watch.until(|| workers.iter().all(|w| w.is_finished()));
-    });
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut errors = Vec::new();
+    if let Some(pilot) = pilot_for(open, jobs, settings) {
+        println!(
+            "point {} first, alone on every core: the other points take its stages {}",
+            pilot.index,
+            pilot.stages.join(", ")
+        );
+        order.retain(|&i| i != pilot.index);
+        errors = run_lanes(open, &[pilot.index], 1, None, settings, &watch);
+    }
+    let threads = threads_per_point(jobs);
+    errors.extend(run_lanes(open, &order, jobs, threads, settings, &watch));
     copy_duplicate_statuses(open)?;
     let statuses = update_summary(open)?;
     println!("\n{}", summary_table(&statuses));
@@ -128,7 +109,62 @@ pub fn run_sweep(open: &OpenSweep, settings: RunSettings) -> Result<bool> {
             n - ok
         );
     }
-    Ok(ok == n && errors.into_inner().unwrap().is_empty())
+    Ok(ok == n && errors.is_empty())
+}
+
+/// The pilot (`pilot.rs`) when points share the cores and take stages from each other.
+fn pilot_for(open: &OpenSweep, jobs: usize, settings: RunSettings) -> Option<pilot::Pilot> {
+    if jobs < 2 || settings.no_reuse || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return None;
+    }
+    let decisions: Vec<Decision> = (0..open.points.len())
+        .map(|i| decide(open, i, settings.rerun_failed))
+        .collect();
+    pilot::choose(open, &decisions)
+}
+
+/// Runs the points `order` names, `lanes` at a time, each child with `threads` compute
+/// threads; returns the errors.
+fn run_lanes(
+    open: &OpenSweep,
+    order: &[usize],
+    lanes: usize,
+    threads: Option<usize>,
+    settings: RunSettings,
+    watch: &Watch,
+) -> Vec<String> {
+    let next = AtomicUsize::new(0);
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // These threads only start child processes and wait for them: none of them computes, so
+    // none calls into the compute thread pool that this (main) thread belongs to.
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..lanes)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Some(&index) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        break;
+                    };
+                    let point = Point {
+                        open,
+                        index,
+                        threads,
+                        watch,
+                        no_reuse: settings.no_reuse,
+                    };
+                    if let Err(e) = handle_point(&point, settings.rerun_failed) {
+                        let message = format!("point {index}: {e:#}");
+                        eprintln!("error: {message}");
+                        errors.lock().unwrap().push(message);
+                    }
+                })
+            })
+            .collect();
+        watch.until(|| workers.iter().all(|w| w.is_finished()));
+    });
+    errors.into_inner().unwrap()
 }
 
 /// Runs point `index` alone (a Slurm array task): the same skip and resume rules; the last
