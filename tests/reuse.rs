@@ -167,8 +167,16 @@ fn two_sweep_points_at_once_share_the_stage_they_both_need() {
     let sweep =
         "base = \"reuse.toml\"\nname = \"later\"\n[grid]\n\"stages.more.lr\" = [1e-3, 2e-3]\n";
     write_spec(dir, "sweep.toml", sweep);
-    let out = gptlab(&["sweep", "sweep.toml", "--jobs", "2"], dir);
+    // A thread count set by the user turns the pilot off, so both points start at once.
+    let mut command = gptlab_command(&["sweep", "sweep.toml", "--jobs", "2"], dir);
+    command.env("RAYON_NUM_THREADS", "1");
+    let out = output_within(&mut command, COMMAND_TIMEOUT);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("alone on every core"),
+        "{}",
+        text(&out)
+    );
     let points = dir.join("results/later/points");
     let logs: Vec<String> = (0..2)
         .map(|i| std::fs::read_to_string(points.join(format!("{i}.log"))).unwrap())
@@ -185,4 +193,28 @@ fn two_sweep_points_at_once_share_the_stage_they_both_need() {
         .collect();
     assert_eq!(bases.len(), 2);
     assert_eq!(bases[0], bases[1]);
+}
+
+#[test]
+fn a_sweep_runs_the_point_whose_stages_the_others_take_first() {
+    let tmp = setup();
+    let dir = tmp.path();
+    let sweep =
+        "base = \"reuse.toml\"\nname = \"later\"\n[grid]\n\"stages.more.lr\" = [1e-3, 2e-3, 3e-3]\n";
+    write_spec(dir, "sweep.toml", sweep);
+    let out = gptlab(&["sweep", "sweep.toml", "--jobs", "2"], dir);
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    let pilot = "point 0 first, alone on every core: the other points take its stages base";
+    assert!(printed.contains(pilot), "{printed}");
+    let points = dir.join("results/later/points");
+    let log = |i: usize| std::fs::read_to_string(points.join(format!("{i}.log"))).unwrap();
+    assert!(trained(&log(0), "base"), "{}", log(0));
+    for i in 1..3 {
+        assert!(
+            reused(&log(i), "base") && trained(&log(i), "more"),
+            "{}",
+            log(i)
+        );
+    }
 }
