@@ -59,6 +59,12 @@ fn run_device(folder: &Path) -> Result<Device> {
     }
 }
 
+/// The CPU, for a command that only turns files into files (`import` reads weights into a
+/// model and writes them out again, computing nothing): no device choice to make.
+pub fn files_only() -> dfdx::tensor::Cpu {
+    dfdx::tensor::Cpu::default()
+}
+
 /// Runs `$body` with `$dev` bound to the device `$device` names (a `spec::Device`), built
 /// here: the CPU, or the first CUDA GPU with an error that says what is missing when there is
 /// none (or the build has no CUDA). `$body` is generic code over `D: Backend` returning a

@@ -20,7 +20,7 @@ pub struct ImportArgs {
 /// Imports and prints the stage folder written.
 pub fn run(args: ImportArgs) -> Result<bool> {
     import_hf_gpt2(
-        &dfdx::tensor::Cpu::default(),
+        &super::device::files_only(),
         &args.hf_dir,
         &args.out,
         args.force,
