@@ -56,22 +56,24 @@ impl Said {
         }
     }
 
-    fn header(&self) -> Vec<String> {
-        let mut h = vec!["stage".to_string()];
-        for (t, liked) in &self.terms {
-            // Signs, not 👍/👎: the page's font has no emoji, and a reader's may not either.
-            h.push(format!("{} {t}", if *liked { "+" } else { "−" }));
-        }
-        h.extend(["distinct answers".into(), "entropy (nats)".into()]);
-        h
+    /// A term's name with its sign: signs, not 👍/👎, since the page's font has no emoji,
+    /// and a reader's may not either.
+    fn term_label(&self, term: usize) -> String {
+        let (t, liked) = &self.terms[term];
+        format!("{} {t}", if *liked { "+" } else { "−" })
     }
 
-    fn numbers(&self, i: usize) -> Vec<String> {
+    fn swatch(&self, term: usize) -> String {
+        format!(
+            "<span style=\"display:inline-block;width:10px;height:10px;margin-right:4px;background:{}\"></span>",
+            self.colour(term)
+        )
+    }
+
+    /// A stage's distinct answers and entropy.
+    fn spread(&self, i: usize) -> [String; 2] {
         let number = |v: Option<f64>| v.map(format::number).unwrap_or_else(|| "—".into());
-        let mut cells: Vec<String> = self.shares[i].iter().map(|v| percent(*v)).collect();
-        cells.push(number(self.distinct[i]));
-        cells.push(number(self.entropy[i]));
-        cells
+        [number(self.distinct[i]), number(self.entropy[i])]
     }
 
     /// One bar: a segment per term, as wide as its share (scaled to fit when an answer with
@@ -96,58 +98,72 @@ impl Said {
         bar
     }
 
+    /// Two tables that fit a page however many terms the judge has: per stage its bar and
+    /// spread, then per term (a row each, the bars' legend) its share in each stage.
     pub fn html(&self) -> String {
-        let mut t = String::from("<table><thead><tr>");
-        for (k, h) in self.header().iter().enumerate() {
-            let swatch = match k.checked_sub(1).filter(|&t| t < self.terms.len()) {
-                Some(term) => format!(
-                    "<span style=\"display:inline-block;width:10px;height:10px;margin-right:4px;background:{}\"></span>",
-                    self.colour(term)
-                ),
-                None => String::new(),
-            };
-            t.push_str(&format!("<th>{swatch}{}</th>", escape(h)));
-            if k == 0 {
-                t.push_str("<th>answers containing each term</th>");
-            }
-        }
-        t.push_str("</tr></thead><tbody>\n");
+        let mut t = String::from("<table><thead><tr><th>stage</th><th>answers containing each term</th><th>distinct answers</th><th>entropy (nats)</th></tr></thead><tbody>\n");
         for (i, (s, colour)) in self.stages.iter().enumerate() {
             t.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td>",
                 stage_chip(s, "", *colour),
                 self.bar(i)
             ));
-            for c in self.numbers(i) {
+            for c in self.spread(i) {
                 t.push_str(&format!("<td class=\"num\">{}</td>", escape(&c)));
             }
             t.push_str("</tr>\n");
         }
         t.push_str("</tbody></table>");
+        let mut terms = String::from("<table><thead><tr><th>term</th>");
+        for (s, colour) in &self.stages {
+            terms.push_str(&format!("<th>{}</th>", stage_chip(s, "", *colour)));
+        }
+        terms.push_str("</tr></thead><tbody>\n");
+        for term in 0..self.terms.len() {
+            terms.push_str(&format!(
+                "<tr><td>{}{}</td>",
+                self.swatch(term),
+                escape(&self.term_label(term))
+            ));
+            for shares in &self.shares {
+                let share = percent(shares[term]);
+                terms.push_str(&format!("<td class=\"num\">{}</td>", escape(&share)));
+            }
+            terms.push_str("</tr>\n");
+        }
+        terms.push_str("</tbody></table>");
         format!(
-            "<h3>What the answers say</h3>\n<p>{}</p>\n<div class=\"scroll\">{t}</div>\n",
+            "<h3>What the answers say</h3>\n<p>{}</p>\n<div class=\"scroll\">{t}</div>\n<div class=\"scroll\">{terms}</div>\n",
             escape(EXPLAIN)
         )
     }
 
     pub fn markdown(&self) -> String {
-        let rows: Vec<Vec<String>> = self
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, (s, _))| std::iter::once(cell(s)).chain(self.numbers(i)).collect())
+        let header = ["stage", "distinct answers", "entropy (nats)"].map(cell);
+        let rows: Vec<Vec<String>> = (self.stages.iter().enumerate())
+            .map(|(i, (s, _))| std::iter::once(cell(s)).chain(self.spread(i)).collect())
             .collect();
-        let header: Vec<String> = self.header().iter().map(|h| cell(h)).collect();
+        let stages = std::iter::once(cell("term")).chain(self.stages.iter().map(|(s, _)| cell(s)));
+        let term_rows: Vec<Vec<String>> = (0..self.terms.len())
+            .map(|term| {
+                let shares = self.shares.iter().map(|shares| percent(shares[term]));
+                std::iter::once(cell(&self.term_label(term)))
+                    .chain(shares)
+                    .collect()
+            })
+            .collect();
         format!(
-            "### What the answers say\n\n{EXPLAIN}\n\n{}\n",
-            table(&header, &rows)
+            "### What the answers say\n\n{EXPLAIN}\n\n{}\n\n{}\n",
+            table(&header, &rows),
+            table(&stages.collect::<Vec<_>>(), &term_rows)
         )
     }
 }
 
 const EXPLAIN: &str = "The share of each stage's judged answers that contain each term the \
-judge likes (+, greens) or dislikes (−, reds), the number of different answers, and the entropy of their \
-distribution over all held-out questions, pooled (0 when every answer is the same). A judge's \
+judge likes (+, greens) or dislikes (−, reds) (one bar per stage, and a row per term below), the \
+number of different answers, and the entropy of their distribution over all held-out questions, \
+pooled (0 when every answer is the same). A judge's \
 `prefer` is met by any one liked term, so a stage that collapsed onto one answer scores as \
 well as one that spreads: this table tells them apart.";
 
