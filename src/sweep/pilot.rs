@@ -9,7 +9,6 @@
 //! as without a pilot.
 
 use super::points::OpenSweep;
-use super::run::Decision;
 use crate::spec::Experiment;
 
 /// The point that goes first, and the stages the other points will take from it.
@@ -19,12 +18,8 @@ pub struct Pilot {
     pub stages: Vec<String>,
 }
 
-/// The first point to run, if another point to run shares its first stages.
-/// `decisions[i]` is what happens to point `i`.
-pub fn choose(open: &OpenSweep, decisions: &[Decision]) -> Option<Pilot> {
-    let to_run: Vec<usize> = (0..decisions.len())
-        .filter(|&i| decisions[i] == Decision::Run)
-        .collect();
+/// The first of the points `to_run`, if another of them shares its first stages.
+pub fn choose(open: &OpenSweep, to_run: &[usize]) -> Option<Pilot> {
     let (&first, others) = to_run.split_first()?;
     let spec = |i: usize| open.points[i].spec.as_ref().ok().map(|s| &s.spec);
     let first_spec = spec(first)?;

@@ -117,10 +117,10 @@ fn pilot_for(open: &OpenSweep, jobs: usize, settings: RunSettings) -> Option<pil
     if jobs < 2 || settings.no_reuse || std::env::var_os("RAYON_NUM_THREADS").is_some() {
         return None;
     }
-    let decisions: Vec<Decision> = (0..open.points.len())
-        .map(|i| decide(open, i, settings.rerun_failed))
+    let to_run: Vec<usize> = (0..open.points.len())
+        .filter(|&i| decide(open, i, settings.rerun_failed) == Decision::Run)
         .collect();
-    pilot::choose(open, &decisions)
+    pilot::choose(open, &to_run)
 }
 
 /// Runs the points `order` names, `lanes` at a time, each child with `threads` compute
