@@ -7,7 +7,8 @@
 //! A stage's keys depend on its `kind` and `algorithm`: the flat stage is split into one
 //! variant per method (`oneOf`, each with its `kind`/`algorithm` as constants and only that
 //! method's keys), so an editor offers a DPO stage DPO's keys. Which keys a method takes and
-//! which it requires come from `keys.rs` and from converting a flat stage (`stage.rs`).
+//! which it requires come from the keys' declarations (`stage_keys.rs`, through `keys.rs`)
+//! and from converting a flat stage (`stage.rs`).
 
 use std::collections::BTreeMap;
 
@@ -25,9 +26,34 @@ use super::stage::{method_name, methods};
 /// Methods registered for tests only (`rlhf_methods!`): left out of the shipped schema.
 const TEST_ONLY_ALGORITHMS: &[&str] = &["toy"];
 
-/// The schema of an experiment file, as pretty JSON with a final newline.
+/// The schema of an experiment file, as pretty JSON with a final newline. The `x-`
+/// declarations (which stages take a key, which keys are paths) are left out: the stage
+/// variants already say the first, and editors need neither.
 pub fn experiment_schema_text() -> String {
-    pretty(&experiment_schema(false))
+    let mut schema = experiment_schema(false);
+    without_extensions(&mut schema);
+    pretty(&schema)
+}
+
+/// The flat stage's schema, `x-` declarations included, for `stage_keys.rs`.
+pub(super) fn flat_stage_schema() -> Value {
+    let mut value = settings()
+        .into_generator()
+        .into_root_schema_for::<FlatStage>()
+        .to_value();
+    without_null(&mut value);
+    value
+}
+
+fn without_extensions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.starts_with("x-"));
+            map.values_mut().for_each(without_extensions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_extensions),
+        _ => {}
+    }
 }
 
 /// The schema of a sweep file, as pretty JSON with a final newline.
@@ -70,7 +96,8 @@ fn without_null(value: &mut Value) {
     }
 }
 
-/// The experiment schema; `with_test_methods` keeps methods registered for tests only.
+/// The experiment schema, with the `x-` declarations; `with_test_methods` keeps methods
+/// registered for tests only.
 pub fn experiment_schema(with_test_methods: bool) -> Value {
     let root = settings()
         .into_generator()
@@ -140,7 +167,12 @@ fn selector(kind: StageKind, algorithm: Option<Algorithm>) -> Value {
 }
 
 fn is_test_only(algorithm: Option<Algorithm>) -> bool {
-    algorithm.is_some_and(|a| TEST_ONLY_ALGORITHMS.contains(&a.as_str()))
+    algorithm.is_some_and(|a| is_test_only_name(a.as_str()))
+}
+
+/// Whether an algorithm's name is a method registered for tests only.
+pub fn is_test_only_name(name: &str) -> bool {
+    TEST_ONLY_ALGORITHMS.contains(&name)
 }
 
 /// One method's stage: its keys only, with their defaults, `kind` and `algorithm` fixed, and
