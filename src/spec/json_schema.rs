@@ -362,7 +362,7 @@ mod tests {
         let toy = variants
             .iter()
             .find(|v| v["if"]["properties"]["algorithm"]["const"] == "toy");
-        assert!(toy.unwrap()["then"]["properties"]["gamma"].is_object());
+        assert!(toy.unwrap()["then"]["properties"]["toy_margin"].is_object());
         assert!(!experiment_schema_text().contains("\"toy\""));
         // Every table refuses keys it does not know, as `gptlab validate` does.
         for name in [

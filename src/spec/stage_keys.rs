@@ -101,8 +101,12 @@ impl Range {
         }
     }
 
-    /// "a number > 0", "a whole number >= 2".
+    /// "a number > 0", "a whole number >= 2"; "a whole number > 0" for >= 1, as the other
+    /// tables' checks say it.
     pub fn expected_text(&self) -> String {
+        if self.whole && self.min == Some((1.0, true)) && self.max.is_none() {
+            return "a whole number > 0".into();
+        }
         let what = if self.whole {
             "a whole number"
         } else {
@@ -175,7 +179,8 @@ mod tests {
     fn ranges_read_from_the_declarations() {
         let range = |key| Range::of(declaration(key).unwrap()).unwrap();
         assert_eq!(range("lr").expected_text(), "a number > 0");
-        assert_eq!(range("steps").expected_text(), "a whole number >= 1");
+        assert_eq!(range("steps").expected_text(), "a whole number > 0");
+        assert_eq!(range("group_size").expected_text(), "a whole number >= 2");
         assert_eq!(range("gamma").expected_text(), "a number in [0, 1]");
         let betas = Range::of(&declaration("betas").unwrap()["items"]).unwrap();
         assert_eq!(betas.bounds_text(), "in [0, 1)");

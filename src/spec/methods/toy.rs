@@ -68,6 +68,60 @@ mod tests {
         assert_ne!(set.run_id, loaded.run_id);
     }
 
+    /// `toy_margin` is declared once, by a `#[cfg(test)]` field of `FlatStage`: the schema,
+    /// the key reference and validation (its range, and on another method's stage) see it.
+    #[test]
+    fn a_key_declared_once_is_seen_everywhere() {
+        let schema = crate::spec::json_schema::experiment_schema(true);
+        let variants = schema["definitions"]["FlatStage"]["allOf"]
+            .as_array()
+            .unwrap();
+        let is_toy = |v: &&serde_json::Value| v["if"]["properties"]["algorithm"]["const"] == "toy";
+        let margin = &variants.iter().find(is_toy).unwrap()["then"]["properties"]["toy_margin"];
+        assert_eq!(
+            (margin["minimum"].as_f64(), margin["maximum"].as_f64()),
+            (Some(0.0), Some(1.0))
+        );
+        assert!(margin["description"]
+            .as_str()
+            .unwrap()
+            .contains("test-only"));
+        let dpo = variants
+            .iter()
+            .find(|v| v["if"]["properties"]["algorithm"]["const"] == "dpo");
+        assert!(dpo.unwrap()["then"]["properties"]
+            .get("toy_margin")
+            .is_none());
+
+        let reference = crate::spec::reference::stage_reference("toy").unwrap();
+        assert!(
+            reference.contains("| `toy_margin` | number |  | in [0, 1] | toy | The test-only"),
+            "{reference}"
+        );
+        assert!(!crate::spec::reference::stage_reference("dpo")
+            .unwrap()
+            .contains("toy_margin"));
+
+        let text = SPEC.replace(
+            "algorithm = \"toy\"",
+            "algorithm = \"toy\"\ntoy_margin = 1.5",
+        );
+        assert!(error(&text, &[])
+            .contains("`stages.toy.toy_margin`: expected a number in [0, 1], found 1.5"));
+        let text = SPEC.replace(
+            "algorithm = \"toy\"",
+            "algorithm = \"dpo\"\ntoy_margin = 0.5",
+        );
+        let message = error(&text, &[]);
+        assert!(
+            message.contains(
+                "`toy_margin` is only used by rlhf stages with algorithm `toy`, not by a dpo stage"
+            ),
+            "{message}"
+        );
+        assert!(error(&SPEC, &["stages.toy.toy_margin=-1"]).contains("found -1"));
+    }
+
     #[test]
     fn a_registered_method_is_checked_where_it_is_written() {
         let text = SPEC.replace(
