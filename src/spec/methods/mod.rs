@@ -1,6 +1,8 @@
 //! RLHF methods, one file each: the keys a method takes beyond every stage's, read from and
-//! written back to the stage's flat TOML form, and what a stage without `data` is told. What the method does in a run (its data and its objective) is in
-//! `stages/rlhf/<name>.rs`, on the same keys struct.
+//! written back to the stage's flat TOML form, and what a stage without `data` is told. Which
+//! keys it takes and their ranges are declared on `FlatStage`'s fields (`x-stages`). What the
+//! method does in a run (its data and its objective) is in `stages/rlhf/<name>.rs`, on the
+//! same keys struct.
 //!
 //! Adding a method `xyz`:
 //! 1. `spec/methods/xyz.rs`: `XyzKeys` and `impl RlhfSpec for XyzKeys` (`kto.rs` is a short
@@ -17,8 +19,9 @@
 //! ```
 //!
 //! That line makes `algorithm = "xyz"` parse (and appear in `Algorithm`'s error message),
-//! gives the method its keys in unknown-key checks and `--set`, and lets `stages/rlhf`
-//! dispatch to its `RlhfMethod`; the compiler asks for any part that is missing.
+//! gives the method the keys whose `x-stages` name it (or `rlhf`) in unknown-key checks,
+//! `--set`, the schema and `gptlab keys`, and lets `stages/rlhf` dispatch to its
+//! `RlhfMethod`; the compiler asks for any part that is missing.
 
 pub mod dpo;
 pub mod grpo;
