@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -21,6 +20,7 @@ use super::flat::FlatStage;
 use super::keys::method_keys;
 use super::kinds::{Algorithm, StageKind};
 use super::schema::Experiment;
+use super::schema_of::schema_of;
 use super::stage::{method_name, methods};
 
 /// Methods registered for tests only (`rlhf_methods!`): left out of the shipped schema.
@@ -33,16 +33,6 @@ pub fn experiment_schema_text() -> String {
     let mut schema = experiment_schema(false);
     without_extensions(&mut schema);
     pretty(&schema)
-}
-
-/// The flat stage's schema, `x-` declarations included, for `stage_keys.rs`.
-pub(super) fn flat_stage_schema() -> Value {
-    let mut value = settings()
-        .into_generator()
-        .into_root_schema_for::<FlatStage>()
-        .to_value();
-    without_null(&mut value);
-    value
 }
 
 fn without_extensions(value: &mut Value) {
@@ -65,45 +55,10 @@ fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).expect("a schema is JSON") + "\n"
 }
 
-fn settings() -> SchemaSettings {
-    SchemaSettings::draft07()
-}
-
-/// TOML has no null: an optional key is one that is left out, so schemars' `null` for an
-/// `Option` is dropped everywhere.
-fn without_null(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Array(types)) = map.get_mut("type") {
-                types.retain(|t| t != "null");
-                if types.len() == 1 {
-                    let only = types.remove(0);
-                    map.insert("type".into(), only);
-                }
-            }
-            for key in ["anyOf", "oneOf"] {
-                if let Some(Value::Array(options)) = map.get_mut(key) {
-                    options.retain(|o| o != &json!({ "type": "null" }));
-                }
-            }
-            if map.get("default") == Some(&Value::Null) {
-                map.remove("default");
-            }
-            map.values_mut().for_each(without_null);
-        }
-        Value::Array(items) => items.iter_mut().for_each(without_null),
-        _ => {}
-    }
-}
-
 /// The experiment schema, with the `x-` declarations; `with_test_methods` keeps methods
 /// registered for tests only.
 pub fn experiment_schema(with_test_methods: bool) -> Value {
-    let root = settings()
-        .into_generator()
-        .into_root_schema_for::<Experiment<FlatStage>>();
-    let mut value = root.to_value();
-    without_null(&mut value);
+    let mut value = schema_of::<Experiment<FlatStage>>();
     value["title"] = json!("gptlab experiment");
     let definitions = value["definitions"]
         .as_object_mut()
@@ -303,11 +258,7 @@ enum Distribution {
 }
 
 fn sweep_schema() -> Value {
-    let mut value = settings()
-        .into_generator()
-        .into_root_schema_for::<SweepFileSchema>()
-        .to_value();
-    without_null(&mut value);
+    let mut value = schema_of::<SweepFileSchema>();
     value["title"] = json!("gptlab sweep");
     value
 }

@@ -35,6 +35,7 @@ pub mod problem;
 pub mod reference;
 pub mod report_prompt;
 pub mod schema;
+pub mod schema_of;
 pub mod source;
 pub mod stage;
 pub mod stage_keys;

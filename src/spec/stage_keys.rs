@@ -12,11 +12,12 @@ use serde_json::Value;
 use super::flat::FlatStage;
 use super::kinds::{Algorithm, StageKind};
 use super::problem::{expected, require, Checked};
+use super::schema_of::schema_of;
 use super::stage::Stage;
 
 /// The flat stage's schema with its `x-` declarations, as schemars derives it.
 pub fn flat_schema() -> &'static Value {
-    static SCHEMA: LazyLock<Value> = LazyLock::new(super::json_schema::flat_stage_schema);
+    static SCHEMA: LazyLock<Value> = LazyLock::new(schema_of::<FlatStage>);
     &SCHEMA
 }
 
