@@ -189,9 +189,12 @@ fn printing_commands_end_quietly_when_their_reader_closes() {
     std::fs::write(&txt, "hello world").unwrap();
     let spec = repo().join("experiments/quickstart.toml");
     let tokens = vec!["1"; 40].join(",");
-    let commands: [&[&str]; 7] = [
+    let commands: [&[&str]; 10] = [
         &["--help"],
         &["validate", spec.to_str().unwrap()],
+        &["schema"],
+        &["keys"],
+        &["keys", "dpo"],
         &["logits", stage, "--tokens", &tokens, "--json"],
         &["logits", stage, "--text", "hello", "--generate", "4"],
         &[

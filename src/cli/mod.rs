@@ -12,6 +12,7 @@ pub mod eval;
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod keys;
 pub mod logits;
 pub mod probe;
 pub mod report;
@@ -43,6 +44,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of experiment files (or `--sweep` files), for editors.
     Schema(schema::SchemaArgs),
+    /// Print the reference of every key of experiment files (or of one stage kind's or
+    /// algorithm's keys): type, default, range, the stages that take it, its doc.
+    Keys(keys::KeysArgs),
     /// Sample text from a trained stage: RUN/STAGE (a stage folder of a run).
     Generate(generate::GenerateArgs),
     /// The next-token distribution after a prompt, and probabilities of whole continuations.
@@ -78,6 +82,7 @@ pub fn dispatch(cli: Cli) -> Result<bool> {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Keys(args) => keys::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Eval(args) => eval::run(args),

@@ -1,6 +1,12 @@
 //! A stage as written in TOML: one flat table with `kind` (and `algorithm` for rlhf stages)
 //! beside the keys of every method, each with its default. The RLHF methods read their keys
 //! from it (`methods/`) and `stage.rs` converts it into a typed `Stage`; both sit above it.
+//!
+//! Each field is its key's one declaration: the doc comment (one line of help), the type,
+//! the serde default, the range (`#[schemars(range(..))]`, or `exclusiveMinimum`), the
+//! stages that take it (`x-stages`: stage kinds, `rlhf` for every algorithm, or algorithms;
+//! absent: every stage) and `x-path` for a file the run reads. Validation, the unknown-key
+//! checks, `--set`, the JSON Schema and `gptlab keys` all read them (`stage_keys.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -42,6 +48,7 @@ pub struct FlatStage {
     /// accepts one or a list.
     #[serde(default, deserialize_with = "one_or_many_entries")]
     #[schemars(schema_with = "super::data_entry::entries_schema")]
+    #[schemars(extend("x-path" = true))]
     pub data: Vec<DataEntry>,
     /// Optimiser steps.
     #[serde(default = "default_steps")]
@@ -91,6 +98,7 @@ pub struct FlatStage {
     pub val_fraction: f64,
     /// A held-out file to evaluate on instead of a share of `data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-path" = true))]
     pub val_data: Option<PathBuf>,
     /// Hold out whole groups of conversations (e.g. every question about one poem), by this
     /// JSONL field, so that held-out questions are about things never trained on.
@@ -104,88 +112,109 @@ pub struct FlatStage {
     /// policy keeps what it learnt.
     // Written only when set, so that specs without them keep their run ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["rlhf"], "x-path" = true))]
     pub ptx_data: Option<PathBuf>,
     /// Weight of the SFT loss on `ptx_data`, > 0; needs `ptx_data`.
     #[serde(default = "one_f64", skip_serializing_if = "is_one")]
     #[schemars(extend("exclusiveMinimum" = 0.0))]
+    #[schemars(extend("x-stages" = ["rlhf"]))]
     pub ptx_coef: f64,
 
-    // The keys of some methods only (see `own_keys`).
+    // The keys of some methods only (`x-stages`).
     /// The RLHF method of an rlhf stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["rlhf"]))]
     pub algorithm: Option<Algorithm>,
     /// An earlier stage of kind `reward` that scores the sampled answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["ppo", "grpo"]))]
     pub reward_model: Option<String>,
     /// A JSONL file of prompts to sample answers to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["ppo", "grpo", "feedback"], "x-path" = true))]
     pub prompts: Option<PathBuf>,
     /// Weight of the KL penalty to the starting model.
     #[serde(default = "default_kl_coef")]
     #[schemars(range(min = 0.0))]
+    #[schemars(extend("x-stages" = ["ppo", "grpo"]))]
     pub kl_coef: f64,
     /// Strength of the implicit KL constraint to the reference model, > 0.
     #[serde(default = "default_beta")]
     #[schemars(extend("exclusiveMinimum" = 0.0))]
+    #[schemars(extend("x-stages" = ["dpo", "kto"]))]
     pub beta: f64,
     /// Weight of the chosen answers' NLL added to DPO's loss (TRL's `rpo_alpha`); 0 is plain
     /// DPO.
     // Written only when set, so that specs without it keep their run ids.
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(range(min = 0.0))]
+    #[schemars(extend("x-stages" = ["dpo"]))]
     pub rpo_alpha: f64,
     /// Weight of the 👍 examples' loss.
     // KTO's weights: written only when not 1, so that specs without them keep their run ids.
     #[serde(default = "one_f64", skip_serializing_if = "is_one")]
     #[schemars(range(min = 0.0))]
+    #[schemars(extend("x-stages" = ["kto"]))]
     pub desirable_weight: f64,
     /// Weight of the 👎 examples' loss.
     #[serde(default = "one_f64", skip_serializing_if = "is_one")]
     #[schemars(range(min = 0.0))]
+    #[schemars(extend("x-stages" = ["kto"]))]
     pub undesirable_weight: f64,
     /// Answers sampled per prompt and compared with each other, at least 2.
     #[serde(default = "default_group_size")]
     #[schemars(range(min = 2))]
+    #[schemars(extend("x-stages" = ["grpo"]))]
     pub group_size: usize,
     /// How an answer is scored against the prompt's reference when there is no reward model.
     #[serde(default)]
+    #[schemars(extend("x-stages" = ["grpo"]))]
     pub checker: Checker,
     /// Optimisation passes over each batch of sampled answers.
     #[serde(default = "default_ppo_epochs")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("x-stages" = ["ppo", "grpo"]))]
     pub ppo_epochs: usize,
     /// The clipped objective's range for the probability ratio, > 0.
     #[serde(default = "default_clip_range")]
     #[schemars(extend("exclusiveMinimum" = 0.0))]
+    #[schemars(extend("x-stages" = ["ppo", "grpo"]))]
     pub clip_range: f64,
     /// Weight of the value loss.
     #[serde(default = "default_vf_coef")]
     #[schemars(range(min = 0.0))]
+    #[schemars(extend("x-stages" = ["ppo"]))]
     pub vf_coef: f64,
     /// Discount of future rewards (GAE), in [0, 1].
     #[serde(default = "one_f64")]
     #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(extend("x-stages" = ["ppo"]))]
     pub gamma: f64,
     /// GAE's lambda, in [0, 1].
     #[serde(default = "default_lam")]
     #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(extend("x-stages" = ["ppo"]))]
     pub lam: f64,
     /// Prompts sampled per rollout.
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("x-stages" = ["ppo", "grpo"]))]
     pub rollout_batch: usize,
     /// Longest sampled answer, in tokens.
     #[serde(default = "default_rlhf_max_new_tokens")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("x-stages" = ["ppo", "grpo", "feedback"]))]
     pub max_new_tokens: usize,
     /// Sampling temperature of the answers: > 0 for ppo and grpo, >= 0 for feedback (0:
     /// greedy).
     #[serde(default = "one_f64")]
     #[schemars(range(min = 0.0))]
+    #[schemars(extend("x-stages" = ["ppo", "grpo", "feedback"]))]
     pub temperature: f64,
     /// The judge (`[judges.NAME]`) that rates the answers.
     // A feedback stage's keys: written only when set, so that other specs keep their run ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["feedback"]))]
     pub judge: Option<String>,
     /// Answers sampled per prompt and rated, at least 2.
     #[serde(
@@ -193,11 +222,19 @@ pub struct FlatStage {
         skip_serializing_if = "is_default_samples"
     )]
     #[schemars(range(min = 2))]
+    #[schemars(extend("x-stages" = ["feedback"]))]
     pub samples: usize,
     /// Probability that a rating is flipped (a rater's mistakes), in [0, 0.5].
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(range(min = 0.0, max = 0.5))]
+    #[schemars(extend("x-stages" = ["feedback"]))]
     pub noise: f64,
+    /// The test-only `toy` method's one key, in [0, 1]: declared by this field alone, so the
+    /// tests show that the schema, the key reference and validation follow a declaration.
+    #[cfg(test)]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0.0, max = 1.0), extend("x-stages" = ["toy"]))]
+    pub toy_margin: f64,
 }
 
 fn default_samples() -> usize {

@@ -7,11 +7,11 @@
 //! A stage's keys depend on its `kind` and `algorithm`: the flat stage is split into one
 //! variant per method (`oneOf`, each with its `kind`/`algorithm` as constants and only that
 //! method's keys), so an editor offers a DPO stage DPO's keys. Which keys a method takes and
-//! which it requires come from `keys.rs` and from converting a flat stage (`stage.rs`).
+//! which it requires come from the keys' declarations (`stage_keys.rs`, through `keys.rs`)
+//! and from converting a flat stage (`stage.rs`).
 
 use std::collections::BTreeMap;
 
-use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -20,14 +20,30 @@ use super::flat::FlatStage;
 use super::keys::method_keys;
 use super::kinds::{Algorithm, StageKind};
 use super::schema::Experiment;
+use super::schema_of::schema_of;
 use super::stage::{method_name, methods};
 
 /// Methods registered for tests only (`rlhf_methods!`): left out of the shipped schema.
 const TEST_ONLY_ALGORITHMS: &[&str] = &["toy"];
 
-/// The schema of an experiment file, as pretty JSON with a final newline.
+/// The schema of an experiment file, as pretty JSON with a final newline. The `x-`
+/// declarations (which stages take a key, which keys are paths) are left out: the stage
+/// variants already say the first, and editors need neither.
 pub fn experiment_schema_text() -> String {
-    pretty(&experiment_schema(false))
+    let mut schema = experiment_schema(false);
+    without_extensions(&mut schema);
+    pretty(&schema)
+}
+
+fn without_extensions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, _| !key.starts_with("x-"));
+            map.values_mut().for_each(without_extensions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_extensions),
+        _ => {}
+    }
 }
 
 /// The schema of a sweep file, as pretty JSON with a final newline.
@@ -39,44 +55,10 @@ fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).expect("a schema is JSON") + "\n"
 }
 
-fn settings() -> SchemaSettings {
-    SchemaSettings::draft07()
-}
-
-/// TOML has no null: an optional key is one that is left out, so schemars' `null` for an
-/// `Option` is dropped everywhere.
-fn without_null(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Array(types)) = map.get_mut("type") {
-                types.retain(|t| t != "null");
-                if types.len() == 1 {
-                    let only = types.remove(0);
-                    map.insert("type".into(), only);
-                }
-            }
-            for key in ["anyOf", "oneOf"] {
-                if let Some(Value::Array(options)) = map.get_mut(key) {
-                    options.retain(|o| o != &json!({ "type": "null" }));
-                }
-            }
-            if map.get("default") == Some(&Value::Null) {
-                map.remove("default");
-            }
-            map.values_mut().for_each(without_null);
-        }
-        Value::Array(items) => items.iter_mut().for_each(without_null),
-        _ => {}
-    }
-}
-
-/// The experiment schema; `with_test_methods` keeps methods registered for tests only.
+/// The experiment schema, with the `x-` declarations; `with_test_methods` keeps methods
+/// registered for tests only.
 pub fn experiment_schema(with_test_methods: bool) -> Value {
-    let root = settings()
-        .into_generator()
-        .into_root_schema_for::<Experiment<FlatStage>>();
-    let mut value = root.to_value();
-    without_null(&mut value);
+    let mut value = schema_of::<Experiment<FlatStage>>();
     value["title"] = json!("gptlab experiment");
     let definitions = value["definitions"]
         .as_object_mut()
@@ -140,7 +122,12 @@ fn selector(kind: StageKind, algorithm: Option<Algorithm>) -> Value {
 }
 
 fn is_test_only(algorithm: Option<Algorithm>) -> bool {
-    algorithm.is_some_and(|a| TEST_ONLY_ALGORITHMS.contains(&a.as_str()))
+    algorithm.is_some_and(|a| is_test_only_name(a.as_str()))
+}
+
+/// Whether an algorithm's name is a method registered for tests only.
+pub fn is_test_only_name(name: &str) -> bool {
+    TEST_ONLY_ALGORITHMS.contains(&name)
 }
 
 /// One method's stage: its keys only, with their defaults, `kind` and `algorithm` fixed, and
@@ -271,11 +258,7 @@ enum Distribution {
 }
 
 fn sweep_schema() -> Value {
-    let mut value = settings()
-        .into_generator()
-        .into_root_schema_for::<SweepFileSchema>()
-        .to_value();
-    without_null(&mut value);
+    let mut value = schema_of::<SweepFileSchema>();
     value["title"] = json!("gptlab sweep");
     value
 }
@@ -330,7 +313,7 @@ mod tests {
         let toy = variants
             .iter()
             .find(|v| v["if"]["properties"]["algorithm"]["const"] == "toy");
-        assert!(toy.unwrap()["then"]["properties"]["gamma"].is_object());
+        assert!(toy.unwrap()["then"]["properties"]["toy_margin"].is_object());
         assert!(!experiment_schema_text().contains("\"toy\""));
         // Every table refuses keys it does not know, as `gptlab validate` does.
         for name in [

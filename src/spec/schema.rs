@@ -185,6 +185,7 @@ pub struct ReportSpec {
 pub struct ReportEval {
     /// Questions with answers: SFT pairs, or prompts with a `reference` (and `task`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-path" = true))]
     pub data: Option<PathBuf>,
     /// The SFT stage whose held-out questions are asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,6 +203,7 @@ pub struct ReportEval {
     /// questions above). Separate files keep exact match on what the model should know apart
     /// from the judge's questions of taste, which have no one right answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-path" = true))]
     pub judge_prompts: Option<PathBuf>,
     /// Answers sampled per question for the judge (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]

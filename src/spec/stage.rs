@@ -147,28 +147,6 @@ impl Method {
     }
 }
 
-/// Keys every stage takes, whatever its method.
-pub const COMMON_KEYS: &[&str] = &[
-    "name",
-    "kind",
-    "from",
-    "data",
-    "steps",
-    "batch_size",
-    "grad_accum",
-    "lr",
-    "min_lr",
-    "warmup_steps",
-    "weight_decay",
-    "grad_clip",
-    "betas",
-    "eval_every",
-    "eval_batches",
-    "val_fraction",
-    "val_data",
-    "checkpoint_every",
-];
-
 /// Every method, as the `kind` and `algorithm` that select it: the rlhf ones in
 /// `rlhf_methods!` order.
 pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
@@ -178,27 +156,6 @@ pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
         .chain(rlhf)
         .chain([(StageKind::Feedback, None)])
         .collect()
-}
-
-/// The keys a method takes beyond `COMMON_KEYS`; `None` when `kind` and `algorithm` select
-/// no method.
-pub fn own_keys(kind: StageKind, algorithm: Option<Algorithm>) -> Option<&'static [&'static str]> {
-    match (kind, algorithm) {
-        // A pretraining mixture holds out whole groups of its conversation sources.
-        (StageKind::Pretrain, None) => Some(&["val_group"]),
-        (StageKind::Sft | StageKind::Reward, None) => Some(&["val_group"]),
-        (StageKind::Rlhf, Some(algorithm)) => Some(algorithm.keys()),
-        (StageKind::Feedback, None) => Some(&[
-            "prompts",
-            "judge",
-            "samples",
-            "noise",
-            "max_new_tokens",
-            "temperature",
-            "val_group",
-        ]),
-        _ => None,
-    }
 }
 
 /// How a method is called in messages: its algorithm for rlhf stages, else its kind.

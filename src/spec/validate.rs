@@ -8,10 +8,11 @@ use regex::Regex;
 use super::flat::FlatStage;
 use super::kinds::StageKind;
 use super::paths::{rating_path, RATING_FILES};
-use super::problem::{between, expected, non_negative, positive, positive_int, require};
+use super::problem::{between, non_negative, positive_int, require};
 use super::problem::{Checked, Problem};
 use super::schema::{Experiment, JudgeSpec, ReportEval};
 use super::stage::{Method, Stage};
+use super::stage_keys::check_ranges;
 use super::suggest;
 
 /// The typed experiment: every stage converted to its method, or the first stage's problem.
@@ -99,8 +100,7 @@ fn check_stage(spec: &Experiment, index: usize, stage: &Stage) -> Checked {
     check_rating_paths(spec, index, stage, &at)
 }
 
-/// A feedback stage rates the answers of a chat model with a declared judge; its noise is a
-/// flip probability a rater still beats (at most ½), and a ranking needs two answers.
+/// A feedback stage rates the answers of a chat model with a declared judge.
 fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     let Method::Feedback(keys) = &stage.method else {
         return Ok(());
@@ -121,14 +121,6 @@ fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String)
             ),
         },
     )?;
-    require((0.0..=0.5).contains(&keys.noise), at("noise"), || {
-        expected("a flip probability in [0, 0.5]", keys.noise)
-    })?;
-    require(keys.samples >= 2, at("samples"), || {
-        expected("at least 2 answers per prompt, to rank them", keys.samples)
-    })?;
-    positive_int(at("max_new_tokens"), keys.max_new_tokens)?;
-    non_negative(at("temperature"), keys.temperature)?;
     let from = stage.from.as_deref().unwrap_or_default();
     let source = spec.stages.iter().find(|s| s.name == from);
     require(
@@ -177,12 +169,9 @@ fn check_rating_paths(
     Ok(())
 }
 
+/// Each key's declared range (`flat.rs`), then the rules between keys.
 fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
-    positive_int(at("steps"), stage.steps)?;
-    positive_int(at("batch_size"), stage.batch_size)?;
-    positive_int(at("grad_accum"), stage.grad_accum)?;
-    positive(at("lr"), stage.lr)?;
-    non_negative(at("min_lr"), stage.min_lr)?;
+    check_ranges(stage, at)?;
     require(stage.min_lr <= stage.lr, at("min_lr"), || {
         format!("expected at most lr ({}), found {}", stage.lr, stage.min_lr)
     })?;
@@ -192,22 +181,7 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
             stage.steps, stage.warmup_steps
         )
     })?;
-    non_negative(at("weight_decay"), stage.weight_decay)?;
-    non_negative(at("grad_clip"), stage.grad_clip)?;
-    for (k, beta) in stage.betas.iter().enumerate() {
-        require(
-            (0.0..1.0).contains(beta),
-            at(&format!("betas[{k}]")),
-            || format!("each Adam beta must be in [0, 1), found {beta}"),
-        )?;
-    }
-    positive_int(at("eval_batches"), stage.eval_batches)?;
-    between(at("val_fraction"), stage.val_fraction, 0.0, 0.5)?;
-    if let Some(ptx) = &stage.ptx {
-        positive(at("ptx_coef"), ptx.coef)?;
-    }
     match &stage.method {
-        // A feedback stage's numbers are checked beside its judge (`check_feedback`).
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
         Method::Rlhf(keys) => keys.spec().check(at),
     }

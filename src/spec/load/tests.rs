@@ -946,13 +946,13 @@ fn feedback_stages_are_checked_where_they_are_written() {
         &bad("from = \"assistant\"\njudge = \"fun\"\nnoise = 0.7"),
         "noise = 0.7",
         "stages.rate.noise",
-        "a flip probability in [0, 0.5]",
+        "expected a number in [0, 0.5], found 0.7",
     );
     assert_error(
         &bad("from = \"assistant\"\njudge = \"fun\"\nsamples = 1"),
         "samples = 1",
         "stages.rate.samples",
-        "at least 2 answers",
+        "expected a whole number >= 2, found 1",
     );
     assert_error(
         &bad("from = \"rm\"\njudge = \"fun\""),

@@ -2,7 +2,6 @@
 
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::{non_negative, positive, Problem};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DpoKeys {
@@ -15,12 +14,6 @@ pub struct DpoKeys {
 }
 
 impl RlhfSpec for DpoKeys {
-    fn keys() -> &'static [&'static str] {
-        static KEYS: std::sync::LazyLock<Vec<&str>> =
-            std::sync::LazyLock::new(|| super::method_keys(&["beta", "rpo_alpha"], false));
-        &KEYS[..]
-    }
-
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
         Ok(DpoKeys {
             beta: flat.beta,
@@ -30,11 +23,6 @@ impl RlhfSpec for DpoKeys {
 
     fn write(&self, flat: &mut FlatStage) {
         (flat.beta, flat.rpo_alpha) = (self.beta, self.rpo_alpha);
-    }
-
-    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        positive(at("beta"), self.beta)?;
-        non_negative(at("rpo_alpha"), self.rpo_alpha)
     }
 
     fn missing_data(&self) -> Option<&'static str> {

@@ -5,7 +5,7 @@ use super::rollout::RolloutKeys;
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
 use crate::spec::kinds::Checker;
-use crate::spec::problem::{require, Problem};
+use crate::spec::problem::Problem;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GrpoKeys {
@@ -17,13 +17,6 @@ pub struct GrpoKeys {
 }
 
 impl RlhfSpec for GrpoKeys {
-    fn keys() -> &'static [&'static str] {
-        static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
-            super::method_keys(&["reward_model", "group_size", "checker"], true)
-        });
-        &KEYS[..]
-    }
-
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
         Ok(GrpoKeys {
             rollout: RolloutKeys::read(flat, "grpo")?,
@@ -40,13 +33,7 @@ impl RlhfSpec for GrpoKeys {
     }
 
     fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        self.rollout.check(at)?;
-        require(self.group_size >= 2, at("group_size"), || {
-            format!(
-                "GRPO compares completions within a group: expected at least 2, found {}",
-                self.group_size
-            )
-        })
+        self.rollout.check(at)
     }
 
     fn missing_data(&self) -> Option<&'static str> {

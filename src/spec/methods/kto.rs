@@ -3,7 +3,6 @@
 
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::{non_negative, positive, Problem};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KtoKeys {
@@ -17,13 +16,6 @@ pub struct KtoKeys {
 }
 
 impl RlhfSpec for KtoKeys {
-    fn keys() -> &'static [&'static str] {
-        static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
-            super::method_keys(&["beta", "desirable_weight", "undesirable_weight"], false)
-        });
-        &KEYS[..]
-    }
-
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
         Ok(KtoKeys {
             beta: flat.beta,
@@ -36,12 +28,6 @@ impl RlhfSpec for KtoKeys {
         flat.beta = self.beta;
         flat.desirable_weight = self.desirable_weight;
         flat.undesirable_weight = self.undesirable_weight;
-    }
-
-    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        positive(at("beta"), self.beta)?;
-        non_negative(at("desirable_weight"), self.desirable_weight)?;
-        non_negative(at("undesirable_weight"), self.undesirable_weight)
     }
 
     fn missing_data(&self) -> Option<&'static str> {

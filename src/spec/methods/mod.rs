@@ -1,12 +1,14 @@
 //! RLHF methods, one file each: the keys a method takes beyond every stage's, read from and
-//! written back to the stage's flat TOML form, their ranges, and what a stage without `data`
-//! is told. What the method does in a run (its data and its objective) is in
-//! `stages/rlhf/<name>.rs`, on the same keys struct.
+//! written back to the stage's flat TOML form, and what a stage without `data` is told. Which
+//! keys it takes and their ranges are declared on `FlatStage`'s fields (`x-stages`). What the
+//! method does in a run (its data and its objective) is in `stages/rlhf/<name>.rs`, on the
+//! same keys struct.
 //!
 //! Adding a method `xyz`:
 //! 1. `spec/methods/xyz.rs`: `XyzKeys` and `impl RlhfSpec for XyzKeys` (`kto.rs` is a short
-//!    example); a key no method had yet is also a field of `FlatStage` (`flat.rs`), the
-//!    TOML form, whose field order is the resolved spec's (write it only when set, as KTO's
+//!    example); a key is declared once, as a field of `FlatStage` (`flat.rs`), the TOML form,
+//!    with its doc, default, range and `x-stages` (add `"xyz"` there for a key another method
+//!    has); its field order is the resolved spec's (write a new key only when set, as KTO's
 //!    weights are, so that no other spec's run id changes);
 //! 2. `stages/rlhf/xyz.rs`: `impl RlhfMethod for XyzKeys` (`load_data`, `objective`);
 //! 3. `pub mod xyz;` beside the others, here and in `stages/rlhf/mod.rs`;
@@ -17,8 +19,9 @@
 //! ```
 //!
 //! That line makes `algorithm = "xyz"` parse (and appear in `Algorithm`'s error message),
-//! gives the method its keys in unknown-key checks and `--set`, and lets `stages/rlhf`
-//! dispatch to its `RlhfMethod`; the compiler asks for any part that is missing.
+//! gives the method the keys whose `x-stages` name it (or `rlhf`) in unknown-key checks,
+//! `--set`, the schema and `gptlab keys`, and lets `stages/rlhf` dispatch to its
+//! `RlhfMethod`; the compiler asks for any part that is missing.
 
 pub mod dpo;
 pub mod grpo;
@@ -33,28 +36,8 @@ use super::kinds::{rlhf_methods, Algorithm};
 use super::problem::Problem;
 use rollout::RolloutKeys;
 
-/// The keys every RLHF method takes beyond `COMMON_KEYS`, besides its own.
-const RLHF_KEYS: &[&str] = &["algorithm", "val_group", "ptx_data", "ptx_coef"];
-
-/// A method's keys: `algorithm`, its `own` keys, the sampling keys when it `samples` answers
-/// (PPO, GRPO: `RolloutKeys::KEYS`, listed there once), and what every RLHF method takes.
-pub fn method_keys(own: &[&'static str], samples: bool) -> Vec<&'static str> {
-    let rollout = if samples { RolloutKeys::KEYS } else { &[] };
-    let keys = (RLHF_KEYS.iter().take(1))
-        .chain(own)
-        .chain(rollout)
-        .chain(&RLHF_KEYS[1..])
-        .copied()
-        .collect();
-    keys
-}
-
 /// What the spec knows of an RLHF method, implemented by its keys struct.
 pub trait RlhfSpec: std::fmt::Debug {
-    /// The keys it takes beyond `COMMON_KEYS` (`algorithm` first), in the flat form's names.
-    fn keys() -> &'static [&'static str]
-    where
-        Self: Sized;
     /// Its keys from a stage's flat form (defaults already filled in), or the key at fault
     /// when one it needs is missing.
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem>
@@ -62,8 +45,11 @@ pub trait RlhfSpec: std::fmt::Debug {
         Self: Sized;
     /// Writes its keys into `flat`, where every other key is at its default.
     fn write(&self, flat: &mut FlatStage);
-    /// Checks the values' ranges; `at(key)` is the key's path for the problem.
-    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem>;
+    /// Checks what the keys' declared ranges (`flat.rs`, checked for every method) do not
+    /// say; `at(key)` is the key's path for the problem.
+    fn check(&self, _at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
+        Ok(())
+    }
     /// What a stage of this method without `data` is told; `None` when it reads no `data`
     /// (it samples answers to `prompts`).
     fn missing_data(&self) -> Option<&'static str>;
@@ -92,13 +78,6 @@ macro_rules! define_methods {
         }
 
         impl Algorithm {
-            /// The keys this method takes beyond `COMMON_KEYS`.
-            pub fn keys(self) -> &'static [&'static str] {
-                match self {
-                    $($(#[$cfg])* Algorithm::$variant => $module::$keys::keys(),)*
-                }
-            }
-
             /// This method's keys read from a stage's flat form.
             pub fn read(self, flat: &FlatStage) -> Result<RlhfKeys, FlatProblem> {
                 match self {

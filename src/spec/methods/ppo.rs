@@ -3,7 +3,7 @@
 use super::rollout::RolloutKeys;
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::{between, non_negative, Problem};
+use crate::spec::problem::Problem;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PpoKeys {
@@ -16,13 +16,6 @@ pub struct PpoKeys {
 }
 
 impl RlhfSpec for PpoKeys {
-    fn keys() -> &'static [&'static str] {
-        static KEYS: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
-            super::method_keys(&["reward_model", "vf_coef", "gamma", "lam"], true)
-        });
-        &KEYS[..]
-    }
-
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
         Ok(PpoKeys {
             rollout: RolloutKeys::read(flat, "ppo")?,
@@ -44,10 +37,7 @@ impl RlhfSpec for PpoKeys {
     }
 
     fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        self.rollout.check(at)?;
-        non_negative(at("vf_coef"), self.vf_coef)?;
-        between(at("gamma"), self.gamma, 0.0, 1.0)?;
-        between(at("lam"), self.lam, 0.0, 1.0)
+        self.rollout.check(at)
     }
 
     fn missing_data(&self) -> Option<&'static str> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::{non_negative, positive, positive_int, Problem};
+use crate::spec::problem::{positive, Problem};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutKeys {
@@ -19,17 +19,6 @@ pub struct RolloutKeys {
 }
 
 impl RolloutKeys {
-    /// The keys, in the flat form's names: PPO and GRPO take them all.
-    pub const KEYS: &'static [&'static str] = &[
-        "prompts",
-        "kl_coef",
-        "ppo_epochs",
-        "clip_range",
-        "rollout_batch",
-        "max_new_tokens",
-        "temperature",
-    ];
-
     /// From the flat form; `algorithm` names the method in the message when `prompts` is
     /// missing.
     pub fn read(flat: &FlatStage, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {
@@ -60,12 +49,9 @@ impl RolloutKeys {
         flat.clip_range = self.clip_range;
     }
 
+    /// Beyond the declared ranges: sampling answers to learn from needs a temperature > 0
+    /// (the declaration's >= 0 is a feedback stage's, where 0 is greedy).
     pub fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        non_negative(at("kl_coef"), self.kl_coef)?;
-        positive_int(at("ppo_epochs"), self.ppo_epochs)?;
-        positive(at("clip_range"), self.clip_range)?;
-        positive_int(at("rollout_batch"), self.rollout_batch)?;
-        positive_int(at("max_new_tokens"), self.max_new_tokens)?;
         positive(at("temperature"), self.temperature)
     }
 }

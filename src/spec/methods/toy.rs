@@ -1,34 +1,26 @@
 //! A method for tests only, registered by one `#[cfg(test)]` line in `rlhf_methods!` like any
-//! other: it reads preference pairs and takes one key, `gamma` (PPO's, default 1), in [0, 1].
+//! other: it reads preference pairs and takes one key, `toy_margin` (default 0), in [0, 1],
+//! declared only by a `#[cfg(test)]` field of `FlatStage`.
 //! Its stage side is `stages/rlhf/toy.rs`. The tests load it through `load_spec`, the path
 //! every experiment takes.
 
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::{between, Problem};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToyKeys {
-    pub gamma: f64,
+    pub margin: f64,
 }
 
 impl RlhfSpec for ToyKeys {
-    fn keys() -> &'static [&'static str] {
-        static KEYS: std::sync::LazyLock<Vec<&str>> =
-            std::sync::LazyLock::new(|| super::method_keys(&["gamma"], false));
-        &KEYS[..]
-    }
-
     fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
-        Ok(ToyKeys { gamma: flat.gamma })
+        Ok(ToyKeys {
+            margin: flat.toy_margin,
+        })
     }
 
     fn write(&self, flat: &mut FlatStage) {
-        flat.gamma = self.gamma;
-    }
-
-    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        between(at("gamma"), self.gamma, 0.0, 1.0)
+        flat.toy_margin = self.margin;
     }
 
     fn missing_data(&self) -> Option<&'static str> {
@@ -62,7 +54,7 @@ mod tests {
     #[test]
     fn a_registered_method_parses_with_its_defaults_and_overrides() {
         let loaded = load(SPEC, &[]).unwrap();
-        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { gamma: 1.0 }));
+        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { margin: 0.0 }));
         assert_eq!(loaded.spec.stages[1].method, toy);
         assert!(
             loaded.summary().contains("rlhf/toy"),
@@ -70,18 +62,75 @@ mod tests {
             loaded.summary()
         );
         assert!(loaded.resolved_toml.contains("algorithm = \"toy\""));
-        let set = load(SPEC, &["stages.toy.gamma=0.5"]).unwrap();
-        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { gamma: 0.5 }));
+        let set = load(SPEC, &["stages.toy.toy_margin=0.5"]).unwrap();
+        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { margin: 0.5 }));
         assert_eq!(set.spec.stages[1].method, toy);
         assert_ne!(set.run_id, loaded.run_id);
     }
 
+    /// `toy_margin` is declared once, by a `#[cfg(test)]` field of `FlatStage`: the schema,
+    /// the key reference and validation (its range, and on another method's stage) see it.
     #[test]
-    fn a_registered_method_is_checked_where_it_is_written() {
-        let text = SPEC.replace("algorithm = \"toy\"", "algorithm = \"toy\"\ngamma = 2.0");
+    fn a_key_declared_once_is_seen_everywhere() {
+        let schema = crate::spec::json_schema::experiment_schema(true);
+        let variants = schema["definitions"]["FlatStage"]["allOf"]
+            .as_array()
+            .unwrap();
+        let is_toy = |v: &&serde_json::Value| v["if"]["properties"]["algorithm"]["const"] == "toy";
+        let margin = &variants.iter().find(is_toy).unwrap()["then"]["properties"]["toy_margin"];
+        assert_eq!(
+            (margin["minimum"].as_f64(), margin["maximum"].as_f64()),
+            (Some(0.0), Some(1.0))
+        );
+        assert!(margin["description"]
+            .as_str()
+            .unwrap()
+            .contains("test-only"));
+        let dpo = variants
+            .iter()
+            .find(|v| v["if"]["properties"]["algorithm"]["const"] == "dpo");
+        assert!(dpo.unwrap()["then"]["properties"]
+            .get("toy_margin")
+            .is_none());
+
+        let reference = crate::spec::reference::stage_reference("toy").unwrap();
+        assert!(
+            reference.contains("| `toy_margin` | number |  | in [0, 1] | toy | The test-only"),
+            "{reference}"
+        );
+        assert!(!crate::spec::reference::stage_reference("dpo")
+            .unwrap()
+            .contains("toy_margin"));
+
+        let text = SPEC.replace(
+            "algorithm = \"toy\"",
+            "algorithm = \"toy\"\ntoy_margin = 1.5",
+        );
+        assert!(error(&text, &[])
+            .contains("`stages.toy.toy_margin`: expected a number in [0, 1], found 1.5"));
+        let text = SPEC.replace(
+            "algorithm = \"toy\"",
+            "algorithm = \"dpo\"\ntoy_margin = 0.5",
+        );
         let message = error(&text, &[]);
         assert!(
-            message.contains("toy.toml:16:") && message.contains("`stages.toy.gamma`"),
+            message.contains(
+                "`toy_margin` is only used by rlhf stages with algorithm `toy`, not by a dpo stage"
+            ),
+            "{message}"
+        );
+        assert!(error(&SPEC, &["stages.toy.toy_margin=-1"]).contains("found -1"));
+    }
+
+    #[test]
+    fn a_registered_method_is_checked_where_it_is_written() {
+        let text = SPEC.replace(
+            "algorithm = \"toy\"",
+            "algorithm = \"toy\"\ntoy_margin = 2.0",
+        );
+        let message = error(&text, &[]);
+        assert!(
+            message.contains("toy.toml:16:") && message.contains("`stages.toy.toy_margin`"),
             "{message}"
         );
         assert!(
