@@ -37,7 +37,7 @@ fn chat<D: Backend>(
         .context("a stage folder lies inside a run folder")?;
     let feedback = feedback.unwrap_or_else(|| run.join(crate::results::FEEDBACK_FILE));
     let opts = crate::chat::ChatOptions {
-        sampling: sampling.options(),
+        sampling: sampling.options()?,
         seed: sampling.seed,
         feedback: &feedback,
         model_name: &stage.display().to_string(),

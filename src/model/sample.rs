@@ -4,6 +4,8 @@
 use super::kernels::simd;
 use rand::Rng;
 
+/// How the next tokens are drawn. Outside tests these come from `spec::SampleSettings`, which
+/// hold each setting's rule (`infer::sampling` converts), so none is built by hand.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
     pub max_new_tokens: usize,
@@ -17,6 +19,8 @@ pub struct SampleOptions {
     pub use_cache: bool,
 }
 
+/// Tests' shorthand: the model's own distribution, 64 tokens.
+#[cfg(test)]
 impl Default for SampleOptions {
     fn default() -> Self {
         Self {
@@ -27,6 +31,13 @@ impl Default for SampleOptions {
             stop: vec![],
             use_cache: true,
         }
+    }
+}
+
+impl SampleOptions {
+    /// The same sampling, ending after any of `stop` (a prompt's own end-of-answer ids).
+    pub fn stopping_at(self, stop: Vec<u32>) -> SampleOptions {
+        SampleOptions { stop, ..self }
     }
 }
 

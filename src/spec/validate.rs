@@ -10,6 +10,7 @@ use super::kinds::StageKind;
 use super::paths::{rating_path, RATING_FILES};
 use super::problem::{between, expected, non_negative, positive, positive_int, require};
 use super::problem::{Checked, Problem};
+use super::sampling::SampleSettings;
 use super::schema::{Experiment, JudgeSpec, ReportEval};
 use super::stage::{Method, Stage};
 use super::suggest;
@@ -127,8 +128,7 @@ fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String)
     require(keys.samples >= 2, at("samples"), || {
         expected("at least 2 answers per prompt, to rank them", keys.samples)
     })?;
-    positive_int(at("max_new_tokens"), keys.max_new_tokens)?;
-    non_negative(at("temperature"), keys.temperature)?;
+    SampleSettings::from(keys).check(at)?;
     let from = stage.from.as_deref().unwrap_or_default();
     let source = spec.stages.iter().find(|s| s.name == from);
     require(
@@ -308,17 +308,7 @@ fn check_report(spec: &Experiment) -> Checked {
     if let Some(eval) = &report.eval {
         check_report_eval(spec, eval)?;
     }
-    let sampling = &report.sampling;
-    non_negative("report.sampling.temperature".into(), sampling.temperature)?;
-    require(
-        sampling.top_p > 0.0 && sampling.top_p <= 1.0,
-        "report.sampling.top_p",
-        || format!("expected a probability in (0, 1], found {}", sampling.top_p),
-    )?;
-    positive_int(
-        "report.sampling.max_new_tokens".into(),
-        sampling.max_new_tokens,
-    )
+    SampleSettings::from(&report.sampling).check(&|key| format!("report.sampling.{key}"))
 }
 
 /// One source of questions; a held-out split of one SFT stage's data.

@@ -18,11 +18,10 @@ use crate::data::corpus_source::CorpusSource;
 use crate::data::mixture::SourceSize;
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::eval::judge::Judge;
-use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
 use crate::results::weights::load_model;
-use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, Stage};
+use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, SampleSettings, Stage};
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, TrainResult, TrainSettings};
 use crate::util::fnv1a;
@@ -283,11 +282,7 @@ pub fn run_feedback_stage<D: Backend>(
         judge: &judge,
         samples: keys.samples,
         noise: keys.noise,
-        sampling: SampleOptions {
-            max_new_tokens: keys.max_new_tokens,
-            temperature: keys.temperature as f32,
-            ..Default::default()
-        },
+        sampling: SampleSettings::from(keys).into(),
         from,
     };
     let seed = stage_seed(spec.seed, &stage.name);

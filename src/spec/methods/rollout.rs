@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::spec::flat::{FlatProblem, FlatStage};
 use crate::spec::problem::{non_negative, positive, positive_int, Problem};
+use crate::spec::sampling::SampleSettings;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutKeys {
@@ -65,7 +66,6 @@ impl RolloutKeys {
         positive_int(at("ppo_epochs"), self.ppo_epochs)?;
         positive(at("clip_range"), self.clip_range)?;
         positive_int(at("rollout_batch"), self.rollout_batch)?;
-        positive_int(at("max_new_tokens"), self.max_new_tokens)?;
-        positive(at("temperature"), self.temperature)
+        SampleSettings::from(self).check(at)
     }
 }
