@@ -184,7 +184,8 @@ fn eval_gold<D: Backend>(
     let loaded = crate::spec::load_spec(&spec_file, &Default::default())?;
     let spec = &loaded.spec;
     let report = spec.report.eval.clone().unwrap_or_default();
-    let judge = crate::eval::judge::Judge::of_run(run, judge)?;
+    let judge = crate::eval::judge::Judge::declared(spec, judge)
+        .with_context(|| spec_file.display().to_string())?;
     let seed = held_out.seed.unwrap_or(spec.seed);
     let conversations = match data {
         Some(data) => {

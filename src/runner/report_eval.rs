@@ -201,7 +201,7 @@ impl Asked<'_> {
         dev: &D,
     ) -> Result<()> {
         let spec = &self.loaded.spec;
-        let judge = Judge::new(judge, &spec.judges[judge])?;
+        let judge = Judge::declared(spec, judge)?;
         let scores: Vec<_> = answered
             .iter()
             .map(|a| {

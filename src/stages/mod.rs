@@ -273,11 +273,7 @@ pub fn run_feedback_stage<D: Backend>(
         .context("a feedback stage needs `from`")?;
     let model = load_model(&env.run_dir.join(from), &env.dev)
         .with_context(|| format!("stage `{}` rates the answers of `{from}`", stage.name))?;
-    let judge_spec = spec
-        .judges
-        .get(&keys.judge)
-        .with_context(|| format!("no judge `{}`", keys.judge))?;
-    let judge = Judge::new(&keys.judge, judge_spec)?;
+    let judge = Judge::declared(spec, &keys.judge)?;
     let raters = feedback::Raters {
         judge: &judge,
         samples: keys.samples,
@@ -315,12 +311,7 @@ fn raters_judge<D: Backend>(env: &StageEnv<D>) -> Result<Option<Judge>> {
     else {
         return Ok(None);
     };
-    let spec = env
-        .spec
-        .judges
-        .get(&keys.judge)
-        .with_context(|| format!("no judge `{}`", keys.judge))?;
-    Ok(Some(Judge::new(&keys.judge, spec)?))
+    Ok(Some(Judge::declared(env.spec, &keys.judge)?))
 }
 
 #[cfg(test)]
