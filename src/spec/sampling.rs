@@ -155,6 +155,24 @@ mod tests {
     }
 
     #[test]
+    fn flags_are_named_as_typed() {
+        let cold = SampleSettings {
+            temperature: -1.0,
+            ..SampleSettings::model(8)
+        };
+        let error = cold.check_flags().unwrap_err().to_string();
+        assert_eq!(error, "`--temperature`: expected a number >= 0, found -1");
+        let error = SampleSettings::greedy(0)
+            .check_flags()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "`--max-new-tokens`: expected a whole number > 0, found 0"
+        );
+    }
+
+    #[test]
     fn the_report_keeps_its_settings_and_gold_samples_the_model() {
         let report = Sampling {
             temperature: 0.0,
