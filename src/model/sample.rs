@@ -19,21 +19,6 @@ pub struct SampleOptions {
     pub use_cache: bool,
 }
 
-/// Tests' shorthand: the model's own distribution, 64 tokens.
-#[cfg(test)]
-impl Default for SampleOptions {
-    fn default() -> Self {
-        Self {
-            max_new_tokens: 64,
-            temperature: 1.0,
-            top_k: 0,
-            top_p: 1.0,
-            stop: vec![],
-            use_cache: true,
-        }
-    }
-}
-
 impl SampleOptions {
     /// The same sampling, ending after any of `stop` (a prompt's own end-of-answer ids).
     pub fn stopping_at(self, stop: Vec<u32>) -> SampleOptions {
@@ -158,6 +143,22 @@ pub fn argmax(xs: &[f32]) -> usize {
     xs.iter()
         .enumerate()
         .fold(0, |best, (i, &x)| if x > xs[best] { i } else { best })
+}
+
+/// Tests' shorthand: the model's own distribution, 64 tokens. (Last before the tests: the
+/// grep-style tests read a file only up to its first `#[cfg(test)]`.)
+#[cfg(test)]
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            stop: vec![],
+            use_cache: true,
+        }
+    }
 }
 
 #[cfg(test)]
