@@ -1095,7 +1095,7 @@ fn temperature_is_at_least_zero_everywhere_and_grpo_needs_more() {
         "algorithm = \"ppo\"\ntemperature = 0.0",
     );
     assert!(load(&greedy_ppo, &[]).is_ok());
-    assert!(load(QUICKSTART, &["report.sampling.temperature=0"]).is_ok());
+    assert!(load(QUICKSTART, &["report.sampling.temperature=0.0"]).is_ok());
     assert_error(
         &edit(
             "algorithm = \"ppo\"",
