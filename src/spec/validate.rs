@@ -209,7 +209,12 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     match &stage.method {
         // A feedback stage's numbers are checked beside its judge (`check_feedback`).
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
-        Method::Rlhf(keys) => keys.spec().check(at),
+        Method::Rlhf(keys) => {
+            if let Some(rollout) = keys.spec().rollout() {
+                SampleSettings::from(rollout).check(at)?;
+            }
+            keys.spec().check(at)
+        }
     }
 }
 

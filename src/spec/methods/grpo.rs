@@ -41,12 +41,14 @@ impl RlhfSpec for GrpoKeys {
 
     fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
         self.rollout.check(at)?;
-        // A method rule, not a sampling one: greedy answers to one prompt are all the same.
+        // A method rule beside the sampling ones: greedy answers to a prompt are all the same.
         require(self.rollout.temperature > 0.0, at("temperature"), || {
-            "GRPO compares the answers within a group, and at temperature 0 (greedy) they are \
-             all the same, so every advantage is 0 and nothing is learned: expected a number > 0, \
-             found 0"
-                .into()
+            format!(
+                "GRPO compares the answers within a group, and at temperature 0 (greedy) they are \
+                 all the same, so every advantage is 0 and nothing is learned: expected a number \
+                 > 0, found {}",
+                self.rollout.temperature
+            )
         })?;
         require(self.group_size >= 2, at("group_size"), || {
             format!(

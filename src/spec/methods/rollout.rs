@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use crate::spec::flat::{FlatProblem, FlatStage};
 use crate::spec::problem::{non_negative, positive, positive_int, Problem};
-use crate::spec::sampling::SampleSettings;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutKeys {
@@ -65,7 +64,7 @@ impl RolloutKeys {
         non_negative(at("kl_coef"), self.kl_coef)?;
         positive_int(at("ppo_epochs"), self.ppo_epochs)?;
         positive(at("clip_range"), self.clip_range)?;
-        positive_int(at("rollout_batch"), self.rollout_batch)?;
-        SampleSettings::from(self).check(at)
+        // `max_new_tokens` and `temperature` follow the sampling rules (`spec::sampling`).
+        positive_int(at("rollout_batch"), self.rollout_batch)
     }
 }
