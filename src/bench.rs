@@ -6,6 +6,7 @@ use crate::model::generate::{generate, generate_all, Request};
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
+use crate::spec::SampleSettings;
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::optim::{AdamW, AdamWConfig};
 use anyhow::Result;
@@ -177,12 +178,9 @@ pub fn bench_generate<D: Backend>(
     let prompt = vec![1u32, 2, 3, 4];
     let new = context.min(cfg.n_ctx) - prompt.len();
     let run = |use_cache: bool| {
-        let opts = SampleOptions {
-            max_new_tokens: new,
-            temperature: 0.0,
-            use_cache,
-            ..Default::default()
-        };
+        // Greedy, so that the two runs must agree; the cache is what is measured.
+        let mut opts = SampleOptions::from(SampleSettings::greedy(new));
+        opts.use_cache = use_cache;
         let t = Instant::now();
         let out = generate(
             model.as_ref(),
@@ -221,11 +219,7 @@ fn batched_gen<D: Backend>(model: &dyn LanguageModel<D>, vocab: usize, batch: us
             prompt: (0..16 + i % 32)
                 .map(|t| ((t * 7 + i) % (vocab - 1) + 1) as u32)
                 .collect(),
-            opts: SampleOptions {
-                max_new_tokens: new,
-                temperature: 0.0,
-                ..Default::default()
-            },
+            opts: SampleSettings::greedy(new).into(),
             seed: i as u64,
         })
         .collect();

@@ -15,7 +15,6 @@ pub use report_eval::{baseline_stage, compared_stages, judge_questions};
 use crate::infer::probe::{continuation_prob, top_tokens};
 use crate::infer::{is_chat, Ask, Prompt};
 use crate::model::presets::{build_model, model_config};
-use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel, ModelConfig};
 use crate::results::meta::{write_meta, write_stage_record};
 use crate::results::weights::{load_model, model_tensors};
@@ -23,7 +22,9 @@ use crate::results::{
     self, read_meta, read_stage_record, write_summary, CandidateProb, ProbeLine, RunMeta,
     SampleLine, StageMeta,
 };
-use crate::spec::{load_spec, rating_path, Device, LoadOptions, LoadedSpec, Stage, StageKind};
+use crate::spec::{
+    load_spec, rating_path, Device, LoadOptions, LoadedSpec, SampleSettings, Stage, StageKind,
+};
 use crate::stages::{load_stage_data, run_stage, StageData, StageEnv};
 use crate::tokenizer::{Tokenizer, TokenizerKind};
 use crate::util::lock::FileLock;
@@ -445,14 +446,7 @@ fn write_samples_and_probes<D: Backend>(
 ) -> Result<()> {
     let spec = &loaded.spec;
     let r = &spec.report;
-    let opts = SampleOptions {
-        max_new_tokens: r.sampling.max_new_tokens,
-        temperature: r.sampling.temperature as f32,
-        top_k: r.sampling.top_k,
-        top_p: r.sampling.top_p as f32,
-        stop: vec![],
-        use_cache: true,
-    };
+    let opts = SampleSettings::from(&r.sampling).into();
     let (mut samples, mut probes) = (String::new(), String::new());
     for name in &r.compare {
         let Some(stage) = spec.stages.iter().find(|s| &s.name == name) else {

@@ -294,6 +294,23 @@ const CASES: &[Case] = &[
         expect: &["@LINE:undesirable_weight = -1.0", "undesirable_weight", ">= 0"],
     },
     Case {
+        name: "negative report temperature",
+        edits: &[("[model]", "[report]\nsampling = { temperature = -0.5 }\n[model]")],
+        files: &[],
+        args: &[],
+        expect: &["@LINE:temperature = -0.5", "report.sampling.temperature", ">= 0"],
+    },
+    Case {
+        name: "GRPO sampling greedily",
+        edits: &[
+            ("kind = \"sft\"", "kind = \"rlhf\"\nalgorithm = \"grpo\"\ntemperature = 0.0"),
+            ("data = \"{dir}/sft.jsonl\"", "prompts = \"{dir}/sft.jsonl\""),
+        ],
+        files: &[],
+        args: &[],
+        expect: &["@LINE:temperature = 0.0", "stages.assistant.temperature", "greedy"],
+    },
+    Case {
         name: "results folder that cannot be written",
         edits: &[],
         files: &[("not-a-folder", b"a file")],

@@ -102,3 +102,46 @@ fn only_data_open_reads_data_files() {
     std::fs::write(dir.path().join("open.rs"), "std::fs::File::open(p)\n").unwrap();
     assert_eq!(data_readers(dir.path()), vec!["src/data/x.rs: fs::read("]);
 }
+
+/// `path: what` for each place outside its owner that builds sampling options or a judge by
+/// hand: `SampleOptions` comes from `spec::SampleSettings` through `infer/sampling.rs` (the
+/// model may build its own), and a judge from the spec through `Judge::declared`.
+fn hand_built(src: &Path) -> Vec<String> {
+    const BUILT: [(&str, &[&str]); 2] = [
+        ("SampleOptions {", &["model/", "infer/sampling.rs"]),
+        ("Judge::new(", &["eval/judge.rs"]),
+    ];
+    let mut found = Vec::new();
+    for (rel, code) in source_files(src) {
+        for (needle, owners) in BUILT {
+            if code.contains(needle) && !owners.iter().any(|o| rel.starts_with(o)) {
+                found.push(format!("src/{rel}: {needle}"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn sampling_options_and_judges_come_from_the_spec_one_way() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = hand_built(&src);
+    assert!(
+        found.is_empty(),
+        "use SampleSettings (spec/sampling.rs) .into() and Judge::declared:\n{}",
+        found.join("\n")
+    );
+    let dir = std::env::temp_dir().join(format!("gptlab-one-way-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("runner")).unwrap();
+    let stray = "fn f() { let o = SampleOptions { top_k: 1 }; let j = Judge::new(\"a\", &s); }\n";
+    std::fs::write(dir.join("runner/x.rs"), stray).unwrap();
+    assert_eq!(
+        hand_built(&dir),
+        [
+            "src/runner/x.rs: Judge::new(",
+            "src/runner/x.rs: SampleOptions {"
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -31,13 +31,14 @@ fn chat<D: Backend>(
     feedback: Option<PathBuf>,
     sampling: &Sampling,
 ) -> Result<bool> {
+    let sampling_opts = sampling.options()?;
     let (model, tok, _) = open_stage(stage, dev)?;
     let run = stage
         .parent()
         .context("a stage folder lies inside a run folder")?;
     let feedback = feedback.unwrap_or_else(|| run.join(crate::results::FEEDBACK_FILE));
     let opts = crate::chat::ChatOptions {
-        sampling: sampling.options(),
+        sampling: sampling_opts,
         seed: sampling.seed,
         feedback: &feedback,
         model_name: &stage.display().to_string(),

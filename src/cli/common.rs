@@ -2,7 +2,7 @@
 
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
-use crate::spec::{data_root_from, LoadOptions};
+use crate::spec::{data_root_from, LoadOptions, SampleSettings};
 use crate::tokenizer::Tokenizer;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -46,15 +46,20 @@ pub struct Sampling {
 }
 
 impl Sampling {
-    pub fn options(&self) -> SampleOptions {
-        SampleOptions {
+    /// The flags as sampling settings, held to the rules a spec's are.
+    pub fn options(&self) -> Result<SampleOptions> {
+        let settings = SampleSettings {
             max_new_tokens: self.max_new_tokens,
-            temperature: if self.greedy { 0.0 } else { self.temperature },
+            temperature: if self.greedy {
+                0.0
+            } else {
+                self.temperature as f64
+            },
             top_k: self.top_k,
-            top_p: self.top_p,
-            stop: vec![],
-            use_cache: true,
-        }
+            top_p: self.top_p as f64,
+        };
+        settings.check_flags()?;
+        Ok(settings.into())
     }
 }
 

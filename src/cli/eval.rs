@@ -177,14 +177,15 @@ fn eval_gold<D: Backend>(
     judge: &str,
     gold: &GoldArgs,
 ) -> Result<BTreeMap<String, f64>> {
-    use crate::eval::gold::{gold_numbers, gold_sampling, Asked};
+    use crate::eval::gold::{gold_numbers, Asked};
     use crate::runner::{baseline_stage, compared_stages, judge_questions};
     let run = stage.parent().unwrap_or(stage);
     let spec_file = run.join(crate::results::SPEC_FILE);
     let loaded = crate::spec::load_spec(&spec_file, &Default::default())?;
     let spec = &loaded.spec;
     let report = spec.report.eval.clone().unwrap_or_default();
-    let judge = crate::eval::judge::Judge::of_run(run, judge)?;
+    let judge = crate::eval::judge::Judge::declared(spec, judge)
+        .with_context(|| spec_file.display().to_string())?;
     let seed = held_out.seed.unwrap_or(spec.seed);
     let conversations = match data {
         Some(data) => {
@@ -221,7 +222,10 @@ fn eval_gold<D: Backend>(
     let base_name = baseline.as_deref().and_then(name).unwrap_or_default();
     let asked = |model, chat| Asked { model, chat };
     let sampling = &spec.report.sampling;
-    let max_new_tokens = gold.max_new_tokens.unwrap_or(sampling.max_new_tokens);
+    // A flag overrides the report's setting; the gold rule decides the rest.
+    let mut settings = sampling.gold();
+    settings.max_new_tokens = gold.max_new_tokens.unwrap_or(settings.max_new_tokens);
+    settings.check_flags()?;
     Ok(gold_numbers(
         asked(model.as_ref(), chat),
         base.as_ref()
@@ -230,7 +234,7 @@ fn eval_gold<D: Backend>(
         &judge,
         &conversations,
         gold.samples.unwrap_or(report.samples()),
-        &gold_sampling(max_new_tokens),
+        &settings.into(),
         (gold.sample_seed.unwrap_or(sampling.seed), seed),
     ))
 }

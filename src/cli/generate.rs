@@ -48,9 +48,9 @@ fn generate<D: Backend>(
     n: u64,
     sampling: &Sampling,
 ) -> Result<bool> {
+    let opts = sampling.options()?;
     let (model, tok, is_chat) = open_stage(stage, dev)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
-    let opts = sampling.options();
     let chat = chat.unwrap_or(is_chat);
     let ask = Ask::new(model.as_ref(), &tok);
     for i in 1..=n {

@@ -7,7 +7,8 @@
 //!   each stage meet, ties count a half; a bootstrap over prompts gives its 95% interval;
 //! - the KL to the baseline per answer, in nats: the mean of log p_stage(a) − log p_base(a)
 //!   over the stage's own answers a (Monte Carlo, exact in expectation when the answers are
-//!   sampled at temperature 1 without top-k/top-p, as gold evaluation samples them).
+//!   sampled at temperature 1 without top-k/top-p, as gold evaluation samples them:
+//!   `spec::Sampling::gold`).
 
 use super::answers::last_user_turn;
 use super::judge::Judge;
@@ -25,15 +26,6 @@ use rand_chacha::ChaCha8Rng;
 
 /// Each prompt's sampled answers, the same number for every prompt.
 pub type Samples = Vec<Vec<String>>;
-
-/// Sampling for gold evaluation: the model's own distribution (temperature 1, no top-k or
-/// top-p), so that the KL estimate is unbiased and the gold rate is what users would see.
-pub fn gold_sampling(max_new_tokens: usize) -> SampleOptions {
-    SampleOptions {
-        max_new_tokens,
-        ..Default::default()
-    }
-}
 
 /// `n` answers for each conversation, all sampled together. Each prompt has its own random
 /// stream, seeded by `seed` and its index, so every stage is asked under the same seeds,

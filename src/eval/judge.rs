@@ -4,13 +4,11 @@
 //! a reward model's learned proxy. Pure and deterministic: the same answer always gets the
 //! same score.
 
-use std::collections::BTreeMap;
-
 use anyhow::{anyhow, Result};
 use regex::Regex;
 
 use crate::spec::validate::compile_pattern;
-use crate::spec::JudgeSpec;
+use crate::spec::{Experiment, JudgeSpec};
 
 /// A judge ready to score: its spec's rules as criteria, patterns compiled once.
 #[derive(Debug, Clone)]
@@ -85,38 +83,20 @@ impl Judge {
         })
     }
 
-    /// Every judge of an experiment's `judges` table, in name order.
-    pub fn all(specs: &BTreeMap<String, JudgeSpec>) -> Result<Vec<Judge>> {
-        specs
-            .iter()
-            .map(|(name, spec)| Judge::new(name, spec))
-            .collect()
-    }
-
-    /// The judge `name` declared in a run folder's spec.toml (the resolved spec).
-    pub fn of_run(run: &std::path::Path, name: &str) -> Result<Judge> {
-        #[derive(serde::Deserialize)]
-        struct Judges {
-            #[serde(default)]
-            judges: BTreeMap<String, JudgeSpec>,
-        }
-        let path = run.join(crate::results::SPEC_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-        let judges: Judges =
-            toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        let spec = judges.judges.get(name).ok_or_else(|| {
-            let names: Vec<&str> = judges.judges.keys().map(|k| k.as_str()).collect();
-            anyhow!(
-                "{} declares no judge `{name}` (its judges: {})",
-                path.display(),
+    /// The judge `name` of an experiment's `[judges]`: the one way the code that runs a spec
+    /// (a feedback stage, a reward stage's raters, the report, `gptlab eval --judge`) gets one.
+    pub fn declared(spec: &Experiment, name: &str) -> Result<Judge> {
+        let Some(judge) = spec.judges.get(name) else {
+            let names: Vec<&str> = spec.judges.keys().map(String::as_str).collect();
+            return Err(anyhow!(
+                "no judge `{name}` (the spec's judges: {})",
                 match names.is_empty() {
                     true => "none".to_string(),
                     false => names.join(", "),
                 }
-            )
-        })?;
-        Judge::new(name, spec)
+            ));
+        };
+        Judge::new(name, judge)
     }
 
     /// The phrases of its `prefer` rule, then those of its `avoid` rule.
@@ -298,18 +278,21 @@ mod tests {
     }
 
     #[test]
-    fn all_builds_every_judge_in_name_order() {
-        let mut specs = BTreeMap::new();
-        for name in ["short", "fun"] {
-            let spec = JudgeSpec {
-                max_chars: Some(5),
-                ..JudgeSpec::default()
-            };
-            specs.insert(name.to_string(), spec);
-        }
-        let judges = Judge::all(&specs).unwrap();
-        let names: Vec<&str> = judges.iter().map(Judge::name).collect();
-        assert_eq!(names, ["fun", "short"]);
-        assert_eq!(judges[0].threshold(), 0.5);
+    fn a_spec_gives_its_judges_by_name_and_names_them_when_one_is_missing() {
+        let spec: Experiment = toml::from_str(
+            "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 8\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"s\"\nkind = \"pretrain\"\ndata = \"x\"\n[judges.short]\nmax_chars = 5\n[judges.fun]\nprefer = \"!\"\n",
+        )
+        .unwrap();
+        let short = Judge::declared(&spec, "short").unwrap();
+        assert_eq!((short.name(), short.threshold()), ("short", 0.5));
+        assert_eq!(short.score("", "12345"), Some(1.0));
+        let error = Judge::declared(&spec, "long").unwrap_err().to_string();
+        assert_eq!(error, "no judge `long` (the spec's judges: fun, short)");
+        let none = Experiment {
+            judges: Default::default(),
+            ..spec
+        };
+        let error = Judge::declared(&none, "short").unwrap_err().to_string();
+        assert_eq!(error, "no judge `short` (the spec's judges: none)");
     }
 }

@@ -2,9 +2,9 @@
 //! logits at every position, and optionally its greedy continuation as ids, so that other
 //! implementations (an exported model in Python) can be checked number for number.
 
-use crate::infer::ask::greedy;
 use crate::infer::{open_stage, Prompt};
 use crate::model::Backend;
+use crate::spec::SampleSettings;
 use crate::util::readback;
 use anyhow::{bail, Result};
 use serde_json::json;
@@ -56,10 +56,8 @@ pub fn run<D: Backend>(dev: &D, args: &LogitsOptions) -> Result<()> {
     let rows: Vec<&[f32]> = flat.chunks(cfg.vocab_size).collect();
     let generated = (args.generate > 0).then(|| {
         let prompt = [Prompt::Ids(ids.clone())];
-        stage
-            .ask()
-            .ids(&prompt, &greedy(args.generate), &[0])
-            .remove(0)
+        let greedy = SampleSettings::greedy(args.generate).into();
+        stage.ask().ids(&prompt, &greedy, &[0]).remove(0)
     });
 
     if args.json {

@@ -7,6 +7,7 @@ use super::prompt::Prompt;
 use crate::model::generate::{generate_all, Request, DEFAULT_BATCH};
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
+use crate::spec::SampleSettings;
 use crate::tokenizer::Tokenizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,10 +40,7 @@ impl<'a, D: Backend> Ask<'a, D> {
                 let built = p.build_within(self.tok, n_ctx, opts.max_new_tokens);
                 Request {
                     prompt: built.ids,
-                    opts: SampleOptions {
-                        stop: built.stop,
-                        ..opts.clone()
-                    },
+                    opts: opts.clone().stopping_at(built.stop),
                     seed,
                 }
             })
@@ -69,7 +67,8 @@ impl<'a, D: Backend> Ask<'a, D> {
 
     /// Greedy answers (no randomness: the seeds do not matter).
     pub fn greedy(&self, prompts: &[Prompt], max_new_tokens: usize) -> Vec<String> {
-        self.texts(prompts, &greedy(max_new_tokens), &vec![0; prompts.len()])
+        let opts = SampleSettings::greedy(max_new_tokens).into();
+        self.texts(prompts, &opts, &vec![0; prompts.len()])
     }
 
     /// One answer, its stream seeded from `rng`.
@@ -100,13 +99,5 @@ impl<'a, D: Backend> Ask<'a, D> {
             .unzip();
         let texts = self.texts(&repeated, opts, &seeds);
         texts.chunks(n.max(1)).map(|c| c.to_vec()).collect()
-    }
-}
-
-pub fn greedy(max_new_tokens: usize) -> SampleOptions {
-    SampleOptions {
-        max_new_tokens,
-        temperature: 0.0,
-        ..Default::default()
     }
 }

@@ -4,6 +4,8 @@
 use super::kernels::simd;
 use rand::Rng;
 
+/// How the next tokens are drawn. Outside tests these come from `spec::SampleSettings`, which
+/// hold each setting's rule (`infer::sampling` converts), so none is built by hand.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleOptions {
     pub max_new_tokens: usize,
@@ -17,16 +19,10 @@ pub struct SampleOptions {
     pub use_cache: bool,
 }
 
-impl Default for SampleOptions {
-    fn default() -> Self {
-        Self {
-            max_new_tokens: 64,
-            temperature: 1.0,
-            top_k: 0,
-            top_p: 1.0,
-            stop: vec![],
-            use_cache: true,
-        }
+impl SampleOptions {
+    /// The same sampling, ending after any of `stop` (a prompt's own end-of-answer ids).
+    pub fn stopping_at(self, stop: Vec<u32>) -> SampleOptions {
+        SampleOptions { stop, ..self }
     }
 }
 
@@ -147,6 +143,22 @@ pub fn argmax(xs: &[f32]) -> usize {
     xs.iter()
         .enumerate()
         .fold(0, |best, (i, &x)| if x > xs[best] { i } else { best })
+}
+
+/// Tests' shorthand: the model's own distribution, 64 tokens. (Last before the tests: the
+/// grep-style tests read a file only up to its first `#[cfg(test)]`.)
+#[cfg(test)]
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            stop: vec![],
+            use_cache: true,
+        }
+    }
 }
 
 #[cfg(test)]

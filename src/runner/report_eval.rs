@@ -8,8 +8,7 @@ use crate::eval::answers::last_user_turn;
 use crate::eval::dataset::{evaluate_file, read_conversations, EvalReport};
 use crate::eval::diversity::diversity_numbers;
 use crate::eval::gold::{
-    best_of_n, gold_rate, gold_sampling, kl_per_answer, reward_scores, sample_answers, scores,
-    win_rate, Samples,
+    best_of_n, gold_rate, kl_per_answer, reward_scores, sample_answers, scores, win_rate, Samples,
 };
 use crate::eval::judge::Judge;
 use crate::infer::is_chat;
@@ -176,7 +175,7 @@ impl Asked<'_> {
         })?;
         let samples = self.eval.judge.as_ref().map(|_| {
             let sampling = &self.loaded.spec.report.sampling;
-            let opts = gold_sampling(sampling.max_new_tokens);
+            let opts = sampling.gold().into();
             let n = self.eval.samples();
             sample_answers(
                 model.as_ref(),
@@ -202,7 +201,7 @@ impl Asked<'_> {
         dev: &D,
     ) -> Result<()> {
         let spec = &self.loaded.spec;
-        let judge = Judge::new(judge, &spec.judges[judge])?;
+        let judge = Judge::declared(spec, judge)?;
         let scores: Vec<_> = answered
             .iter()
             .map(|a| {
@@ -334,7 +333,7 @@ impl Asked<'_> {
         let policy = load_model(&self.run_dir.join(&base.name), dev)?;
         let reward_model = load_model(&self.run_dir.join(&rm.name), dev)?;
         let sampling = &self.loaded.spec.report.sampling;
-        let opts = gold_sampling(sampling.max_new_tokens);
+        let opts = sampling.gold().into();
         let seed = sampling.seed ^ 0xb0;
         let samples = sample_answers(policy.as_ref(), self.tok, &judged, true, 16, &opts, seed);
         let reward = reward_scores(reward_model.as_ref(), self.tok, &judged, &samples);

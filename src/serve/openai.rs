@@ -8,6 +8,7 @@ use super::generation::GenParams;
 use crate::data::chat::{fit_history, Message, Role};
 use crate::infer::{Built, Prompt};
 use crate::model::sample::SampleOptions;
+use crate::spec::SampleSettings;
 use crate::tokenizer::Tokenizer;
 use serde::Deserialize;
 
@@ -184,17 +185,16 @@ pub fn gen_params(
     if room == 0 {
         return Err(ApiError::context_exceeded(prompt.len(), stage.context));
     }
+    let settings = SampleSettings {
+        max_new_tokens: max_tokens.min(room),
+        temperature: temperature.into(),
+        top_k: f.top_k.unwrap_or(0),
+        top_p: top_p.into(),
+    };
     Ok(GenParams {
         prompt,
         n,
-        sampling: SampleOptions {
-            max_new_tokens: max_tokens.min(room),
-            temperature,
-            top_k: f.top_k.unwrap_or(0),
-            top_p,
-            stop: stop_ids,
-            use_cache: true,
-        },
+        sampling: SampleOptions::from(settings).stopping_at(stop_ids),
         stop_strings,
         seed: f.seed.unwrap_or_else(rand::random),
     })

@@ -205,8 +205,8 @@ pub struct FlatStage {
     #[schemars(range(min = 1))]
     #[schemars(extend("x-stages" = ["ppo", "grpo", "feedback"]))]
     pub max_new_tokens: usize,
-    /// Sampling temperature of the answers: > 0 for ppo and grpo, >= 0 for feedback (0:
-    /// greedy).
+    /// Sampling temperature of the answers, >= 0 (0: greedy); > 0 for grpo, whose group of
+    /// greedy answers would all be the same.
     #[serde(default = "one_f64")]
     #[schemars(range(min = 0.0))]
     #[schemars(extend("x-stages" = ["ppo", "grpo", "feedback"]))]

@@ -14,6 +14,8 @@
 //! - `keys.rs`      which keys each table accepts (unknown-key errors)
 //! - `suggest.rs`   "did you mean ...?"
 //! - `problem.rs`   a problem found in a spec (its key path and message), and the range rules
+//! - `sampling.rs`  how answers are sampled: every sampling group as one `SampleSettings`,
+//!   each setting's rule once
 //! - `validate.rs`  ranges, references between stages, judges' rules
 //! - `paths.rs`     data paths: spec-relative, `$DATA/...`, data root
 //! - `errors.rs`    one-paragraph located error messages
@@ -34,6 +36,7 @@ pub mod paths;
 pub mod problem;
 pub mod reference;
 pub mod report_prompt;
+pub mod sampling;
 pub mod schema;
 pub mod schema_of;
 pub mod source;
@@ -50,6 +53,7 @@ pub use methods::rollout::RolloutKeys;
 pub use methods::RlhfKeys;
 pub use paths::{rating_path, RATING_FILES};
 pub use report_prompt::{conversation_key, ReportPrompt};
+pub use sampling::SampleSettings;
 pub use schema::{
     Device, Experiment, JudgeSpec, ModelSpec, Preset, Probe, ReportEval, ReportSpec, Sampling,
     TokenizerKindSpec, TokenizerSpec,

@@ -29,12 +29,6 @@ pub(super) fn require(
     }
 }
 
-pub(super) fn positive(path: String, value: f64) -> Checked {
-    require(value > 0.0 && value.is_finite(), path, || {
-        expected("a number > 0", value)
-    })
-}
-
 pub(super) fn non_negative(path: String, value: f64) -> Checked {
     require(value >= 0.0 && value.is_finite(), path, || {
         expected("a number >= 0", value)

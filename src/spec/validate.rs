@@ -8,8 +8,9 @@ use regex::Regex;
 use super::flat::FlatStage;
 use super::kinds::StageKind;
 use super::paths::{rating_path, RATING_FILES};
-use super::problem::{between, non_negative, positive_int, require};
+use super::problem::{between, positive_int, require};
 use super::problem::{Checked, Problem};
+use super::sampling::SampleSettings;
 use super::schema::{Experiment, JudgeSpec, ReportEval};
 use super::stage::{Method, Stage};
 use super::stage_keys::check_ranges;
@@ -121,6 +122,7 @@ fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String)
             ),
         },
     )?;
+    SampleSettings::from(keys).check(at)?;
     let from = stage.from.as_deref().unwrap_or_default();
     let source = spec.stages.iter().find(|s| s.name == from);
     require(
@@ -183,7 +185,12 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     })?;
     match &stage.method {
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
-        Method::Rlhf(keys) => keys.spec().check(at),
+        Method::Rlhf(keys) => {
+            if let Some(rollout) = keys.spec().rollout() {
+                SampleSettings::from(rollout).check(at)?;
+            }
+            keys.spec().check(at)
+        }
     }
 }
 
@@ -282,17 +289,7 @@ fn check_report(spec: &Experiment) -> Checked {
     if let Some(eval) = &report.eval {
         check_report_eval(spec, eval)?;
     }
-    let sampling = &report.sampling;
-    non_negative("report.sampling.temperature".into(), sampling.temperature)?;
-    require(
-        sampling.top_p > 0.0 && sampling.top_p <= 1.0,
-        "report.sampling.top_p",
-        || format!("expected a probability in (0, 1], found {}", sampling.top_p),
-    )?;
-    positive_int(
-        "report.sampling.max_new_tokens".into(),
-        sampling.max_new_tokens,
-    )
+    SampleSettings::from(&report.sampling).check(&|key| format!("report.sampling.{key}"))
 }
 
 /// One source of questions; a held-out split of one SFT stage's data.

@@ -18,11 +18,10 @@ use crate::data::corpus_source::CorpusSource;
 use crate::data::mixture::SourceSize;
 use crate::data::{self, PreferenceRecord, PromptExample, SftExample};
 use crate::eval::judge::Judge;
-use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
 use crate::results::weights::load_model;
-use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, Stage};
+use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, SampleSettings, Stage};
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, TrainResult, TrainSettings};
 use crate::util::fnv1a;
@@ -274,20 +273,12 @@ pub fn run_feedback_stage<D: Backend>(
         .context("a feedback stage needs `from`")?;
     let model = load_model(&env.run_dir.join(from), &env.dev)
         .with_context(|| format!("stage `{}` rates the answers of `{from}`", stage.name))?;
-    let judge_spec = spec
-        .judges
-        .get(&keys.judge)
-        .with_context(|| format!("no judge `{}`", keys.judge))?;
-    let judge = Judge::new(&keys.judge, judge_spec)?;
+    let judge = Judge::declared(spec, &keys.judge)?;
     let raters = feedback::Raters {
         judge: &judge,
         samples: keys.samples,
         noise: keys.noise,
-        sampling: SampleOptions {
-            max_new_tokens: keys.max_new_tokens,
-            temperature: keys.temperature as f32,
-            ..Default::default()
-        },
+        sampling: SampleSettings::from(keys).into(),
         from,
     };
     let seed = stage_seed(spec.seed, &stage.name);
@@ -320,12 +311,7 @@ fn raters_judge<D: Backend>(env: &StageEnv<D>) -> Result<Option<Judge>> {
     else {
         return Ok(None);
     };
-    let spec = env
-        .spec
-        .judges
-        .get(&keys.judge)
-        .with_context(|| format!("no judge `{}`", keys.judge))?;
-    Ok(Some(Judge::new(&keys.judge, spec)?))
+    Ok(Some(Judge::declared(env.spec, &keys.judge)?))
 }
 
 #[cfg(test)]

@@ -1085,3 +1085,39 @@ fn data_root_comes_from_flag_env_or_default() {
     std::env::remove_var("GPTLAB_DATA");
     assert_eq!(data_root_from(None), PathBuf::from("datasets"));
 }
+
+/// Temperature has one rule wherever answers are sampled: >= 0, 0 being greedy. GRPO adds
+/// a rule of its own, since a group of greedy answers to one prompt is all the same.
+#[test]
+fn temperature_is_at_least_zero_everywhere_and_grpo_needs_more() {
+    let greedy_ppo = edit(
+        "algorithm = \"ppo\"",
+        "algorithm = \"ppo\"\ntemperature = 0.0",
+    );
+    assert!(load(&greedy_ppo, &[]).is_ok());
+    assert!(load(QUICKSTART, &["report.sampling.temperature=0.0"]).is_ok());
+    assert_error(
+        &edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"ppo\"\ntemperature = -1.0",
+        ),
+        "temperature = -1.0",
+        "stages.rlhf.temperature",
+        "expected a number >= 0, found -1",
+    );
+    assert_error(
+        &edit("temperature = 0.8", "temperature = -0.5"),
+        "temperature = -0.5",
+        "report.sampling.temperature",
+        "expected a number >= 0, found -0.5",
+    );
+    assert_error(
+        &edit(
+            "algorithm = \"ppo\"",
+            "algorithm = \"grpo\"\ntemperature = 0.0",
+        ),
+        "temperature = 0.0",
+        "stages.rlhf.temperature",
+        "at temperature 0 (greedy) they are all the same",
+    );
+}

@@ -5,7 +5,7 @@ use super::rollout::RolloutKeys;
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
 use crate::spec::kinds::Checker;
-use crate::spec::problem::Problem;
+use crate::spec::problem::{require, Problem};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GrpoKeys {
@@ -33,7 +33,15 @@ impl RlhfSpec for GrpoKeys {
     }
 
     fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        self.rollout.check(at)
+        // A method rule beside the sampling ones: greedy answers to a prompt are all the same.
+        require(self.rollout.temperature > 0.0, at("temperature"), || {
+            format!(
+                "GRPO compares the answers within a group, and at temperature 0 (greedy) they are \
+                 all the same, so every advantage is 0 and nothing is learned: expected a number \
+                 > 0, found {}",
+                self.rollout.temperature
+            )
+        })
     }
 
     fn missing_data(&self) -> Option<&'static str> {

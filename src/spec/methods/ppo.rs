@@ -3,7 +3,6 @@
 use super::rollout::RolloutKeys;
 use super::RlhfSpec;
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::Problem;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PpoKeys {
@@ -34,10 +33,6 @@ impl RlhfSpec for PpoKeys {
         self.rollout.write(flat);
         flat.reward_model = Some(self.reward_model.clone());
         (flat.vf_coef, flat.gamma, flat.lam) = (self.vf_coef, self.gamma, self.lam);
-    }
-
-    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        self.rollout.check(at)
     }
 
     fn missing_data(&self) -> Option<&'static str> {

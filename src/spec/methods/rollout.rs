@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use crate::spec::flat::{FlatProblem, FlatStage};
-use crate::spec::problem::{positive, Problem};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutKeys {
@@ -47,11 +46,5 @@ impl RolloutKeys {
         flat.kl_coef = self.kl_coef;
         flat.ppo_epochs = self.ppo_epochs;
         flat.clip_range = self.clip_range;
-    }
-
-    /// Beyond the declared ranges: sampling answers to learn from needs a temperature > 0
-    /// (the declaration's >= 0 is a feedback stage's, where 0 is greedy).
-    pub fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        positive(at("temperature"), self.temperature)
     }
 }

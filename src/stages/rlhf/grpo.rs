@@ -10,6 +10,7 @@ use crate::eval::answers::exact_match;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::methods::grpo::GrpoKeys;
+use crate::spec::SampleSettings;
 use crate::stages::env::{load_reward_model, Built, StageEnv};
 use crate::stages::records::Split;
 use crate::tokenizer::{Special, Tokenizer};
@@ -122,7 +123,7 @@ impl<D: Backend> Objective<D> for Grpo<D> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
         let s = &self.keys.rollout;
         let pad = self.tokenizer.special(Special::Pad);
-        let opts = sample_options(s);
+        let opts = SampleSettings::from(s).into();
         let Groups {
             samples,
             rewards,

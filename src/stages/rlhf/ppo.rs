@@ -8,10 +8,10 @@ use super::gae::{gae, whiten};
 use super::rollout::*;
 use super::{RlhfData, RlhfMethod};
 use crate::data::PromptExample;
-use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::results::weights::{load_weights_from, model_tensors};
 use crate::spec::methods::ppo::PpoKeys;
+use crate::spec::SampleSettings;
 use crate::stages::env::{load_reward_model, Built, StageEnv};
 use crate::stages::records::Split;
 use crate::tokenizer::{Special, Tokenizer};
@@ -111,7 +111,7 @@ struct UpdateStats {
 impl<D: Backend> Ppo<D> {
     /// 1. Rollout: one completion per drawn prompt, scored by the reward model.
     fn rollout(&self, ctx: &mut StepContext<'_, D>, pad: u32) -> (Vec<Sample>, Vec<f64>) {
-        let opts = sample_options(&self.keys.rollout);
+        let opts = SampleSettings::from(&self.keys.rollout).into();
         let drawn: Vec<&PromptExample> = (0..self.keys.rollout.rollout_batch)
             .map(|_| &self.prompts[ctx.rng.gen_range(0..self.prompts.len())])
             .collect();
@@ -353,10 +353,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         // Greedy answers of the policy and of the frozen reference (the SFT model) to held-out
         // prompts, both scored by the reward model: the mean score and the policy's win rate.
         let pad = self.tokenizer.special(Special::Pad);
-        let opts = SampleOptions {
-            temperature: 0.0,
-            ..sample_options(&self.keys.rollout)
-        };
+        let opts = SampleSettings::greedy(self.keys.rollout.max_new_tokens).into();
         let answers = |m: &dyn LanguageModel<D>| -> Vec<Sample> {
             let mut rng = rand::rngs::mock::StepRng::new(0, 1);
             let asked: Vec<&PromptExample> = self.val_prompts.iter().take(64).collect();

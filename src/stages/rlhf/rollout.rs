@@ -45,15 +45,6 @@ pub fn load_prompts(keys: &crate::spec::RolloutKeys, split: &Split) -> anyhow::R
     Ok(RlhfData::Prompts { train, val })
 }
 
-/// How a stage samples its rollouts: its `max_new_tokens` and `temperature`.
-pub fn sample_options(keys: &crate::spec::RolloutKeys) -> SampleOptions {
-    SampleOptions {
-        max_new_tokens: keys.max_new_tokens,
-        temperature: keys.temperature as f32,
-        ..Default::default()
-    }
-}
-
 /// `n` completions of each prompt (a group per prompt, in order), all sampled together, each
 /// with its own random stream drawn from `rng`.
 pub fn sample_groups<D: Backend>(
