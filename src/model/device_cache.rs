@@ -160,6 +160,11 @@ impl<D: Backend> DeviceCache<D> {
     /// The maps of one decoding step: row `i` is `slots[i]`'s new position `lens[slots[i]]`.
     /// Derived on the device from its lengths; uploads only when the decoding slots changed.
     pub fn decode_step(&mut self, dev: &D, slots: &[usize]) -> DecodeStep<D> {
+        assert!(
+            slots.iter().all(|&s| self.lens[s] < self.capacity),
+            "a slot holds {} positions",
+            self.capacity
+        );
         if self.active.as_ref().map_or(true, |a| a.slots != slots) {
             self.active = Some(self.active_set(dev, slots));
         }
