@@ -132,7 +132,9 @@ for t in b["train"]:
     print(f"train {t['preset']:<7} {t['tokens_per_sec']:>9.0f} tok/s  MFU {100 * t['mfu']:5.1f}%  "
           f"{t['reads_per_step']:.1f} reads/step")
 for g in b["generate"]:
-    shown = "  ".join(f"b{x['batch']}: {x['tokens_per_sec']:.0f} tok/s" for x in g["batched"])
+    shown = "  ".join(f"b{x['batch']}: {x['tokens_per_sec']:.0f} tok/s "
+                      f"({x['reads_per_step']:.2f} reads, {x['uploads_per_step']:.2f} uploads/step)"
+                      for x in g["batched"])
     print(f"generate {g['preset']:<7} {shown}")
 print(f"serve: streamed answer OK; results in {out}/gpu-check.json")
 PY

@@ -51,6 +51,8 @@ pub struct BatchedGen {
     pub tokens_per_sec: f64,
     /// Device-to-host reads per decode step (one step adds a token to every row).
     pub reads_per_step: f64,
+    /// Host-to-device uploads per decode step (`util/upload.rs`), counted the same way.
+    pub uploads_per_step: f64,
 }
 
 /// The batch sizes generation is measured at.
@@ -211,7 +213,8 @@ pub fn bench_generate<D: Backend>(
 
 /// Tokens per second answering `batch` different prompts together: prompts of 16 to 47
 /// tokens, 64 new tokens each (greedy, no stop), as evaluation and serving ask; and the
-/// device-to-host reads per decode step (this thread's, prefill included).
+/// device-to-host reads and host-to-device uploads per decode step (this thread's, prefill
+/// included).
 fn batched_gen<D: Backend>(model: &dyn LanguageModel<D>, vocab: usize, batch: usize) -> BatchedGen {
     let new = 64.min(model.config().n_ctx / 2);
     let requests: Vec<Request> = (0..batch)
@@ -225,13 +228,16 @@ fn batched_gen<D: Backend>(model: &dyn LanguageModel<D>, vocab: usize, batch: us
         .collect();
     let t = Instant::now();
     let reads_before = crate::util::readback::count();
+    let uploads_before = crate::util::upload::count();
     let out = generate_all(model, vocab, requests, batch);
     let reads = crate::util::readback::count() - reads_before;
+    let uploads = crate::util::upload::count() - uploads_before;
     let tokens: usize = out.iter().map(|o| o.len()).sum();
     BatchedGen {
         batch,
         tokens_per_sec: tokens as f64 / t.elapsed().as_secs_f64(),
         reads_per_step: reads as f64 / new as f64,
+        uploads_per_step: uploads as f64 / new as f64,
     }
 }
 

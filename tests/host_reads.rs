@@ -1,6 +1,8 @@
 //! Every device-to-host read in src/ goes through `src/util/readback.rs`, which counts it, so
 //! that tests and `gptlab bench` can bound how often a step waits for a GPU. This test refuses
-//! a read written anywhere else. Test code may read as it likes.
+//! a read written anywhere else. Test code may read as it likes. Likewise every upload of the
+//! generation path goes through `src/util/upload.rs`, so that a decode step's uploads are
+//! counted too.
 
 mod common;
 use common::*;
@@ -44,6 +46,72 @@ fn strays(src: &Path) -> Vec<String> {
     }
     found.sort();
     found
+}
+
+/// What a host-to-device upload looks like in dfdx 0.13 and cudarc.
+const UPLOADS: [&str; 5] = [
+    "tensor_from_vec(",
+    ".tensor(",
+    "copy_from(",
+    "htod_sync_copy",
+    "htod_",
+];
+
+/// The files of generation (prefill and decode). The host cache's copies back into tensors
+/// (`model/batch_cache.rs`) are left out for the same reason as its reads: only the CPU runs it.
+const GENERATION: [&str; 7] = [
+    "model/generate.rs",
+    "model/lm.rs",
+    "model/gpt.rs",
+    "model/block.rs",
+    "model/attention.rs",
+    "model/kv_cache.rs",
+    "model/device_cache.rs",
+];
+
+/// `path:line: text` for every upload in the generation files that does not go through the
+/// counting helper, test code excluded.
+fn stray_uploads(src: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for (rel, code) in source_files(src) {
+        if !GENERATION.iter().any(|g| rel == *g) {
+            continue;
+        }
+        for (i, line) in code.lines().enumerate() {
+            let upload = UPLOADS.iter().any(|u| line.contains(u));
+            if upload && !line.contains("upload::") && !line.trim_start().starts_with("//") {
+                found.push(format!("src/{rel}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_upload_of_generation_goes_through_the_counting_helper() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let strays = stray_uploads(&src);
+    assert!(
+        strays.is_empty(),
+        "uploads in generation outside src/util/upload.rs (use upload::tensor, so they are \
+         counted):\n{}",
+        strays.join("\n")
+    );
+}
+
+#[test]
+fn the_check_finds_an_upload() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("model")).unwrap();
+    let file = tmp.path().join("model/device_cache.rs");
+    std::fs::write(&file, "fn f() { let t = dev.tensor_from_vec(v, (n,)); }\n").unwrap();
+    assert_eq!(
+        stray_uploads(tmp.path()),
+        vec!["src/model/device_cache.rs:1: fn f() { let t = dev.tensor_from_vec(v, (n,)); }"]
+    );
+    std::fs::write(&file, "fn f() { let t = upload::tensor(&dev, v, (n,)); }\n").unwrap();
+    assert!(stray_uploads(tmp.path()).is_empty());
 }
 
 #[test]

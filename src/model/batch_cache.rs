@@ -158,6 +158,12 @@ pub fn host<S: Shape, D: Device<f32>>(t: &Tensor<S, f32, D>) -> Vec<f32> {
     v
 }
 
+/// The host cache's attention output back into a tensor. Only a device that keeps this cache
+/// on the host (the CPU) comes here, so it is a copy between host buffers, not an upload.
+pub fn to_tensor<S: Shape, D: Device<f32>>(dev: &D, data: Vec<f32>, shape: S) -> Tensor<S, f32, D> {
+    dev.tensor_from_vec(data, shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use super::kv_cache::KvCache;
 use super::lm::LanguageModel;
 use super::sample::{sample_next, SampleOptions};
 use super::Backend;
+use crate::util::upload;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -170,10 +171,7 @@ impl<'m, D: Backend> Generator<'m, D> {
                     ids.iter().map(|&t| t as usize).chain(pad)
                 })
                 .collect();
-            let tokens = self
-                .model
-                .device()
-                .tensor_from_vec(padded, (slots.len(), width));
+            let tokens = upload::tensor(&self.model.device(), padded, (slots.len(), width));
             let logits = self.model.prefill(tokens, &lens, &slots, &mut self.cache);
             rows.extend(split_rows(&slots, logits));
         }

@@ -4,14 +4,14 @@
 //! `V` vocabulary, `C` maximum context, `M` width, `F = 4 * M` MLP width.
 
 use super::attention::CausalSelfAttention;
-use super::batch_cache::host;
+use super::batch_cache::{host, to_tensor};
 use super::block::{Block, Mlp};
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, Store};
 use super::layers::{LayerNorm, Linear};
 use super::params::ParamFn;
 use super::Backend;
-use crate::util::readback;
+use crate::util::{readback, upload};
 use anyhow::Result;
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -40,7 +40,7 @@ impl<'a, D: Device<f32>> Init<'a, D> {
         let n = S::NUMEL;
         let dist = Normal::new(0.0, std).unwrap();
         let data: Vec<f32> = (0..n).map(|_| dist.sample(&mut self.rng)).collect();
-        self.dev.tensor_from_vec(data, S::default())
+        upload::tensor(self.dev, data, S::default())
     }
     fn zeros<S: ConstShape>(&mut self) -> Tensor<S, f32, D> {
         self.dev.zeros()
@@ -214,11 +214,13 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             }
             x = y;
         }
-        for (&slot, &len) in slots.iter().zip(lens) {
-            match store {
-                Store::Host(c) => c.lens[slot] = len,
-                Store::Device(c) => c.lens[slot] = len,
+        match store {
+            Store::Host(c) => {
+                for (&slot, &len) in slots.iter().zip(lens) {
+                    c.lens[slot] = len;
+                }
             }
+            Store::Device(c) => c.prefilled(&dev, slots, lens),
         }
         // Only the last real position of each row needs the (wide) LM head.
         let last: Vec<usize> = lens
@@ -226,7 +228,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             .enumerate()
             .map(|(i, &len)| i * seq + len - 1)
             .collect();
-        let last = dev.tensor_from_vec(last, (rows,));
+        let last = upload::tensor(&dev, last, (rows,));
         let h = self.ln_f.forward(x).reshape_like(&(rows * seq, Const::<M>));
         let h = h.gather(last).reshape_like(&(rows, 1, Const::<M>));
         readback::to_host(&D::linear_frozen(h, &self.wte, None, None, weights))
@@ -234,32 +236,38 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
 
     /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
     /// that slot's next position. Returns the next-token logits, `slots.len() × V`: the
-    /// step's one read from the device.
+    /// step's one read from the device. On the device cache the new ids are the step's one
+    /// upload (in steady state: see `DeviceCache::decode_step`).
     pub fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut KvCache<D>) -> Vec<f32> {
         let dev = self.wte.device().clone();
         let rows = tokens.len();
-        let positions: Vec<usize> = slots.iter().map(|&s| cache.lens()[s]).collect();
         assert!(
-            positions.iter().all(|&p| p < C),
+            slots.iter().all(|&s| cache.lens()[s] < C),
             "a sequence is past the model context {C}"
         );
-        let ids = dev.tensor_from_vec(tokens.iter().map(|&t| t as usize).collect(), (rows,));
-        let at = dev.tensor_from_vec(positions, (rows,));
-        let x = self.wte.clone().gather(ids) + self.wpe.clone().gather(at);
-        let mut x = x.reshape_like(&(rows, 1, Const::<M>));
+        let ids = upload::tensor(&dev, tokens.iter().map(|&t| t as usize).collect(), (rows,));
+        let tokens = self.wte.clone().gather(ids);
         let KvCache { weights, store } = cache;
+        let mut x;
         match store {
             Store::Host(c) => {
+                let positions = slots.iter().map(|&s| c.lens[s]).collect();
+                let at = upload::tensor(&dev, positions, (rows,));
+                x = (tokens + self.wpe.clone().gather(at)).reshape_like(&(rows, 1, Const::<M>));
                 for (layer, block) in self.blocks.iter().enumerate() {
                     x = block.forward_decode(x, weights, |q, k, v| {
                         let heads = c.step(layer, slots, &host(&q), &host(&k), &host(&v));
-                        dev.tensor_from_vec(heads, (rows, 1, Const::<M>))
+                        to_tensor(&dev, heads, (rows, 1, Const::<M>))
                     });
                 }
                 slots.iter().for_each(|&s| c.lens[s] += 1);
             }
             Store::Device(c) => {
                 let step = c.decode_step(&dev, slots);
+                // The position embeddings by a one-hot product: the positions stay on the device.
+                let table = self.wpe.clone().slice((..c.capacity(), ..));
+                let at = step.position().clone().matmul(table);
+                x = (tokens + at).reshape_like(&(rows, 1, Const::<M>));
                 for (layer, block) in self.blocks.iter().enumerate() {
                     x = block.forward_decode(x, weights, |q, k, v| {
                         let flat = |t: Tensor<(usize, usize, Const<M>), f32, D>| {
@@ -269,7 +277,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
                         c.attend(layer, q, &step)
                     });
                 }
-                slots.iter().for_each(|&s| c.lens[s] += 1);
+                c.advance(slots);
             }
         }
         let h = self.ln_f.forward(x);

@@ -4,7 +4,7 @@
 //! kernels with the host cache, and the portable path (composed ops, device cache) CUDA runs.
 
 use super::generate::generate;
-use super::generate::{generate_all, Request};
+use super::generate::{generate_all, Generator, Request};
 use super::kernels::portable::with_portable;
 use super::kv_cache::KvCache;
 use super::presets::model_config;
@@ -325,6 +325,45 @@ fn portable_greedy_generation_equals_fused() {
         })
     };
     assert_eq!(run(true), run(false));
+}
+
+/// In steady state (the same 32 sequences decoding step after step) a decode step on the
+/// device cache uploads one tensor, its new ids, and reads one, its logits: the lengths stay
+/// on the device and the maps of the decoding slots are uploaded only when they change. The
+/// host cache (the CPU's fast path, no device there) uploads the positions too.
+#[test]
+fn a_steady_decode_step_uploads_only_its_ids_at_batch_32() {
+    use crate::util::{readback, upload};
+    let dev = Cpu::default();
+    let model = nano(&dev);
+    let opts = SampleOptions {
+        max_new_tokens: 30,
+        temperature: 0.8,
+        ..Default::default()
+    };
+    for (portable, uploads_per_step) in [(true, 1), (false, 2)] {
+        with_portable(portable, || {
+            let mut gen = Generator::new(model.as_ref(), 100, 32, 64);
+            for request in requests(&opts) {
+                gen.add(request).expect("a free slot");
+            }
+            gen.step(); // the prefill
+            let before = upload::count();
+            gen.step(); // the first decode step of these slots: their maps too
+            let first = upload::count() - before;
+            let (uploads, reads) = (upload::count(), readback::count());
+            for _ in 0..20 {
+                assert!(gen.step().iter().all(|s| !s.finished));
+            }
+            let first_expected = if portable { 5 } else { 2 };
+            assert_eq!(
+                first, first_expected,
+                "the first step (portable: {portable})"
+            );
+            assert_eq!(upload::count() - uploads, 20 * uploads_per_step);
+            assert_eq!(readback::count() - reads, 20);
+        });
+    }
 }
 
 #[test]
