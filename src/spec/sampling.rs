@@ -1,13 +1,15 @@
 //! How answers are sampled, whichever part of a spec says so: the report's `sampling`, the
 //! `max_new_tokens` and `temperature` of a rollout (PPO, GRPO) or a feedback stage, gold
 //! evaluation, and the flags of the commands that sample. Each resolves to one
-//! [`SampleSettings`], which `infer::sampling` turns into the model's `SampleOptions`, and each
-//! setting's rule is written here once, for the spec and the command line alike.
+//! [`SampleSettings`], which `infer::sampling` turns into the model's `SampleOptions`. Each
+//! setting's rule is its declaration: `Sampling`'s field for the report and the command line,
+//! the stage key's (`flat.rs`) for a rollout or a feedback stage.
 
 use super::methods::rollout::RolloutKeys;
-use super::problem::{non_negative, positive_int, require, Problem};
+use super::problem::Problem;
 use super::schema::Sampling;
 use super::stage::FeedbackKeys;
+use super::stage_keys::check_declared;
 
 /// The settings of one way of sampling answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,14 +44,18 @@ impl SampleSettings {
         }
     }
 
-    /// Each setting's rule; a broken one is reported at `at(its key)`, the key as the spec
-    /// names it (`max_new_tokens`, `temperature`, `top_k`, `top_p`).
+    /// Each setting's rule, as `[report] sampling` declares it (`Sampling`'s fields, the one
+    /// place the sampling settings' ranges are written); a broken one is reported at
+    /// `at(its key)` (`max_new_tokens`, `temperature`, `top_k`, `top_p`).
     pub fn check(&self, at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
-        positive_int(at("max_new_tokens"), self.max_new_tokens)?;
-        non_negative(at("temperature"), self.temperature)?;
-        require(self.top_p > 0.0 && self.top_p <= 1.0, at("top_p"), || {
-            format!("expected a probability in (0, 1], found {}", self.top_p)
-        })
+        let declared = Sampling {
+            max_new_tokens: self.max_new_tokens,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            ..Sampling::default()
+        };
+        check_declared(&declared, at)
     }
 
     /// The same rules for settings given as a command's flags (`--max-new-tokens`).

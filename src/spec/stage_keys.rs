@@ -3,10 +3,13 @@
 //! (`x-stages`) and which values it accepts (`minimum`, `exclusiveMinimum`, `maximum`, ...,
 //! and `items` for a list). The per-method key lists (`keys.rs`, and through them `--set` and
 //! the schema's stage variants) and validation's range checks read them here, so a key is
-//! declared in one place.
+//! declared in one place. The other tables' keys are checked the same way, from their own
+//! fields' declarations (`check_declared`).
 
 use std::sync::LazyLock;
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::flat::FlatStage;
@@ -136,6 +139,23 @@ pub fn check_value(declared: &Value, value: &toml::Value, path: &str) -> Checked
     require(range.contains(found), path, || {
         expected(&range.expected_text(), found)
     })
+}
+
+/// Checks each key of a spec table of type `T` (the report's tables, a judge, a sampling
+/// group) against the range its field declares, as a stage's keys are checked; `at(key)` is
+/// the key's path.
+pub fn check_declared<T: JsonSchema + Serialize>(
+    table: &T,
+    at: &dyn Fn(&str) -> String,
+) -> Checked {
+    let schema = schema_of::<T>();
+    let values = toml::Table::try_from(table).expect("a spec table is TOML");
+    for (key, value) in &values {
+        if let Some(declared) = schema["properties"].get(key) {
+            check_value(declared, value, &at(key))?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks each key `stage`'s method takes against its declared range, as the key is written

@@ -8,12 +8,11 @@ use regex::Regex;
 use super::flat::FlatStage;
 use super::kinds::StageKind;
 use super::paths::{rating_path, RATING_FILES};
-use super::problem::{between, positive_int, require};
+use super::problem::require;
 use super::problem::{Checked, Problem};
-use super::sampling::SampleSettings;
 use super::schema::{Experiment, JudgeSpec, ReportEval};
 use super::stage::{Method, Stage};
-use super::stage_keys::check_ranges;
+use super::stage_keys::{check_declared, check_ranges};
 use super::suggest;
 
 /// The typed experiment: every stage converted to its method, or the first stage's problem.
@@ -122,7 +121,6 @@ fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String)
             ),
         },
     )?;
-    SampleSettings::from(keys).check(at)?;
     let from = stage.from.as_deref().unwrap_or_default();
     let source = spec.stages.iter().find(|s| s.name == from);
     require(
@@ -185,12 +183,8 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     })?;
     match &stage.method {
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
-        Method::Rlhf(keys) => {
-            if let Some(rollout) = keys.spec().rollout() {
-                SampleSettings::from(rollout).check(at)?;
-            }
-            keys.spec().check(at)
-        }
+        // A rollout's sampling keys are stage keys: their declared ranges are checked above.
+        Method::Rlhf(keys) => keys.spec().check(at),
     }
 }
 
@@ -289,7 +283,7 @@ fn check_report(spec: &Experiment) -> Checked {
     if let Some(eval) = &report.eval {
         check_report_eval(spec, eval)?;
     }
-    SampleSettings::from(&report.sampling).check(&|key| format!("report.sampling.{key}"))
+    check_declared(&report.sampling, &|key| format!("report.sampling.{key}"))
 }
 
 /// One source of questions; a held-out split of one SFT stage's data.
@@ -298,9 +292,7 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
     require(one_source, "report.eval", || {
         "expected one of `data = \"questions.jsonl\"` or `held_out = \"<sft stage>\"`".into()
     })?;
-    if let Some(limit) = eval.limit {
-        positive_int("report.eval.limit".into(), limit)?;
-    }
+    check_declared(eval, &|key| format!("report.eval.{key}"))?;
     check_gold(spec, eval)?;
     let Some(name) = &eval.held_out else {
         return Ok(());
@@ -330,9 +322,6 @@ fn check_report_eval(spec: &Experiment, eval: &ReportEval) -> Checked {
 
 /// Gold evaluation names a declared judge and a chat stage to compare with.
 fn check_gold(spec: &Experiment, eval: &ReportEval) -> Checked {
-    if let Some(samples) = eval.samples {
-        positive_int("report.eval.samples".into(), samples)?;
-    }
     if let Some(judge) = &eval.judge {
         let names: Vec<&str> = spec.judges.keys().map(|k| k.as_str()).collect();
         require(
@@ -395,7 +384,7 @@ fn check_judge(name: &str, judge: &JudgeSpec) -> Checked {
             });
         }
     }
-    between(at("threshold"), judge.threshold, 0.0, 1.0)?;
+    check_declared(judge, &at)?;
     if let (Some(min), Some(max)) = (judge.min_chars, judge.max_chars) {
         require(min <= max, at("min_chars"), || {
             format!("expected at most max_chars ({max}), found {min}")

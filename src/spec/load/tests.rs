@@ -899,6 +899,13 @@ fn report_eval_names_a_declared_judge_and_a_chat_baseline() {
         "report.eval.samples",
         "a whole number > 0",
     );
+    // Read from `ReportEval`'s declarations, as a stage key's range is from its field.
+    assert_error(
+        &eval("limit = 0"),
+        "eval =",
+        "report.eval.limit",
+        "a whole number > 0",
+    );
     assert_error(
         &eval("judge = \"fun\", baseline = \"rm\""),
         "eval =",
