@@ -9,32 +9,9 @@ use common::*;
 use gptlab::infer::{open_stage, Prompt};
 use gptlab::model::kernels::portable::with_portable;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(600);
-
-/// Steps cut so that both runs together take about a minute on 2 cores.
-const FEWER_STEPS: &[&str] = &[
-    "stages.base.steps=60",
-    "stages.base.eval_every=20",
-    "stages.assistant.steps=60",
-    "stages.assistant.eval_every=20",
-    "stages.rate.samples=2",
-    "stages.rm.steps=20",
-    "stages.rm.eval_every=10",
-    "stages.rlhf.steps=4",
-    "stages.rlhf.eval_every=2",
-];
 
 fn quickstart(kernels: &str, dir: &Path) -> PathBuf {
-    let spec = repo().join("experiments/quickstart.toml");
-    let mut args = vec!["run", spec.to_str().unwrap()];
-    for set in FEWER_STEPS {
-        args.extend(["--set", set]);
-    }
-    let mut command = gptlab_command(&args, dir);
-    command.env("GPTLAB_KERNELS", kernels);
-    run_dir(&output_within(&mut command, LIMIT))
+    short_quickstart(dir, "GPTLAB_KERNELS", kernels)
 }
 
 fn summary(run: &Path) -> serde_json::Value {

@@ -6,31 +6,9 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-const LIMIT: Duration = Duration::from_secs(600);
-
-const FEWER_STEPS: &[&str] = &[
-    "stages.base.steps=60",
-    "stages.base.eval_every=20",
-    "stages.assistant.steps=60",
-    "stages.assistant.eval_every=20",
-    "stages.rate.samples=2",
-    "stages.rm.steps=10",
-    "stages.rm.eval_every=5",
-    "stages.rlhf.steps=3",
-    "stages.rlhf.eval_every=3",
-];
 
 fn quickstart(threads: &str, dir: &Path) -> PathBuf {
-    let spec = repo().join("experiments/quickstart.toml");
-    let mut args = vec!["run", spec.to_str().unwrap(), "--no-reuse"];
-    for set in FEWER_STEPS {
-        args.extend(["--set", set]);
-    }
-    let mut command = gptlab_command(&args, dir);
-    command.env("RAYON_NUM_THREADS", threads);
-    run_dir(&output_within(&mut command, LIMIT))
+    short_quickstart(dir, "RAYON_NUM_THREADS", threads)
 }
 
 #[test]

@@ -262,3 +262,30 @@ pub fn source_files(src: &Path) -> Vec<(String, String)> {
     }
     files
 }
+
+/// The quickstart with steps cut so that two runs side by side take about a minute on 2
+/// cores, every stage kept: for tests that compare whole runs made two ways.
+const SHORT_QUICKSTART: &[&str] = &[
+    "stages.base.steps=60",
+    "stages.base.eval_every=20",
+    "stages.assistant.steps=60",
+    "stages.assistant.eval_every=20",
+    "stages.rate.samples=2",
+    "stages.rm.steps=20",
+    "stages.rm.eval_every=10",
+    "stages.rlhf.steps=4",
+    "stages.rlhf.eval_every=2",
+];
+
+/// Runs the short quickstart in `dir` with the environment variable `var` set to `value`;
+/// returns its run folder.
+pub fn short_quickstart(dir: &Path, var: &str, value: &str) -> PathBuf {
+    let spec = repo().join("experiments/quickstart.toml");
+    let mut args = vec!["run", spec.to_str().unwrap()];
+    for set in SHORT_QUICKSTART {
+        args.extend(["--set", set]);
+    }
+    let mut command = gptlab_command(&args, dir);
+    command.env(var, value);
+    run_dir(&output_within(&mut command, Duration::from_secs(600)))
+}
