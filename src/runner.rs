@@ -129,8 +129,8 @@ pub fn read_all_data(loaded: &LoadedSpec) -> Result<Vec<Option<StageData>>> {
         })
         .collect::<Result<_>>()?;
     for (i, stage) in spec.stages.iter().enumerate() {
-        if let Some(ptx) = &stage.ptx {
-            crate::data::read_sft(&ptx.data)
+        if let Some(ptx_data) = &stage.ptx_data {
+            crate::data::read_sft(ptx_data)
                 .with_context(|| loaded.locate(&format!("stages[{i}].ptx_data")))?;
         }
     }
@@ -394,14 +394,18 @@ fn reads_ratings(stage: &Stage) -> bool {
 
 /// `stage` with each `@name/file` path pointing into this run's folder.
 fn with_ratings_from(stage: &Stage, run_dir: &Path) -> Stage {
-    let mut stage = stage.clone();
     let local = |p: &mut PathBuf| {
         if let Some(path) = rating_path(p).map(|(name, file)| run_dir.join(name).join(file)) {
             *p = path;
         }
     };
-    stage.data.iter_mut().for_each(|e| local(&mut e.path));
-    stage.val_data.iter_mut().for_each(local);
+    let mut stage = stage.clone();
+    stage
+        .edit(|keys| {
+            keys.data.iter_mut().for_each(|e| local(&mut e.path));
+            keys.val_data.iter_mut().for_each(local);
+        })
+        .expect("only paths changed");
     stage
 }
 

@@ -49,7 +49,7 @@ pub mod validate;
 pub use data_entry::{sources_of, DataEntry, Source, Transform};
 pub use kinds::{Algorithm, Checker, StageKind};
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
-pub use methods::rollout::RolloutKeys;
+pub use methods::rollout::Rollout;
 pub use methods::RlhfKeys;
 pub use paths::{rating_path, RATING_FILES};
 pub use report_prompt::{conversation_key, ReportPrompt};

@@ -386,8 +386,9 @@ fn default_threshold() -> f64 {
 mod tests {
     use super::*;
     use crate::spec::data_entry::DataEntry;
-    use crate::spec::kinds::Checker;
-    use crate::spec::methods::{grpo::GrpoKeys, rollout::RolloutKeys, RlhfKeys};
+    use crate::spec::flat::FlatStage;
+    use crate::spec::kinds::{Algorithm, Checker, StageKind};
+    use crate::spec::methods::RlhfKeys;
     use crate::spec::stage::Method;
     use std::path::PathBuf;
 
@@ -412,10 +413,10 @@ data = "corpus.txt"
         assert_eq!(spec.device, Device::Cpu);
         assert_eq!(spec.report, ReportSpec::default());
         assert_eq!(spec.report.sampling.top_k, 20);
-        let mut expected = Stage::new("base", Method::Pretrain);
+        let mut expected = FlatStage::new("base", StageKind::Pretrain);
         expected.data = vec![DataEntry::plain("corpus.txt")];
-        assert_eq!(spec.stages, vec![expected]);
-        assert!((spec.stages[0].min_lr - 1e-4).abs() < 1e-12);
+        assert_eq!(spec.stages, vec![expected.into_stage().unwrap()]);
+        assert!((spec.stages[0].min_lr() - 1e-4).abs() < 1e-12);
     }
 
     #[test]
@@ -444,20 +445,15 @@ data = "corpus.txt"
     fn enums_serialize_lowercase_and_round_trip() {
         let mut spec: Experiment = toml::from_str(MINIMAL).unwrap();
         spec.device = Device::Cuda;
-        spec.stages[0].method = Method::Rlhf(RlhfKeys::Grpo(GrpoKeys {
-            rollout: RolloutKeys {
-                prompts: PathBuf::from("prompts.jsonl"),
-                rollout_batch: 16,
-                max_new_tokens: 32,
-                temperature: 1.0,
-                kl_coef: 0.05,
-                ppo_epochs: 4,
-                clip_range: 0.2,
-            },
-            reward_model: None,
-            group_size: 4,
-            checker: Checker::Exact,
-        }));
+        let mut grpo = FlatStage::new("base", StageKind::Rlhf);
+        grpo.algorithm = Some(Algorithm::Grpo);
+        grpo.prompts = Some(PathBuf::from("prompts.jsonl"));
+        grpo.checker = Checker::Exact;
+        spec.stages[0] = grpo.into_stage().unwrap();
+        assert!(matches!(
+            spec.stages[0].method,
+            Method::Rlhf(RlhfKeys::Grpo(_))
+        ));
         let text = toml::to_string(&spec).unwrap();
         assert!(text.contains("device = \"cuda\""), "{text}");
         assert!(text.contains("algorithm = \"grpo\""), "{text}");

@@ -106,19 +106,13 @@ fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String)
         return Ok(());
     };
     let names: Vec<&str> = spec.judges.keys().map(|k| k.as_str()).collect();
+    let judge = keys.judge_name();
     require(
-        spec.judges.contains_key(&keys.judge),
+        spec.judges.contains_key(judge),
         at("judge"),
         || match names.is_empty() {
-            true => format!(
-                "no judge `{}`: declare it as a [judges.{}] table",
-                keys.judge, keys.judge
-            ),
-            false => format!(
-                "no judge `{}`; the judges are {}",
-                keys.judge,
-                names.join(", ")
-            ),
+            true => format!("no judge `{judge}`: declare it as a [judges.{judge}] table"),
+            false => format!("no judge `{judge}`; the judges are {}", names.join(", ")),
         },
     )?;
     let from = stage.from.as_deref().unwrap_or_default();
@@ -172,8 +166,12 @@ fn check_rating_paths(
 /// Each key's declared range (`flat.rs`), then the rules between keys.
 fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     check_ranges(stage, at)?;
-    require(stage.min_lr <= stage.lr, at("min_lr"), || {
-        format!("expected at most lr ({}), found {}", stage.lr, stage.min_lr)
+    require(stage.min_lr() <= stage.lr, at("min_lr"), || {
+        format!(
+            "expected at most lr ({}), found {}",
+            stage.lr,
+            stage.min_lr()
+        )
     })?;
     require(stage.warmup_steps < stage.steps, at("warmup_steps"), || {
         format!(

@@ -2,8 +2,8 @@
 //! pairs, GRPO with verifiable rewards, and KTO on unpaired 👍/👎 answers;
 //! any of them with the SFT loss in every update (`ptx`).
 //!
-//! A method is its keys struct (`spec/methods/<name>.rs`) and, in `<name>.rs` here, that
-//! struct's `RlhfMethod`: the data it reads and the objective it trains. The list of methods
+//! A method is its view of the stage keys (`spec/methods/<name>.rs`) and, in `<name>.rs`
+//! here, that view's `RlhfMethod`: the data it reads and the objective it trains. The list of methods
 //! is `rlhf_methods!` in `spec/methods/mod.rs`; `load_data` and `objective` below dispatch
 //! on it.
 pub mod clipped;
@@ -28,7 +28,7 @@ use crate::train::trainer::Objective;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-/// What an RLHF method does in a run, implemented by its keys struct.
+/// What an RLHF method does in a run, implemented by its view of the stage keys.
 pub trait RlhfMethod {
     /// Reads the stage's data, before any stage trains (the tokenizer is trained on all of
     /// it), so that bad data fails early; errors name the key through `split`.
