@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data_entry::DataEntry;
 use super::kinds::{Algorithm, Checker, StageKind};
+use super::lora::LoraKeys;
 
 /// Why a flat stage is no valid stage: the key at fault and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +120,12 @@ pub struct FlatStage {
     #[schemars(extend("exclusiveMinimum" = 0.0))]
     #[schemars(extend("x-stages" = ["rlhf"]))]
     pub ptx_coef: f64,
+    /// Train low-rank adapters on the frozen `from` model instead of every weight:
+    /// `{ rank, alpha, dropout, targets }` (peft's LoRA on GPT-2's linear layers).
+    // Written only when set, so that specs without it keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["sft", "reward", "rlhf"]))]
+    pub lora: Option<LoraKeys>,
 
     // The keys of some methods only (`x-stages`).
     /// The RLHF method of an rlhf stage.

@@ -166,6 +166,9 @@ fn check_rating_paths(
 /// Each key's declared range (`flat.rs`), then the rules between keys.
 fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     check_ranges(stage, at)?;
+    if let Some(lora) = &stage.lora {
+        check_declared(lora, &|key| at(&format!("lora.{key}")))?;
+    }
     require(stage.min_lr() <= stage.lr, at("min_lr"), || {
         format!(
             "expected at most lr ({}), found {}",
