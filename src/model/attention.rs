@@ -2,8 +2,10 @@
 //! heads stay side by side in `(batch, time, M)` activations; the attention op reads each
 //! head's columns in place.
 
+use super::adapters::AttnAdapters;
 use super::kernels::causal_attention::{self, Dims};
-use super::kernels::{FrozenWeights, FusedOps};
+use super::kernels::FrozenWeights;
+use super::lora::{frozen_linear, FrozenLinear, LoraRun};
 
 /// One position per row without a tape: `(rows, 1, M)` in generation.
 type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
@@ -27,14 +29,19 @@ pub type KvPair<D> = (
     Tensor<(usize, usize, usize), f32, D>,
 );
 
-impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
+impl<const M: usize, D: Device<f32> + FrozenLinear> CausalSelfAttention<M, D> {
     /// `skip +` attention over the sequence itself (training, full forward): the output
-    /// projection adds straight onto the residual stream `skip`.
+    /// projection adds straight onto the residual stream `skip`. With `lora`, the layers are
+    /// frozen and the adapters carry the update.
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
         skip: Tensor<(usize, usize, Const<M>), f32, D>,
+        lora: Option<(&AttnAdapters<M, D>, LoraRun)>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        if let Some((adapters, run)) = lora {
+            return self.forward_lora(x, skip, adapters, run);
+        }
         // The tape threads through q, k and v in turn; k and v then travel untaped into the
         // attention op, which still adds their gradients.
         let (x, tape) = x.split_tape();
@@ -43,6 +50,39 @@ impl<const M: usize, D: Device<f32> + FusedOps> CausalSelfAttention<M, D> {
         let (v, tape) = self.v.forward(x.put_tape(tape)).split_tape();
         let heads = D::causal_attention(q.put_tape(tape), k, v, self.n_head);
         self.proj.forward_onto(heads, skip)
+    }
+
+    /// [`Self::forward`] of a LoRA model: q, k and v frozen, plus peft's one `c_attn` adapter
+    /// over the three (one A, so one dropout mask and one down-projection; B's row blocks are
+    /// q's, k's and v's updates).
+    fn forward_lora<T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(usize, usize, Const<M>), f32, D, T>,
+        skip: Tensor<(usize, usize, Const<M>), f32, D>,
+        adapters: &AttnAdapters<M, D>,
+        run: LoraRun,
+    ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        let base =
+            |l: &Linear<M, M, D>, x| D::linear_frozen_base(x, &l.weight, Some(&l.bias), None);
+        let (x, tape) = x.split_tape();
+        let (q, tape) = base(&self.q, x.clone().put_tape(tape)).split_tape();
+        let (k, tape) = base(&self.k, x.clone().put_tape(tape)).split_tape();
+        let (v, tape) = base(&self.v, x.clone().put_tape(tape)).split_tape();
+        let (q, k, v) = match &adapters.c_attn {
+            None => (q.put_tape(tape), k, v),
+            Some(a) => {
+                let (down, tape) = a.down(x.put_tape(tape), run).split_tape();
+                let (k, tape) = a
+                    .up_onto(down.clone().put_tape(tape), M..2 * M, run, k)
+                    .split_tape();
+                let (v, tape) = a
+                    .up_onto(down.clone().put_tape(tape), 2 * M..3 * M, run, v)
+                    .split_tape();
+                (a.up_onto(down.put_tape(tape), 0..M, run, q), k, v)
+            }
+        };
+        let heads = D::causal_attention(q, k, v, self.n_head);
+        frozen_linear(&self.proj, adapters.c_proj.as_ref(), run, heads, Some(skip))
     }
 
     /// [`Self::forward`] without a tape, also returning the keys and values it computed
