@@ -118,3 +118,7 @@ impl<const M: usize, const F: usize, D: Device<f32> + RawStorage> Adapters<M, F,
         }
     }
 }
+
+#[cfg(test)]
+#[path = "adapters/tests.rs"]
+mod tests;

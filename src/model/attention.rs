@@ -5,7 +5,7 @@
 use super::adapters::AttnAdapters;
 use super::kernels::causal_attention::{self, Dims};
 use super::kernels::FrozenWeights;
-use super::lora::{frozen_linear, FrozenLinear, LoraRun};
+use super::lora::{frozen_linear, Adapter, FrozenLinear, LoraRun};
 
 /// One position per row without a tape: `(rows, 1, M)` in generation.
 type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
@@ -21,6 +21,13 @@ pub struct CausalSelfAttention<const M: usize, D: Device<f32>> {
     pub v: Linear<M, M, D>,
     pub proj: Linear<M, M, D>,
 }
+
+/// q with the tape, k and v without (they still receive their gradients).
+type QkvTaped<const M: usize, D, T> = (
+    Tensor<(usize, usize, Const<M>), f32, D, T>,
+    Act<M, D>,
+    Act<M, D>,
+);
 
 /// Keys and values of the positions seen so far, per layer: `(batch, time, M)`, with the
 /// width erased so a cache type does not depend on the preset.
@@ -53,8 +60,7 @@ impl<const M: usize, D: Device<f32> + FrozenLinear> CausalSelfAttention<M, D> {
     }
 
     /// [`Self::forward`] of a LoRA model: q, k and v frozen, plus peft's one `c_attn` adapter
-    /// over the three (one A, so one dropout mask and one down-projection; B's row blocks are
-    /// q's, k's and v's updates).
+    /// over the three: one A, B's row blocks are q's, k's and v's updates.
     fn forward_lora<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
@@ -62,27 +68,47 @@ impl<const M: usize, D: Device<f32> + FrozenLinear> CausalSelfAttention<M, D> {
         adapters: &AttnAdapters<M, D>,
         run: LoraRun,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        let (q, k, v) = match &adapters.c_attn {
+            Some(a) if run.dropout == 0.0 => {
+                let lora = |l: &Linear<M, M, D>, x, rows| D::linear_lora(x, l, a, rows, run, None);
+                let (x, tape) = x.split_tape();
+                let (q, tape) = lora(&self.q, x.clone().put_tape(tape), 0..M).split_tape();
+                let (k, tape) = lora(&self.k, x.clone().put_tape(tape), M..2 * M).split_tape();
+                let (v, tape) = lora(&self.v, x.put_tape(tape), 2 * M..3 * M).split_tape();
+                (q.put_tape(tape), k, v)
+            }
+            _ => self.qkv_shared_down(x, adapters.c_attn.as_ref(), run),
+        };
+        let heads = D::causal_attention(q, k, v, self.n_head);
+        frozen_linear(&self.proj, adapters.c_proj.as_ref(), run, heads, Some(skip))
+    }
+
+    /// q, k and v of a LoRA model from dfdx ops, the adapter's input projection (if any)
+    /// computed once, so that its dropout draws one mask for the three, as peft's fused
+    /// `c_attn` does.
+    fn qkv_shared_down<T: Tape<f32, D>>(
+        &self,
+        x: Tensor<(usize, usize, Const<M>), f32, D, T>,
+        c_attn: Option<&Adapter<M, D>>,
+        run: LoraRun,
+    ) -> QkvTaped<M, D, T> {
         let base =
             |l: &Linear<M, M, D>, x| D::linear_frozen_base(x, &l.weight, Some(&l.bias), None);
         let (x, tape) = x.split_tape();
         let (q, tape) = base(&self.q, x.clone().put_tape(tape)).split_tape();
         let (k, tape) = base(&self.k, x.clone().put_tape(tape)).split_tape();
         let (v, tape) = base(&self.v, x.clone().put_tape(tape)).split_tape();
-        let (q, k, v) = match &adapters.c_attn {
-            None => (q.put_tape(tape), k, v),
-            Some(a) => {
-                let (down, tape) = a.down(x.put_tape(tape), run).split_tape();
-                let (k, tape) = a
-                    .up_onto(down.clone().put_tape(tape), M..2 * M, run, k)
-                    .split_tape();
-                let (v, tape) = a
-                    .up_onto(down.clone().put_tape(tape), 2 * M..3 * M, run, v)
-                    .split_tape();
-                (a.up_onto(down.put_tape(tape), 0..M, run, q), k, v)
-            }
+        let Some(a) = c_attn else {
+            return (q.put_tape(tape), k, v);
         };
-        let heads = D::causal_attention(q, k, v, self.n_head);
-        frozen_linear(&self.proj, adapters.c_proj.as_ref(), run, heads, Some(skip))
+        let (down, tape) = a.down(x.put_tape(tape), run).split_tape();
+        let (k, tape) = a
+            .up_onto(down.clone().put_tape(tape), M..2 * M, run, k)
+            .split_tape();
+        let (v, tape) = a
+            .up_onto(down.clone().put_tape(tape), 2 * M..3 * M, run, v)
+            .split_tape();
+        (a.up_onto(down.put_tape(tape), 0..M, run, q), k, v)
     }
 
     /// [`Self::forward`] without a tape, also returning the keys and values it computed

@@ -22,15 +22,54 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
-/// `x·wᵀ + b (+ skip)` whose backward reaches `x` (and `skip`) only: `w` and `b` get no
-/// gradient, and the weight product of the backward is not computed at all.
+/// The frozen layers of a LoRA model: products whose backward reaches the input (and
+/// `skip`, the residual stream) and the adapter, never the base weight or bias; the weight
+/// product of the backward is not computed at all.
 pub trait FrozenLinear: FusedOps {
+    /// `x·wᵀ + b (+ skip)`.
     fn linear_frozen_base<const I: usize, const O: usize, T: Tape<f32, Self>>(
         x: Act<I, Self, T>,
         w: &Tensor<Rank2<O, I>, f32, Self>,
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
         skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T>;
+
+    /// `base(x) (+ skip) + scale · dropout(x)·Aᵀ·B[rows]ᵀ`: a frozen layer with the
+    /// update of its outputs `rows` of `adapter` (all of B, or one block of stacked layers).
+    fn linear_lora<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        base: &Linear<I, O, Self>,
+        adapter: &Adapter<I, Self>,
+        rows: Range<usize>,
+        run: LoraRun,
+        skip: Option<Act<O, Self, NoneTape>>,
+    ) -> Act<O, Self, T> {
+        lora_composed(x, base, adapter, rows, run, skip)
+    }
+}
+
+/// [`FrozenLinear::linear_lora`] from dfdx ops (CUDA, the CPU's portable path, dropout): the
+/// base's product records its backward (to x only) first, then the adapter takes the tape
+/// on, and the final sum joins them (the tape runs in reverse, so the base's op reads its
+/// output's finished gradient).
+pub fn lora_composed<const I: usize, const O: usize, D: FrozenLinear, T: Tape<f32, D>>(
+    x: Act<I, D, T>,
+    base: &Linear<I, O, D>,
+    adapter: &Adapter<I, D>,
+    rows: Range<usize>,
+    run: LoraRun,
+    skip: Option<Act<O, D, NoneTape>>,
+) -> Act<O, D, T> {
+    let (x, tape) = x.split_tape();
+    let (y, tape) = D::linear_frozen_base(
+        x.clone().put_tape(tape),
+        &base.weight,
+        Some(&base.bias),
+        skip,
+    )
+    .split_tape();
+    let down = adapter.down(x.put_tape(tape), run);
+    adapter.up_onto(down, rows, run, y)
 }
 
 impl FrozenLinear for Cpu {
@@ -75,6 +114,21 @@ impl FrozenLinear for Cpu {
             });
         }
         y.put_tape(tape)
+    }
+
+    fn linear_lora<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        base: &Linear<I, O, Self>,
+        adapter: &Adapter<I, Self>,
+        rows: Range<usize>,
+        run: LoraRun,
+        skip: Option<Act<O, Self, NoneTape>>,
+    ) -> Act<O, Self, T> {
+        // Dropout needs the dropped input beside the plain one: the composed ops keep both.
+        if super::kernels::portable::portable() || run.dropout > 0.0 {
+            return lora_composed(x, base, adapter, rows, run, skip);
+        }
+        cpu::forward(x, base, adapter, rows, run.scale, skip)
     }
 }
 
@@ -303,22 +357,10 @@ pub fn frozen_linear<const I: usize, const O: usize, D: FrozenLinear, T: Tape<f3
     x: Act<I, D, T>,
     skip: Option<Act<O, D, NoneTape>>,
 ) -> Act<O, D, T> {
-    let Some(adapter) = adapter else {
-        return D::linear_frozen_base(x, &base.weight, Some(&base.bias), skip);
-    };
-    // Two branches from one input: the base's product records its backward (to x only)
-    // first, then the adapter takes the tape on, and the final sum joins them (the tape runs
-    // in reverse, so the base's op reads its output's finished gradient).
-    let (x, tape) = x.split_tape();
-    let (y, tape) = D::linear_frozen_base(
-        x.clone().put_tape(tape),
-        &base.weight,
-        Some(&base.bias),
-        skip,
-    )
-    .split_tape();
-    let down = adapter.down(x.put_tape(tape), run);
-    adapter.up_onto(down, 0..O, run, y)
+    match adapter {
+        None => D::linear_frozen_base(x, &base.weight, Some(&base.bias), skip),
+        Some(adapter) => D::linear_lora(x, base, adapter, 0..O, run, skip),
+    }
 }
 
 /// `base` with `adapter`'s update of the outputs `rows` folded into its weight.
@@ -334,6 +376,8 @@ pub fn merge<const I: usize, const O: usize, D: Device<f32>>(
     }
 }
 
+#[path = "lora/cpu.rs"]
+mod cpu;
 #[cfg(test)]
 #[path = "lora/tests.rs"]
 mod tests;
