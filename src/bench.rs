@@ -2,10 +2,12 @@
 //! fp32 matmul peak, written as JSON. Run the PyTorch peer (`shared/bench/torch_gpt.py`) right
 //! before or after on the same machine: only ratios measured together mean anything.
 
+pub mod lora;
+
 use crate::model::generate::{generate, generate_all, Request};
 use crate::model::presets::{build_model, model_config};
 use crate::model::sample::SampleOptions;
-use crate::model::{Backend, LanguageModel};
+use crate::model::{Backend, LanguageModel, LoraSpec};
 use crate::spec::SampleSettings;
 use crate::train::loss::{mask_weights, masked_cross_entropy};
 use crate::train::optim::{AdamW, AdamWConfig};
@@ -106,7 +108,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Median time of full training steps (forward, backward, clip, AdamW) on random tokens.
+/// Median time of full training steps (forward, backward, clip, AdamW) on random tokens;
+/// with `lora`, of the adapters' training (the base frozen). `params` counts what trains.
+#[allow(clippy::too_many_arguments)]
 pub fn bench_train<D: Backend>(
     dev: &D,
     preset: &str,
@@ -115,9 +119,13 @@ pub fn bench_train<D: Backend>(
     seq: usize,
     steps: usize,
     peak: f64,
+    lora: Option<&LoraSpec>,
 ) -> Result<TrainBench> {
     let cfg = model_config(preset, vocab)?;
     let mut model = build_model(&cfg, dev, 0)?;
+    if let Some(spec) = lora {
+        model.add_adapters(spec, 1)?;
+    }
     let params = crate::results::weights::model_tensors(model.as_mut())?
         .iter()
         .map(|t| t.2.len())
@@ -287,7 +295,7 @@ pub fn run_bench<D: Backend>(
         if !wanted {
             continue;
         }
-        let t = bench_train(dev, preset, vocab, batch, seq, steps, peak)?;
+        let t = bench_train(dev, preset, vocab, batch, seq, steps, peak, None)?;
         eprintln!(
             "{preset:>7} train: {:.1} ms/step (fastest {:.1}), {:.0} tok/s, {:.1} GFLOP/s, MFU {:.1}%",
             t.ms_per_step,

@@ -1,8 +1,10 @@
 //! One pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).
 
+use super::adapters::{BlockAdapters, MlpAdapters};
 use super::attention::{CausalSelfAttention, KvPair};
-use super::kernels::{FrozenWeights, FusedOps};
+use super::kernels::FrozenWeights;
 use super::layers::{LayerNorm, Linear};
+use super::lora::{frozen_linear, FrozenLinear, LoraRun};
 use dfdx::prelude::*;
 
 type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
@@ -14,15 +16,27 @@ pub struct Mlp<const M: usize, const F: usize, D: Device<f32>> {
     pub proj: Linear<F, M, D>,
 }
 
-impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Mlp<M, F, D> {
-    /// `skip + mlp(x)`: the second projection adds straight onto the residual stream.
+impl<const M: usize, const F: usize, D: Device<f32> + FrozenLinear> Mlp<M, F, D> {
+    /// `skip + mlp(x)`: the second projection adds straight onto the residual stream. With
+    /// `lora`, the layers are frozen and the adapters carry the update.
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
         skip: Tensor<(usize, usize, Const<M>), f32, D>,
+        lora: Option<(&MlpAdapters<M, F, D>, LoraRun)>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
-        // tanh-approximated GELU, as GPT-2 ("gelu_new").
-        self.proj.forward_onto(D::gelu(self.fc.forward(x)), skip)
+        let Some((adapters, run)) = lora else {
+            // tanh-approximated GELU, as GPT-2 ("gelu_new").
+            return self.proj.forward_onto(D::gelu(self.fc.forward(x)), skip);
+        };
+        let hidden = frozen_linear(&self.fc, adapters.c_fc.as_ref(), run, x, None);
+        frozen_linear(
+            &self.proj,
+            adapters.c_proj.as_ref(),
+            run,
+            D::gelu(hidden),
+            Some(skip),
+        )
     }
 
     /// [`Self::forward`] in generation, its weights read from the generation's `frozen`.
@@ -45,20 +59,21 @@ pub struct Block<const M: usize, const F: usize, D: Device<f32>> {
     pub mlp: Mlp<M, F, D>,
 }
 
-impl<const M: usize, const F: usize, D: Device<f32> + FusedOps> Block<M, F, D> {
+impl<const M: usize, const F: usize, D: Device<f32> + FrozenLinear> Block<M, F, D> {
+    /// With `lora`, the block's linear layers are frozen and its adapters carry the update.
     pub fn forward<T: Tape<f32, D>>(
         &self,
         x: Tensor<(usize, usize, Const<M>), f32, D, T>,
+        lora: Option<(&BlockAdapters<M, F, D>, LoraRun)>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
         // The residual stream is passed without its tape into each branch's last projection,
         // which adds onto it and gives it its gradient.
         let (x, tape) = x.split_tape();
-        let x = self
-            .attn
-            .forward(self.ln_1.forward(x.clone().put_tape(tape)), x);
+        let attn = lora.map(|(a, run)| (&a.attn, run));
+        let x = (self.attn).forward(self.ln_1.forward(x.clone().put_tape(tape)), x, attn);
         let (x, tape) = x.split_tape();
-        self.mlp
-            .forward(self.ln_2.forward(x.clone().put_tape(tape)), x)
+        let mlp = lora.map(|(a, run)| (&a.mlp, run));
+        (self.mlp).forward(self.ln_2.forward(x.clone().put_tape(tape)), x, mlp)
     }
 
     /// [`Self::forward`] of a prompt, also returning its attention keys and values.

@@ -53,6 +53,8 @@ struct Sequence {
 
 pub struct Generator<'m, D: Backend> {
     model: &'m dyn LanguageModel<D>,
+    /// The model with its LoRA adapters folded in, made once, when it has adapters.
+    merged: Option<Box<dyn LanguageModel<D>>>,
     vocab_limit: usize,
     cache: KvCache<D>,
     slots: Vec<Option<Sequence>>,
@@ -70,6 +72,7 @@ impl<'m, D: Backend> Generator<'m, D> {
     ) -> Self {
         Self {
             model,
+            merged: model.lora().map(|_| model.merged()),
             vocab_limit,
             cache: KvCache::new(model.config(), &model.device(), slots, capacity),
             slots: (0..slots).map(|_| None).collect(),
@@ -172,12 +175,14 @@ impl<'m, D: Backend> Generator<'m, D> {
                 })
                 .collect();
             let tokens = upload::tensor(&self.model.device(), padded, (slots.len(), width));
-            let logits = self.model.prefill(tokens, &lens, &slots, &mut self.cache);
+            let model = self.merged.as_deref().unwrap_or(self.model);
+            let logits = model.prefill(tokens, &lens, &slots, &mut self.cache);
             rows.extend(split_rows(&slots, logits));
         }
         if !decode.is_empty() {
             let (slots, tokens): (Vec<usize>, Vec<u32>) = decode.into_iter().unzip();
-            let logits = self.model.decode(&tokens, &slots, &mut self.cache);
+            let model = self.merged.as_deref().unwrap_or(self.model);
+            let logits = model.decode(&tokens, &slots, &mut self.cache);
             rows.extend(split_rows(&slots, logits));
         }
         rows.sort_by_key(|r| r.0);

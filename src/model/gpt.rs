@@ -2,20 +2,32 @@
 //! LayerNorm, LM head tied to the token embedding, and an optional scalar head (reward or
 //! value) on the final hidden states. Parameter shapes are const generics:
 //! `V` vocabulary, `C` maximum context, `M` width, `F = 4 * M` MLP width.
+//!
+//! With LoRA adapters (`lora`), every base weight is frozen: the tape enters after the
+//! embedding, every linear layer (the tied LM head too) passes gradients to its input only,
+//! and only the adapters and the scalar head are listed as parameters. LayerNorm's scale and
+//! shift still receive their (tiny, 2·M per norm) gradients from the shared kernel, but are
+//! never listed, so nothing updates them.
 
+use super::adapters::Adapters;
 use super::attention::CausalSelfAttention;
 use super::batch_cache::{host, to_tensor};
 use super::block::{Block, Mlp};
 use super::config::ModelConfig;
 use super::kv_cache::{KvCache, Store};
 use super::layers::{LayerNorm, Linear};
+use super::lora::LoraSpec;
 use super::params::ParamFn;
 use super::Backend;
 use crate::util::{readback, upload};
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
+
+/// Generation reads the base weights in place: a model with adapters generates through its
+/// merged clone (`Generator::new` makes it once).
+const UNMERGED: &str = "generation needs the adapters merged: use merged() (Generator does)";
 
 #[derive(Clone, Debug)]
 pub struct Gpt<const V: usize, const C: usize, const M: usize, const F: usize, D: Device<f32>> {
@@ -26,6 +38,8 @@ pub struct Gpt<const V: usize, const C: usize, const M: usize, const F: usize, D
     pub ln_f: LayerNorm<M, D>,
     /// Scalar head for reward and value models: `[1, M]` weight and a bias.
     pub score: Option<Linear<M, 1, D>>,
+    /// LoRA adapters; when present the base above is frozen.
+    pub lora: Option<Adapters<M, F, D>>,
 }
 
 /// Draws GPT-2's initialisation from a seeded host RNG, so CPU and CUDA start from the same
@@ -101,7 +115,44 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             blocks,
             ln_f: init.layer_norm(),
             score: None,
+            lora: None,
             cfg,
+        }
+    }
+
+    /// Freezes the base and adds fresh adapters (B = 0, so the outputs are unchanged).
+    pub fn add_adapters(&mut self, spec: &LoraSpec, seed: u64) -> Result<()> {
+        ensure!(
+            self.lora.is_none(),
+            "the model already has LoRA adapters: merge them before adding new ones"
+        );
+        let dev = self.wte.device().clone();
+        self.lora = Some(Adapters::new(spec, self.blocks.len(), &dev, seed)?);
+        Ok(())
+    }
+
+    /// The model with its adapters folded into the weights and none left (a plain clone
+    /// without adapters). Only the targeted layers get new tensors.
+    pub fn merged(&self) -> Self {
+        let mut model = self.base_only();
+        if let Some(lora) = &self.lora {
+            lora.merge_into(&mut model.blocks);
+        }
+        model
+    }
+
+    /// The frozen base alone: the same model with the adapters switched off. dfdx tensors
+    /// share their buffers on clone, and a LoRA model never writes its base, so this costs no
+    /// copy of the weights (the frozen reference of DPO, KTO and PPO).
+    pub fn base_only(&self) -> Self {
+        Self {
+            cfg: self.cfg.clone(),
+            wte: self.wte.clone(),
+            wpe: self.wpe.clone(),
+            blocks: self.blocks.clone(),
+            ln_f: self.ln_f.clone(),
+            score: self.score.clone(),
+            lora: None,
         }
     }
 
@@ -136,15 +187,25 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     }
 
     /// Final hidden states `(batch, seq, M)` after `ln_f`. The tape enters through the token
-    /// embedding; every other parameter is retaped, so all receive gradients.
+    /// embedding; every other parameter is retaped, so all receive gradients. With adapters,
+    /// the tape enters after the embedding (the tables get none), and adapter dropout acts
+    /// when the forward is traced (training).
     pub fn hidden<T: Tape<f32, D> + Merge<NoneTape>>(
         &self,
         tokens: Tensor<(usize, usize), usize, D>,
         tape: T,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
-        let mut x = self.embed(self.wte.clone().put_tape(tape), tokens, 0);
-        for block in &self.blocks {
-            x = block.forward(x);
+        let Some(lora) = &self.lora else {
+            let mut x = self.embed(self.wte.clone().put_tape(tape), tokens, 0);
+            for block in &self.blocks {
+                x = block.forward(x, None);
+            }
+            return self.ln_f.forward(x);
+        };
+        let run = lora.run(T::OWNS_TAPE);
+        let mut x = self.embed(self.wte.clone(), tokens, 0).put_tape(tape);
+        for (block, adapters) in self.blocks.iter().zip(&lora.blocks) {
+            x = block.forward(x, Some((adapters, run)));
         }
         self.ln_f.forward(x)
     }
@@ -154,7 +215,18 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         &self,
         h: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
-        D::linear(h, &self.wte, None, None)
+        self.tied_product(h)
+    }
+
+    /// `h · wteᵀ`; frozen (a gradient to `h` only: wte is the largest matrix) with adapters.
+    fn tied_product<T: Tape<f32, D>>(
+        &self,
+        h: Tensor<(usize, usize, Const<M>), f32, D, T>,
+    ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
+        match self.lora {
+            None => D::linear(h, &self.wte, None, None),
+            Some(_) => D::linear_frozen_base(h, &self.wte, None, None),
+        }
     }
 
     /// Scalar head on every position: `(batch, seq)`.
@@ -169,11 +241,14 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
 
     /// Attention weights of every layer, `(batch, head, query, key)` each, for the explorer.
     pub fn attention_weights(&self, tokens: Tensor<(usize, usize), usize, D>) -> Vec<Vec<f32>> {
+        if self.lora.is_some() {
+            return self.merged().attention_weights(tokens);
+        }
         let mut x = self.embed(self.wte.clone(), tokens, 0);
         let mut maps = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             maps.push(block.attn.weights(block.ln_1.forward(x.clone())));
-            x = block.forward(x);
+            x = block.forward(x, None);
         }
         maps
     }
@@ -190,6 +265,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         slots: &[usize],
         cache: &mut KvCache<D>,
     ) -> Vec<f32> {
+        assert!(self.lora.is_none(), "{UNMERGED}");
         let (rows, seq) = *tokens.shape();
         let dev = self.wte.device().clone();
         let KvCache { weights, store } = cache;
@@ -239,6 +315,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     /// step's one read from the device. On the device cache the new ids are the step's one
     /// upload (in steady state: see `DeviceCache::decode_step`).
     pub fn decode(&self, tokens: &[u32], slots: &[usize], cache: &mut KvCache<D>) -> Vec<f32> {
+        assert!(self.lora.is_none(), "{UNMERGED}");
         let dev = self.wte.device().clone();
         let rows = tokens.len();
         assert!(
@@ -284,8 +361,13 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         readback::to_host(&D::linear_frozen(h, &self.wte, None, None, weights))
     }
 
-    /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.
+    /// Every parameter, in a fixed order, with Hugging Face GPT-2 names. With adapters, only
+    /// what trains: the adapters (peft's names) and the scalar head.
     pub fn visit_params(&mut self, f: &mut ParamFn<'_, D>) -> Result<()> {
+        if let Some(lora) = &mut self.lora {
+            lora.visit(f)?;
+            return self.visit_score(f);
+        }
         f("transformer.wte.weight", &mut self.wte, true)?;
         f("transformer.wpe.weight", &mut self.wpe, true)?;
         for (i, b) in self.blocks.iter_mut().enumerate() {
@@ -315,6 +397,10 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         }
         f("transformer.ln_f.weight", &mut self.ln_f.weight, false)?;
         f("transformer.ln_f.bias", &mut self.ln_f.bias, false)?;
+        self.visit_score(f)
+    }
+
+    fn visit_score(&mut self, f: &mut ParamFn<'_, D>) -> Result<()> {
         if let Some(head) = &mut self.score {
             f("score.weight", &mut head.weight, true)?;
             f("score.bias", &mut head.bias, false)?;

@@ -4,6 +4,7 @@
 use super::config::ModelConfig;
 use super::gpt::Gpt;
 use super::kv_cache::KvCache;
+use super::lora::LoraSpec;
 use super::params::ParamFn;
 use super::Backend;
 use anyhow::Result;
@@ -43,8 +44,21 @@ pub trait LanguageModel<D: Backend> {
     ) -> Tensor<(usize, usize), f32, D, Traced<D>>;
     fn has_score_head(&self) -> bool;
     fn add_score_head(&mut self, seed: u64);
+    /// Every trainable parameter with its Hugging Face name: all of them, or with LoRA
+    /// adapters only the adapters (peft's names) and the scalar head.
     fn visit_params(&mut self, f: &mut ParamFn<'_, D>) -> Result<()>;
     fn boxed_clone(&self) -> Box<dyn LanguageModel<D>>;
+    /// The adapters' spec, when the model has LoRA adapters (its base is then frozen).
+    fn lora(&self) -> Option<&LoraSpec>;
+    /// Freezes the base and adds fresh adapters (B = 0: outputs unchanged), A drawn from
+    /// `seed`. Saving and loading them goes through `visit_params`, which then lists them.
+    fn add_adapters(&mut self, spec: &LoraSpec, seed: u64) -> Result<()>;
+    /// The model with its adapters folded in and none left: generation, export, and the
+    /// base of a later stage. Without adapters, a clone.
+    fn merged(&self) -> Box<dyn LanguageModel<D>>;
+    /// The base with the adapters switched off, sharing every tensor with this model (no
+    /// copy of the weights): the frozen reference of DPO, KTO and PPO.
+    fn base_only(&self) -> Box<dyn LanguageModel<D>>;
 }
 
 impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend> LanguageModel<D>
@@ -101,6 +115,18 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     }
     fn boxed_clone(&self) -> Box<dyn LanguageModel<D>> {
         Box::new(self.clone())
+    }
+    fn lora(&self) -> Option<&LoraSpec> {
+        self.lora.as_ref().map(|l| &l.spec)
+    }
+    fn add_adapters(&mut self, spec: &LoraSpec, seed: u64) -> Result<()> {
+        Gpt::add_adapters(self, spec, seed)
+    }
+    fn merged(&self) -> Box<dyn LanguageModel<D>> {
+        Box::new(Gpt::merged(self))
+    }
+    fn base_only(&self) -> Box<dyn LanguageModel<D>> {
+        Box::new(Gpt::base_only(self))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The dfdx GPT: layers, attention, blocks, the model, its presets and generation.
 //! Knows nothing about files, stages or specs.
 
+pub mod adapters;
 pub mod attention;
 pub mod batch_cache;
 pub mod block;
@@ -21,11 +22,12 @@ pub mod sample;
 
 pub use config::ModelConfig;
 pub use lm::{LanguageModel, Logits, Tokens};
+pub use lora::LoraSpec;
 pub use params::Param;
 pub use presets::{build_model, preset_info, PresetInfo, PRESETS};
 
 /// Everything a device must offer to run gptlab: dfdx's ops plus raw buffer access.
-pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + kernels::FusedOps {}
-impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + kernels::FusedOps> Backend for D {}
+pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + lora::FrozenLinear {}
+impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + lora::FrozenLinear> Backend for D {}
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! nothing, autograd matches finite differences, and the base gets no gradient.
 
 use super::*;
+use crate::model::kernels::portable::with_portable;
 use dfdx::tensor::Gradients;
 use rand::SeedableRng;
 
@@ -17,23 +18,50 @@ fn random<S: Shape>(dev: &Cpu, shape: S, rng: &mut impl Rng) -> Tensor<S, f32, C
     dev.tensor_from_vec((0..n).map(|_| rng.gen_range(-1.0..1.0)).collect(), shape)
 }
 
+/// One adapted layer: a frozen base, A and B (their clones in `adapter` keep their ids, so
+/// gradients are found by `a` and `b`).
+#[derive(Clone)]
+struct LoraLinear {
+    base: Linear<I, O, Cpu>,
+    a: Tensor<(usize, Const<I>), f32, Cpu>,
+    b: Tensor<(usize, usize), f32, Cpu>,
+    cfg: LoraSpec,
+}
+
+impl LoraLinear {
+    fn adapter(&self) -> Adapter<I, Cpu> {
+        Adapter {
+            a: self.a.clone(),
+            b: self.b.clone(),
+        }
+    }
+    fn forward<T: Tape<f32, Cpu>>(&self, x: Act<I, Cpu, T>, training: bool) -> Act<O, Cpu, T> {
+        let run = LoraRun::new(&self.cfg, training);
+        frozen_linear(&self.base, Some(&self.adapter()), run, x, None)
+    }
+    fn merged(&self) -> Linear<I, O, Cpu> {
+        merge(&self.base, &self.adapter(), 0..O, self.cfg.scale())
+    }
+}
+
 /// A layer with random base and A, and B random unless `fresh`.
-fn layer(dev: &Cpu, fresh: bool) -> LoraLinear<I, O, Cpu> {
+fn layer(dev: &Cpu, fresh: bool) -> LoraLinear {
     let mut rng = rng();
     let base = Linear {
         weight: random(dev, Rank2::<O, I>::default(), &mut rng),
         bias: random(dev, Rank1::<O>::default(), &mut rng),
     };
-    let cfg = LoraConfig {
+    let cfg = LoraSpec {
         rank: 3,
         alpha: 6.0,
         dropout: 0.0,
+        targets: vec!["mlp".into()],
     };
-    let mut lora = LoraLinear::new(base, cfg, &mut rng);
+    let Adapter { a, mut b } = Adapter::new(dev, O, 3, &mut rng);
     if !fresh {
-        lora.b = random(dev, (Const::<O>, 3), &mut rng);
+        b = random(dev, (O, 3), &mut rng);
     }
-    lora
+    LoraLinear { base, a, b, cfg }
 }
 
 fn input(dev: &Cpu) -> Act<I, Cpu, NoneTape> {
@@ -45,7 +73,7 @@ fn input(dev: &Cpu) -> Act<I, Cpu, NoneTape> {
 }
 
 /// Σ y·r for a fixed random `r`: a loss whose gradient reaches every output.
-fn loss(lora: &LoraLinear<I, O, Cpu>, x: Act<I, Cpu, NoneTape>) -> f64 {
+fn loss(lora: &LoraLinear, x: Act<I, Cpu, NoneTape>) -> f64 {
     let r = random(
         x.device(),
         (2, 4, Const::<O>),
@@ -117,6 +145,12 @@ fn with_entry<S: Shape>(t: &Tensor<S, f32, Cpu>, k: usize, delta: f32) -> Tensor
 
 #[test]
 fn gradients_of_a_b_and_the_input_match_finite_differences_and_the_base_gets_none() {
+    for portable in [false, true] {
+        with_portable(portable, gradients_match_and_the_base_gets_none);
+    }
+}
+
+fn gradients_match_and_the_base_gets_none() {
     let dev = Cpu::default();
     let lora = layer(&dev, false);
     let x = input(&dev);
@@ -174,13 +208,15 @@ fn dropout_acts_in_training_only() {
 #[test]
 fn only_the_adapters_are_listed_with_peft_names() {
     let dev = Cpu::default();
-    let mut lora = layer(&dev, false);
+    let lora = layer(&dev, false);
     let mut seen = Vec::new();
-    lora.visit_adapters("transformer.h.0.mlp.c_fc", &mut |name, p, _| {
-        seen.push((name.to_string(), p.shape()));
-        Ok(())
-    })
-    .unwrap();
+    let mut adapter = lora.adapter();
+    adapter
+        .visit("transformer.h.0.mlp.c_fc", &mut |name, p, _| {
+            seen.push((name.to_string(), p.shape()));
+            Ok(())
+        })
+        .unwrap();
     assert_eq!(
         seen,
         [
@@ -194,4 +230,37 @@ fn only_the_adapters_are_listed_with_peft_names() {
             ),
         ]
     );
+}
+
+#[test]
+fn targets_resolve_as_peft_names_them_and_bad_ones_are_refused() {
+    let names =
+        |t: &[&str]| Targets::from_names(&t.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let all = names(&["attn", "mlp"]).unwrap();
+    assert_eq!(
+        all.modules(),
+        ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+    );
+    assert_eq!(names(&["c_attn"]).unwrap().modules(), ["attn.c_attn"]);
+    assert_eq!(
+        names(&["c_proj"]).unwrap().modules(),
+        ["attn.c_proj", "mlp.c_proj"]
+    );
+    assert_eq!(
+        names(&["mlp.c_proj", "c_fc"]).unwrap().modules(),
+        ["mlp.c_fc", "mlp.c_proj"]
+    );
+    let err = names(&["q_proj"]).unwrap_err().to_string();
+    assert!(err.contains("q_proj") && err.contains("c_attn"), "{err}");
+    assert!(names(&[]).is_err());
+    let spec = |rank, alpha, dropout| LoraSpec {
+        rank,
+        alpha,
+        dropout,
+        targets: vec!["attn".into()],
+    };
+    assert!(spec(8, 16.0, 0.0).targets().is_ok());
+    assert!(spec(0, 16.0, 0.0).targets().is_err());
+    assert!(spec(8, 0.0, 0.0).targets().is_err());
+    assert!(spec(8, 16.0, 1.0).targets().is_err());
 }

@@ -1,0 +1,204 @@
+//! `gptlab bench --lora`: an SFT-like training step (forward, backward, AdamW) with LoRA
+//! (rank 8 on attn + mlp) against full fine-tuning, on the `gpt2` preset at batch 4 × 256 on
+//! the CPU, and the memory of a policy with its frozen reference (the base-only view) against
+//! one copy of the weights.
+//!
+//! Memory is the peak resident set (VmHWM) of a process that does nothing else: each
+//! measurement runs in a child process (this binary, `bench --lora-child MODE`), so one
+//! mode's allocations (or the allocator's and the buffer pool's retained memory) cannot
+//! inflate the other's. Children run in alternating order (full, LoRA, then LoRA, full, ...),
+//! so that load from other work on the machine falls on both modes alike.
+
+use super::{bench_train, peak_rss_mb, TrainBench};
+use crate::model::presets::{build_model, model_config};
+use crate::model::LoraSpec;
+use anyhow::{bail, Context, Result};
+use dfdx::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::process::Command;
+
+pub const PRESET: &str = "gpt2";
+pub const VOCAB: usize = 8192;
+pub const BATCH: usize = 4;
+pub const SEQ: usize = 256;
+/// Pairs of (full, LoRA) children.
+pub const PAIRS: usize = 2;
+
+/// The setting: rank 8, alpha 16, no dropout, attn + mlp.
+pub fn spec() -> LoraSpec {
+    LoraSpec {
+        rank: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: vec!["attn".into(), "mlp".into()],
+    }
+}
+
+/// One child's training steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepRun {
+    pub mode: String,
+    /// Trainable parameters (what the optimiser holds moments for).
+    pub trainable_params: usize,
+    pub ms_per_step: f64,
+    pub ms_per_step_min: f64,
+    /// The child's peak resident memory: weights, gradients, moments, activations.
+    pub peak_rss_mb: f64,
+}
+
+/// Resident memory (VmRSS) of one child as it builds a policy and its reference.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReferenceMemory {
+    /// The process before any model.
+    pub empty_mb: f64,
+    /// + one model: one copy of the weights.
+    pub one_copy_mb: f64,
+    /// + LoRA adapters on it (the policy).
+    pub policy_mb: f64,
+    /// + its base-only view (the reference of DPO, KTO, PPO).
+    pub policy_and_reference_mb: f64,
+    /// + a second, separately built model: what a reference copy would cost.
+    pub with_a_second_copy_mb: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoraBench {
+    pub preset: String,
+    pub vocab: usize,
+    pub batch: usize,
+    pub seq: usize,
+    pub spec: LoraSpec,
+    /// Every child, in the order run.
+    pub runs: Vec<StepRun>,
+    /// LoRA over full, per pair (each pair run back to back).
+    pub memory_ratio: Vec<f64>,
+    pub time_ratio: Vec<f64>,
+    pub reference: ReferenceMemory,
+    /// (policy + reference) / (one copy + adapters), each above the empty process.
+    pub reference_ratio: f64,
+}
+
+/// What a child prints: its measurement as one JSON line.
+pub fn child(mode: &str, steps: usize) -> Result<String> {
+    let json = match mode {
+        "full" | "lora" => serde_json::to_string(&step_run(mode, steps)?)?,
+        "reference" => serde_json::to_string(&reference_memory()?)?,
+        other => bail!("unknown --lora-child mode {other:?}: expected full, lora or reference"),
+    };
+    Ok(json)
+}
+
+fn step_run(mode: &str, steps: usize) -> Result<StepRun> {
+    let lora = (mode == "lora").then(spec);
+    let t: TrainBench = bench_train(
+        &Cpu::default(),
+        PRESET,
+        VOCAB,
+        BATCH,
+        SEQ,
+        steps,
+        1.0,
+        lora.as_ref(),
+    )?;
+    Ok(StepRun {
+        mode: mode.into(),
+        trainable_params: t.params,
+        ms_per_step: t.ms_per_step,
+        ms_per_step_min: t.ms_per_step_min,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+fn reference_memory() -> Result<ReferenceMemory> {
+    let dev = Cpu::default();
+    let cfg = model_config(PRESET, VOCAB)?;
+    let empty_mb = rss_mb();
+    let mut policy = build_model(&cfg, &dev, 0)?;
+    let one_copy_mb = rss_mb();
+    policy.add_adapters(&spec(), 1)?;
+    let policy_mb = rss_mb();
+    let reference = policy.base_only();
+    let policy_and_reference_mb = rss_mb();
+    let second = build_model(&cfg, &dev, 1)?;
+    let with_a_second_copy_mb = rss_mb();
+    drop((reference, second));
+    Ok(ReferenceMemory {
+        empty_mb,
+        one_copy_mb,
+        policy_mb,
+        policy_and_reference_mb,
+        with_a_second_copy_mb,
+    })
+}
+
+/// Current resident memory (Linux VmRSS), in MB.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
+    kb.unwrap_or(0.0) / 1024.0
+}
+
+fn run_child<T: for<'de> Deserialize<'de>>(mode: &str, steps: usize) -> Result<T> {
+    let exe = std::env::current_exe().context("finding the gptlab binary to run a child")?;
+    let steps = steps.to_string();
+    let out = Command::new(&exe)
+        .args(["bench", "--lora-child", mode, "--steps", &steps])
+        .output()
+        .with_context(|| format!("running {} bench --lora-child {mode}", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "bench child {mode} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).with_context(|| format!("reading bench child {mode}: {line}"))
+}
+
+/// The comparison: `PAIRS` pairs of children in alternating order, then the reference.
+pub fn run(steps: usize) -> Result<LoraBench> {
+    let mut runs = Vec::new();
+    let (mut memory_ratio, mut time_ratio) = (Vec::new(), Vec::new());
+    for pair in 0..PAIRS {
+        let order = if pair % 2 == 0 {
+            ["full", "lora"]
+        } else {
+            ["lora", "full"]
+        };
+        let mut got: Vec<StepRun> = Vec::new();
+        for mode in order {
+            let run: StepRun = run_child(mode, steps)?;
+            eprintln!(
+                "{mode:>5}: {:.0} ms/step (fastest {:.0}), peak {:.0} MB, {} trainable",
+                run.ms_per_step, run.ms_per_step_min, run.peak_rss_mb, run.trainable_params
+            );
+            got.push(run);
+        }
+        let (full, lora) = match got[0].mode == "full" {
+            true => (&got[0], &got[1]),
+            false => (&got[1], &got[0]),
+        };
+        memory_ratio.push(lora.peak_rss_mb / full.peak_rss_mb);
+        time_ratio.push(lora.ms_per_step / full.ms_per_step);
+        runs.extend(got);
+    }
+    let reference: ReferenceMemory = run_child("reference", steps)?;
+    let above = |mb: f64| mb - reference.empty_mb;
+    let reference_ratio = above(reference.policy_and_reference_mb) / above(reference.policy_mb);
+    Ok(LoraBench {
+        preset: PRESET.into(),
+        vocab: VOCAB,
+        batch: BATCH,
+        seq: SEQ,
+        spec: spec(),
+        runs,
+        memory_ratio,
+        time_ratio,
+        reference,
+        reference_ratio,
+    })
+}
