@@ -356,13 +356,18 @@ fn train_stage<D: Backend>(
     if kind == StageKind::Reward && !model.has_score_head() {
         model.add_score_head(spec.seed);
     }
-    let params = model_tensors(model.as_mut())?
-        .iter()
-        .map(|(_, _, v)| v.len())
-        .sum();
+    let count = |model: &mut dyn LanguageModel<D>| -> Result<usize> {
+        Ok(model_tensors(model)?.iter().map(|(_, _, v)| v.len()).sum())
+    };
+    let params = count(model.as_mut())?;
     meta.params = meta.params.max(params);
+    crate::stages::adapters::adapt_for_stage(env, model.as_mut(), spec.seed)?;
+    let trained = match model.lora() {
+        Some(_) => format!(" (LoRA: {} trained)", count(model.as_mut())?),
+        None => String::new(),
+    };
     println!(
-        "[{}] {} stage, {} parameters, preset {} (vocab {}), {} steps",
+        "[{}] {} stage, {} parameters{trained}, preset {} (vocab {}), {} steps",
         stage.name,
         kind.as_str(),
         params,

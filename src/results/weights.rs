@@ -123,8 +123,11 @@ pub fn load_weights_from<D: Backend>(
     })
 }
 
-/// Loads the model saved in `dir` (config + weights).
+/// Loads the model saved in `dir` (config + weights); a LoRA stage's adapters folded in.
 pub fn load_model<D: Backend>(dir: &Path, dev: &D) -> Result<Box<dyn LanguageModel<D>>> {
+    if let Some((adapted, _)) = super::adapters::load_unmerged(dir, dev)? {
+        return Ok(adapted.merged());
+    }
     let cfg = read_config(dir)?;
     let mut model = build_model(&cfg, dev, 0)
         .with_context(|| format!("{}", dir.join(CONFIG_FILE).display()))?;

@@ -2,6 +2,7 @@
 //! `Objective` and hands it to the shared loop. Stages never call each other; the runner
 //! gives each the model of its `from` stage.
 
+pub mod adapters;
 pub mod env;
 pub mod feedback;
 pub mod pretrain;

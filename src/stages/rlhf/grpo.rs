@@ -61,7 +61,7 @@ impl<D: Backend> Grpo<D> {
         Ok(Self {
             prompts,
             val_prompts,
-            reference: (keys.kl_coef > 0.0).then(|| policy.boxed_clone()),
+            reference: (keys.kl_coef > 0.0).then(|| policy.base_only()),
             reward_model,
             keys: keys.clone(),
             eval_questions: env.stage.eval_batches * 8,

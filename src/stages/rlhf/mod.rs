@@ -108,7 +108,8 @@ pub fn read_records(
 }
 
 /// The objective of a method that scores records against a frozen reference (DPO, KTO): the
-/// `from` model as it was before any update, copied here; `build` gets it and the records.
+/// `from` model as it was before any update (a copy, or with LoRA the same weights with the
+/// adapters off); `build` gets it and the records.
 pub fn against_reference<'a, D: Backend, O: Objective<D> + 'a>(
     env: &'a StageEnv<D>,
     model: &mut dyn LanguageModel<D>,
@@ -116,7 +117,7 @@ pub fn against_reference<'a, D: Backend, O: Objective<D> + 'a>(
     build: impl FnOnce(&dyn LanguageModel<D>, &[PreferenceRecord], &[PreferenceRecord]) -> Result<O>,
 ) -> Result<Built<'a, D>> {
     let (train, val, sources) = data.records()?;
-    let reference = model.boxed_clone();
+    let reference = model.base_only();
     let objective = build(reference.as_ref(), train, val)?;
     Ok((Box::new(objective), record_usage(env.stage, sources)))
 }

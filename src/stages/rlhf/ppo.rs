@@ -13,6 +13,7 @@ use crate::results::weights::{load_weights_from, model_tensors};
 use crate::spec::methods::ppo::PpoKeys;
 use crate::spec::Rollout;
 use crate::spec::SampleSettings;
+use crate::stages::adapters::trainable_copy;
 use crate::stages::env::{load_reward_model, Built, StageEnv};
 use crate::stages::records::Split;
 use crate::tokenizer::{Special, Tokenizer};
@@ -62,8 +63,8 @@ impl<D: Backend> Ppo<D> {
         Ok(Self {
             prompts,
             val_prompts,
-            reference: policy.boxed_clone(),
-            value: reward_model.boxed_clone(),
+            reference: policy.base_only(),
+            value: trainable_copy(env, reward_model.as_ref(), env.spec.seed)?,
             reward_model,
             value_optim: AdamW::new(AdamWConfig {
                 betas: s.betas,
