@@ -156,4 +156,69 @@ fn lora_stages_train_adapters_only_on_frozen_weights() {
         tmp.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
+
+    check_peft_export(&run, tmp.path());
+}
+
+/// `--format peft` writes what peft reads (its documented `adapter_config.json` keys and
+/// `base_model.model.<module>.lora_{A,B}.weight` tensors), and the adapted stage in `base/`.
+fn check_peft_export(run: &Path, tmp: &Path) {
+    let out = tmp.join("dpo-peft");
+    let export = |stage: &str, out: &Path| {
+        let stage = run.join(stage);
+        let (stage, out) = (stage.to_str().unwrap(), out.to_str().unwrap());
+        gptlab(&["export", stage, "--format", "peft", "--out", out], tmp)
+    };
+    let done = export("dpo", &out);
+    assert!(done.status.success(), "{}", text(&done));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["task_type"], "CAUSAL_LM");
+    assert_eq!(
+        (config["r"].as_u64(), config["lora_alpha"].as_f64()),
+        (Some(4), Some(16.0))
+    );
+    assert_eq!(config["fan_in_fan_out"], true);
+    let targets = config["target_modules"].as_array().unwrap();
+    assert_eq!(targets, &["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]);
+    let base = Path::new(config["base_model_name_or_path"].as_str().unwrap());
+    assert!(base.join("config.json").exists() && base.join("model.safetensors").exists());
+    let (tensors, _) = read_tensors(&out.join("adapter_model.safetensors")).unwrap();
+    // nano: width 64, MLP 256; rank 4.
+    for (name, shape) in [
+        (
+            "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight",
+            vec![4, 64],
+        ),
+        (
+            "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight",
+            vec![192, 4],
+        ),
+        (
+            "base_model.model.transformer.h.1.mlp.c_proj.lora_A.weight",
+            vec![4, 256],
+        ),
+        (
+            "base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight",
+            vec![256, 4],
+        ),
+    ] {
+        assert_eq!(tensors.get(name).map(|t| &t.0), Some(&shape), "{name}");
+    }
+    assert_eq!(tensors.len(), 2 * 2 * 4, "A and B of 4 modules in 2 blocks");
+
+    let refused = export("base", &tmp.join("base-peft"));
+    assert!(
+        text(&refused).contains("--format hf-gpt2"),
+        "{}",
+        text(&refused)
+    );
+    let refused = export("rm", &tmp.join("rm-peft"));
+    assert!(
+        text(&refused).contains("reward model"),
+        "{}",
+        text(&refused)
+    );
 }

@@ -18,7 +18,7 @@ pub const SCORE_HEAD_FILE: &str = "score_head.safetensors";
 const SCORE_TENSORS: [&str; 2] = ["score.weight", "score.bias"];
 
 /// Refuses to mix an export into a folder holding something else.
-fn check_out(out: &Path, force: bool) -> Result<()> {
+pub fn check_out(out: &Path, force: bool) -> Result<()> {
     let nonempty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
     if nonempty && !force {
         bail!(

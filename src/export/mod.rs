@@ -1,5 +1,6 @@
 //! Taking models elsewhere and back: `gptlab export --format hf-gpt2` writes a folder Python
-//! `transformers` loads as `GPT2LMHeadModel`, `gptlab import` reads such a folder back into a
+//! `transformers` loads as `GPT2LMHeadModel`, `--format peft` a LoRA stage's adapter for
+//! `peft` on top of such a folder, `gptlab import` reads such a folder back into a
 //! stage, and `gptlab logits` prints raw logits so the two sides can be compared.
 //!
 //! `layout.rs` is the one tensor mapping both directions use; `hf_config.rs` the one
@@ -11,6 +12,7 @@ pub mod hf_gpt2;
 pub mod import;
 pub mod layout;
 pub mod logits;
+pub mod peft;
 
 #[cfg(test)]
 mod tests;
