@@ -6,9 +6,10 @@
 //! checkpoint's vocabulary; and folders gptlab cannot read get one-paragraph errors.
 //!
 //! The import speed of a 124M folder is measured by hand, not timed here:
-//! `cargo test --release --test hf_import -- --ignored --nocapture`.
+//! `cargo test --test hf_import -- --ignored --nocapture` (the test profile is optimised).
 
 mod common;
+use ::safetensors::tensor::{Dtype, TensorView};
 use common::*;
 use dfdx::prelude::*;
 use gptlab::export::hf_gpt2::export_hf_gpt2;
@@ -44,13 +45,14 @@ const NANO_300: Shape = Shape {
 type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// GPT-2's tensors as `GPT2LMHeadModel` saves them (`transformer.` prefix and a tied
-/// `lm_head.weight`) or as `GPT2Model` does (no prefix, no head, the causal-mask buffers),
-/// with random values: matrices N(0, 0.2), biases N(0, 0.1), LayerNorm weights 1 + N(0, 0.1).
+/// `lm_head.weight`) or as `GPT2Model` does (no prefix, no head), with random values: matrices N(0, 0.2), biases N(0, 0.1), LayerNorm weights 1 + N(0, 0.1).
 fn standin_tensors(s: Shape, lm_head_model: bool, seed: u64) -> Tensors {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut draw = |shape: &[usize], mean: f32, std: f32| -> Vec<f32> {
         let d = Normal::new(mean, std).unwrap();
-        (0..shape.iter().product()).map(|_| d.sample(&mut rng)).collect()
+        (0..shape.iter().product())
+            .map(|_| d.sample(&mut rng))
+            .collect()
     };
     let (m, p) = (s.n_embd, if lm_head_model { "transformer." } else { "" });
     let mut out: Tensors = Vec::new();
@@ -59,7 +61,11 @@ fn standin_tensors(s: Shape, lm_head_model: bool, seed: u64) -> Tensors {
     };
     let wte = draw(&[s.vocab_size, m], 0.0, 0.2);
     add(format!("{p}wte.weight"), &[s.vocab_size, m], wte.clone());
-    add(format!("{p}wpe.weight"), &[s.n_positions, m], draw(&[s.n_positions, m], 0.0, 0.2));
+    add(
+        format!("{p}wpe.weight"),
+        &[s.n_positions, m],
+        draw(&[s.n_positions, m], 0.0, 0.2),
+    );
     for i in 0..s.n_layer {
         let h = format!("{p}h.{i}.");
         for ln in ["ln_1", "ln_2"] {
@@ -75,12 +81,11 @@ fn standin_tensors(s: Shape, lm_head_model: bool, seed: u64) -> Tensors {
             // Conv1D: x @ W + b with W stored [in, out].
             let w = draw(&[fan_in, fan_out], 0.0, 0.2);
             add(format!("{h}{name}.weight"), &[fan_in, fan_out], w);
-            add(format!("{h}{name}.bias"), &[fan_out], draw(&[fan_out], 0.0, 0.1));
-        }
-        if !lm_head_model {
-            let c = s.n_positions;
-            let causal = (0..c * c).map(|k| ((k % c) <= (k / c)) as u8 as f32).collect();
-            add(format!("{h}attn.bias"), &[1, 1, c, c], causal);
+            add(
+                format!("{h}{name}.bias"),
+                &[fan_out],
+                draw(&[fan_out], 0.0, 0.1),
+            );
         }
     }
     add(format!("{p}ln_f.weight"), &[m], draw(&[m], 1.0, 0.1));
@@ -108,12 +113,35 @@ fn config_json(s: Shape) -> Value {
     })
 }
 
-/// Writes an HF GPT-2 folder of shape `s` into `dir` and returns its tensors.
+/// Writes an HF GPT-2 folder of shape `s` into `dir` and returns its tensors. A `GPT2Model`
+/// folder also gets the boolean causal-mask buffers older `transformers` saved.
 fn write_standin(dir: &Path, s: Shape, lm_head_model: bool, seed: u64) -> Tensors {
     std::fs::create_dir_all(dir).unwrap();
     let tensors = standin_tensors(s, lm_head_model, seed);
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes = encode_tensors(&tensors, meta).unwrap();
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let mut views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, shape, _), b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let c = s.n_positions;
+    let causal: Vec<u8> = (0..c * c).map(|k| ((k % c) <= (k / c)) as u8).collect();
+    if !lm_head_model {
+        for i in 0..s.n_layer {
+            let view = TensorView::new(Dtype::BOOL, vec![1, 1, c, c], &causal).unwrap();
+            views.push((format!("h.{i}.attn.bias"), view));
+        }
+    }
+    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = ::safetensors::serialize(views, &meta).unwrap();
     std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
     std::fs::write(dir.join("config.json"), config_json(s).to_string()).unwrap();
     tensors
@@ -127,7 +155,10 @@ fn gptlab_logits(dir: &Path) -> (Vec<Vec<f32>>, gptlab::model::ModelConfig) {
     let (model, cfg) = import_hf_model(dir, &dev).unwrap();
     let x = dev.tensor_from_vec(IDS.to_vec(), (1, IDS.len()));
     let flat = model.logits(x).as_vec();
-    (flat.chunks(cfg.vocab_size).map(<[f32]>::to_vec).collect(), cfg)
+    (
+        flat.chunks(cfg.vocab_size).map(<[f32]>::to_vec).collect(),
+        cfg,
+    )
 }
 
 /// The NumPy reference's logits of `IDS`, or None (said aloud) without NumPy.
@@ -147,10 +178,20 @@ fn reference_logits(dir: &Path) -> Option<Vec<Vec<f64>>> {
     command.args([script.to_str().unwrap(), dir.to_str().unwrap()]);
     command.args(["--tokens", &ids.join(","), "--json"]);
     let out = output_within(&mut command, COMMAND_TIMEOUT);
-    assert!(out.status.success(), "hf_reference.py failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "hf_reference.py failed:\n{}",
+        text(&out)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = v["logits"].as_array().unwrap().iter();
-    let row = |r: &Value| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let row = |r: &Value| {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
     Some(rows.map(row).collect())
 }
 
@@ -164,7 +205,9 @@ fn an_hf_folder_gives_the_numpy_reference_logits_with_or_without_the_prefix() {
         assert_eq!((cfg.preset.as_str(), cfg.vocab_size), ("nano", 512));
         assert_eq!(cfg.real_vocab_size, Some(300));
         // The padding the bucket added is masked: no probability reaches it.
-        assert!(ours.iter().all(|r| r[300..].iter().all(|&x| x == MASKED_LOGIT)));
+        assert!(ours
+            .iter()
+            .all(|r| r[300..].iter().all(|&x| x == MASKED_LOGIT)));
         let Some(reference) = reference_logits(&dir) else {
             return;
         };
@@ -175,7 +218,10 @@ fn an_hf_folder_gives_the_numpy_reference_logits_with_or_without_the_prefix() {
                 worst = worst.max((*x as f64 - y).abs());
             }
         }
-        let largest = reference.iter().flatten().fold(0.0f64, |m, x| m.max(x.abs()));
+        let largest = reference
+            .iter()
+            .flatten()
+            .fold(0.0f64, |m, x| m.max(x.abs()));
         eprintln!("{name}: max |gptlab - numpy| {worst:.2e} (largest logit {largest:.2})");
         assert!(worst <= 1e-5, "{name}: logits differ by {worst}");
     }
@@ -191,7 +237,9 @@ fn an_imported_model_exports_exactly_its_own_vocabulary() {
     let stage = tmp.path().join("run/base");
     save_model(model.as_mut(), &stage).unwrap();
     let tokenizer = Tokenizer::train(TokenizerKind::Char, &["abcdefg hij"], 64).unwrap();
-    tokenizer.save(&tmp.path().join("run/tokenizer.json")).unwrap();
+    tokenizer
+        .save(&tmp.path().join("run/tokenizer.json"))
+        .unwrap();
 
     let out = tmp.path().join("export");
     export_hf_gpt2(&dev, &stage, &out, false).unwrap();
@@ -201,7 +249,10 @@ fn an_imported_model_exports_exactly_its_own_vocabulary() {
     let (exported, _) = read_tensors(&out.join("model.safetensors")).unwrap();
     let (shape, wte) = &exported["transformer.wte.weight"];
     assert_eq!(shape, &[300, 64]);
-    assert_eq!(wte, &written[0].2, "the embedding must come back bit for bit");
+    assert_eq!(
+        wte, &written[0].2,
+        "the embedding must come back bit for bit"
+    );
     // And back in, the same model: the padding is restored and masked again.
     assert_eq!(gptlab_logits(&out).0, gptlab_logits(&hf).0);
 }
@@ -214,7 +265,10 @@ fn refusal(dir: &Path, file: &str) -> String {
     };
     assert!(!err.contains('\n'), "not one paragraph: {err}");
     let (d, f) = (dir.display().to_string(), file);
-    assert!(err.contains(&d) && err.contains(f), "does not name {d}/{f}: {err}");
+    assert!(
+        err.contains(&d) && err.contains(f),
+        "does not name {d}/{f}: {err}"
+    );
     err
 }
 
@@ -223,20 +277,52 @@ fn folders_gptlab_cannot_read_are_refused_in_one_paragraph() {
     let tmp = tempdir();
     let pickle = tmp.path().join("pickle");
     write_standin(&pickle, NANO_300, true, 1);
-    std::fs::rename(pickle.join("model.safetensors"), pickle.join("pytorch_model.bin")).unwrap();
+    std::fs::rename(
+        pickle.join("model.safetensors"),
+        pickle.join("pytorch_model.bin"),
+    )
+    .unwrap();
     let err = refusal(&pickle, "pytorch_model.bin");
-    assert!(err.contains("save_pretrained") && err.contains("safe_serialization=True"), "{err}");
+    assert!(
+        err.contains("save_pretrained") && err.contains("safe_serialization=True"),
+        "{err}"
+    );
 
     let odd = tmp.path().join("three-layers");
-    write_standin(&odd, Shape { n_layer: 3, ..NANO_300 }, true, 1);
+    write_standin(
+        &odd,
+        Shape {
+            n_layer: 3,
+            ..NANO_300
+        },
+        true,
+        1,
+    );
     let err = refusal(&odd, "config.json");
-    assert!(err.contains("no compiled gptlab preset has n_layer 3"), "{err}");
-    assert!(err.contains("distilgpt2 (n_layer 6, n_head 12, n_embd 768, n_positions 1024"), "{err}");
+    assert!(
+        err.contains("no compiled gptlab preset has n_layer 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("distilgpt2 (n_layer 6, n_head 12, n_embd 768, n_positions 1024"),
+        "{err}"
+    );
 
     let wide = tmp.path().join("big-vocab");
-    write_standin(&wide, Shape { vocab_size: 5000, ..NANO_300 }, true, 1);
+    write_standin(
+        &wide,
+        Shape {
+            vocab_size: 5000,
+            ..NANO_300
+        },
+        true,
+        1,
+    );
     let err = refusal(&wide, "config.json");
-    assert!(err.contains("vocab_size 5000 is larger than every vocabulary"), "{err}");
+    assert!(
+        err.contains("vocab_size 5000 is larger than every vocabulary"),
+        "{err}"
+    );
     assert!(err.contains("[128, 512, 4096]"), "{err}");
 
     // An untied head would be silently dropped: refused.
@@ -267,7 +353,10 @@ fn import_of_a_124m_folder_by_hand() {
         let start = std::time::Instant::now();
         let (model, cfg) = import_hf_model(tmp.path(), &Cpu::default()).unwrap();
         let secs = start.elapsed().as_secs_f64();
-        eprintln!("import of a 124M folder: {secs:.2} s ({} / {})", cfg.vocab_size, cfg.preset);
+        eprintln!(
+            "import of a 124M folder: {secs:.2} s ({} / {})",
+            cfg.vocab_size, cfg.preset
+        );
         drop(model);
     }
 }

@@ -220,8 +220,14 @@ mod tests {
             let real = (vocab < bucket).then_some(vocab);
             assert_eq!(back.real_vocab_size, real);
             // Exported again, the config names the checkpoint's vocabulary, not the bucket.
-            assert_eq!(hf_config(&back, vocab, "pretrained")["vocab_size"], json!(vocab));
-            assert_eq!(model_config_from_hf(&hf_config(&back, vocab, "x")).unwrap(), back);
+            assert_eq!(
+                hf_config(&back, vocab, "pretrained")["vocab_size"],
+                json!(vocab)
+            );
+            assert_eq!(
+                model_config_from_hf(&hf_config(&back, vocab, "x")).unwrap(),
+                back
+            );
         }
     }
 
@@ -240,8 +246,16 @@ mod tests {
             ),
             ("n_inner", json!(100), "n_inner"),
             ("n_layer", json!(3), "no compiled gptlab preset"),
-            ("n_layer", json!(3), "distilgpt2 (n_layer 6, n_head 12, n_embd 768, n_positions 1024"),
-            ("vocab_size", json!(5000), "larger than every vocabulary compiled for preset `nano`"),
+            (
+                "n_layer",
+                json!(3),
+                "distilgpt2 (n_layer 6, n_head 12, n_embd 768, n_positions 1024",
+            ),
+            (
+                "vocab_size",
+                json!(5000),
+                "larger than every vocabulary compiled for preset `nano`",
+            ),
             ("vocab_size", json!(5000), "gpt2 (n_layer 12"),
             ("model_type", json!("llama"), "model_type"),
         ] {

@@ -7,7 +7,7 @@ use super::hf_gpt2::SCORE_HEAD_FILE;
 use super::layout::{from_hf, rules, TensorMap, WTE};
 use crate::model::presets::build_model;
 use crate::model::{Backend, LanguageModel, ModelConfig};
-use crate::results::weights::{load_weights_from, read_tensors};
+use crate::results::weights::{load_weights_from, read_tensors, read_tensors_except};
 use crate::results::{CONFIG_FILE, MODEL_FILE};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -57,7 +57,11 @@ fn safetensors_file(dir: &Path) -> Result<std::path::PathBuf> {
         .with_context(|| format!("cannot read the folder {}", dir.display()))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| [".bin", ".pt", ".pth", ".ckpt"].iter().any(|x| n.ends_with(x)))
+        .filter(|n| {
+            [".bin", ".pt", ".pth", ".ckpt"]
+                .iter()
+                .any(|x| n.ends_with(x))
+        })
         .collect();
     if pickles.is_empty() {
         bail!(
@@ -78,7 +82,7 @@ fn safetensors_file(dir: &Path) -> Result<std::path::PathBuf> {
 
 /// The GPT-2 tensors of `path` in gptlab's layout, the embedding padded to `cfg`'s bucket.
 fn read_gpt2_tensors(path: &Path, cfg: &ModelConfig) -> Result<TensorMap> {
-    let hf = with_prefix(read_tensors(path)?.0);
+    let hf = with_prefix(read_tensors_except(path, is_causal_mask)?.0);
     let rules = rules(cfg.n_layer);
     let mut gpt = from_hf(&hf, &rules)?;
     let used: Vec<&str> = rules.iter().map(|r| r.hf.as_str()).collect();
@@ -101,14 +105,17 @@ fn with_prefix(tensors: TensorMap) -> TensorMap {
         .collect()
 }
 
-/// Tensors in the HF file that no rule consumed: buffers and a tied LM head are fine;
-/// anything else is a part of the model gptlab would silently drop.
+/// The causal-mask buffers older `transformers` saved with GPT-2 (float, byte or boolean):
+/// not parameters, and gptlab's attention is causal by construction.
+fn is_causal_mask(name: &str) -> bool {
+    name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+}
+
+/// Tensors in the HF file that no rule consumed: a tied LM head is fine; anything else is a
+/// part of the model gptlab would silently drop.
 fn check_leftovers(hf: &TensorMap, gpt: &TensorMap, used: &[&str]) -> Result<()> {
     for (name, (_, values)) in hf {
-        if used.contains(&name.as_str())
-            || name.ends_with(".attn.bias")
-            || name.ends_with(".attn.masked_bias")
-        {
+        if used.contains(&name.as_str()) {
             continue;
         }
         if name == "lm_head.weight" {
@@ -125,7 +132,9 @@ fn check_leftovers(hf: &TensorMap, gpt: &TensorMap, used: &[&str]) -> Result<()>
 /// Zero rows after the checkpoint's vocabulary, up to the compiled bucket. They are never
 /// embedded (no tokenizer id reaches them) and the LM head masks their logits.
 fn pad_vocab(gpt: &mut TensorMap, cfg: &ModelConfig) -> Result<()> {
-    let (shape, values) = gpt.get_mut(WTE).expect("from_hf yields every rule's tensor");
+    let (shape, values) = gpt
+        .get_mut(WTE)
+        .expect("from_hf yields every rule's tensor");
     if shape.as_slice() != [cfg.real_vocab(), cfg.n_embd] {
         bail!(
             "tensor `{WTE}` has shape {shape:?}, but config.json says [vocab_size, n_embd] = [{}, {}]",

@@ -37,10 +37,7 @@ fn rule(hf: String, parts: Vec<String>, conv1d: bool) -> Rule {
 /// part of GPT-2 and travels separately (see `hf_gpt2.rs`).
 pub fn rules(n_layer: usize) -> Vec<Rule> {
     let same = |name: &str| rule(name.to_string(), vec![name.to_string()], false);
-    let mut out = vec![
-        same(WTE),
-        same("transformer.wpe.weight"),
-    ];
+    let mut out = vec![same(WTE), same("transformer.wpe.weight")];
     for i in 0..n_layer {
         let p = format!("transformer.h.{i}");
         for ln in ["ln_1.weight", "ln_1.bias"] {

@@ -250,7 +250,8 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         let last = upload::tensor(&dev, last, (rows,));
         let h = self.ln_f.forward(x).reshape_like(&(rows * seq, Const::<M>));
         let h = h.gather(last).reshape_like(&(rows, 1, Const::<M>));
-        readback::to_host(&D::linear_frozen(h, &self.wte, self.vocab_mask.as_ref(), None, weights))
+        let mask = self.vocab_mask.as_ref();
+        readback::to_host(&D::linear_frozen(h, &self.wte, mask, None, weights))
     }
 
     /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
@@ -300,7 +301,8 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             }
         }
         let h = self.ln_f.forward(x);
-        readback::to_host(&D::linear_frozen(h, &self.wte, self.vocab_mask.as_ref(), None, weights))
+        let mask = self.vocab_mask.as_ref();
+        readback::to_host(&D::linear_frozen(h, &self.wte, mask, None, weights))
     }
 
     /// Every parameter, in a fixed order, with Hugging Face GPT-2 names.

@@ -68,7 +68,9 @@ fn log_probabilities_see_only_the_real_vocabulary() {
     let logp = model.logits(x).log_softmax::<Axis<2>>().as_vec();
     for row in logp.chunks(128) {
         // Every real id equally likely: ln 100, not ln(100 + 28 · e^3.2) of padding.
-        assert!(row[..REAL].iter().all(|&l| (l + (REAL as f32).ln()).abs() < 1e-5));
+        assert!(row[..REAL]
+            .iter()
+            .all(|&l| (l + (REAL as f32).ln()).abs() < 1e-5));
         assert!(row[REAL..].iter().all(|&l| l.exp() == 0.0 && l.is_finite()));
     }
 }
