@@ -336,7 +336,8 @@ fn folders_gptlab_cannot_read_are_refused_in_one_paragraph() {
     assert!(err.contains("`lm_head.weight` differs"), "{err}");
 }
 
-/// By hand: the time to import a GPT-2 124M folder (vocabulary 50,257, as `gpt2` ships).
+/// By hand: the time to import a GPT-2 124M folder (vocabulary 50,257, as `gpt2` ships), and
+/// its export's vocabulary.
 #[test]
 #[ignore]
 fn import_of_a_124m_folder_by_hand() {
@@ -348,10 +349,12 @@ fn import_of_a_124m_folder_by_hand() {
         n_positions: 1024,
         vocab_size: 50257,
     };
-    write_standin(tmp.path(), gpt2, true, 1);
+    let hf = tmp.path().join("hf");
+    write_standin(&hf, gpt2, true, 1);
+    let dev = Cpu::default();
     for _ in 0..3 {
         let start = std::time::Instant::now();
-        let (model, cfg) = import_hf_model(tmp.path(), &Cpu::default()).unwrap();
+        let (model, cfg) = import_hf_model(&hf, &dev).unwrap();
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
             "import of a 124M folder: {secs:.2} s ({} / {})",
@@ -359,4 +362,22 @@ fn import_of_a_124m_folder_by_hand() {
         );
         drop(model);
     }
+    let (mut model, _) = import_hf_model(&hf, &dev).unwrap();
+    let stage = tmp.path().join("run/base");
+    save_model(model.as_mut(), &stage).unwrap();
+    let tokenizer = Tokenizer::train(TokenizerKind::Char, &["abcdefg hij"], 64).unwrap();
+    tokenizer
+        .save(&tmp.path().join("run/tokenizer.json"))
+        .unwrap();
+    let out = tmp.path().join("export");
+    export_hf_gpt2(&dev, &stage, &out, false).unwrap();
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    let config: Value = serde_json::from_str(&config).unwrap();
+    let (exported, _) = read_tensors(&out.join("model.safetensors")).unwrap();
+    let shape = &exported["transformer.wte.weight"].0;
+    eprintln!("export: vocab_size {}, wte {shape:?}", config["vocab_size"]);
+    assert_eq!(
+        (&config["vocab_size"], shape.as_slice()),
+        (&json!(50257), &[50257, 768][..])
+    );
 }
