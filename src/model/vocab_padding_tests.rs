@@ -1,15 +1,17 @@
 //! An imported checkpoint's vocabulary padding (`ModelConfig::real_vocab_size`): ids from the
 //! checkpoint's own vocabulary up get exactly zero probability in every path that reads the
-//! LM head (full forward, loss, the generation cache, sampling), and a model without padding
-//! computes what it computed before the mask existed.
+//! LM head (full forward, log-probs, gradients, the generation cache, sampling), and a model
+//! without padding computes what it computed before the mask existed.
 
 use super::generate::{generate_all, Request};
 use super::gpt::MASKED_LOGIT;
 use super::kernels::portable::with_portable;
 use super::presets::model_config;
+use super::raw::RawStorage;
 use super::sample::SampleOptions;
 use super::*;
 use dfdx::prelude::*;
+use dfdx::tensor::Gradients;
 
 const REAL: usize = 100;
 
@@ -110,4 +112,33 @@ fn a_model_without_padding_is_unchanged_by_the_mask() {
     cfg.real_vocab_size = Some(cfg.vocab_size);
     let full = build_model(&cfg, &dev, 5).unwrap();
     assert_eq!(logits_of(full.as_ref(), &dev), plain);
+}
+
+#[test]
+fn training_leaves_the_padding_rows_untouched_on_either_path() {
+    for portable in [false, true] {
+        with_portable(portable, || {
+            let dev = Cpu::default();
+            let mut model = padded_nano(&dev, Some(REAL));
+            let x = dev.tensor_from_vec(vec![3, 17, 42, 99], (1, 4));
+            let y = dev.tensor_from_vec(vec![17, 42, 99, 5], (1, 4));
+            let logp = model
+                .logits_traced(x, Gradients::leaky())
+                .log_softmax::<Axis<2>>();
+            let mut grads = logp.select(y).sum().negate().backward();
+            model
+                .visit_params(&mut |name, p, _| {
+                    if name == "transformer.wte.weight" {
+                        let g = dev.raw_to_host(p.grad_mut(&mut grads)?);
+                        assert!(g[..REAL * 64].iter().any(|&x| x != 0.0));
+                        assert!(
+                            g[REAL * 64..].iter().all(|&x| x == 0.0),
+                            "portable {portable}"
+                        );
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        });
+    }
 }
