@@ -36,6 +36,18 @@ pub fn read_tensors(
     HashMap<String, (Vec<usize>, Vec<f32>)>,
     HashMap<String, String>,
 )> {
+    read_tensors_except(path, |_| false)
+}
+
+/// [`read_tensors`] without the tensors `skip` names, whatever their type (a checkpoint's
+/// buffers that gptlab recomputes, such as GPT-2's boolean causal masks).
+pub fn read_tensors_except(
+    path: &Path,
+    skip: impl Fn(&str) -> bool,
+) -> Result<(
+    HashMap<String, (Vec<usize>, Vec<f32>)>,
+    HashMap<String, String>,
+)> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
@@ -49,6 +61,9 @@ pub fn read_tensors(
     let meta = header.metadata().clone().unwrap_or_default();
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
+        if skip(&name) {
+            continue;
+        }
         if view.dtype() != Dtype::F32 {
             bail!(
                 "{}: tensor `{name}` is {:?}, expected F32",
