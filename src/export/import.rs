@@ -6,7 +6,8 @@ use super::hf_config::read_hf_config;
 use super::hf_gpt2::SCORE_HEAD_FILE;
 use super::layout::{from_hf, rules, TensorMap};
 use crate::model::presets::build_model;
-use crate::model::Backend;
+use crate::model::{Backend, LanguageModel, ModelConfig};
+use crate::runner::HfReader;
 use crate::results::meta::write_stage_record;
 use crate::results::weights::{load_weights_from, read_tensors, save_model};
 use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
@@ -54,15 +55,26 @@ fn check_leftovers(hf: &TensorMap, gpt: &TensorMap, used: &[String], what: &str)
     Ok(())
 }
 
-/// Reads the GPT-2 folder `hf_dir` into a model on `dev` and saves it as `stage_dir`.
-pub fn import_hf_gpt2<D: Backend>(
+/// How a run reads a `pretrained` stage's folder (the runner sits below `export`).
+pub const HF_READER: HfReader = HfReader {
+    config: read_hf_config,
+    write_stage: write_pretrained_stage,
+};
+
+/// A pretrained stage's folder written as a gptlab stage folder. The weights are copied, not
+/// computed with, so the CPU holds them whatever the run's device.
+fn write_pretrained_stage(hf_dir: &Path, stage_dir: &Path) -> Result<()> {
+    let (mut model, _) = import_hf_model(hf_dir, &dfdx::tensor::Cpu::default())?;
+    save_model(model.as_mut(), stage_dir)
+}
+
+/// The model of the GPT-2 folder `dir` on `dev`, and its configuration.
+pub fn import_hf_model<D: Backend>(
+    dir: &Path,
     dev: &D,
-    hf_dir: &Path,
-    stage_dir: &Path,
-    force: bool,
-) -> Result<()> {
-    let mut cfg = read_hf_config(&hf_dir.join(CONFIG_FILE))?;
-    let weights = hf_dir.join(MODEL_FILE);
+) -> Result<(Box<dyn LanguageModel<D>>, ModelConfig)> {
+    let mut cfg = read_hf_config(&dir.join(CONFIG_FILE))?;
+    let weights = dir.join(MODEL_FILE);
     if !weights.exists() {
         bail!("{} is missing: gptlab imports safetensors weights only (save with safe_serialization=True)", weights.display());
     }
@@ -72,12 +84,24 @@ pub fn import_hf_gpt2<D: Backend>(
     let mut gpt = from_hf(&hf, &rules).with_context(|| what.clone())?;
     let used: Vec<String> = rules.iter().map(|r| r.hf.clone()).collect();
     check_leftovers(&hf, &gpt, &used, &what)?;
-    let score_file = hf_dir.join(SCORE_HEAD_FILE);
+    let score_file = dir.join(SCORE_HEAD_FILE);
     if score_file.exists() {
         gpt.extend(read_tensors(&score_file)?.0);
         cfg.score_head = true;
     }
+    let mut model = build_model(&cfg, dev, 0)?;
+    load_weights_from(model.as_mut(), &gpt, "", &what)?;
+    Ok((model, cfg))
+}
 
+/// Reads the GPT-2 folder `hf_dir` into a model on `dev` and saves it as `stage_dir`.
+pub fn import_hf_gpt2<D: Backend>(
+    dev: &D,
+    hf_dir: &Path,
+    stage_dir: &Path,
+    force: bool,
+) -> Result<()> {
+    let cfg = read_hf_config(&hf_dir.join(CONFIG_FILE))?;
     let tok_src = hf_dir.join(TOKENIZER_FILE);
     let tokenizer = Tokenizer::load(&tok_src)
         .context("gptlab needs its own tokenizer layout (special tokens at ids 0..7)")?;
@@ -101,8 +125,7 @@ pub fn import_hf_gpt2<D: Backend>(
         }
     }
 
-    let mut model = build_model(&cfg, dev, 0)?;
-    load_weights_from(model.as_mut(), &gpt, "", &what)?;
+    let (mut model, _) = import_hf_model(hf_dir, dev)?;
     save_model(model.as_mut(), stage_dir)?;
     write_atomic(&tok_dst, &tok_bytes)?;
     if let Some(kind) = stage_kind(hf_dir) {

@@ -59,6 +59,9 @@ pub fn resolve_paths(
             let key = format!("stages[{index}].prompts");
             keys.prompts = resolve_one(&keys.prompts, &spec_dir, &data_root, key)?;
         }
+        if let crate::spec::Method::Pretrained { path } = &mut stage.method {
+            *path = resolve_one(path, &spec_dir, &data_root, format!("stages[{index}].path"))?;
+        }
         if let Some(path) = stage.val_data.as_mut().filter(|p| rating_path(p).is_none()) {
             *path = resolve_one(
                 path,

@@ -76,6 +76,8 @@ pub enum Method {
     Reward,
     Rlhf(RlhfKeys),
     Feedback(FeedbackKeys),
+    /// The base model read from a Hugging Face GPT-2 folder (`path`).
+    Pretrained { path: PathBuf },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +103,7 @@ impl Method {
             Method::Reward => StageKind::Reward,
             Method::Rlhf(_) => StageKind::Rlhf,
             Method::Feedback(_) => StageKind::Feedback,
+            Method::Pretrained { .. } => StageKind::Pretrained,
         }
     }
 
@@ -142,7 +145,7 @@ impl Method {
                 self.kind()
             )),
             Method::Rlhf(keys) => keys.spec().missing_data().map(String::from),
-            Method::Feedback(_) => None,
+            Method::Feedback(_) | Method::Pretrained { .. } => None,
         }
     }
 }
@@ -154,7 +157,7 @@ pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
     let rlhf = Algorithm::ALL.iter().map(|&a| (StageKind::Rlhf, Some(a)));
     (plain.into_iter().map(|kind| (kind, None)))
         .chain(rlhf)
-        .chain([(StageKind::Feedback, None)])
+        .chain([(StageKind::Feedback, None), (StageKind::Pretrained, None)])
         .collect()
 }
 
@@ -237,6 +240,12 @@ impl FlatStage {
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
             (StageKind::Feedback, _) => Method::Feedback(self.feedback()?),
+            (StageKind::Pretrained, _) => Method::Pretrained {
+                path: self.path.clone().ok_or_else(|| FlatProblem {
+                    key: "path",
+                    message: "a pretrained stage needs `path`: a Hugging Face GPT-2 folder (config.json, model.safetensors and its tokenizer)".into(),
+                })?,
+            },
             (StageKind::Rlhf, Some(algorithm)) => Method::Rlhf(algorithm.read(self)?),
         };
         self.check_data(&method)?;
@@ -310,6 +319,7 @@ impl From<Stage> for FlatStage {
                 (flat.max_new_tokens, flat.temperature) = (keys.max_new_tokens, keys.temperature);
             }
             Method::Rlhf(keys) => keys.spec().write(&mut flat),
+            Method::Pretrained { path } => flat.path = Some(path),
         }
         FlatStage {
             from: stage.from,
@@ -399,6 +409,7 @@ mod tests {
         flat.prompts = Some(PathBuf::from("p.jsonl"));
         flat.reward_model = Some("rm".into());
         flat.judge = Some("taste".into());
+        flat.path = (kind == StageKind::Pretrained).then(|| PathBuf::from("gpt2"));
         flat.min_lr = Some(flat.lr / 10.0);
         flat
     }

@@ -1,0 +1,126 @@
+//! A run whose base is a `pretrained` stage: its tokenizer and model shape are the
+//! checkpoint's, checked before any stage trains, and the stage itself writes the folder's
+//! model as a gptlab stage folder that later stages start `from`.
+//!
+//! What the spec alone can check (the folder, its files, safetensors weights) is checked when
+//! the spec loads (`spec::pretrained`); here, what needs the model configuration or the
+//! tokenizer.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::model::ModelConfig;
+use crate::results::StageMeta;
+use crate::spec::pretrained::{pretrained_base, CONFIG};
+use crate::spec::{LoadedSpec, StageKind};
+use crate::tokenizer::{load_pretrained_tokenizer, Tokenizer};
+
+/// Reads a pretrained stage's Hugging Face GPT-2 folder. The HF format is `export`'s, a layer
+/// above the runner, so the command that starts a run hands its reader down
+/// (`export::import::HF_READER`).
+#[derive(Clone, Copy)]
+pub struct HfReader {
+    /// The compiled model configuration a `config.json` describes; a paragraph naming the
+    /// compiled shapes when none matches.
+    pub config: fn(&Path) -> Result<ModelConfig>,
+    /// Writes the folder's model as a gptlab stage folder (`config.json`, `model.safetensors`).
+    pub write_stage: fn(hf_dir: &Path, stage_dir: &Path) -> Result<()>,
+}
+
+impl fmt::Debug for HfReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HfReader")
+    }
+}
+
+/// The checkpoint's tokenizer, as the run uses it.
+pub fn tokenizer(dir: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_hf(load_pretrained_tokenizer(dir)?)
+}
+
+/// The model configuration of the run's pretrained base, if it has one.
+pub fn base_config(loaded: &LoadedSpec, hf: &HfReader) -> Result<Option<ModelConfig>> {
+    let Some(dir) = pretrained_base(&loaded.spec) else {
+        return Ok(None);
+    };
+    let cfg = (hf.config)(&dir.join(CONFIG)).with_context(|| loaded.locate("stages[0].path"))?;
+    Ok(Some(cfg))
+}
+
+/// Everything about the pretrained base that needs its configuration or tokenizer: a compiled
+/// shape, a tokenizer that fits the model, and `[model]` keys that agree with the checkpoint.
+/// `run` and `validate` call it before anything trains.
+pub fn check(loaded: &LoadedSpec, hf: &HfReader) -> Result<()> {
+    let Some(cfg) = base_config(loaded, hf)? else {
+        return Ok(());
+    };
+    let dir = pretrained_base(&loaded.spec).expect("a pretrained base");
+    let at_path = || loaded.locate("stages[0].path");
+    let tok = tokenizer(dir).with_context(at_path)?;
+    let vocab = written_vocab_size(&dir.join(CONFIG)).with_context(at_path)?;
+    if tok.vocab_size() > vocab {
+        bail!(
+            "{}: the tokenizer in {} has {} tokens, but {CONFIG} says the model has {vocab} \
+             (`vocab_size`): ids from {vocab} on have no embedding row. Use the tokenizer the \
+             model was trained with.",
+            at_path(),
+            dir.display(),
+            tok.vocab_size()
+        );
+    }
+    check_model_keys(loaded, &cfg)
+}
+
+/// `[model] preset`, when written, names the checkpoint's preset; the block size fits it.
+fn check_model_keys(loaded: &LoadedSpec, cfg: &ModelConfig) -> Result<()> {
+    let model = &loaded.spec.model;
+    if let Some(preset) = model.preset.filter(|p| p.as_str() != cfg.preset) {
+        bail!(
+            "{}: the pretrained checkpoint is preset `{}` ({} layers, {} heads, {} wide), not \
+             `{}`; leave `preset` out to take the checkpoint's",
+            loaded.locate("model.preset"),
+            cfg.preset,
+            cfg.n_layer,
+            cfg.n_head,
+            cfg.n_embd,
+            preset.as_str()
+        );
+    }
+    if model.block_size > cfg.n_ctx {
+        bail!(
+            "{}: expected at most {} (the context of the pretrained checkpoint), found {}",
+            loaded.locate("model.block_size"),
+            cfg.n_ctx,
+            model.block_size
+        );
+    }
+    Ok(())
+}
+
+/// `vocab_size` as `config.json` writes it (a compiled vocabulary may be padded beyond it).
+fn written_vocab_size(config: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", config.display()))?;
+    json.get("vocab_size")
+        .and_then(serde_json::Value::as_u64)
+        .map(|v| v as usize)
+        .with_context(|| format!("{}: key `vocab_size`: expected a whole number", config.display()))
+}
+
+/// The pretrained stage: its folder's model written into the stage folder `dir`.
+pub fn import_stage(name: &str, hf_dir: &Path, dir: &Path, hf: &HfReader) -> Result<StageMeta> {
+    let start = std::time::Instant::now();
+    (hf.write_stage)(hf_dir, dir)
+        .with_context(|| format!("stage `{name}` imports {}", hf_dir.display()))?;
+    Ok(StageMeta {
+        name: name.to_string(),
+        kind: Some(StageKind::Pretrained),
+        steps: 0,
+        wall_s: start.elapsed().as_secs_f64(),
+        ..Default::default()
+    })
+}
