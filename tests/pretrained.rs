@@ -175,7 +175,7 @@ const CASES: &[Case] = &[
             let config = stand_in_config().replace("\"vocab_size\":512", "\"vocab_size\":128");
             std::fs::write(d.join("config.json"), config).unwrap()
         },
-        expect: &["@path =", "tokens, but config.json says the model has 128"],
+        expect: &["@path =", "checkpoint/tokenizer.json has 400 tokens, but config.json says the model has 128"],
     },
     Case {
         name: "a [tokenizer] table beside a pretrained base",

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::model::ModelConfig;
 use crate::results::StageMeta;
-use crate::spec::pretrained::{pretrained_base, CONFIG};
+use crate::spec::pretrained::{pretrained_base, CONFIG, TOKENIZER_FILES};
 use crate::spec::{LoadedSpec, StageKind};
 use crate::tokenizer::{load_pretrained_tokenizer, Tokenizer};
 
@@ -62,11 +62,10 @@ pub fn check(loaded: &LoadedSpec, hf: &HfReader) -> Result<()> {
     let vocab = written_vocab_size(&dir.join(CONFIG)).with_context(at_path)?;
     if tok.vocab_size() > vocab {
         bail!(
-            "{}: the tokenizer in {} has {} tokens, but {CONFIG} says the model has {vocab} \
-             (`vocab_size`): ids from {vocab} on have no embedding row. Use the tokenizer the \
-             model was trained with.",
+            "{}: {} has {} tokens, but {CONFIG} says the model has {vocab} (`vocab_size`): ids \
+             from {vocab} on have no embedding row. Use the tokenizer the model was trained with.",
             at_path(),
-            dir.display(),
+            tokenizer_file(dir).display(),
             tok.vocab_size()
         );
     }
@@ -97,6 +96,12 @@ fn check_model_keys(loaded: &LoadedSpec, cfg: &ModelConfig) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The file the folder's tokenizer is read from (`load_pretrained_tokenizer`'s order).
+fn tokenizer_file(dir: &Path) -> std::path::PathBuf {
+    let first = TOKENIZER_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file());
+    first.unwrap_or_else(|| dir.to_path_buf())
 }
 
 /// `vocab_size` as `config.json` writes it (a compiled vocabulary may be padded beyond it).
