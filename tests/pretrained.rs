@@ -34,7 +34,7 @@ sampling = { temperature = 0.0, max_new_tokens = 12 }
 /// A project folder with the stand-in checkpoint and the spec.
 fn project() -> tempfile::TempDir {
     let tmp = tempdir();
-    write_hf_stand_in(&tmp.path().join("checkpoint"), StandIn::default());
+    write_hf_stand_in(&tmp.path().join("checkpoint"));
     write_spec(tmp.path(), "spec.toml", SPEC);
     tmp
 }
@@ -95,22 +95,6 @@ fn the_run_id_follows_the_checkpoints_content_not_its_path() {
     *bytes.last_mut().unwrap() ^= 1;
     std::fs::write(&weights, bytes).unwrap();
     assert_ne!(run_id(&spec, &moved), first, "one weight byte changes it");
-}
-
-#[test]
-fn names_with_or_without_the_transformer_prefix_import_the_same() {
-    let tmp = tempdir();
-    let with = tmp.path().join("with");
-    let without = tmp.path().join("without");
-    write_hf_stand_in(&with, StandIn::default());
-    write_hf_stand_in(&without, StandIn { prefix: false, ..StandIn::default() });
-    let dev = dfdx::tensor::Cpu::default();
-    let tensors = |dir: &Path| {
-        let (mut model, cfg) = gptlab::export::import::import_hf_model(dir, &dev).unwrap();
-        assert_eq!((cfg.preset.as_str(), cfg.vocab_size), ("nano", STAND_IN_VOCAB));
-        gptlab::results::weights::model_tensors(model.as_mut()).unwrap()
-    };
-    assert_eq!(tensors(&with), tensors(&without));
 }
 
 /// One bad checkpoint or spec: what is changed, and what the error must say.

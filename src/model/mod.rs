@@ -29,3 +29,5 @@ pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + kernels::Fu
 impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + kernels::FusedOps> Backend for D {}
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vocab_padding_tests;

@@ -59,7 +59,8 @@ pub fn check(loaded: &LoadedSpec, hf: &HfReader) -> Result<()> {
     let dir = pretrained_base(&loaded.spec).expect("a pretrained base");
     let at_path = || loaded.locate("stages[0].path");
     let tok = tokenizer(dir).with_context(at_path)?;
-    let vocab = written_vocab_size(&dir.join(CONFIG)).with_context(at_path)?;
+    // The checkpoint's own vocabulary: a compiled bucket may pad it.
+    let vocab = cfg.real_vocab();
     if tok.vocab_size() > vocab {
         bail!(
             "{}: {} has {} tokens, but {CONFIG} says the model has {vocab} (`vocab_size`): ids \
@@ -102,18 +103,6 @@ fn check_model_keys(loaded: &LoadedSpec, cfg: &ModelConfig) -> Result<()> {
 fn tokenizer_file(dir: &Path) -> std::path::PathBuf {
     let first = TOKENIZER_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file());
     first.unwrap_or_else(|| dir.to_path_buf())
-}
-
-/// `vocab_size` as `config.json` writes it (a compiled vocabulary may be padded beyond it).
-fn written_vocab_size(config: &Path) -> Result<usize> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", config.display()))?;
-    json.get("vocab_size")
-        .and_then(serde_json::Value::as_u64)
-        .map(|v| v as usize)
-        .with_context(|| format!("{}: key `vocab_size`: expected a whole number", config.display()))
 }
 
 /// The pretrained stage: its folder's model written into the stage folder `dir`.

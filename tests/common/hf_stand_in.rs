@@ -21,29 +21,11 @@ pub const STAND_IN_CONTEXT: usize = 128;
 pub const STAND_IN_VOCAB: usize = 512;
 pub const STAND_IN_TOKENIZER_VOCAB: usize = 400;
 
-/// How the stand-in is written.
-#[derive(Clone, Copy)]
-pub struct StandIn {
-    /// Tensor names with `transformer.` (as `GPT2LMHeadModel` saves them) or without (as
-    /// `GPT2Model` does).
-    pub prefix: bool,
-    pub seed: u64,
-}
-
-impl Default for StandIn {
-    fn default() -> Self {
-        StandIn {
-            prefix: true,
-            seed: 1,
-        }
-    }
-}
-
 /// Writes the stand-in checkpoint into `dir` (created if needed).
-pub fn write_hf_stand_in(dir: &Path, how: StandIn) {
+pub fn write_hf_stand_in(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), stand_in_config()).unwrap();
-    let tensors = stand_in_tensors(how);
+    let tensors = stand_in_tensors();
     let bytes = gptlab::results::weights::encode_tensors(&tensors, HashMap::new()).unwrap();
     std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
     stand_in_tokenizer()
@@ -70,9 +52,9 @@ pub fn stand_in_config() -> String {
     .to_string()
 }
 
-/// GPT-2's tensors, in its names and layouts, with random values (a small LCG, seeded).
-fn stand_in_tensors(how: StandIn) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut state = how.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+/// `GPT2LMHeadModel`'s tensors, in its names and layouts, with random values (a small LCG).
+fn stand_in_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut state = 1u64;
     let mut random = |shape: &[usize]| -> Vec<f32> {
         let n: usize = shape.iter().product();
         (0..n)
@@ -84,7 +66,7 @@ fn stand_in_tensors(how: StandIn) -> Vec<(String, Vec<usize>, Vec<f32>)> {
             })
             .collect()
     };
-    let p = if how.prefix { "transformer." } else { "" };
+    let p = "transformer.";
     let (w, v, c) = (STAND_IN_WIDTH, STAND_IN_VOCAB, STAND_IN_CONTEXT);
     let mut out = vec![
         (format!("{p}wte.weight"), vec![v, w]),

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 mod hf_stand_in;
+#[allow(unused_imports)]
 pub use hf_stand_in::*;
 
 use std::io::Read;
