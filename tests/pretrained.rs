@@ -229,3 +229,27 @@ fn no_finished_stage(results: &Path) -> bool {
     let pattern = format!("{}/**/done.json", results.display());
     glob::glob(&pattern).unwrap().flatten().next().is_none()
 }
+
+/// By hand: the pretrained stage's import of a 124M folder (`GPTLAB_124M` names one, e.g. a
+/// `huggingface-cli download gpt2` folder), split into reading and writing the stage folder.
+#[test]
+#[ignore]
+fn importing_a_124m_folder_as_a_stage_by_hand() {
+    let Some(folder) = std::env::var_os("GPTLAB_124M") else {
+        return skip("importing_a_124m_folder_as_a_stage_by_hand", "GPTLAB_124M");
+    };
+    let folder = std::path::PathBuf::from(folder);
+    let tmp = tempdir();
+    let dev = dfdx::tensor::Cpu::default();
+    for _ in 0..2 {
+        let start = std::time::Instant::now();
+        let (mut model, _) = gptlab::export::import_hf_model(&folder, &dev).unwrap();
+        let read = start.elapsed().as_secs_f64();
+        gptlab::results::weights::save_model(model.as_mut(), tmp.path()).unwrap();
+        let total = start.elapsed().as_secs_f64();
+        let hash = std::time::Instant::now();
+        gptlab::spec::pretrained::content_hash(&folder).unwrap();
+        let hash = hash.elapsed().as_secs_f64();
+        eprintln!("read {read:.2} s, written {:.2} s, content hash {hash:.2} s", total - read);
+    }
+}
