@@ -72,6 +72,20 @@ fn a_pretrained_checkpoint_is_imported_tuned_reported_and_generated_from() {
         dir,
     );
     assert!(out.status.success(), "{}", text(&out));
+    // Exported for transformers, it names the tokenizer's own end token, not gptlab's ids.
+    let exported = dir.join("exported");
+    let out = gptlab(
+        &["export", stage.to_str().unwrap(), "--format", "hf-gpt2", "--out", exported.to_str().unwrap()],
+        dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(exported.join(f)).unwrap()).unwrap()
+    };
+    let end = original.token_to_id("<|endoftext|>").unwrap();
+    assert_eq!(json("generation_config.json")["eos_token_id"], end);
+    assert_eq!(json("config.json")["eos_token_id"], end);
+    assert_eq!(json("tokenizer_config.json")["eos_token"], "<|endoftext|>");
 }
 
 fn run_id(spec: &Path, sets: &[String]) -> String {
