@@ -8,6 +8,7 @@ use crate::infer::{open_stage, Stage};
 use crate::model::{Backend, ModelConfig};
 use crate::results::weights::{encode_tensors, model_tensors};
 use crate::results::{CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
+use crate::tokenizer::Special;
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -77,19 +78,32 @@ pub fn export_hf_gpt2<D: Backend>(
         write_atomic(&score_file, &safetensors_bytes(&score)?)?;
     }
     let kind = stage.kind.map_or("unknown", |k| k.as_str());
-    write_json_atomic(&out.join(CONFIG_FILE), &hf_config(&cfg, tok_vocab, kind))?;
+    let tok = &stage.tokenizer;
+    let mut config = hf_config(&cfg, tok_vocab, kind);
+    // A pretrained tokenizer's end token is not gptlab's reserved id.
+    for (key, special) in [
+        ("bos_token_id", Special::EndOfText),
+        ("eos_token_id", Special::EndOfText),
+        ("pad_token_id", Special::Pad),
+    ] {
+        config[key] = tok.special(special).into();
+    }
+    write_json_atomic(&out.join(CONFIG_FILE), &config)?;
     write_json_atomic(
         &out.join("generation_config.json"),
-        &generation_config(cfg.n_ctx, tok_vocab, cfg.real_vocab(), stage.is_chat()),
+        &generation_config(tok, cfg.n_ctx, cfg.real_vocab(), stage.is_chat()),
     )?;
     let tok_bytes = std::fs::read(&stage.tokenizer_path)
         .with_context(|| format!("cannot read {}", stage.tokenizer_path.display()))?;
     write_atomic(&out.join(TOKENIZER_FILE), &tok_bytes)?;
     write_json_atomic(
         &out.join("tokenizer_config.json"),
-        &tokenizer_config(cfg.n_ctx),
+        &tokenizer_config(tok, cfg.n_ctx),
     )?;
-    write_json_atomic(&out.join("special_tokens_map.json"), &special_tokens_map())?;
+    write_json_atomic(
+        &out.join("special_tokens_map.json"),
+        &special_tokens_map(tok),
+    )?;
     write_atomic(
         &out.join("README.md"),
         readme(stage_dir, &stage, !score.is_empty()).as_bytes(),

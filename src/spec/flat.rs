@@ -236,6 +236,12 @@ pub struct FlatStage {
     #[schemars(range(min = 0.0, max = 0.5))]
     #[schemars(extend("x-stages" = ["feedback"]))]
     pub noise: f64,
+    /// A Hugging Face GPT-2 folder: config.json, model.safetensors, and tokenizer.json, or
+    /// vocab.json + merges.txt, or vocab.txt.
+    // Written only when set, so that other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["pretrained"], "x-path" = true))]
+    pub path: Option<PathBuf>,
     /// The test-only `toy` method's one key, in [0, 1]: declared by this field alone, so the
     /// tests show that the schema, the key reference and validation follow a declaration.
     #[cfg(test)]

@@ -17,6 +17,7 @@
 //! - `sampling.rs`  how answers are sampled: every sampling group as one `SampleSettings`,
 //!   each setting's rule once
 //! - `validate.rs`  ranges, references between stages, judges' rules
+//! - `pretrained.rs` a run based on a pretrained stage: its rules, its folder, its content hash
 //! - `paths.rs`     data paths: spec-relative, `$DATA/...`, data root
 //! - `errors.rs`    one-paragraph located error messages
 //! - `load.rs`      `load_spec`: all of the above, plus the run id
@@ -34,6 +35,7 @@ pub mod lora;
 pub mod methods;
 pub mod overrides;
 pub mod paths;
+pub mod pretrained;
 pub mod problem;
 pub mod reference;
 pub mod report_prompt;

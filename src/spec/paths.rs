@@ -93,6 +93,7 @@ fn resolve_stage_paths(
         ("val_data", val_data),
         ("ptx_data", keys.ptx_data.as_mut()),
         ("prompts", keys.prompts.as_mut()),
+        ("path", keys.path.as_mut()),
     ];
     for (name, path) in singles {
         if let Some(path) = path {

@@ -28,8 +28,11 @@ pub struct Experiment<S = Stage> {
     pub device: Device,
     /// The model's size.
     pub model: ModelSpec,
-    /// How text becomes tokens.
-    pub tokenizer: TokenizerSpec,
+    /// How text becomes tokens. A run whose base is a `pretrained` stage uses the checkpoint's
+    /// tokenizer and has no [tokenizer] table.
+    // Absent only then, and left out of the resolved spec, so other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerSpec>,
     /// The stages, run in order; each may start from an earlier one (`from`).
     #[schemars(length(min = 1))]
     pub stages: Vec<S>,
@@ -78,8 +81,11 @@ pub enum Device {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// One of the compiled model sizes.
-    pub preset: Preset,
+    /// One of the compiled model sizes. A run whose base is a `pretrained` stage has its
+    /// checkpoint's: leave it out (or name that one).
+    // Absent only then, and left out of the resolved spec, so other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
     /// Context length actually used; at most the preset's compiled maximum (nano 128, small
     /// and medium 256, gpt2 1024).
     #[schemars(range(min = 1, max = 1024))]

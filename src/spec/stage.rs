@@ -43,6 +43,14 @@ impl Stage {
         self.data.iter().map(|e| e.path.clone()).collect()
     }
 
+    /// The HF folder a pretrained stage imports; `None` for every other stage.
+    pub fn pretrained_path(&self) -> Option<&std::path::Path> {
+        match self.method {
+            Method::Pretrained => self.path.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The floor of the cosine schedule: as written, or `default_min_lr` of `lr`.
     pub fn min_lr(&self) -> f64 {
         self.keys.min_lr.expect("resolved when the stage is made")
@@ -67,6 +75,8 @@ pub enum Method {
     Reward,
     Rlhf(RlhfKeys),
     Feedback(FeedbackKeys),
+    /// The base model read from a Hugging Face GPT-2 folder (`path`).
+    Pretrained,
 }
 
 keys_view!(
@@ -94,6 +104,7 @@ impl Method {
             Method::Reward => StageKind::Reward,
             Method::Rlhf(_) => StageKind::Rlhf,
             Method::Feedback(_) => StageKind::Feedback,
+            Method::Pretrained => StageKind::Pretrained,
         }
     }
 
@@ -120,7 +131,7 @@ impl Method {
                 self.kind()
             )),
             Method::Rlhf(keys) => keys.spec().missing_data().map(String::from),
-            Method::Feedback(_) => None,
+            Method::Feedback(_) | Method::Pretrained => None,
         }
     }
 }
@@ -132,7 +143,7 @@ pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
     let rlhf = Algorithm::ALL.iter().map(|&a| (StageKind::Rlhf, Some(a)));
     (plain.into_iter().map(|kind| (kind, None)))
         .chain(rlhf)
-        .chain([(StageKind::Feedback, None)])
+        .chain([(StageKind::Feedback, None), (StageKind::Pretrained, None)])
         .collect()
 }
 
@@ -188,6 +199,13 @@ impl FlatStage {
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
             (StageKind::Feedback, _) => Method::Feedback(self.feedback()?),
+            (StageKind::Pretrained, _) => match self.path {
+                Some(_) => Method::Pretrained,
+                None => return Err(FlatProblem {
+                    key: "path",
+                    message: "a pretrained stage needs `path`: a Hugging Face GPT-2 folder (config.json, model.safetensors and its tokenizer)".into(),
+                }),
+            },
             (StageKind::Rlhf, Some(algorithm)) => Method::Rlhf(algorithm.view(self.clone())?),
         };
         self.check_data(&method)?;
@@ -303,6 +321,7 @@ mod tests {
         flat.prompts = Some(PathBuf::from("p.jsonl"));
         flat.reward_model = Some("rm".into());
         flat.judge = Some("taste".into());
+        flat.path = (kind == StageKind::Pretrained).then(|| PathBuf::from("gpt2"));
         flat.min_lr = Some(flat.lr / 10.0);
         flat
     }

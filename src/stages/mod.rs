@@ -62,6 +62,8 @@ pub enum StageData {
         train: Vec<PromptExample>,
         val: Vec<PromptExample>,
     },
+    /// A pretrained stage reads no data: the runner imports its folder.
+    Pretrained,
 }
 
 impl StageData {
@@ -90,6 +92,7 @@ impl StageData {
             StageData::Reward { train, val, .. } => preference_texts(train, val),
             StageData::Rlhf { data, .. } => data.texts(),
             StageData::Feedback { train, val, .. } => prompt_texts(train, val),
+            StageData::Pretrained => Vec::new(),
         }
     }
 }
@@ -154,6 +157,7 @@ pub fn load_stage_data(
             let keys = keys.clone();
             StageData::Feedback { keys, train, val }
         }
+        Method::Pretrained => StageData::Pretrained,
     })
 }
 
@@ -252,6 +256,12 @@ fn objective<'a, D: Backend>(
         StageData::Feedback { .. } => {
             anyhow::bail!(
                 "stage `{}`: a feedback stage rates answers, it does not train",
+                env.stage.name
+            )
+        }
+        StageData::Pretrained => {
+            anyhow::bail!(
+                "stage `{}`: a pretrained stage is imported, it does not train",
                 env.stage.name
             )
         }

@@ -135,7 +135,7 @@ fn edit(from: &str, to: &str) -> String {
 fn loads_the_quickstart() {
     let loaded = load(QUICKSTART, &[]).unwrap();
     assert_eq!(loaded.spec.stages.len(), 4);
-    assert_eq!(loaded.spec.model.preset, Preset::Nano);
+    assert_eq!(loaded.spec.model.preset, Some(Preset::Nano));
     assert_eq!(
         loaded.spec.stages[3].method.algorithm(),
         Some(Algorithm::Ppo)
@@ -686,7 +686,7 @@ fn sets_override_by_stage_name() {
     let loaded = load(QUICKSTART, &sets).unwrap();
     assert_eq!(loaded.spec.stages[1].lr, 3e-4);
     assert_eq!(loaded.spec.stages[0].lr, 1e-3);
-    assert_eq!(loaded.spec.model.preset, Preset::Small);
+    assert_eq!(loaded.spec.model.preset, Some(Preset::Small));
     assert_eq!(loaded.spec.report.sampling.temperature, 0.5);
     assert_eq!(loaded.spec.report.sampling.top_k, 20);
     assert_eq!(loaded.spec.seed, 7);
