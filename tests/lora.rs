@@ -6,8 +6,8 @@
 mod common;
 use common::*;
 use dfdx::prelude::*;
-use gptlab::results::adapters::{load_unmerged, read_adapter_record};
-use gptlab::results::weights::{load_model, model_tensors, read_tensors};
+use gptlab::results::adapters::read_adapter_record;
+use gptlab::results::weights::{load_model, load_unmerged, model_tensors, read_tensors};
 use std::path::Path;
 
 fn spec() -> String {

@@ -13,8 +13,7 @@
 
 use super::hf_gpt2::{check_out, export_hf_gpt2};
 use crate::model::Backend;
-use crate::results::adapters::load_unmerged;
-use crate::results::weights::{encode_tensors, model_tensors};
+use crate::results::weights::{encode_tensors, load_unmerged, model_tensors};
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use serde_json::json;

@@ -1,13 +1,8 @@
 //! A LoRA stage's folder: its `model.safetensors` holds only what the stage trained (the
 //! adapters, and a scalar head if it has one), and `adapter.json` names the stage it adapts
-//! and the adapters' shape. Loading such a stage loads the one it adapts (which may itself be
-//! adapted), adds the adapters and reads them in; `weights::load_model` then folds them into
-//! the weights once, so generation, evaluation, serving and export see a plain model.
+//! and the adapters' shape (`weights::load_model` reads both).
 
-use super::weights::{load_model, load_weights, read_config};
-use super::MODEL_FILE;
 use crate::model::lora::LoraSpec;
-use crate::model::{Backend, LanguageModel};
 use crate::util::write_json_atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -41,30 +36,4 @@ pub fn read_adapter_record(stage_dir: &Path) -> Result<Option<AdapterRecord>> {
     let record = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a gptlab adapter record", path.display()))?;
     Ok(Some(record))
-}
-
-/// A LoRA stage's model with its adapters still apart (what a PEFT export writes), and its
-/// record; `None` for a stage that trained every weight.
-pub fn load_unmerged<D: Backend>(
-    dir: &Path,
-    dev: &D,
-) -> Result<Option<(Box<dyn LanguageModel<D>>, AdapterRecord)>> {
-    let Some(record) = read_adapter_record(dir)? else {
-        return Ok(None);
-    };
-    let base_dir = dir.parent().unwrap_or(Path::new(".")).join(&record.base);
-    let mut model = load_model(&base_dir, dev).with_context(|| {
-        format!(
-            "{}: loading `{}`, the stage it adapts",
-            dir.display(),
-            record.base
-        )
-    })?;
-    // A reward stage trains its scalar head beside the adapters; its values are read below.
-    if read_config(dir)?.score_head && !model.has_score_head() {
-        model.add_score_head(0);
-    }
-    model.add_adapters(&record.lora, 0)?;
-    load_weights(model.as_mut(), &dir.join(MODEL_FILE))?;
-    Ok(Some((model, record)))
 }
