@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""An independent GPT-2 forward pass in NumPy, for checking `gptlab export --format hf-gpt2`.
+"""An independent GPT-2 forward pass in NumPy, for checking `gptlab export --format hf-gpt2` and
+the import of any HF GPT-2 folder (with or without the `transformer.` prefix).
 
 Written from the GPT-2 definition (Hugging Face transformers' modeling_gpt2.py), not from
 gptlab's code: token + position embeddings; per block
@@ -9,7 +10,7 @@ gptlab's code: token + position embeddings; per block
 then ln_f and the LM head tied to wte. Conv1D computes x @ W + b with W stored [in, out].
 LayerNorm: (x - mean) / sqrt(var + eps) * w + b, biased variance. Computed in float64.
 
-Reads the exported folder only (config.json, model.safetensors, generation_config.json); the
+Reads the folder only (config.json, model.safetensors, generation_config.json); the
 safetensors file is parsed by hand: 8-byte little-endian header length, JSON header, raw data.
 
     python3 scripts/hf_reference.py DIR --tokens 2,10,11 [--generate 20] [--json]
@@ -37,7 +38,8 @@ def read_safetensors(path):
     body = data[8 + n :]
     tensors = {}
     for name, info in header.items():
-        if name == "__metadata__":
+        # The causal-mask buffers older transformers saved (float, byte or bool): not weights.
+        if name == "__metadata__" or name.endswith((".attn.bias", ".attn.masked_bias")):
             continue
         dtype = DTYPES.get(info["dtype"])
         if dtype is None:

@@ -4,6 +4,11 @@
     gptlab logits RUN/STAGE --text "我今天想去游乐园" --generate 20 --json > ours.json
     python3 scripts/hf_transformers_check.py EXPORTED_DIR ours.json
 
+A LoRA stage exported with `--format peft --out ADAPTER_DIR` is checked on its base with peft
+(needs `peft` too):
+
+    python3 scripts/hf_transformers_check.py ADAPTER_DIR/base ours.json --peft ADAPTER_DIR
+
 Prints whether AutoTokenizer encodes the text to gptlab's ids, the largest logit difference
 between GPT2LMHeadModel and gptlab, and whether greedy generate() gives gptlab's ids.
 Exits non-zero when they disagree (logits beyond 1e-4 of the largest logit).
@@ -21,6 +26,12 @@ def main():
     folder, ours_path = sys.argv[1], sys.argv[2]
     ours = json.load(open(ours_path))
     model = GPT2LMHeadModel.from_pretrained(folder).eval()
+    if "--peft" in sys.argv:
+        from peft import PeftModel
+
+        adapter = sys.argv[sys.argv.index("--peft") + 1]
+        model = PeftModel.from_pretrained(model, adapter).eval()
+        print("peft loaded the adapter:", type(model).__name__, model.peft_config["default"].target_modules)
     tok = AutoTokenizer.from_pretrained(folder)
     ids = torch.tensor([ours["tokens"]])
     if "generated_text" in ours:

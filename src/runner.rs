@@ -4,10 +4,12 @@
 
 mod end_table;
 mod identity;
+mod pretrained;
 mod report_again;
 mod report_eval;
 mod reuse;
 
+pub use pretrained::HfReader;
 pub use report_again::report_again;
 
 pub use report_eval::{baseline_stage, compared_stages, judge_questions};
@@ -38,6 +40,8 @@ pub struct RunOptions {
     pub results_root: PathBuf,
     pub load: LoadOptions,
     pub reuse: Reuse,
+    /// How a `pretrained` stage's folder is read.
+    pub hf: HfReader,
 }
 
 /// Where a stage that this run has not finished may come from instead of training.
@@ -116,7 +120,9 @@ pub fn run_loaded(loaded: &LoadedSpec, run_dir: &Path, opts: &RunOptions) -> Res
 /// tokenizer does not need them, since they are the run's own output), `ptx_data`, and the
 /// report's evaluation files. `run` does this before training and `validate` does the same,
 /// so errors in any file surface before hours of training, naming the file, line and key.
-pub fn read_all_data(loaded: &LoadedSpec) -> Result<Vec<Option<StageData>>> {
+/// A pretrained base's configuration and tokenizer are checked here too.
+pub fn read_all_data(loaded: &LoadedSpec, hf: &HfReader) -> Result<Vec<Option<StageData>>> {
+    pretrained::check(loaded, hf)?;
     let spec = &loaded.spec;
     let datas: Vec<Option<StageData>> = spec
         .stages
@@ -129,8 +135,8 @@ pub fn read_all_data(loaded: &LoadedSpec) -> Result<Vec<Option<StageData>>> {
         })
         .collect::<Result<_>>()?;
     for (i, stage) in spec.stages.iter().enumerate() {
-        if let Some(ptx) = &stage.ptx {
-            crate::data::read_sft(&ptx.data)
+        if let Some(ptx_data) = &stage.ptx_data {
+            crate::data::read_sft(ptx_data)
                 .with_context(|| loaded.locate(&format!("stages[{i}].ptx_data")))?;
         }
     }
@@ -152,7 +158,7 @@ fn run_on<D: Backend>(
 ) -> Result<()> {
     let spec = &loaded.spec;
     // All data first, before a run folder exists that could be mistaken for a run.
-    let datas = read_all_data(loaded)?;
+    let datas = read_all_data(loaded, &opts.hf)?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create the results folder {}", run_dir.display()))?;
     write_atomic(
@@ -161,7 +167,10 @@ fn run_on<D: Backend>(
     )?;
     let mut meta = start_meta(loaded, run_dir)?;
     let tokenizer = tokenizer_for(loaded, run_dir, &datas)?;
-    let cfg = model_config_for(loaded, &tokenizer)?;
+    let cfg = match pretrained::base_config(loaded, &opts.hf)? {
+        Some(cfg) => cfg,
+        None => model_config_for(loaded, &tokenizer)?,
+    };
     meta.preset = cfg.preset.clone();
     meta.vocab_size = tokenizer.vocab_size();
     meta.block_size = spec.model.block_size;
@@ -201,7 +210,7 @@ fn run_on<D: Backend>(
                         &late
                     }
                 };
-                make_stage(&env, &cfg, data, &identities[i], &mut meta)?
+                make_stage(&env, &cfg, data, &identities[i], opts, &mut meta)?
             }
         };
         meta.stages.retain(|s| s.name != stage.name);
@@ -218,11 +227,13 @@ fn make_stage<D: Backend>(
     cfg: &ModelConfig,
     data: &StageData,
     identity: &str,
+    opts: &RunOptions,
     meta: &mut RunMeta,
 ) -> Result<StageMeta> {
-    let mut sm = match data {
-        StageData::Feedback { .. } => rate_stage(env, data)?,
-        _ => train_stage(env, cfg, data, meta)?,
+    let mut sm = match (data, env.stage.pretrained_path()) {
+        (StageData::Feedback { .. }, _) => rate_stage(env, data)?,
+        (_, Some(path)) => pretrained::import_stage(&env.stage.name, path, &env.dir, &opts.hf)?,
+        (_, None) => train_stage(env, cfg, data, meta)?,
     };
     sm.identity = Some(identity.to_string());
     write_stage_record(&env.dir, &sm)?;
@@ -325,7 +336,8 @@ fn start_meta(loaded: &LoadedSpec, run_dir: &Path) -> Result<RunMeta> {
 /// The compiled model shape for the spec's preset and the trained tokenizer.
 fn model_config_for(loaded: &LoadedSpec, tokenizer: &Tokenizer) -> Result<ModelConfig> {
     let spec = &loaded.spec;
-    let cfg = model_config(spec.model.preset.as_str(), tokenizer.vocab_size())
+    let preset = spec.model.preset.context("[model] preset is missing")?;
+    let cfg = model_config(preset.as_str(), tokenizer.vocab_size())
         .with_context(|| format!("{}: [tokenizer] vocab_size", loaded.path.display()))?;
     if spec.model.block_size > cfg.n_ctx {
         bail!(
@@ -356,13 +368,18 @@ fn train_stage<D: Backend>(
     if kind == StageKind::Reward && !model.has_score_head() {
         model.add_score_head(spec.seed);
     }
-    let params = model_tensors(model.as_mut())?
-        .iter()
-        .map(|(_, _, v)| v.len())
-        .sum();
+    let count = |model: &mut dyn LanguageModel<D>| -> Result<usize> {
+        Ok(model_tensors(model)?.iter().map(|(_, _, v)| v.len()).sum())
+    };
+    let params = count(model.as_mut())?;
     meta.params = meta.params.max(params);
+    crate::stages::adapters::adapt_for_stage(env, model.as_mut(), spec.seed)?;
+    let trained = match model.lora() {
+        Some(_) => format!(" (LoRA: {} trained)", count(model.as_mut())?),
+        None => String::new(),
+    };
     println!(
-        "[{}] {} stage, {} parameters, preset {} (vocab {}), {} steps",
+        "[{}] {} stage, {} parameters{trained}, preset {} (vocab {}), {} steps",
         stage.name,
         kind.as_str(),
         params,
@@ -394,14 +411,18 @@ fn reads_ratings(stage: &Stage) -> bool {
 
 /// `stage` with each `@name/file` path pointing into this run's folder.
 fn with_ratings_from(stage: &Stage, run_dir: &Path) -> Stage {
-    let mut stage = stage.clone();
     let local = |p: &mut PathBuf| {
         if let Some(path) = rating_path(p).map(|(name, file)| run_dir.join(name).join(file)) {
             *p = path;
         }
     };
-    stage.data.iter_mut().for_each(|e| local(&mut e.path));
-    stage.val_data.iter_mut().for_each(local);
+    let mut stage = stage.clone();
+    stage
+        .edit(|keys| {
+            keys.data.iter_mut().for_each(|e| local(&mut e.path));
+            keys.val_data.iter_mut().for_each(local);
+        })
+        .expect("only paths changed");
     stage
 }
 
@@ -428,12 +449,22 @@ fn tokenizer_for(
     if path.exists() {
         return Tokenizer::load(&path);
     }
+    if let Some(dir) = crate::spec::pretrained::pretrained_base(&loaded.spec) {
+        let tok = pretrained::tokenizer(dir)?;
+        tok.save(&path)?;
+        return Ok(tok);
+    }
     let texts: Vec<&str> = datas.iter().flatten().flat_map(|d| d.texts()).collect();
-    let kind = match loaded.spec.tokenizer.kind {
+    let spec = loaded
+        .spec
+        .tokenizer
+        .as_ref()
+        .context("[tokenizer] is missing")?;
+    let kind = match spec.kind {
         crate::spec::TokenizerKindSpec::Char => TokenizerKind::Char,
         crate::spec::TokenizerKindSpec::Bpe => TokenizerKind::Bpe,
     };
-    let tok = Tokenizer::train(kind, &texts, loaded.spec.tokenizer.vocab_size)?;
+    let tok = Tokenizer::train(kind, &texts, spec.vocab_size)?;
     tok.save(&path)?;
     Ok(tok)
 }

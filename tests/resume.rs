@@ -9,8 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every stage kind whose objective keeps state of its own is here: PPO trains a value model
-/// with its own optimizer inside the objective.
-fn spec() -> String {
+/// with its own optimizer inside the objective. `adapted` lines join the stages after the
+/// base (a `lora` table: then they train adapters on frozen weights).
+fn spec(adapted: &str) -> String {
     base_spec("resume")
         .top("seed = 11")
         .base(
@@ -24,7 +25,7 @@ checkpoint_every = 3
 "#,
         )
         .then(
-            r#"
+            &r#"
 [[stages]]
 name = "assistant"
 kind = "sft"
@@ -33,6 +34,7 @@ data = "{demo}/sft.jsonl"
 steps = 6
 batch_size = 8
 eval_every = 3
+{adapted}
 [[stages]]
 name = "rm"
 kind = "reward"
@@ -41,6 +43,7 @@ data = "{demo}/prefs.jsonl"
 steps = 6
 batch_size = 8
 eval_every = 3
+{adapted}
 [[stages]]
 name = "ppo"
 kind = "rlhf"
@@ -56,11 +59,13 @@ max_new_tokens = 6
 lr = 1e-4
 eval_every = 3
 checkpoint_every = 2
+{adapted}
 [report]
 prompts = ["香蕉是"]
 compare = ["base"]
 sampling = { temperature = 0.0, max_new_tokens = 4 }
-"#,
+"#
+            .replace("{adapted}", adapted),
         )
         .text()
 }
@@ -161,12 +166,23 @@ fn assert_same_run(resumed: &Path, straight: &Path) {
 
 #[test]
 fn killed_and_terminated_runs_resume_to_the_same_weights_and_metrics() {
+    resumes_exactly(&spec(""));
+}
+
+/// The same with LoRA on SFT, reward and PPO (dropout 0: its masks are not part of the
+/// resume state).
+#[test]
+fn lora_stages_resume_to_the_same_adapters_and_metrics() {
+    resumes_exactly(&spec("lora = { rank = 4 }"));
+}
+
+fn resumes_exactly(spec_text: &str) {
     let tmp = tempdir();
     let interrupted = tmp.path().join("interrupted");
     let straight = tmp.path().join("straight");
     std::fs::create_dir_all(&interrupted).unwrap();
     std::fs::create_dir_all(&straight).unwrap();
-    let spec = write_spec(tmp.path(), "resume.toml", &spec());
+    let spec = write_spec(tmp.path(), "resume.toml", spec_text);
 
     // 1. SIGKILL mid-pretraining, right after a checkpoint.
     let mut child = spawn(&spec, &interrupted);

@@ -8,6 +8,10 @@
 //!
 //! Only assistant content and the `<|end|>` closing an assistant turn are training targets:
 //! the model learns to answer and to stop, not to write the user's side.
+//!
+//! Each marker is the id sequence the tokenizer gives for it (`Tokenizer::marker`): one
+//! reserved id in a tokenizer gptlab trained; in a pretrained one, the headers are their text
+//! split into ordinary tokens and `<|end|>` is the tokenizer's own end token.
 
 use std::fmt;
 
@@ -31,10 +35,13 @@ impl Role {
         }
     }
 
-    fn from_header(id: u32) -> Option<Role> {
+    /// The role whose header starts `ids`, and the header's length.
+    fn header_at(tok: &Tokenizer, ids: &[u32]) -> Option<(Role, usize)> {
         [Role::System, Role::User, Role::Assistant]
             .into_iter()
-            .find(|r| r.header().id() == id)
+            .map(|r| (r, tok.marker(r.header())))
+            .find(|(_, header)| !header.is_empty() && ids.starts_with(header))
+            .map(|(r, header)| (r, header.len()))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -93,14 +100,18 @@ pub fn encode_chat(tok: &Tokenizer, messages: &[Message]) -> EncodedChat {
     };
     for message in messages {
         let is_target = message.role == Role::Assistant;
+        let header = tok.marker(message.role.header());
         let content = tok.encode(&message.content);
-        chat.ids.push(tok.special(message.role.header()));
-        chat.loss_mask.push(false);
+        let end = tok.marker(Special::EndOfTurn);
+        chat.ids.extend(header);
+        chat.loss_mask
+            .extend(std::iter::repeat_n(false, header.len()));
         chat.loss_mask
             .extend(std::iter::repeat_n(is_target, content.len()));
         chat.ids.extend(content);
-        chat.ids.push(tok.special(Special::EndOfTurn));
-        chat.loss_mask.push(is_target);
+        chat.ids.extend(end);
+        chat.loss_mask
+            .extend(std::iter::repeat_n(is_target, end.len()));
     }
     chat
 }
@@ -108,7 +119,7 @@ pub fn encode_chat(tok: &Tokenizer, messages: &[Message]) -> EncodedChat {
 /// The conversation so far followed by an `<|assistant|>` header: what generation continues.
 pub fn encode_prompt(tok: &Tokenizer, messages: &[Message]) -> Vec<u32> {
     let mut ids = encode_chat(tok, messages).ids;
-    ids.push(tok.special(Special::Assistant));
+    ids.extend(tok.marker(Special::Assistant));
     ids
 }
 
@@ -131,16 +142,22 @@ pub fn fit_history(tok: &Tokenizer, history: &mut Vec<Message>, ctx: usize, room
 pub fn decode_chat(tok: &Tokenizer, ids: &[u32]) -> Vec<Message> {
     let mut messages = Vec::new();
     let mut open: Option<(Role, usize)> = None;
-    for (i, &id) in ids.iter().enumerate() {
-        if let Some(role) = Role::from_header(id) {
+    let end = tok.marker(Special::EndOfTurn);
+    let mut i = 0;
+    while i < ids.len() {
+        if let Some((role, len)) = Role::header_at(tok, &ids[i..]) {
             if let Some((role, start)) = open.take() {
                 messages.push(Message::new(role, tok.decode(&ids[start..i])));
             }
-            open = Some((role, i + 1));
-        } else if id == tok.special(Special::EndOfTurn) {
+            open = Some((role, i + len));
+            i += len;
+        } else if !end.is_empty() && ids[i..].starts_with(end) {
             if let Some((role, start)) = open.take() {
                 messages.push(Message::new(role, tok.decode(&ids[start..i])));
             }
+            i += end.len();
+        } else {
+            i += 1;
         }
     }
     if let Some((role, start)) = open {
@@ -180,9 +197,16 @@ mod tests {
         ]
     }
 
+    /// A pretrained (HF pipeline) tokenizer, whose turn headers are several plain ids.
+    fn pretrained() -> Tokenizer {
+        let text = render_chat(&conversation()).repeat(10);
+        let hf = crate::tokenizer::pretrained::stand_in_gpt2_tokenizer(&[&text], 300);
+        Tokenizer::pretrained(hf).unwrap()
+    }
+
     #[test]
     fn decode_inverts_encode() {
-        for tok in tokenizers() {
+        for tok in tokenizers().into_iter().chain([pretrained()]) {
             let chat = encode_chat(&tok, &conversation());
             assert_eq!(chat.ids.len(), chat.loss_mask.len());
             assert_eq!(decode_chat(&tok, &chat.ids), conversation());
@@ -201,13 +225,14 @@ mod tests {
 
     #[test]
     fn mask_covers_exactly_assistant_content_and_its_end() {
-        for tok in tokenizers() {
+        for tok in tokenizers().into_iter().chain([pretrained()]) {
             let chat = encode_chat(&tok, &conversation());
             let mut expected = Vec::new();
             for m in conversation() {
                 let n = tok.encode(&m.content).len();
                 let target = m.role == Role::Assistant;
-                expected.push(false); // header
+                let header = tok.marker(m.role.header()).len();
+                expected.extend(std::iter::repeat_n(false, header));
                 expected.extend(std::iter::repeat_n(target, n));
                 expected.push(target); // <|end|>
             }
@@ -225,6 +250,30 @@ mod tests {
             answer_ids.push(tok.special(Special::EndOfTurn));
             assert_eq!(targets, answer_ids);
         }
+    }
+
+    #[test]
+    fn a_pretrained_tokenizer_writes_headers_as_text_and_ends_turns_with_its_end_token() {
+        let tok = pretrained();
+        let end = tok.hf().token_to_id("<|endoftext|>").unwrap();
+        assert_eq!(tok.marker(Special::EndOfTurn), [end]);
+        assert_eq!(tok.special(Special::Pad), end);
+        let user = tok.marker(Special::User);
+        assert!(user.len() > 1, "plain text, several ids: {user:?}");
+        assert_eq!(user, tok.encode("<|user|>"));
+        assert_eq!(tok.decode(user), "<|user|>");
+        let ids = encode_chat(&tok, &[Message::user("ab")]).ids;
+        let mut expected = user.to_vec();
+        expected.extend(tok.encode("ab"));
+        expected.push(end);
+        assert_eq!(ids, expected);
+        let mut prompt = encode_prompt(&tok, &[Message::user("2+2?")]);
+        assert!(prompt.ends_with(tok.marker(Special::Assistant)));
+        prompt.extend(tok.encode("4"));
+        assert_eq!(
+            decode_chat(&tok, &prompt),
+            vec![Message::user("2+2?"), Message::assistant("4")]
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub fn hf_config(cfg: &ModelConfig, tokenizer_vocab: usize, stage_kind: &str) ->
     json!({
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
-        "vocab_size": cfg.vocab_size,
+        // An imported checkpoint's own vocabulary, without the bucket's padding rows.
+        "vocab_size": cfg.real_vocab(),
         "n_positions": cfg.n_ctx,
         "n_ctx": cfg.n_ctx,
         "n_embd": cfg.n_embd,
@@ -140,23 +141,25 @@ pub fn model_config_from_hf(v: &Value) -> Result<ModelConfig> {
             );
         }
     }
-    let Some(preset) = PRESETS.iter().find(|p| {
-        (p.n_layer, p.n_head, p.n_embd, p.n_ctx) == (n_layer, n_head, n_embd, n_positions)
-            && p.vocab_buckets.contains(&vocab_size)
-    }) else {
-        let table: Vec<String> = PRESETS
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} (n_layer {}, n_head {}, n_embd {}, n_positions {}, vocab_size one of {:?})",
-                    p.name, p.n_layer, p.n_head, p.n_embd, p.n_ctx, p.vocab_buckets
-                )
-            })
-            .collect();
+    let shape = (n_layer, n_head, n_embd, n_positions);
+    let Some(preset) = PRESETS
+        .iter()
+        .find(|p| (p.n_layer, p.n_head, p.n_embd, p.n_ctx) == shape)
+    else {
         bail!(
             "no compiled gptlab preset has n_layer {n_layer}, n_head {n_head}, n_embd {n_embd}, \
-             n_positions {n_positions}, vocab_size {vocab_size}; the presets are: {}",
-            table.join("; ")
+             n_positions {n_positions}; the compiled presets are: {}",
+            preset_table()
+        );
+    };
+    // A vocabulary between buckets is padded to the next one, and the padding masked.
+    let Some(&bucket) = preset.vocab_buckets.iter().find(|&&b| b >= vocab_size) else {
+        bail!(
+            "vocab_size {vocab_size} is larger than every vocabulary compiled for preset `{}` \
+             (n_layer {n_layer}, n_head {n_head}, n_embd {n_embd}, n_positions {n_positions}); \
+             the compiled presets are: {}",
+            preset.name,
+            preset_table()
         );
     };
     Ok(ModelConfig {
@@ -165,9 +168,24 @@ pub fn model_config_from_hf(v: &Value) -> Result<ModelConfig> {
         n_head,
         n_embd,
         n_ctx: n_positions,
-        vocab_size,
+        vocab_size: bucket,
+        real_vocab_size: (vocab_size < bucket).then_some(vocab_size),
         score_head: false,
     })
+}
+
+/// Every compiled preset in GPT-2's terms, for errors that must say what would have fit.
+fn preset_table() -> String {
+    let rows: Vec<String> = PRESETS
+        .iter()
+        .map(|p| {
+            format!(
+                "{} (n_layer {}, n_head {}, n_embd {}, n_positions {}, vocab_size up to one of {:?})",
+                p.name, p.n_layer, p.n_head, p.n_embd, p.n_ctx, p.vocab_buckets
+            )
+        })
+        .collect();
+    rows.join("; ")
 }
 
 #[cfg(test)]
@@ -181,6 +199,35 @@ mod tests {
             let cfg = model_config(preset, vocab).unwrap();
             let back = model_config_from_hf(&hf_config(&cfg, vocab, "pretrain")).unwrap();
             assert_eq!(back, cfg);
+        }
+    }
+
+    #[test]
+    fn checkpoint_vocabularies_are_padded_to_the_next_bucket() {
+        let cfg = model_config("gpt2", 8000).unwrap();
+        for (preset, n_layer, vocab, bucket) in [
+            ("gpt2", 12, 50257, 50304),
+            ("gpt2", 12, 21128, 21184),
+            ("distilgpt2", 6, 50257, 50304),
+            ("distilgpt2", 6, 21128, 21184),
+            ("gpt2", 12, 8192, 8192),
+        ] {
+            let mut v = hf_config(&cfg, 8000, "pretrain");
+            v["n_layer"] = json!(n_layer);
+            v["vocab_size"] = json!(vocab);
+            let back = model_config_from_hf(&v).unwrap();
+            assert_eq!((back.preset.as_str(), back.vocab_size), (preset, bucket));
+            let real = (vocab < bucket).then_some(vocab);
+            assert_eq!(back.real_vocab_size, real);
+            // Exported again, the config names the checkpoint's vocabulary, not the bucket.
+            assert_eq!(
+                hf_config(&back, vocab, "pretrained")["vocab_size"],
+                json!(vocab)
+            );
+            assert_eq!(
+                model_config_from_hf(&hf_config(&back, vocab, "x")).unwrap(),
+                back
+            );
         }
     }
 
@@ -199,7 +246,17 @@ mod tests {
             ),
             ("n_inner", json!(100), "n_inner"),
             ("n_layer", json!(3), "no compiled gptlab preset"),
-            ("vocab_size", json!(50257), "nano (n_layer 2"),
+            (
+                "n_layer",
+                json!(3),
+                "distilgpt2 (n_layer 6, n_head 12, n_embd 768, n_positions 1024",
+            ),
+            (
+                "vocab_size",
+                json!(5000),
+                "larger than every vocabulary compiled for preset `nano`",
+            ),
+            ("vocab_size", json!(5000), "gpt2 (n_layer 12"),
             ("model_type", json!("llama"), "model_type"),
         ] {
             let mut v = base.clone();

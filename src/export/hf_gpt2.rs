@@ -3,11 +3,12 @@
 
 use super::hf_config::hf_config;
 use super::hf_files::{generation_config, special_tokens_map, tokenizer_config};
-use super::layout::{rules, to_hf, TensorList, TensorMap};
+use super::layout::{rules, to_hf, TensorList, TensorMap, WTE};
 use crate::infer::{open_stage, Stage};
-use crate::model::Backend;
+use crate::model::{Backend, ModelConfig};
 use crate::results::weights::{encode_tensors, model_tensors};
 use crate::results::{CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
+use crate::tokenizer::Special;
 use crate::util::{write_atomic, write_json_atomic};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ pub const SCORE_HEAD_FILE: &str = "score_head.safetensors";
 const SCORE_TENSORS: [&str; 2] = ["score.weight", "score.bias"];
 
 /// Refuses to mix an export into a folder holding something else.
-fn check_out(out: &Path, force: bool) -> Result<()> {
+pub fn check_out(out: &Path, force: bool) -> Result<()> {
     let nonempty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
     if nonempty && !force {
         bail!(
@@ -27,6 +28,16 @@ fn check_out(out: &Path, force: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// An imported checkpoint goes out as it came in: the token embedding's padding rows (which
+/// the import added to reach the compiled bucket) are left out.
+fn drop_vocab_padding(tensors: &mut TensorMap, cfg: &ModelConfig) {
+    let real = cfg.real_vocab();
+    if let Some((shape, values)) = tensors.get_mut(WTE) {
+        shape[0] = real;
+        values.truncate(real * cfg.n_embd);
+    }
 }
 
 fn safetensors_bytes(tensors: &TensorList) -> Result<Vec<u8>> {
@@ -53,6 +64,7 @@ pub fn export_hf_gpt2<D: Backend>(
         .iter()
         .filter_map(|n| tensors.remove(*n).map(|(s, v)| (n.to_string(), s, v)))
         .collect();
+    drop_vocab_padding(&mut tensors, &cfg);
     let hf = to_hf(&tensors, &rules(cfg.n_layer))
         .with_context(|| format!("exporting {}", stage_dir.display()))?;
 
@@ -66,19 +78,32 @@ pub fn export_hf_gpt2<D: Backend>(
         write_atomic(&score_file, &safetensors_bytes(&score)?)?;
     }
     let kind = stage.kind.map_or("unknown", |k| k.as_str());
-    write_json_atomic(&out.join(CONFIG_FILE), &hf_config(&cfg, tok_vocab, kind))?;
+    let tok = &stage.tokenizer;
+    let mut config = hf_config(&cfg, tok_vocab, kind);
+    // A pretrained tokenizer's end token is not gptlab's reserved id.
+    for (key, special) in [
+        ("bos_token_id", Special::EndOfText),
+        ("eos_token_id", Special::EndOfText),
+        ("pad_token_id", Special::Pad),
+    ] {
+        config[key] = tok.special(special).into();
+    }
+    write_json_atomic(&out.join(CONFIG_FILE), &config)?;
     write_json_atomic(
         &out.join("generation_config.json"),
-        &generation_config(cfg.n_ctx, tok_vocab, cfg.vocab_size, stage.is_chat()),
+        &generation_config(tok, cfg.n_ctx, cfg.real_vocab(), stage.is_chat()),
     )?;
     let tok_bytes = std::fs::read(&stage.tokenizer_path)
         .with_context(|| format!("cannot read {}", stage.tokenizer_path.display()))?;
     write_atomic(&out.join(TOKENIZER_FILE), &tok_bytes)?;
     write_json_atomic(
         &out.join("tokenizer_config.json"),
-        &tokenizer_config(cfg.n_ctx),
+        &tokenizer_config(tok, cfg.n_ctx),
     )?;
-    write_json_atomic(&out.join("special_tokens_map.json"), &special_tokens_map())?;
+    write_json_atomic(
+        &out.join("special_tokens_map.json"),
+        &special_tokens_map(tok),
+    )?;
     write_atomic(
         &out.join("README.md"),
         readme(stage_dir, &stage, !score.is_empty()).as_bytes(),
@@ -117,7 +142,7 @@ fn readme<D: Backend>(stage_dir: &Path, stage: &Stage<D>, has_score: bool) -> St
         h = cfg.n_head,
         m = cfg.n_embd,
         c = cfg.n_ctx,
-        padding = padding_note(tok_vocab, cfg.vocab_size),
+        padding = padding_note(tok_vocab, cfg.real_vocab()),
     );
     if has_score {
         s.push_str(&format!(

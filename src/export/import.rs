@@ -3,55 +3,29 @@
 //! stage folder, with the tokenizer beside it where `gptlab generate` looks for it.
 
 use super::hf_config::read_hf_config;
-use super::hf_gpt2::SCORE_HEAD_FILE;
-use super::layout::{from_hf, rules, TensorMap};
-use crate::model::presets::build_model;
+use super::hf_model::import_hf_model;
 use crate::model::Backend;
 use crate::results::meta::write_stage_record;
-use crate::results::weights::{load_weights_from, read_tensors, save_model};
-use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE};
+use crate::results::weights::save_model;
+use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, TOKENIZER_FILE};
+use crate::runner::HfReader;
 use crate::spec::StageKind;
 use crate::tokenizer::Tokenizer;
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-/// GPT-2 checkpoints saved from `GPT2Model` name tensors without the `transformer.` prefix.
-fn with_prefix(tensors: TensorMap) -> TensorMap {
-    if tensors.keys().any(|k| k.starts_with("transformer.")) {
-        return tensors;
-    }
-    tensors
-        .into_iter()
-        .map(|(k, v)| match k.as_str() {
-            "lm_head.weight" => (k, v),
-            _ => (format!("transformer.{k}"), v),
-        })
-        .collect()
-}
+/// How a run reads a `pretrained` stage's folder (the runner sits below `export`).
+pub const HF_READER: HfReader = HfReader {
+    config: read_hf_config,
+    write_stage: write_pretrained_stage,
+};
 
-/// Tensors in the HF file that no rule consumed: buffers and a tied LM head are fine;
-/// anything else is a part of the model gptlab would silently drop.
-fn check_leftovers(hf: &TensorMap, gpt: &TensorMap, used: &[String], what: &str) -> Result<()> {
-    for (name, (_, values)) in hf {
-        if used.contains(name)
-            || name.ends_with(".attn.bias")
-            || name.ends_with(".attn.masked_bias")
-        {
-            continue;
-        }
-        if name == "lm_head.weight" {
-            let wte = &gpt["transformer.wte.weight"].1;
-            if values != wte {
-                bail!("{what}: `lm_head.weight` differs from `transformer.wte.weight`; gptlab's LM head is tied to the token embedding");
-            }
-            continue;
-        }
-        bail!(
-            "{what}: tensor `{name}` has no place in a gptlab model; refusing to import without it"
-        );
-    }
-    Ok(())
+/// A pretrained stage's folder written as a gptlab stage folder. The weights are copied, not
+/// computed with, so the CPU holds them whatever the run's device.
+fn write_pretrained_stage(hf_dir: &Path, stage_dir: &Path) -> Result<()> {
+    let (mut model, _) = import_hf_model(hf_dir, &dfdx::tensor::Cpu::default())?;
+    save_model(model.as_mut(), stage_dir)
 }
 
 /// Reads the GPT-2 folder `hf_dir` into a model on `dev` and saves it as `stage_dir`.
@@ -61,32 +35,16 @@ pub fn import_hf_gpt2<D: Backend>(
     stage_dir: &Path,
     force: bool,
 ) -> Result<()> {
-    let mut cfg = read_hf_config(&hf_dir.join(CONFIG_FILE))?;
-    let weights = hf_dir.join(MODEL_FILE);
-    if !weights.exists() {
-        bail!("{} is missing: gptlab imports safetensors weights only (save with safe_serialization=True)", weights.display());
-    }
-    let what = weights.display().to_string();
-    let hf = with_prefix(read_tensors(&weights)?.0);
-    let rules = rules(cfg.n_layer);
-    let mut gpt = from_hf(&hf, &rules).with_context(|| what.clone())?;
-    let used: Vec<String> = rules.iter().map(|r| r.hf.clone()).collect();
-    check_leftovers(&hf, &gpt, &used, &what)?;
-    let score_file = hf_dir.join(SCORE_HEAD_FILE);
-    if score_file.exists() {
-        gpt.extend(read_tensors(&score_file)?.0);
-        cfg.score_head = true;
-    }
-
+    let (mut model, cfg) = import_hf_model(hf_dir, dev)?;
     let tok_src = hf_dir.join(TOKENIZER_FILE);
     let tokenizer = Tokenizer::load(&tok_src)
         .context("gptlab needs its own tokenizer layout (special tokens at ids 0..7)")?;
-    if tokenizer.vocab_size() > cfg.vocab_size {
+    if tokenizer.vocab_size() > cfg.real_vocab() {
         bail!(
             "{}: {} ids do not fit the model's vocabulary of {}",
             tok_src.display(),
             tokenizer.vocab_size(),
-            cfg.vocab_size
+            cfg.real_vocab()
         );
     }
     let tok_bytes = std::fs::read(&tok_src)?;
@@ -101,8 +59,6 @@ pub fn import_hf_gpt2<D: Backend>(
         }
     }
 
-    let mut model = build_model(&cfg, dev, 0)?;
-    load_weights_from(model.as_mut(), &gpt, "", &what)?;
     save_model(model.as_mut(), stage_dir)?;
     write_atomic(&tok_dst, &tok_bytes)?;
     if let Some(kind) = stage_kind(hf_dir) {

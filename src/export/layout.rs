@@ -17,6 +17,9 @@ pub type TensorMap = HashMap<String, (Vec<usize>, Vec<f32>)>;
 /// Named tensors in a fixed order, as `encode_tensors` takes them.
 pub type TensorList = Vec<(String, Vec<usize>, Vec<f32>)>;
 
+/// The token embedding, which is also the tied LM head.
+pub const WTE: &str = "transformer.wte.weight";
+
 /// One GPT-2 tensor made of gptlab tensors: `parts` stacked along their first axis (one part
 /// for most tensors, q/k/v for `c_attn`), then transposed when `conv1d` and two-dimensional.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,10 +37,7 @@ fn rule(hf: String, parts: Vec<String>, conv1d: bool) -> Rule {
 /// part of GPT-2 and travels separately (see `hf_gpt2.rs`).
 pub fn rules(n_layer: usize) -> Vec<Rule> {
     let same = |name: &str| rule(name.to_string(), vec![name.to_string()], false);
-    let mut out = vec![
-        same("transformer.wte.weight"),
-        same("transformer.wpe.weight"),
-    ];
+    let mut out = vec![same(WTE), same("transformer.wpe.weight")];
     for i in 0..n_layer {
         let p = format!("transformer.h.{i}");
         for ln in ["ln_1.weight", "ln_1.bias"] {

@@ -38,11 +38,11 @@ pub fn run<D: Backend>(dev: &D, args: &LogitsOptions) -> Result<()> {
     if ids.is_empty() {
         bail!("no tokens given (--tokens or a non-empty --text)");
     }
-    if let Some(bad) = ids.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-        bail!(
-            "token id {bad} is outside the model's vocabulary 0..{}",
-            cfg.vocab_size
-        );
+    // An imported checkpoint's padding ids are not the model's: they are neither read nor
+    // printed (their logits are masked anyway).
+    let vocab = cfg.real_vocab();
+    if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+        bail!("token id {bad} is outside the model's vocabulary 0..{vocab}");
     }
     if ids.len() > cfg.n_ctx {
         bail!(
@@ -53,7 +53,7 @@ pub fn run<D: Backend>(dev: &D, args: &LogitsOptions) -> Result<()> {
     }
     let x = dev.tensor_from_vec(ids.iter().map(|&t| t as usize).collect(), (1, ids.len()));
     let flat = readback::to_vec(&model.logits(x));
-    let rows: Vec<&[f32]> = flat.chunks(cfg.vocab_size).collect();
+    let rows: Vec<&[f32]> = flat.chunks(cfg.vocab_size).map(|r| &r[..vocab]).collect();
     let generated = (args.generate > 0).then(|| {
         let prompt = [Prompt::Ids(ids.clone())];
         let greedy = SampleSettings::greedy(args.generate).into();
@@ -63,7 +63,7 @@ pub fn run<D: Backend>(dev: &D, args: &LogitsOptions) -> Result<()> {
     if args.json {
         let mut out = json!({
             "tokens": ids,
-            "vocab_size": cfg.vocab_size,
+            "vocab_size": vocab,
             "tokenizer_vocab_size": stage.tokenizer.vocab_size(),
             "logits": rows,
         });
@@ -76,7 +76,7 @@ pub fn run<D: Backend>(dev: &D, args: &LogitsOptions) -> Result<()> {
     }
     println!(
         "# position token argmax: {} logits (ids >= {} are vocabulary padding)",
-        cfg.vocab_size,
+        vocab,
         stage.tokenizer.vocab_size()
     );
     for (i, (row, id)) in rows.iter().zip(&ids).enumerate() {

@@ -106,9 +106,16 @@ pub fn stop_tokens(chat: bool) -> &'static [Special] {
     }
 }
 
-/// [`stop_tokens`] as ids of `tok`.
+/// [`stop_tokens`] as ids of `tok`, each once (a pretrained tokenizer ends a turn and a text
+/// with the same token).
 pub fn stop_ids(tok: &Tokenizer, chat: bool) -> Vec<u32> {
-    stop_tokens(chat).iter().map(|&s| tok.special(s)).collect()
+    let mut ids: Vec<u32> = Vec::new();
+    for id in stop_tokens(chat).iter().map(|&s| tok.special(s)) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
 }
 
 #[cfg(test)]

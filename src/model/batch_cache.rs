@@ -176,6 +176,7 @@ mod tests {
             n_embd: 4,
             n_ctx: 8,
             vocab_size: 10,
+            real_vocab_size: None,
             score_head: false,
         }
     }

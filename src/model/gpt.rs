@@ -40,6 +40,24 @@ pub struct Gpt<const V: usize, const C: usize, const M: usize, const F: usize, D
     pub score: Option<Linear<M, 1, D>>,
     /// LoRA adapters; when present the base above is frozen.
     pub lora: Option<Adapters<M, F, D>>,
+    /// The LM head's bias when the checkpoint's vocabulary is smaller than `V` (see
+    /// `ModelConfig::real_vocab_size`): 0 on real ids, [`MASKED_LOGIT`] on padding. Not a
+    /// parameter; `None` for models trained here, whose head has no bias.
+    pub vocab_mask: Option<Tensor<Rank1<V>, f32, D>>,
+}
+
+/// The logit of a padding id. Finite, unlike -inf, so that `p · log p` and log-ratios stay
+/// 0 rather than NaN; far enough below any real logit that its probability is exactly 0.
+pub const MASKED_LOGIT: f32 = -1e9;
+
+/// The mask for a checkpoint of `real` ids in a vocabulary of `V`, if there is padding.
+fn vocab_mask<const V: usize, D: Device<f32>>(
+    dev: &D,
+    real: Option<usize>,
+) -> Option<Tensor<Rank1<V>, f32, D>> {
+    let real = real.filter(|&r| r < V)?;
+    let bias = (0..V).map(|i| if i < real { 0.0 } else { MASKED_LOGIT });
+    Some(upload::tensor(dev, bias.collect(), (Const::<V>,)))
 }
 
 /// Draws GPT-2's initialisation from a seeded host RNG, so CPU and CUDA start from the same
@@ -116,6 +134,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             ln_f: init.layer_norm(),
             score: None,
             lora: None,
+            vocab_mask: vocab_mask(dev, cfg.real_vocab_size),
             cfg,
         }
     }
@@ -155,6 +174,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             ln_f: self.ln_f.clone(),
             score: self.score.clone(),
             lora: None,
+            vocab_mask: self.vocab_mask.clone(),
         }
     }
 
@@ -212,22 +232,16 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         self.ln_f.forward(x)
     }
 
-    /// Next-token logits through the tied LM head.
+    /// Next-token logits through the tied LM head (padding ids masked, if any).
     pub fn lm_head<T: Tape<f32, D>>(
         &self,
         h: Tensor<(usize, usize, Const<M>), f32, D, T>,
     ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
-        self.tied_product(h)
-    }
-
-    /// `h · wteᵀ`; frozen (a gradient to `h` only: wte is the largest matrix) with adapters.
-    fn tied_product<T: Tape<f32, D>>(
-        &self,
-        h: Tensor<(usize, usize, Const<M>), f32, D, T>,
-    ) -> Tensor<(usize, usize, Const<V>), f32, D, T> {
+        // Frozen with adapters (a gradient to `h` only: wte is the largest matrix).
+        let mask = self.vocab_mask.as_ref();
         match self.lora {
-            None => D::linear(h, &self.wte, None, None),
-            Some(_) => D::linear_frozen_base(h, &self.wte, None, None),
+            None => D::linear(h, &self.wte, mask, None),
+            Some(_) => D::linear_frozen_base(h, &self.wte, mask, None),
         }
     }
 
@@ -309,7 +323,8 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         let last = upload::tensor(&dev, last, (rows,));
         let h = self.ln_f.forward(x).reshape_like(&(rows * seq, Const::<M>));
         let h = h.gather(last).reshape_like(&(rows, 1, Const::<M>));
-        readback::to_host(&D::linear_frozen(h, &self.wte, None, None, weights))
+        let mask = self.vocab_mask.as_ref();
+        readback::to_host(&D::linear_frozen(h, &self.wte, mask, None, weights))
     }
 
     /// One new token per sequence of a generation batch: `tokens[i]` goes to `slots[i]` at
@@ -360,7 +375,8 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             }
         }
         let h = self.ln_f.forward(x);
-        readback::to_host(&D::linear_frozen(h, &self.wte, None, None, weights))
+        let mask = self.vocab_mask.as_ref();
+        readback::to_host(&D::linear_frozen(h, &self.wte, mask, None, weights))
     }
 
     /// Every parameter, in a fixed order, with Hugging Face GPT-2 names. With adapters, only

@@ -31,3 +31,5 @@ pub trait Backend: dfdx::tensor_ops::Device<f32> + raw::RawStorage + lora::Froze
 impl<D: dfdx::tensor_ops::Device<f32> + raw::RawStorage + lora::FrozenLinear> Backend for D {}
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vocab_padding_tests;

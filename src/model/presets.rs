@@ -36,11 +36,16 @@ macro_rules! presets {
     };
 }
 
+// GPT-2's two larger buckets hold the checkpoints gptlab imports, their vocabularies padded
+// to a multiple of 64 as nanoGPT does: BERT's Chinese WordPiece (21,128, the
+// `uer/gpt2-chinese-*` family) and GPT-2's BPE (50,257). The layer count is a run-time length,
+// so `distilgpt2` compiles to the same types as `gpt2`: only the buckets cost compile time.
 presets! {
     "nano"   => layers 2,  heads 2,  width 64,  mlp 256,  context 128,  vocab [128, 512, 4096];
     "small"  => layers 4,  heads 4,  width 128, mlp 512,  context 256,  vocab [128, 512, 4096];
     "medium" => layers 6,  heads 6,  width 384, mlp 1536, context 256,  vocab [128, 512, 4096];
-    "gpt2"   => layers 12, heads 12, width 768, mlp 3072, context 1024, vocab [8192];
+    "gpt2"   => layers 12, heads 12, width 768, mlp 3072, context 1024, vocab [8192, 21184, 50304];
+    "distilgpt2" => layers 6, heads 12, width 768, mlp 3072, context 1024, vocab [21184, 50304];
 }
 
 pub fn preset_info(name: &str) -> Result<PresetInfo> {
@@ -73,6 +78,7 @@ pub fn model_config(preset: &str, vocab_needed: usize) -> Result<ModelConfig> {
         n_embd: info.n_embd,
         n_ctx: info.n_ctx,
         vocab_size: bucket,
+        real_vocab_size: None,
         score_head: false,
     })
 }
@@ -90,6 +96,12 @@ pub fn build_model<D: Backend>(
         bail!(
             "model config {cfg:?} does not match the compiled preset `{}` ({info:?})",
             cfg.preset
+        );
+    }
+    if let Some(real) = cfg.real_vocab_size.filter(|&r| r > cfg.vocab_size) {
+        bail!(
+            "model config {cfg:?}: a checkpoint vocabulary of {real} does not fit the compiled {}",
+            cfg.vocab_size
         );
     }
     let mut model = instantiate(

@@ -9,6 +9,7 @@
 //!   <stage>/  config.json  model.safetensors  metrics.csv  done.json  [resume.safetensors]
 //! ```
 
+pub mod adapters;
 pub mod meta;
 pub mod metrics;
 pub mod samples;

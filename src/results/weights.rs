@@ -1,6 +1,7 @@
 //! A stage's weights on disk: `model.safetensors` + `config.json`, standard formats that load
 //! elsewhere too. Training, export, serving and inference all read and write them here.
 
+use super::adapters::{read_adapter_record, AdapterRecord};
 use super::{CONFIG_FILE, MODEL_FILE};
 use crate::model::presets::build_model;
 use crate::model::{Backend, LanguageModel, ModelConfig};
@@ -36,6 +37,18 @@ pub fn read_tensors(
     HashMap<String, (Vec<usize>, Vec<f32>)>,
     HashMap<String, String>,
 )> {
+    read_tensors_except(path, |_| false)
+}
+
+/// [`read_tensors`] without the tensors `skip` names, whatever their type (a checkpoint's
+/// buffers that gptlab recomputes, such as GPT-2's boolean causal masks).
+pub fn read_tensors_except(
+    path: &Path,
+    skip: impl Fn(&str) -> bool,
+) -> Result<(
+    HashMap<String, (Vec<usize>, Vec<f32>)>,
+    HashMap<String, String>,
+)> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
@@ -49,6 +62,9 @@ pub fn read_tensors(
     let meta = header.metadata().clone().unwrap_or_default();
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
+        if skip(&name) {
+            continue;
+        }
         if view.dtype() != Dtype::F32 {
             bail!(
                 "{}: tensor `{name}` is {:?}, expected F32",
@@ -123,13 +139,44 @@ pub fn load_weights_from<D: Backend>(
     })
 }
 
-/// Loads the model saved in `dir` (config + weights).
+/// Loads the model saved in `dir` (config + weights). A LoRA stage's adapters are folded
+/// into the weights once, so generation, evaluation, serving and export see a plain model.
 pub fn load_model<D: Backend>(dir: &Path, dev: &D) -> Result<Box<dyn LanguageModel<D>>> {
+    if let Some((adapted, _)) = load_unmerged(dir, dev)? {
+        return Ok(adapted.merged());
+    }
     let cfg = read_config(dir)?;
     let mut model = build_model(&cfg, dev, 0)
         .with_context(|| format!("{}", dir.join(CONFIG_FILE).display()))?;
     load_weights(model.as_mut(), &dir.join(MODEL_FILE))?;
     Ok(model)
+}
+
+/// A LoRA stage's model with its adapters still apart (what a PEFT export writes), and its
+/// record; `None` for a stage that trained every weight. The stage it adapts is loaded
+/// first (itself perhaps adapted, and then merged).
+pub fn load_unmerged<D: Backend>(
+    dir: &Path,
+    dev: &D,
+) -> Result<Option<(Box<dyn LanguageModel<D>>, AdapterRecord)>> {
+    let Some(record) = read_adapter_record(dir)? else {
+        return Ok(None);
+    };
+    let base_dir = dir.parent().unwrap_or(Path::new(".")).join(&record.base);
+    let mut model = load_model(&base_dir, dev).with_context(|| {
+        format!(
+            "{}: loading `{}`, the stage it adapts",
+            dir.display(),
+            record.base
+        )
+    })?;
+    // A reward stage trains its scalar head beside the adapters; its values are read below.
+    if read_config(dir)?.score_head && !model.has_score_head() {
+        model.add_score_head(0);
+    }
+    model.add_adapters(&record.lora, 0)?;
+    load_weights(model.as_mut(), &dir.join(MODEL_FILE))?;
+    Ok(Some((model, record)))
 }
 
 #[cfg(test)]

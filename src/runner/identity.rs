@@ -8,6 +8,7 @@
 //!   so a later stage's new data that adds a character changes every stage's identity);
 //! - the stage's own keys as resolved (its name included: it seeds the stage's random stream);
 //! - for every key that names a file or glob, the contents of the files it matches;
+//! - for a pretrained stage's folder, the content hash of its files (not its path);
 //! - for every key that names another stage (`from`, `reward_model`, `@stage/...` ratings),
 //!   that stage's identity, so a change reaches every stage after it;
 //! - for every key that names a judge, the judge's rules.
@@ -28,6 +29,10 @@ const IDENTITY_VERSION: &str = "gptlab stage identity 1";
 
 /// Each stage's identity, in spec order. `tokenizer` is the run's trained tokenizer file.
 pub fn stage_identities(spec: &Experiment, tokenizer: &Path) -> Result<Vec<String>> {
+    // A pretrained stage's folder counts by its content, not its path.
+    let hashed = crate::spec::pretrained::with_content_hashes(spec)
+        .context("cannot read the pretrained checkpoint")?;
+    let spec = hashed.as_ref().unwrap_or(spec);
     let run = run_inputs(spec, tokenizer)?;
     let mut known: BTreeMap<String, String> = BTreeMap::new();
     let mut ids = Vec::new();
@@ -192,6 +197,29 @@ steps = 2
         assert_ne!(ids(dir.path(), &["seed=7"])[0], first[0]);
         assert_ne!(ids(dir.path(), &["model.block_size=16"])[0], first[0]);
         assert_eq!(ids(dir.path(), &["report.sampling.temperature=0.5"]), first);
+    }
+
+    #[test]
+    fn a_pretrained_folder_counts_by_its_content_not_its_path() {
+        let dir = project();
+        let spec = SPEC.replace(
+            "name = \"base\"\nkind = \"pretrain\"\ndata = \"corpus.txt\"",
+            "name = \"base\"\nkind = \"pretrained\"\npath = \"ckpt\"",
+        );
+        let spec = spec.replace("[tokenizer]\nkind = \"char\"\nvocab_size = 512\n", "");
+        let spec = spec.replace("preset = \"nano\"\n", "");
+        std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+        let ckpt = dir.path().join("ckpt");
+        std::fs::create_dir(&ckpt).unwrap();
+        std::fs::write(ckpt.join("config.json"), "{}").unwrap();
+        std::fs::write(ckpt.join("model.safetensors"), "weights").unwrap();
+        let first = ids(dir.path(), &[]);
+        std::fs::rename(&ckpt, dir.path().join("moved")).unwrap();
+        let moved = ids(dir.path(), &["stages.base.path=moved"]);
+        assert_eq!(moved, first, "the same content elsewhere");
+        std::fs::write(dir.path().join("moved/model.safetensors"), "weighty").unwrap();
+        let changed = ids(dir.path(), &["stages.base.path=moved"]);
+        assert!(changed.iter().zip(&first).all(|(a, b)| a != b));
     }
 
     #[test]

@@ -15,7 +15,12 @@ use std::path::{Path, PathBuf};
 const REPORT_KEYS: &str = "report.";
 
 /// Makes the new run and its report; returns its folder.
-pub fn report_again(run: &Path, sets: &[String], data_root: PathBuf) -> Result<PathBuf> {
+pub fn report_again(
+    run: &Path,
+    sets: &[String],
+    data_root: PathBuf,
+    hf: super::HfReader,
+) -> Result<PathBuf> {
     if let Some(set) = sets
         .iter()
         .find(|s| !s.trim_start().starts_with(REPORT_KEYS))
@@ -77,6 +82,7 @@ pub fn report_again(run: &Path, sets: &[String], data_root: PathBuf) -> Result<P
         results_root: root.to_path_buf(),
         load: opts,
         reuse: Reuse::FromRun(run.to_path_buf()),
+        hf,
     };
     run_loaded(&loaded, &new_run, &run_opts)?;
     println!(

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data_entry::DataEntry;
 use super::kinds::{Algorithm, Checker, StageKind};
+use super::lora::LoraKeys;
 
 /// Why a flat stage is no valid stage: the key at fault and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +120,12 @@ pub struct FlatStage {
     #[schemars(extend("exclusiveMinimum" = 0.0))]
     #[schemars(extend("x-stages" = ["rlhf"]))]
     pub ptx_coef: f64,
+    /// Train low-rank adapters on the frozen `from` model instead of every weight:
+    /// `{ rank, alpha, dropout, targets }` (peft's LoRA on GPT-2's linear layers).
+    // Written only when set, so that specs without it keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["sft", "reward", "rlhf"]))]
+    pub lora: Option<LoraKeys>,
 
     // The keys of some methods only (`x-stages`).
     /// The RLHF method of an rlhf stage.
@@ -229,6 +236,12 @@ pub struct FlatStage {
     #[schemars(range(min = 0.0, max = 0.5))]
     #[schemars(extend("x-stages" = ["feedback"]))]
     pub noise: f64,
+    /// A Hugging Face GPT-2 folder: config.json, model.safetensors, and tokenizer.json, or
+    /// vocab.json + merges.txt, or vocab.txt.
+    // Written only when set, so that other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-stages" = ["pretrained"], "x-path" = true))]
+    pub path: Option<PathBuf>,
     /// The test-only `toy` method's one key, in [0, 1]: declared by this field alone, so the
     /// tests show that the schema, the key reference and validation follow a declaration.
     #[cfg(test)]

@@ -354,6 +354,10 @@ mod tests {
             required_keys(StageKind::Feedback, None),
             ["name", "kind", "prompts", "judge"]
         );
+        assert_eq!(
+            required_keys(StageKind::Pretrained, None),
+            ["name", "kind", "path"]
+        );
     }
 
     /// The sweep schema describes the keys the sweep reader accepts.

@@ -9,6 +9,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::flat::FlatStage;
 use super::kinds::{Algorithm, StageKind};
+use super::lora::LoraKeys;
 use super::schema::{
     Experiment, JudgeSpec, ModelSpec, Probe, ReportEval, ReportSpec, Sampling, TokenizerSpec,
 };
@@ -29,6 +30,7 @@ pub enum Table {
     Probe,
     Eval,
     Judge,
+    Lora,
 }
 
 /// What a key of a table holds, where that matters for walking paths.
@@ -54,6 +56,7 @@ impl Table {
             Table::Probe => field_names::<Probe>(),
             Table::Eval => field_names::<ReportEval>(),
             Table::Judge => field_names::<JudgeSpec>(),
+            Table::Lora => field_names::<LoraKeys>(),
         }
     }
 
@@ -69,6 +72,7 @@ impl Table {
             Table::Probe => "report.probes",
             Table::Eval => "report.eval",
             Table::Judge => "[judges.NAME]",
+            Table::Lora => "a stage's lora",
         }
     }
 
@@ -82,6 +86,7 @@ impl Table {
             (Table::Report, "probes") => Some(Child::ListOf(Table::Probe)),
             (Table::Report, "eval") => Some(Child::Table(Table::Eval)),
             (Table::Root, "judges") => Some(Child::MapOf(Table::Judge)),
+            (Table::Stage, "lora") => Some(Child::Table(Table::Lora)),
             _ => None,
         }
     }
@@ -306,8 +311,8 @@ mod tests {
         assert_eq!(Table::Model.keys(), &["preset", "block_size"]);
         assert!(Table::Stage.keys().contains(&"warmup_steps"));
         assert!(Table::Stage.keys().contains(&"temperature"));
-        // 42, and the test-only `toy_margin`.
-        assert_eq!(Table::Stage.keys().len(), 43);
+        // 44, and the test-only `toy_margin`.
+        assert_eq!(Table::Stage.keys().len(), 45);
         // Every key of the flat form belongs to some method, and no method lists a key twice.
         for key in Table::Stage.keys() {
             assert!(

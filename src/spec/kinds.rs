@@ -21,6 +21,9 @@ pub enum StageKind {
     Rlhf,
     /// Simulated raters: answers of `from` rated by a judge, written as rating files.
     Feedback,
+    /// A Hugging Face GPT-2 folder (`path`) read as the base model, with its tokenizer:
+    /// trains nothing.
+    Pretrained,
 }
 
 impl StageKind {
@@ -31,6 +34,7 @@ impl StageKind {
             StageKind::Reward => "reward",
             StageKind::Rlhf => "rlhf",
             StageKind::Feedback => "feedback",
+            StageKind::Pretrained => "pretrained",
         }
     }
 }

@@ -11,6 +11,7 @@ use super::flat::FlatStage;
 use super::keys::find_unknown_key;
 use super::overrides::apply_sets;
 use super::paths::{absolute, is_pattern, resolve_paths};
+use super::pretrained;
 use super::problem;
 use super::schema::Experiment;
 use super::source::SourceIndex;
@@ -111,9 +112,16 @@ pub fn load_spec(path: &Path, opts: &LoadOptions) -> anyhow::Result<LoadedSpec> 
 
     let spec_dir = path.parent().unwrap_or(Path::new("."));
     resolve_paths(&mut spec, spec_dir, &opts.data_root).map_err(located)?;
+    pretrained::check_folders(&spec).map_err(located)?;
 
     let resolved_toml = toml::to_string(&spec).context("cannot write the resolved spec as TOML")?;
-    let run_id = run_id_of(&resolved_toml);
+    let run_id = match pretrained::with_content_hashes(&spec)
+        .map_err(|e| errors.at("stages[0].path", format!("cannot read the checkpoint: {e}")))?
+    {
+        // The folder's content, not where it lies, identifies a pretrained run.
+        Some(hashed) => run_id_of(&toml::to_string(&hashed).context("cannot write the spec")?),
+        None => run_id_of(&resolved_toml),
+    };
     Ok(LoadedSpec {
         spec,
         path: absolute(path),

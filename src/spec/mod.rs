@@ -17,6 +17,7 @@
 //! - `sampling.rs`  how answers are sampled: every sampling group as one `SampleSettings`,
 //!   each setting's rule once
 //! - `validate.rs`  ranges, references between stages, judges' rules
+//! - `pretrained.rs` a run based on a pretrained stage: its rules, its folder, its content hash
 //! - `paths.rs`     data paths: spec-relative, `$DATA/...`, data root
 //! - `errors.rs`    one-paragraph located error messages
 //! - `load.rs`      `load_spec`: all of the above, plus the run id
@@ -30,9 +31,11 @@ pub mod json_schema;
 pub mod keys;
 pub mod kinds;
 pub mod load;
+pub mod lora;
 pub mod methods;
 pub mod overrides;
 pub mod paths;
+pub mod pretrained;
 pub mod problem;
 pub mod reference;
 pub mod report_prompt;
@@ -49,7 +52,8 @@ pub mod validate;
 pub use data_entry::{sources_of, DataEntry, Source, Transform};
 pub use kinds::{Algorithm, Checker, StageKind};
 pub use load::{data_root_from, expand_spec_args, load_spec, run_id_of, LoadOptions, LoadedSpec};
-pub use methods::rollout::RolloutKeys;
+pub use lora::{LoraKeys, LoraTarget};
+pub use methods::rollout::Rollout;
 pub use methods::RlhfKeys;
 pub use paths::{rating_path, RATING_FILES};
 pub use report_prompt::{conversation_key, ReportPrompt};

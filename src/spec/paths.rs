@@ -4,6 +4,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::flat::FlatStage;
 use super::problem::Problem;
 use super::schema::Experiment;
 
@@ -33,8 +34,8 @@ pub fn data_root_from(flag: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from("datasets"))
 }
 
-/// Makes every `data`, `val_data` and `prompts` path absolute. `spec_dir` and `data_root`
-/// may be relative (to the current directory).
+/// Makes every `data`, `val_data`, `ptx_data` and `prompts` path absolute. `spec_dir` and
+/// `data_root` may be relative (to the current directory).
 pub fn resolve_paths(
     spec: &mut Experiment,
     spec_dir: &Path,
@@ -43,46 +44,12 @@ pub fn resolve_paths(
     let spec_dir = absolute(spec_dir);
     let data_root = absolute(data_root);
     for (index, stage) in spec.stages.iter_mut().enumerate() {
-        let written_as_list = stage.data.len() != 1;
-        for (k, entry) in stage.data.iter_mut().enumerate() {
-            let path = &mut entry.path;
-            let key = if written_as_list {
-                format!("stages[{index}].data[{k}]")
-            } else {
-                format!("stages[{index}].data")
-            };
-            if rating_path(path).is_none() {
-                *path = resolve_one(path, &spec_dir, &data_root, key)?;
-            }
-        }
-        if let crate::spec::Method::Feedback(keys) = &mut stage.method {
-            let key = format!("stages[{index}].prompts");
-            keys.prompts = resolve_one(&keys.prompts, &spec_dir, &data_root, key)?;
-        }
-        if let Some(path) = stage.val_data.as_mut().filter(|p| rating_path(p).is_none()) {
-            *path = resolve_one(
-                path,
-                &spec_dir,
-                &data_root,
-                format!("stages[{index}].val_data"),
-            )?;
-        }
-        if let Some(ptx) = stage.ptx.as_mut() {
-            ptx.data = resolve_one(
-                &ptx.data,
-                &spec_dir,
-                &data_root,
-                format!("stages[{index}].ptx_data"),
-            )?;
-        }
-        if let Some(rollout) = stage.method.rollout_mut() {
-            rollout.prompts = resolve_one(
-                &rollout.prompts,
-                &spec_dir,
-                &data_root,
-                format!("stages[{index}].prompts"),
-            )?;
-        }
+        let mut keys = FlatStage::from(stage.clone());
+        resolve_stage_paths(&mut keys, index, &spec_dir, &data_root)?;
+        *stage = keys.into_stage().map_err(|p| Problem {
+            path: format!("stages[{index}].{}", p.key),
+            message: p.message,
+        })?;
     }
     if let Some(path) = spec.report.eval.as_mut().and_then(|e| e.data.as_mut()) {
         *path = resolve_one(path, &spec_dir, &data_root, "report.eval.data".into())?;
@@ -99,6 +66,40 @@ pub fn resolve_paths(
             &data_root,
             "report.eval.judge_prompts".into(),
         )?;
+    }
+    Ok(())
+}
+
+/// The paths of one stage (`stages[index]`), rating paths (`@stage/file`) left as written.
+fn resolve_stage_paths(
+    keys: &mut FlatStage,
+    index: usize,
+    spec_dir: &Path,
+    data_root: &Path,
+) -> Result<(), Problem> {
+    let written_as_list = keys.data.len() != 1;
+    for (k, entry) in keys.data.iter_mut().enumerate() {
+        let key = match written_as_list {
+            true => format!("stages[{index}].data[{k}]"),
+            false => format!("stages[{index}].data"),
+        };
+        if rating_path(&entry.path).is_none() {
+            entry.path = resolve_one(&entry.path, spec_dir, data_root, key)?;
+        }
+    }
+    // Only `val_data` may name a feedback stage's ratings, as `data` may.
+    let val_data = keys.val_data.as_mut().filter(|p| rating_path(p).is_none());
+    let singles = [
+        ("val_data", val_data),
+        ("ptx_data", keys.ptx_data.as_mut()),
+        ("prompts", keys.prompts.as_mut()),
+        ("path", keys.path.as_mut()),
+    ];
+    for (name, path) in singles {
+        if let Some(path) = path {
+            let key = format!("stages[{index}].{name}");
+            *path = resolve_one(path, spec_dir, data_root, key)?;
+        }
     }
     Ok(())
 }
@@ -188,7 +189,8 @@ pub fn normalize(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::spec::data_entry::DataEntry;
-    use crate::spec::stage::{Method, Stage};
+    use crate::spec::kinds::StageKind;
+    use crate::spec::stage::Stage;
 
     #[test]
     fn fixed_folders() {
@@ -214,13 +216,13 @@ mod tests {
         let data_root = dir.path().join("data");
         std::fs::create_dir_all(spec_dir.join("local")).unwrap();
         std::fs::create_dir_all(data_root.join("demo")).unwrap();
-        let mut stage = Stage::new("s", Method::Pretrain);
+        let mut stage = FlatStage::new("s", StageKind::Pretrain);
         stage.data = vec![
             DataEntry::plain("local/a.txt"),
             DataEntry::plain("$DATA/demo/*.jsonl"),
         ];
         stage.val_data = Some(PathBuf::from("../data/demo/val.jsonl"));
-        let mut spec = test_spec(stage);
+        let mut spec = test_spec(stage.into_stage().unwrap());
         resolve_paths(&mut spec, &spec_dir, &data_root).unwrap();
         let stage = &spec.stages[0];
         assert_eq!(stage.data[0].path, spec_dir.join("local/a.txt"));
@@ -234,9 +236,9 @@ mod tests {
     #[test]
     fn missing_pattern_folders_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let mut stage = Stage::new("s", Method::Pretrain);
+        let mut stage = FlatStage::new("s", StageKind::Pretrain);
         stage.data = vec![DataEntry::plain("$DATA/nowhere/*.txt")];
-        let mut spec = test_spec(stage);
+        let mut spec = test_spec(stage.into_stage().unwrap());
         let problem = resolve_paths(&mut spec, dir.path(), &dir.path().join("data")).unwrap_err();
         assert_eq!(problem.path, "stages[0].data");
         assert!(problem.message.contains("nowhere"), "{}", problem.message);

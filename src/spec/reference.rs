@@ -24,6 +24,7 @@ const TABLES: &[(Table, Option<&str>)] = &[
     (Table::Probe, Some("Probe")),
     (Table::Eval, Some("ReportEval")),
     (Table::Judge, Some("JudgeSpec")),
+    (Table::Lora, Some("LoraKeys")),
 ];
 
 /// Every table's keys, as Markdown (what `experiments/KEYS.md` holds).

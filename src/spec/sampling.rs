@@ -5,10 +5,9 @@
 //! setting's rule is its declaration: `Sampling`'s field for the report and the command line,
 //! the stage key's (`flat.rs`) for a rollout or a feedback stage.
 
-use super::methods::rollout::RolloutKeys;
+use super::flat::FlatStage;
 use super::problem::Problem;
 use super::schema::Sampling;
-use super::stage::FeedbackKeys;
 use super::stage_keys::check_declared;
 
 /// The settings of one way of sampling answers.
@@ -85,19 +84,9 @@ impl Sampling {
     }
 }
 
-/// A PPO or GRPO stage's rollouts: its answer length and temperature.
-impl From<&RolloutKeys> for SampleSettings {
-    fn from(keys: &RolloutKeys) -> SampleSettings {
-        SampleSettings {
-            temperature: keys.temperature,
-            ..SampleSettings::model(keys.max_new_tokens)
-        }
-    }
-}
-
-/// A feedback stage's answers to rate: its answer length and temperature.
-impl From<&FeedbackKeys> for SampleSettings {
-    fn from(keys: &FeedbackKeys) -> SampleSettings {
+/// The answers a PPO, GRPO or feedback stage samples: its answer length and temperature.
+impl From<&FlatStage> for SampleSettings {
+    fn from(keys: &FlatStage) -> SampleSettings {
         SampleSettings {
             temperature: keys.temperature,
             ..SampleSettings::model(keys.max_new_tokens)

@@ -28,8 +28,11 @@ pub struct Experiment<S = Stage> {
     pub device: Device,
     /// The model's size.
     pub model: ModelSpec,
-    /// How text becomes tokens.
-    pub tokenizer: TokenizerSpec,
+    /// How text becomes tokens. A run whose base is a `pretrained` stage uses the checkpoint's
+    /// tokenizer and has no [tokenizer] table.
+    // Absent only then, and left out of the resolved spec, so other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerSpec>,
     /// The stages, run in order; each may start from an earlier one (`from`).
     #[schemars(length(min = 1))]
     pub stages: Vec<S>,
@@ -78,8 +81,11 @@ pub enum Device {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// One of the compiled model sizes.
-    pub preset: Preset,
+    /// One of the compiled model sizes. A run whose base is a `pretrained` stage has its
+    /// checkpoint's: leave it out (or name that one).
+    // Absent only then, and left out of the resolved spec, so other specs keep their run ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
     /// Context length actually used; at most the preset's compiled maximum (nano 128, small
     /// and medium 256, gpt2 1024).
     #[schemars(range(min = 1, max = 1024))]
@@ -386,8 +392,9 @@ fn default_threshold() -> f64 {
 mod tests {
     use super::*;
     use crate::spec::data_entry::DataEntry;
-    use crate::spec::kinds::Checker;
-    use crate::spec::methods::{grpo::GrpoKeys, rollout::RolloutKeys, RlhfKeys};
+    use crate::spec::flat::FlatStage;
+    use crate::spec::kinds::{Algorithm, Checker, StageKind};
+    use crate::spec::methods::RlhfKeys;
     use crate::spec::stage::Method;
     use std::path::PathBuf;
 
@@ -412,10 +419,10 @@ data = "corpus.txt"
         assert_eq!(spec.device, Device::Cpu);
         assert_eq!(spec.report, ReportSpec::default());
         assert_eq!(spec.report.sampling.top_k, 20);
-        let mut expected = Stage::new("base", Method::Pretrain);
+        let mut expected = FlatStage::new("base", StageKind::Pretrain);
         expected.data = vec![DataEntry::plain("corpus.txt")];
-        assert_eq!(spec.stages, vec![expected]);
-        assert!((spec.stages[0].min_lr - 1e-4).abs() < 1e-12);
+        assert_eq!(spec.stages, vec![expected.into_stage().unwrap()]);
+        assert!((spec.stages[0].min_lr() - 1e-4).abs() < 1e-12);
     }
 
     #[test]
@@ -444,20 +451,15 @@ data = "corpus.txt"
     fn enums_serialize_lowercase_and_round_trip() {
         let mut spec: Experiment = toml::from_str(MINIMAL).unwrap();
         spec.device = Device::Cuda;
-        spec.stages[0].method = Method::Rlhf(RlhfKeys::Grpo(GrpoKeys {
-            rollout: RolloutKeys {
-                prompts: PathBuf::from("prompts.jsonl"),
-                rollout_batch: 16,
-                max_new_tokens: 32,
-                temperature: 1.0,
-                kl_coef: 0.05,
-                ppo_epochs: 4,
-                clip_range: 0.2,
-            },
-            reward_model: None,
-            group_size: 4,
-            checker: Checker::Exact,
-        }));
+        let mut grpo = FlatStage::new("base", StageKind::Rlhf);
+        grpo.algorithm = Some(Algorithm::Grpo);
+        grpo.prompts = Some(PathBuf::from("prompts.jsonl"));
+        grpo.checker = Checker::Exact;
+        spec.stages[0] = grpo.into_stage().unwrap();
+        assert!(matches!(
+            spec.stages[0].method,
+            Method::Rlhf(RlhfKeys::Grpo(_))
+        ));
         let text = toml::to_string(&spec).unwrap();
         assert!(text.contains("device = \"cuda\""), "{text}");
         assert!(text.contains("algorithm = \"grpo\""), "{text}");

@@ -1,13 +1,15 @@
 //! One training stage, in two forms. `FlatStage` is how a stage is written: one TOML table
-//! with `kind` (and `algorithm` for rlhf stages). `Stage` is what the program uses: the keys
-//! every stage has, and a `Method` variant per kind (for rlhf stages, an `RlhfKeys` variant
-//! per algorithm, `methods/`) holding only that method's keys, so that an invalid combination
-//! cannot be represented and every match is exhaustive.
+//! with `kind` (and `algorithm` for rlhf stages), every key declared once as its field.
+//! `Stage` is what the program uses: that table, validated, with its defaults filled in, read
+//! through `Deref` (`stage.lr`), and the `Method` that `kind` and `algorithm` select (for rlhf
+//! stages, an `RlhfKeys` variant per algorithm, `methods/`), a view of the same table, so that
+//! every match on the method is exhaustive and no key is named twice.
 //!
 //! `FlatStage::into_stage` converts right after deserialising (`validate.rs` locates its
-//! problems); a `Stage` serialises back through the flat form with every key written out,
-//! which keeps the resolved spec, and so the run id, of every existing spec as it was.
+//! problems); a `Stage` serialises back as its flat table, every key written out, which keeps
+//! the resolved spec, and so the run id, of every existing spec as it was.
 
+use std::ops::Deref;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -15,55 +17,52 @@ use serde::{Deserialize, Serialize};
 use super::data_entry::{sources_of, DataEntry};
 use super::flat::{FlatProblem, FlatStage};
 use super::kinds::{Algorithm, StageKind};
-use super::methods::rollout::RolloutKeys;
-use super::methods::RlhfKeys;
+use super::methods::rollout::{require_prompts, Rollout};
+use super::methods::{keys_view, RlhfKeys};
 use super::suggest;
 
-/// One training stage: the keys every stage has, then what its method adds.
+/// One training stage: its keys, checked, and the method they select.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(try_from = "FlatStage", into = "FlatStage")]
 pub struct Stage {
-    pub name: String,
-    /// The earlier stage whose model this one starts from.
-    pub from: Option<String>,
-    /// Data files or glob patterns, optionally weighted (PPO and GRPO read `prompts` instead).
-    pub data: Vec<DataEntry>,
-    pub steps: u64,
-    pub batch_size: usize,
-    pub grad_accum: usize,
-    pub lr: f64,
-    /// The floor of the cosine schedule: as written, or a tenth of `lr`.
-    pub min_lr: f64,
-    pub warmup_steps: u64,
-    pub weight_decay: f64,
-    pub grad_clip: f64,
-    pub betas: [f64; 2],
-    pub eval_every: u64,
-    pub eval_batches: usize,
-    pub val_fraction: f64,
-    pub val_data: Option<PathBuf>,
-    /// Hold out whole groups of records sharing this field's value (every stage that reads
-    /// records or prompts; a pretraining mixture's conversation sources).
-    pub val_group: Option<String>,
-    pub checkpoint_every: u64,
-    /// RLHF stages: SFT conversations whose loss joins every update (`ptx_data`, `ptx_coef`).
-    pub ptx: Option<Ptx>,
+    /// Every key, defaults filled in and `min_lr` resolved.
+    keys: FlatStage,
     pub method: Method,
 }
 
-/// InstructGPT's PPO-ptx, for any RLHF method: `coef` × the SFT loss on a batch of `data`
-/// added to every update, so that moving toward what raters like does not cost what SFT
-/// taught (the "alignment tax" on questions no rater asked).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ptx {
-    pub data: PathBuf,
-    pub coef: f64,
+impl Deref for Stage {
+    type Target = FlatStage;
+    fn deref(&self) -> &FlatStage {
+        &self.keys
+    }
 }
 
 impl Stage {
     /// The path or glob of every `data` entry, weighted or not.
     pub fn data_paths(&self) -> Vec<PathBuf> {
         self.data.iter().map(|e| e.path.clone()).collect()
+    }
+
+    /// The HF folder a pretrained stage imports; `None` for every other stage.
+    pub fn pretrained_path(&self) -> Option<&std::path::Path> {
+        match self.method {
+            Method::Pretrained => self.path.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The floor of the cosine schedule: as written, or `default_min_lr` of `lr`.
+    pub fn min_lr(&self) -> f64 {
+        self.keys.min_lr.expect("resolved when the stage is made")
+    }
+
+    /// Changes keys (paths resolved against the spec's folder, ratings found in the run);
+    /// the method's view is made again from the changed keys.
+    pub fn edit(&mut self, change: impl FnOnce(&mut FlatStage)) -> Result<(), FlatProblem> {
+        let mut keys = self.keys.clone();
+        change(&mut keys);
+        *self = keys.into_stage()?;
+        Ok(())
     }
 }
 
@@ -76,21 +75,25 @@ pub enum Method {
     Reward,
     Rlhf(RlhfKeys),
     Feedback(FeedbackKeys),
+    /// The base model read from a Hugging Face GPT-2 folder (`path`).
+    Pretrained,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeedbackKeys {
-    /// A JSONL file of prompts to answer and rate (its `val_group` / `val_fraction` split is
-    /// never rated, so evaluation can ask prompts no rater saw).
-    pub prompts: PathBuf,
-    /// The `[judges.NAME]` that rates.
-    pub judge: String,
-    /// Answers sampled and ranked per prompt.
-    pub samples: usize,
-    /// The probability that a label or a pair is flipped.
-    pub noise: f64,
-    pub max_new_tokens: usize,
-    pub temperature: f64,
+keys_view!(
+    /// A feedback stage's keys: `from` answers `prompts` (its held-out split is never rated,
+    /// so evaluation can ask prompts no rater saw), and the judge rates the answers.
+    FeedbackKeys
+);
+
+impl Rollout for FeedbackKeys {}
+
+impl FeedbackKeys {
+    /// The `[judges.NAME]` that rates: present in every view, since `feedback` made it.
+    pub fn judge_name(&self) -> &str {
+        self.judge
+            .as_deref()
+            .expect("a feedback view is made only with its judge")
+    }
 }
 
 impl Method {
@@ -101,27 +104,13 @@ impl Method {
             Method::Reward => StageKind::Reward,
             Method::Rlhf(_) => StageKind::Rlhf,
             Method::Feedback(_) => StageKind::Feedback,
+            Method::Pretrained => StageKind::Pretrained,
         }
     }
 
     pub fn algorithm(&self) -> Option<Algorithm> {
         match self {
             Method::Rlhf(keys) => Some(keys.algorithm()),
-            _ => None,
-        }
-    }
-
-    /// The sampling part of PPO and GRPO.
-    pub fn rollout(&self) -> Option<&RolloutKeys> {
-        match self {
-            Method::Rlhf(keys) => keys.spec().rollout(),
-            _ => None,
-        }
-    }
-
-    pub fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
-        match self {
-            Method::Rlhf(keys) => keys.spec_mut().rollout_mut(),
             _ => None,
         }
     }
@@ -142,7 +131,7 @@ impl Method {
                 self.kind()
             )),
             Method::Rlhf(keys) => keys.spec().missing_data().map(String::from),
-            Method::Feedback(_) => None,
+            Method::Feedback(_) | Method::Pretrained => None,
         }
     }
 }
@@ -154,7 +143,7 @@ pub fn methods() -> Vec<(StageKind, Option<Algorithm>)> {
     let rlhf = Algorithm::ALL.iter().map(|&a| (StageKind::Rlhf, Some(a)));
     (plain.into_iter().map(|kind| (kind, None)))
         .chain(rlhf)
-        .chain([(StageKind::Feedback, None)])
+        .chain([(StageKind::Feedback, None), (StageKind::Pretrained, None)])
         .collect()
 }
 
@@ -173,8 +162,7 @@ impl FlatStage {
     /// The typed stage: the method that `kind` and `algorithm` select, with the inputs it
     /// needs. Keys of other methods are left out here; `keys.rs` rejects them in a spec file
     /// before this runs (the resolved spec writes them out, see the module comment).
-    pub fn into_stage(self) -> Result<Stage, FlatProblem> {
-        let method = self.method()?;
+    pub fn into_stage(mut self) -> Result<Stage, FlatProblem> {
         if self.ptx_data.is_none() && self.ptx_coef != 1.0 {
             return Err(FlatProblem {
                 key: "ptx_coef",
@@ -183,35 +171,9 @@ impl FlatStage {
                         .into(),
             });
         }
-        Ok(self.with_method(method))
-    }
-
-    fn with_method(self, method: Method) -> Stage {
-        Stage {
-            min_lr: self.min_lr.unwrap_or(default_min_lr(self.lr)),
-            name: self.name,
-            from: self.from,
-            data: self.data,
-            steps: self.steps,
-            batch_size: self.batch_size,
-            grad_accum: self.grad_accum,
-            lr: self.lr,
-            warmup_steps: self.warmup_steps,
-            weight_decay: self.weight_decay,
-            grad_clip: self.grad_clip,
-            betas: self.betas,
-            eval_every: self.eval_every,
-            eval_batches: self.eval_batches,
-            val_fraction: self.val_fraction,
-            val_data: self.val_data,
-            val_group: self.val_group,
-            checkpoint_every: self.checkpoint_every,
-            ptx: self.ptx_data.map(|data| Ptx {
-                data,
-                coef: self.ptx_coef,
-            }),
-            method,
-        }
+        self.min_lr = Some(self.min_lr.unwrap_or(default_min_lr(self.lr)));
+        let method = self.method()?;
+        Ok(Stage { keys: self, method })
     }
 
     fn method(&self) -> Result<Method, FlatProblem> {
@@ -237,7 +199,14 @@ impl FlatStage {
             (StageKind::Sft, _) => Method::Sft,
             (StageKind::Reward, _) => Method::Reward,
             (StageKind::Feedback, _) => Method::Feedback(self.feedback()?),
-            (StageKind::Rlhf, Some(algorithm)) => Method::Rlhf(algorithm.read(self)?),
+            (StageKind::Pretrained, _) => match self.path {
+                Some(_) => Method::Pretrained,
+                None => return Err(FlatProblem {
+                    key: "path",
+                    message: "a pretrained stage needs `path`: a Hugging Face GPT-2 folder (config.json, model.safetensors and its tokenizer)".into(),
+                }),
+            },
+            (StageKind::Rlhf, Some(algorithm)) => Method::Rlhf(algorithm.view(self.clone())?),
         };
         self.check_data(&method)?;
         Ok(method)
@@ -270,20 +239,16 @@ impl FlatStage {
     }
 
     fn feedback(&self) -> Result<FeedbackKeys, FlatProblem> {
-        Ok(FeedbackKeys {
-            prompts: self.prompts.clone().ok_or_else(|| FlatProblem {
-                key: "prompts",
-                message: "a feedback stage needs `prompts`: a JSONL file of prompts to answer and rate".into(),
-            })?,
-            judge: self.judge.clone().ok_or_else(|| FlatProblem {
+        require_prompts(self, || {
+            "a feedback stage needs `prompts`: a JSONL file of prompts to answer and rate".into()
+        })?;
+        if self.judge.is_none() {
+            return Err(FlatProblem {
                 key: "judge",
                 message: "a feedback stage needs `judge`: the name of a [judges.NAME] table that rates the answers".into(),
-            })?,
-            samples: self.samples,
-            noise: self.noise,
-            max_new_tokens: self.max_new_tokens,
-            temperature: self.temperature,
-        })
+            });
+        }
+        Ok(FeedbackKeys(self.clone()))
     }
 }
 
@@ -295,52 +260,10 @@ impl TryFrom<FlatStage> for Stage {
     }
 }
 
-/// Back to the flat form, every key written: a method's own keys as set, the keys of other
-/// methods at their defaults, as the flat format always wrote them.
+/// Back to the flat form: every key, as checked and resolved.
 impl From<Stage> for FlatStage {
     fn from(stage: Stage) -> FlatStage {
-        let mut flat = FlatStage::new(&stage.name, stage.method.kind());
-        flat.algorithm = stage.method.algorithm();
-        match stage.method {
-            Method::Pretrain | Method::Sft | Method::Reward => {}
-            Method::Feedback(keys) => {
-                flat.prompts = Some(keys.prompts);
-                flat.judge = Some(keys.judge);
-                (flat.samples, flat.noise) = (keys.samples, keys.noise);
-                (flat.max_new_tokens, flat.temperature) = (keys.max_new_tokens, keys.temperature);
-            }
-            Method::Rlhf(keys) => keys.spec().write(&mut flat),
-        }
-        FlatStage {
-            from: stage.from,
-            data: stage.data,
-            steps: stage.steps,
-            batch_size: stage.batch_size,
-            grad_accum: stage.grad_accum,
-            lr: stage.lr,
-            min_lr: Some(stage.min_lr),
-            warmup_steps: stage.warmup_steps,
-            weight_decay: stage.weight_decay,
-            grad_clip: stage.grad_clip,
-            betas: stage.betas,
-            eval_every: stage.eval_every,
-            eval_batches: stage.eval_batches,
-            val_fraction: stage.val_fraction,
-            val_data: stage.val_data,
-            val_group: stage.val_group,
-            checkpoint_every: stage.checkpoint_every,
-            ptx_coef: stage.ptx.as_ref().map_or(1.0, |p| p.coef),
-            ptx_data: stage.ptx.map(|p| p.data),
-            ..flat
-        }
-    }
-}
-
-impl Stage {
-    /// A stage with every default filled in, as if only `name` and the method's required
-    /// inputs were written.
-    pub fn new(name: &str, method: Method) -> Stage {
-        FlatStage::new(name, method.kind()).with_method(method)
+        stage.keys
     }
 }
 
@@ -390,7 +313,6 @@ fn check_weights(entries: &[DataEntry]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::methods::dpo::DpoKeys;
 
     fn flat(kind: StageKind, algorithm: Option<Algorithm>) -> FlatStage {
         let mut flat = FlatStage::new("s", kind);
@@ -399,6 +321,7 @@ mod tests {
         flat.prompts = Some(PathBuf::from("p.jsonl"));
         flat.reward_model = Some("rm".into());
         flat.judge = Some("taste".into());
+        flat.path = (kind == StageKind::Pretrained).then(|| PathBuf::from("gpt2"));
         flat.min_lr = Some(flat.lr / 10.0);
         flat
     }
@@ -418,22 +341,34 @@ mod tests {
     }
 
     #[test]
-    fn a_method_keeps_only_its_own_keys() {
+    fn a_method_views_the_stage_keys_and_writes_back_as_written() {
         let mut written = flat(StageKind::Rlhf, Some(Algorithm::Dpo));
-        (written.beta, written.gamma) = (0.3, 0.9);
-        let stage = written.into_stage().unwrap();
+        written.beta = 0.3;
+        let stage = written.clone().into_stage().unwrap();
+        let Method::Rlhf(RlhfKeys::Dpo(keys)) = &stage.method else {
+            panic!("a dpo stage: {:?}", stage.method);
+        };
+        assert_eq!((keys.beta, keys.rpo_alpha), (0.3, 0.0));
+        assert_eq!(FlatStage::from(stage), written);
+    }
+
+    #[test]
+    fn min_lr_is_resolved_and_an_edit_makes_the_method_again() {
+        let mut written = flat(StageKind::Rlhf, Some(Algorithm::Ppo));
+        written.min_lr = None;
+        let mut stage = written.into_stage().unwrap();
+        assert_eq!(stage.min_lr(), default_min_lr(stage.lr));
+        stage
+            .edit(|keys| keys.prompts = Some("elsewhere.jsonl".into()))
+            .unwrap();
+        let Method::Rlhf(RlhfKeys::Ppo(keys)) = &stage.method else {
+            panic!("a ppo stage: {:?}", stage.method);
+        };
+        assert_eq!(keys.prompts_file(), std::path::Path::new("elsewhere.jsonl"));
         assert_eq!(
-            stage.method,
-            Method::Rlhf(RlhfKeys::Dpo(DpoKeys {
-                beta: 0.3,
-                rpo_alpha: 0.0
-            }))
+            stage.edit(|keys| keys.prompts = None).unwrap_err().key,
+            "prompts"
         );
-        // Written back, other methods' keys are at their defaults, as the flat form has them.
-        let back = FlatStage::from(stage);
-        assert_eq!(back.gamma, 1.0);
-        assert_eq!(back.reward_model, None);
-        assert_eq!(back.prompts, None);
     }
 
     #[test]

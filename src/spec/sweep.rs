@@ -627,7 +627,10 @@ data = "sft.jsonl"
         };
         let loaded = load_spec(&sweep.base, &opts).unwrap();
         assert_eq!(loaded.spec.stages[0].lr, 1e-3);
-        assert_eq!(loaded.spec.model.preset, crate::spec::schema::Preset::Small);
+        assert_eq!(
+            loaded.spec.model.preset,
+            Some(crate::spec::schema::Preset::Small)
+        );
         assert_eq!(loaded.spec.stages[1].steps, 30);
     }
 

@@ -27,6 +27,7 @@ pub fn typed(flat: Experiment<FlatStage>) -> Result<Experiment, Problem> {
 
 pub fn check(spec: &Experiment) -> Checked {
     check_name("name", &spec.name, "an experiment", true)?;
+    super::pretrained::check_spec(spec)?;
     check_model(spec)?;
     require(!spec.stages.is_empty(), "stages", || {
         "an experiment needs at least one [[stages]] table".into()
@@ -55,24 +56,30 @@ fn check_name(path: &str, name: &str, what: &str, allow_dot: bool) -> Checked {
     })
 }
 
+/// The block size fits the preset and the vocabulary its tokenizer kind. A pretrained run's
+/// preset and tokenizer are the checkpoint's: checked when its folder is read.
 fn check_model(spec: &Experiment) -> Checked {
-    let preset = spec.model.preset;
-    let max = preset.max_context();
     let block_size = spec.model.block_size;
-    require((1..=max).contains(&block_size), "model.block_size", || {
-        format!(
-            "expected 1..={max} (the context of preset `{}`), found {block_size}",
-            preset.as_str()
-        )
-    })?;
-    let range = spec.tokenizer.kind.vocab_range();
-    let vocab_size = spec.tokenizer.vocab_size;
+    if let Some(preset) = spec.model.preset {
+        let max = preset.max_context();
+        require((1..=max).contains(&block_size), "model.block_size", || {
+            format!(
+                "expected 1..={max} (the context of preset `{}`), found {block_size}",
+                preset.as_str()
+            )
+        })?;
+    }
+    let Some(tokenizer) = &spec.tokenizer else {
+        return Ok(());
+    };
+    let range = tokenizer.kind.vocab_range();
+    let vocab_size = tokenizer.vocab_size;
     require(range.contains(&vocab_size), "tokenizer.vocab_size", || {
         format!(
             "expected {}..={} for a {} tokenizer, found {vocab_size}",
             range.start(),
             range.end(),
-            spec.tokenizer.kind.as_str()
+            tokenizer.kind.as_str()
         )
     })
 }
@@ -106,19 +113,13 @@ fn check_feedback(spec: &Experiment, stage: &Stage, at: &dyn Fn(&str) -> String)
         return Ok(());
     };
     let names: Vec<&str> = spec.judges.keys().map(|k| k.as_str()).collect();
+    let judge = keys.judge_name();
     require(
-        spec.judges.contains_key(&keys.judge),
+        spec.judges.contains_key(judge),
         at("judge"),
         || match names.is_empty() {
-            true => format!(
-                "no judge `{}`: declare it as a [judges.{}] table",
-                keys.judge, keys.judge
-            ),
-            false => format!(
-                "no judge `{}`; the judges are {}",
-                keys.judge,
-                names.join(", ")
-            ),
+            true => format!("no judge `{judge}`: declare it as a [judges.{judge}] table"),
+            false => format!("no judge `{judge}`; the judges are {}", names.join(", ")),
         },
     )?;
     let from = stage.from.as_deref().unwrap_or_default();
@@ -172,8 +173,15 @@ fn check_rating_paths(
 /// Each key's declared range (`flat.rs`), then the rules between keys.
 fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     check_ranges(stage, at)?;
-    require(stage.min_lr <= stage.lr, at("min_lr"), || {
-        format!("expected at most lr ({}), found {}", stage.lr, stage.min_lr)
+    if let Some(lora) = &stage.lora {
+        check_declared(lora, &|key| at(&format!("lora.{key}")))?;
+    }
+    require(stage.min_lr() <= stage.lr, at("min_lr"), || {
+        format!(
+            "expected at most lr ({}), found {}",
+            stage.lr,
+            stage.min_lr()
+        )
     })?;
     require(stage.warmup_steps < stage.steps, at("warmup_steps"), || {
         format!(
@@ -183,6 +191,7 @@ fn check_numbers(stage: &Stage, at: &dyn Fn(&str) -> String) -> Checked {
     })?;
     match &stage.method {
         Method::Pretrain | Method::Sft | Method::Reward | Method::Feedback(_) => Ok(()),
+        Method::Pretrained => Ok(()),
         // A rollout's sampling keys are stage keys: their declared ranges are checked above.
         Method::Rlhf(keys) => keys.spec().check(at),
     }
@@ -344,7 +353,12 @@ fn check_gold(spec: &Experiment, eval: &ReportEval) -> Checked {
     let chat: Vec<Stage> = spec
         .stages
         .iter()
-        .filter(|s| !matches!(s.method.kind(), StageKind::Pretrain | StageKind::Reward))
+        .filter(|s| {
+            !matches!(
+                s.method.kind(),
+                StageKind::Pretrain | StageKind::Pretrained | StageKind::Reward
+            )
+        })
         .cloned()
         .collect();
     require(

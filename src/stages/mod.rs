@@ -2,6 +2,7 @@
 //! `Objective` and hands it to the shared loop. Stages never call each other; the runner
 //! gives each the model of its `from` stage.
 
+pub mod adapters;
 pub mod env;
 pub mod feedback;
 pub mod pretrain;
@@ -21,7 +22,7 @@ use crate::eval::judge::Judge;
 use crate::model::{Backend, LanguageModel};
 use crate::results::meta::{usage_table, SourceUsage};
 use crate::results::weights::load_model;
-use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, SampleSettings, Stage};
+use crate::spec::{sources_of, FeedbackKeys, Method, RlhfKeys, Rollout, SampleSettings, Stage};
 use crate::train::optim::{AdamWConfig, LrSchedule};
 use crate::train::trainer::{train, TrainResult, TrainSettings};
 use crate::util::fnv1a;
@@ -61,6 +62,8 @@ pub enum StageData {
         train: Vec<PromptExample>,
         val: Vec<PromptExample>,
     },
+    /// A pretrained stage reads no data: the runner imports its folder.
+    Pretrained,
 }
 
 impl StageData {
@@ -89,6 +92,7 @@ impl StageData {
             StageData::Reward { train, val, .. } => preference_texts(train, val),
             StageData::Rlhf { data, .. } => data.texts(),
             StageData::Feedback { train, val, .. } => prompt_texts(train, val),
+            StageData::Pretrained => Vec::new(),
         }
     }
 }
@@ -148,11 +152,12 @@ pub fn load_stage_data(
             data: rlhf::load_data(keys, &split)?,
         },
         Method::Feedback(keys) => {
-            let prompts = std::slice::from_ref(&keys.prompts);
-            let (train, val) = split.read(prompts, "prompts", data::read_prompts)?;
+            let prompts = [keys.prompts_file().to_path_buf()];
+            let (train, val) = split.read(&prompts, "prompts", data::read_prompts)?;
             let keys = keys.clone();
             StageData::Feedback { keys, train, val }
         }
+        Method::Pretrained => StageData::Pretrained,
     })
 }
 
@@ -167,7 +172,7 @@ fn settings(
         steps: s.steps,
         schedule: LrSchedule {
             max_lr: s.lr,
-            min_lr: s.min_lr,
+            min_lr: s.min_lr(),
             warmup: s.warmup_steps,
             total: s.steps,
         },
@@ -201,10 +206,10 @@ pub fn run_stage<D: Backend>(
 ) -> Result<(TrainResult, Vec<SourceUsage>)> {
     let settings = settings(env, model, params);
     let (mut objective, usage) = objective(env, model, data)?;
-    if let Some(ptx) = &env.stage.ptx {
-        let conversations = data::read_sft(&ptx.data)
+    if let Some(ptx_data) = &env.stage.ptx_data {
+        let conversations = data::read_sft(ptx_data)
             .with_context(|| format!("stage `{}`: ptx_data", env.stage.name))?;
-        let anchor = rlhf::ptx::SftAnchor::new(env, &conversations, ptx.coef)?;
+        let anchor = rlhf::ptx::SftAnchor::new(env, &conversations, env.stage.ptx_coef)?;
         objective = Box::new(rlhf::ptx::WithPtx {
             inner: objective,
             anchor,
@@ -254,6 +259,12 @@ fn objective<'a, D: Backend>(
                 env.stage.name
             )
         }
+        StageData::Pretrained => {
+            anyhow::bail!(
+                "stage `{}`: a pretrained stage is imported, it does not train",
+                env.stage.name
+            )
+        }
     })
 }
 
@@ -273,19 +284,19 @@ pub fn run_feedback_stage<D: Backend>(
         .context("a feedback stage needs `from`")?;
     let model = load_model(&env.run_dir.join(from), &env.dev)
         .with_context(|| format!("stage `{}` rates the answers of `{from}`", stage.name))?;
-    let judge = Judge::declared(spec, &keys.judge)?;
+    let judge = Judge::declared(spec, keys.judge_name())?;
     let raters = feedback::Raters {
         judge: &judge,
         samples: keys.samples,
         noise: keys.noise,
-        sampling: SampleSettings::from(keys).into(),
+        sampling: SampleSettings::from(&**keys).into(),
         from,
     };
     let seed = stage_seed(spec.seed, &stage.name);
     let s = feedback::run(env, model.as_ref(), &raters, train, seed)?;
     println!(
         "[{}] rated {} prompts x {} answers of `{from}` with judge `{}`: {} 👍/👎 ({:.0}% 👍), {} ranked pairs; noise flipped {} labels and {} pairs",
-        stage.name, s.prompts, keys.samples, keys.judge, s.labels,
+        stage.name, s.prompts, keys.samples, keys.judge_name(), s.labels,
         100.0 * s.thumbs_up as f64 / s.labels.max(1) as f64, s.pairs, s.flipped_labels, s.flipped_pairs
     );
     Ok(s)
@@ -311,7 +322,7 @@ fn raters_judge<D: Backend>(env: &StageEnv<D>) -> Result<Option<Judge>> {
     else {
         return Ok(None);
     };
-    Ok(Some(Judge::declared(env.spec, &keys.judge)?))
+    Ok(Some(Judge::declared(env.spec, keys.judge_name())?))
 }
 
 #[cfg(test)]

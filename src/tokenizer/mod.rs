@@ -1,13 +1,17 @@
-//! Tokenizers: character-level and byte-level BPE behind one type.
+//! Tokenizers: character-level and byte-level BPE trained by gptlab, and a pretrained
+//! model's own tokenizer, behind one type.
 //!
-//! Both kinds are stored as an HF `tokenizer.json` (so Python `transformers` can load them)
-//! and reserve the same first ids for the special tokens (see [`Special`]). Encoding and
-//! decoding use native tables where HF's general pipeline would be slow or would turn text
-//! that looks like `<|user|>` into a special token.
+//! Every kind is stored as an HF `tokenizer.json` (so Python `transformers` can load it). The
+//! trained kinds reserve the same first ids for the special tokens (see [`Special`]) and
+//! encode and decode with native tables where HF's general pipeline would be slow or would
+//! turn text that looks like `<|user|>` into a special token. A pretrained tokenizer keeps its
+//! vocabulary as the model learnt it and runs the HF pipeline; it writes the chat template's
+//! markers with ids it already has ([`Tokenizer::marker`], `hf_codec.rs`).
 
 mod bpe;
 mod char;
 mod gpt2_split;
+mod hf_codec;
 pub mod pretrained;
 mod special;
 
@@ -19,6 +23,7 @@ use anyhow::Context;
 
 use self::bpe::BpeCodec;
 use self::char::CharCodec;
+use self::hf_codec::HfCodec;
 pub use self::pretrained::load_pretrained_tokenizer;
 pub use self::special::Special;
 
@@ -30,6 +35,8 @@ pub enum TokenizerKind {
     Char,
     /// Byte-level BPE (GPT-2 style) trained on the data.
     Bpe,
+    /// A pretrained model's tokenizer, read from its folder (never trained by gptlab).
+    Pretrained,
 }
 
 impl FromStr for TokenizerKind {
@@ -51,6 +58,7 @@ impl fmt::Display for TokenizerKind {
         f.write_str(match self {
             TokenizerKind::Char => "char",
             TokenizerKind::Bpe => "bpe",
+            TokenizerKind::Pretrained => "pretrained",
         })
     }
 }
@@ -67,6 +75,7 @@ pub struct Tokenizer {
 enum Codec {
     Char(CharCodec),
     Bpe(BpeCodec),
+    Pretrained(HfCodec),
 }
 
 impl Tokenizer {
@@ -82,6 +91,9 @@ impl Tokenizer {
         vocab_size: usize,
     ) -> anyhow::Result<Tokenizer> {
         let tokenizer = match kind {
+            TokenizerKind::Pretrained => {
+                anyhow::bail!("a pretrained tokenizer is read from its model's folder, not trained")
+            }
             TokenizerKind::Char => {
                 let codec = CharCodec::train(texts, vocab_size)?;
                 Tokenizer {
@@ -100,12 +112,23 @@ impl Tokenizer {
         Ok(tokenizer)
     }
 
+    /// A pretrained model's tokenizer (see [`load_pretrained_tokenizer`]), used as it is.
+    pub fn pretrained(hf: tokenizers::Tokenizer) -> anyhow::Result<Tokenizer> {
+        Ok(Tokenizer {
+            codec: Codec::Pretrained(HfCodec::new(&hf)?),
+            hf,
+        })
+    }
+
     /// Token ids of plain text. Text that looks like a special token (`"<|user|>"`) is
-    /// encoded as ordinary characters: only the chat template inserts special ids.
+    /// encoded as ordinary characters: only the chat template inserts special ids. (A
+    /// pretrained tokenizer's pipeline keeps its own special tokens, such as GPT-2's
+    /// `<|endoftext|>`, whole, as the model was trained.)
     pub fn encode(&self, text: &str) -> Vec<u32> {
         match &self.codec {
             Codec::Char(codec) => codec.encode(text),
             Codec::Bpe(codec) => codec.encode(&self.hf, text),
+            Codec::Pretrained(codec) => codec.encode(&self.hf, text),
         }
     }
 
@@ -116,6 +139,7 @@ impl Tokenizer {
         match &self.codec {
             Codec::Char(codec) => codec.decode(ids),
             Codec::Bpe(codec) => codec.decode(ids),
+            Codec::Pretrained(codec) => codec.decode(&self.hf, ids),
         }
     }
 
@@ -124,16 +148,35 @@ impl Tokenizer {
         match &self.codec {
             Codec::Char(codec) => codec.vocab_size(),
             Codec::Bpe(codec) => codec.vocab_size(),
+            Codec::Pretrained(codec) => codec.vocab_size(),
         }
     }
 
-    /// The fixed id of a special token (the same in every gptlab tokenizer).
+    /// The one id of a special token that is one id in every tokenizer: pad, end of text and
+    /// end of turn (and unk where the vocabulary has one). A trained tokenizer's turn headers
+    /// are one id too, but a pretrained one writes them as several: the chat template asks
+    /// [`Tokenizer::marker`] for those.
     pub fn special(&self, s: Special) -> u32 {
-        s.id()
+        let marker = self.marker(s);
+        debug_assert_eq!(marker.len(), 1, "{} is {marker:?}", s.name());
+        marker.first().copied().unwrap_or(s.id())
+    }
+
+    /// The ids that stand for `s`: its reserved id in a trained tokenizer; in a pretrained
+    /// one, the turn headers' text as ordinary tokens and the tokenizer's own end token for
+    /// pad, end of text and end of turn (`hf_codec.rs` says why).
+    pub fn marker(&self, s: Special) -> &[u32] {
+        match &self.codec {
+            Codec::Pretrained(codec) => codec.marker(s),
+            _ => &Special::RESERVED_IDS[s.id() as usize..s.id() as usize + 1],
+        }
     }
 
     pub fn is_special(&self, id: u32) -> bool {
-        Special::from_id(id).is_some()
+        match &self.codec {
+            Codec::Pretrained(codec) => codec.is_special(&self.hf, id),
+            _ => Special::from_id(id).is_some(),
+        }
     }
 
     /// How many UTF-8 bytes of text token `id` stands for (for bits per byte); 0 for special
@@ -142,12 +185,16 @@ impl Tokenizer {
         match &self.codec {
             Codec::Char(codec) => codec.char_of(id).map_or(0, |c| c.len_utf8()),
             Codec::Bpe(codec) => codec.bytes_of(id).len(),
+            Codec::Pretrained(codec) => codec.token_bytes(&self.hf, id),
         }
     }
 
     /// One token as readable text, for probe tables: specials by name, byte-level pieces
     /// that are not whole UTF-8 characters as `\xNN` escapes.
     pub fn token_text(&self, id: u32) -> String {
+        if let Codec::Pretrained(codec) = &self.codec {
+            return codec.token_text(&self.hf, id);
+        }
         if let Some(special) = Special::from_id(id) {
             return special.name().to_string();
         }
@@ -157,6 +204,7 @@ impl Tokenizer {
         match &self.codec {
             Codec::Char(codec) => codec.char_of(id).map(String::from).unwrap_or_default(),
             Codec::Bpe(codec) => escape_invalid_utf8(codec.bytes_of(id)),
+            Codec::Pretrained(codec) => codec.token_text(&self.hf, id),
         }
     }
 
@@ -164,6 +212,7 @@ impl Tokenizer {
         match self.codec {
             Codec::Char(_) => TokenizerKind::Char,
             Codec::Bpe(_) => TokenizerKind::Bpe,
+            Codec::Pretrained(_) => TokenizerKind::Pretrained,
         }
     }
 
@@ -182,9 +231,9 @@ impl Tokenizer {
         crate::util::write_atomic(path, json.as_bytes())
     }
 
-    /// Reads a `tokenizer.json` written by [`Tokenizer::save`] (or any HF tokenizer with the
-    /// same layout: a WordLevel model of single characters, or a byte-level BPE, with the
-    /// special tokens at their reserved ids).
+    /// Reads a `tokenizer.json` written by [`Tokenizer::save`]: a trained one (a WordLevel
+    /// model of single characters, or a byte-level BPE, with the special tokens at their
+    /// reserved ids), or any other HF tokenizer, taken as a pretrained model's.
     pub fn load(path: &Path) -> anyhow::Result<Tokenizer> {
         let json = std::fs::read_to_string(path)
             .with_context(|| format!("reading tokenizer file {}", path.display()))?;
@@ -194,6 +243,16 @@ impl Tokenizer {
     fn from_json(json: &str) -> anyhow::Result<Tokenizer> {
         let hf = tokenizers::Tokenizer::from_str(json)
             .map_err(|e| anyhow::anyhow!("not a valid HF tokenizer.json: {e}"))?;
+        Tokenizer::from_hf(hf)
+    }
+
+    /// An HF tokenizer as gptlab uses it: one gptlab trained (it has gptlab's own special
+    /// tokens, e.g. a folder `gptlab export` wrote) with its native tables, and refused when
+    /// they are not at their reserved ids; any other as a pretrained model's.
+    pub fn from_hf(hf: tokenizers::Tokenizer) -> anyhow::Result<Tokenizer> {
+        if !special::has_gptlab_specials(&hf) {
+            return Tokenizer::pretrained(hf);
+        }
         let codec = match hf.get_model() {
             tokenizers::ModelWrapper::WordLevel(_) => Codec::Char(CharCodec::from_hf(&hf)?),
             tokenizers::ModelWrapper::BPE(_) => Codec::Bpe(BpeCodec::from_hf(&hf)?),

@@ -23,6 +23,9 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
+/// GPT-2's one special token, the end of a text.
+const GPT2_END: &str = "<|endoftext|>";
+
 /// BERT's special tokens, kept whole by the tokenizer when they are in `vocab.txt`.
 const BERT_SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
@@ -70,6 +73,11 @@ fn byte_level_bpe(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tokenizer.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
     tokenizer.with_post_processor(Some(ByteLevel::new(false, true, true)));
+    // GPT-2's vocab.json lists `<|endoftext|>` as an ordinary entry; its tokenizer.json makes
+    // it a special token, kept whole and skipped when decoding.
+    if tokenizer.token_to_id(GPT2_END).is_some() {
+        tokenizer.add_special_tokens(&[AddedToken::from(GPT2_END, true)]);
+    }
     Ok(tokenizer)
 }
 
@@ -98,6 +106,26 @@ fn bert_wordpiece(vocab: &Path) -> Result<Tokenizer> {
         .collect();
     tokenizer.add_special_tokens(&specials);
     Ok(tokenizer)
+}
+
+/// A stand-in for a pretrained GPT-2 tokenizer, for tests: a byte-level BPE of `vocab_size`
+/// ids trained by the crate's `BpeTrainer` on `texts`, with GPT-2's `<|endoftext|>`.
+#[cfg(test)]
+pub(crate) fn stand_in_gpt2_tokenizer(texts: &[&str], vocab_size: usize) -> Tokenizer {
+    use tokenizers::models::bpe::BpeTrainerBuilder;
+    use tokenizers::models::TrainerWrapper;
+    let mut tokenizer = Tokenizer::new(BPE::default());
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::new(false, true, true)));
+    let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .show_progress(false)
+        .special_tokens(vec![AddedToken::from("<|endoftext|>", true)])
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build()
+        .into();
+    tokenizer.train(&mut trainer, texts.iter()).unwrap();
+    tokenizer
 }
 
 #[cfg(test)]
@@ -241,6 +269,65 @@ mod tests {
             ["[SEP]"]
         );
         assert!(tokenizer.get_model().token_to_id("##光").is_some());
+    }
+
+    /// The run's tokenizer (`crate::tokenizer::Tokenizer`) made from a folder, saved as the
+    /// run's tokenizer.json and loaded back as `generate` and `serve` load it.
+    fn as_run_tokenizer(dir: &Path) -> crate::tokenizer::Tokenizer {
+        let tok = crate::tokenizer::Tokenizer::from_hf(load_pretrained_tokenizer(dir).unwrap());
+        let saved = dir.join("run-tokenizer.json");
+        tok.unwrap().save(&saved).unwrap();
+        crate::tokenizer::Tokenizer::load(&saved).unwrap()
+    }
+
+    #[test]
+    fn as_a_runs_tokenizer_bpe_and_wordpiece_round_trip_the_demo_data_and_poems() {
+        use crate::tokenizer::{Special, TokenizerKind};
+        let texts = texts();
+        let bpe_dir = tempfile::tempdir().unwrap();
+        write_bpe_files(bpe_dir.path(), &texts);
+        let wordpiece_dir = tempfile::tempdir().unwrap();
+        write_vocab_txt(wordpiece_dir.path(), &texts);
+        let no_spaces = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        // vocab.json + merges.txt has no end token of its own: the run refuses it.
+        let bpe = crate::tokenizer::Tokenizer::from_hf(
+            load_pretrained_tokenizer(bpe_dir.path()).unwrap(),
+        );
+        assert!(format!("{:#}", bpe.unwrap_err()).contains("<|endoftext|>"));
+        let mut with_end = load_pretrained_tokenizer(bpe_dir.path()).unwrap();
+        with_end.add_special_tokens(&[AddedToken::from("<|endoftext|>", true)]);
+        with_end
+            .save(bpe_dir.path().join("tokenizer.json"), false)
+            .unwrap();
+        let bpe = as_run_tokenizer(bpe_dir.path());
+        let wordpiece = as_run_tokenizer(wordpiece_dir.path());
+        assert_eq!(
+            wordpiece.special(Special::EndOfTurn),
+            wordpiece.hf().token_to_id("[SEP]").unwrap()
+        );
+        for text in &texts {
+            assert_eq!(&bpe.decode(&bpe.encode(text)), text);
+            assert_eq!(
+                no_spaces(&wordpiece.decode(&wordpiece.encode(text))),
+                normalised_without_spaces(text)
+            );
+        }
+        for tok in [&bpe, &wordpiece] {
+            assert_eq!(tok.kind(), TokenizerKind::Pretrained);
+            let end = tok.special(Special::EndOfText);
+            assert_eq!(tok.decode(&[end]), "", "special tokens are not text");
+            assert_eq!(tok.token_bytes(end), 0);
+        }
+        let bytes: usize = bpe
+            .encode(&texts[0])
+            .iter()
+            .map(|&id| bpe.token_bytes(id))
+            .sum();
+        assert_eq!(
+            bytes,
+            texts[0].len(),
+            "a byte-level token's bytes add up to the text"
+        );
     }
 
     #[test]

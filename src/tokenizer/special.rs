@@ -28,6 +28,9 @@ impl Special {
         Special::EndOfTurn,
     ];
 
+    /// The reserved ids, `RESERVED_IDS[i] == i`, so that one can be lent as a slice.
+    pub const RESERVED_IDS: [u32; 7] = [0, 1, 2, 3, 4, 5, 6];
+
     /// Number of reserved ids; the first ordinary token has this id.
     pub const COUNT: u32 = Self::ALL.len() as u32;
 
@@ -64,6 +67,15 @@ pub(crate) fn added_tokens() -> Vec<AddedToken> {
         .iter()
         .map(|s| AddedToken::from(s.name(), true))
         .collect()
+}
+
+/// Whether an HF tokenizer has any of gptlab's own special tokens (GPT-2's `<|endoftext|>`
+/// aside): then gptlab trained it.
+pub(crate) fn has_gptlab_specials(hf: &tokenizers::Tokenizer) -> bool {
+    Special::ALL
+        .iter()
+        .filter(|s| **s != Special::EndOfText)
+        .any(|s| hf.token_to_id(s.name()).is_some())
 }
 
 /// Checks that an HF tokenizer maps every special token to its reserved id.
@@ -105,6 +117,7 @@ mod tests {
             assert_eq!(special.name(), name);
             assert_eq!(special.id(), id);
             assert_eq!(Special::from_id(id), Some(*special));
+            assert_eq!(Special::RESERVED_IDS[id as usize], id);
         }
         assert_eq!(Special::from_id(7), None);
     }

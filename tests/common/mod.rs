@@ -1,6 +1,10 @@
 //! Helpers for end-to-end tests: run the real `gptlab` binary on specs written to a temp dir.
 #![allow(dead_code)]
 
+mod hf_stand_in;
+#[allow(unused_imports)]
+pub use hf_stand_in::*;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -135,7 +135,7 @@ fn edit(from: &str, to: &str) -> String {
 fn loads_the_quickstart() {
     let loaded = load(QUICKSTART, &[]).unwrap();
     assert_eq!(loaded.spec.stages.len(), 4);
-    assert_eq!(loaded.spec.model.preset, Preset::Nano);
+    assert_eq!(loaded.spec.model.preset, Some(Preset::Nano));
     assert_eq!(
         loaded.spec.stages[3].method.algorithm(),
         Some(Algorithm::Ppo)
@@ -356,9 +356,10 @@ fn ptx_data_is_a_key_of_rlhf_stages_only_and_its_coef_needs_it() {
         "algorithm = \"ppo\"\nptx_data = \"$DATA/demo/sft.jsonl\"\nptx_coef = 0.5",
     );
     let loaded = load(&text, &[]).unwrap();
-    let ptx = loaded.spec.stages[3].ptx.as_ref().expect("a ptx anchor");
-    assert!(ptx.data.ends_with("demo/sft.jsonl"), "{ptx:?}");
-    assert_eq!(ptx.coef, 0.5);
+    let stage = &loaded.spec.stages[3];
+    let data = stage.ptx_data.as_ref().expect("a ptx anchor");
+    assert!(data.ends_with("demo/sft.jsonl"), "{data:?}");
+    assert_eq!(stage.ptx_coef, 0.5);
     assert!(loaded.resolved_toml.contains("ptx_coef = 0.5"));
     let text = edit("algorithm = \"ppo\"", "algorithm = \"ppo\"\nptx_coef = 2.0");
     assert_error(&text, "ptx_coef", "stages.rlhf.ptx_coef", "add ptx_data");
@@ -685,7 +686,7 @@ fn sets_override_by_stage_name() {
     let loaded = load(QUICKSTART, &sets).unwrap();
     assert_eq!(loaded.spec.stages[1].lr, 3e-4);
     assert_eq!(loaded.spec.stages[0].lr, 1e-3);
-    assert_eq!(loaded.spec.model.preset, Preset::Small);
+    assert_eq!(loaded.spec.model.preset, Some(Preset::Small));
     assert_eq!(loaded.spec.report.sampling.temperature, 0.5);
     assert_eq!(loaded.spec.report.sampling.top_k, 20);
     assert_eq!(loaded.spec.seed, 7);
@@ -738,7 +739,7 @@ fn paths_resolve_against_the_spec_folder_and_data_root() {
         vec![project.data_root().join("demo/sft.jsonl")]
     );
     assert_eq!(
-        stages[3].method.rollout().map(|r| r.prompts.as_path()),
+        stages[3].prompts.as_deref(),
         Some(project.spec_dir().join("prompts.jsonl").as_path())
     );
 

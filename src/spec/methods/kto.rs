@@ -1,33 +1,19 @@
 //! KTO (Ethayarajh et al. 2024, TRL's `KTOTrainer`): single answers marked 👍 or 👎, each
 //! pushed above or below a KL estimate of how far the policy has moved from the reference.
 
-use super::RlhfSpec;
+use super::{keys_view, RlhfSpec};
 use crate::spec::flat::{FlatProblem, FlatStage};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct KtoKeys {
-    /// Strength of the implicit KL constraint to the reference model, as in DPO.
-    pub beta: f64,
-    /// Weights of the 👍 and 👎 examples' losses. With unbalanced feedback the paper (and TRL)
-    /// advise keeping `desirable_weight·#👍 / (undesirable_weight·#👎)` within [1, 4/3].
-    /// Both default to 1, and the flat form writes them only when not 1 (`FlatStage`).
-    pub desirable_weight: f64,
-    pub undesirable_weight: f64,
-}
+keys_view!(
+    /// KTO's keys: the KL strength as in DPO, and a weight for each side's loss. With
+    /// unbalanced feedback the paper (and TRL) advise keeping the weighted counts of 👍 over
+    /// 👎 within [1, 4/3].
+    KtoKeys
+);
 
 impl RlhfSpec for KtoKeys {
-    fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
-        Ok(KtoKeys {
-            beta: flat.beta,
-            desirable_weight: flat.desirable_weight,
-            undesirable_weight: flat.undesirable_weight,
-        })
-    }
-
-    fn write(&self, flat: &mut FlatStage) {
-        flat.beta = self.beta;
-        flat.desirable_weight = self.desirable_weight;
-        flat.undesirable_weight = self.undesirable_weight;
+    fn of(flat: FlatStage) -> Result<Self, FlatProblem> {
+        Ok(KtoKeys(flat))
     }
 
     fn missing_data(&self) -> Option<&'static str> {
@@ -56,12 +42,11 @@ mod tests {
         let mut flat = written(Algorithm::Kto);
         flat.undesirable_weight = 1.5;
         let stage = flat.into_stage().unwrap();
-        let expected = KtoKeys {
-            beta: 0.1,
-            desirable_weight: 1.0,
-            undesirable_weight: 1.5,
+        let Method::Rlhf(RlhfKeys::Kto(keys)) = &stage.method else {
+            panic!("a kto stage: {:?}", stage.method);
         };
-        assert_eq!(stage.method, Method::Rlhf(RlhfKeys::Kto(expected)));
+        assert_eq!((keys.beta, keys.desirable_weight), (0.1, 1.0));
+        assert_eq!(keys.undesirable_weight, 1.5);
         let text = toml::to_string(&FlatStage::from(stage)).unwrap();
         assert!(text.contains("undesirable_weight = 1.5"), "{text}");
         assert!(!text.contains("\ndesirable_weight"), "{text}");

@@ -1,15 +1,16 @@
-//! RLHF methods, one file each: the keys a method takes beyond every stage's, read from and
-//! written back to the stage's flat TOML form, and what a stage without `data` is told. Which
-//! keys it takes and their ranges are declared on `FlatStage`'s fields (`x-stages`). What the
-//! method does in a run (its data and its objective) is in `stages/rlhf/<name>.rs`, on the
-//! same keys struct.
+//! RLHF methods, one file each: a view of the stage's keys for the method, the inputs it
+//! cannot do without, and what a stage without `data` is told. Every key is declared once, as
+//! a field of `FlatStage` (`flat.rs`) with the stages that take it (`x-stages`); a method's
+//! view is the validated flat table, read through `Deref` (`keys.beta`), so no key is named
+//! twice. What the method does in a run (its data and its objective) is in
+//! `stages/rlhf/<name>.rs`, on the same view.
 //!
 //! Adding a method `xyz`:
-//! 1. `spec/methods/xyz.rs`: `XyzKeys` and `impl RlhfSpec for XyzKeys` (`kto.rs` is a short
-//!    example); a key is declared once, as a field of `FlatStage` (`flat.rs`), the TOML form,
-//!    with its doc, default, range and `x-stages` (add `"xyz"` there for a key another method
-//!    has); its field order is the resolved spec's (write a new key only when set, as KTO's
-//!    weights are, so that no other spec's run id changes);
+//! 1. `spec/methods/xyz.rs`: `keys_view!(XyzKeys)` and `impl RlhfSpec for XyzKeys` (`kto.rs`
+//!    is a short example); a new key is a field of `FlatStage` with its doc, default, range
+//!    and `x-stages` (add `"xyz"` there for a key another method has); its field order is the
+//!    resolved spec's (write a new key only when set, as KTO's weights are, so that no other
+//!    spec's run id changes);
 //! 2. `stages/rlhf/xyz.rs`: `impl RlhfMethod for XyzKeys` (`load_data`, `objective`);
 //! 3. `pub mod xyz;` beside the others, here and in `stages/rlhf/mod.rs`;
 //! 4. one line in `rlhf_methods!` (`spec/kinds.rs`, below `flat.rs`, which reads `algorithm`):
@@ -34,17 +35,32 @@ pub mod toy;
 use super::flat::{FlatProblem, FlatStage};
 use super::kinds::{rlhf_methods, Algorithm};
 use super::problem::Problem;
-use rollout::RolloutKeys;
 
-/// What the spec knows of an RLHF method, implemented by its keys struct.
-pub trait RlhfSpec: std::fmt::Debug {
-    /// Its keys from a stage's flat form (defaults already filled in), or the key at fault
+/// Declares `$name` as a view of a stage's keys: the validated flat table, read through
+/// `Deref`, so a method's keys are `FlatStage`'s fields and are declared nowhere else.
+macro_rules! keys_view {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name(pub(crate) $crate::spec::flat::FlatStage);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::spec::flat::FlatStage;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use keys_view;
+
+/// What the spec knows of an RLHF method, implemented by its view of the keys.
+pub trait RlhfSpec: std::ops::Deref<Target = FlatStage> + std::fmt::Debug {
+    /// The view of a stage's flat form (defaults already filled in), or the key at fault
     /// when one it needs is missing.
-    fn read(flat: &FlatStage) -> Result<Self, FlatProblem>
+    fn of(flat: FlatStage) -> Result<Self, FlatProblem>
     where
         Self: Sized;
-    /// Writes its keys into `flat`, where every other key is at its default.
-    fn write(&self, flat: &mut FlatStage);
     /// Checks what the keys' declared ranges (`flat.rs`, checked for every method) do not
     /// say; `at(key)` is the key's path for the problem.
     fn check(&self, _at: &dyn Fn(&str) -> String) -> Result<(), Problem> {
@@ -53,13 +69,6 @@ pub trait RlhfSpec: std::fmt::Debug {
     /// What a stage of this method without `data` is told; `None` when it reads no `data`
     /// (it samples answers to `prompts`).
     fn missing_data(&self) -> Option<&'static str>;
-    /// The sampling keys of methods that sample (PPO, GRPO).
-    fn rollout(&self) -> Option<&RolloutKeys> {
-        None
-    }
-    fn rollout_mut(&mut self) -> Option<&mut RolloutKeys> {
-        None
-    }
     /// The earlier reward stage it scores answers with, if any.
     fn reward_model(&self) -> Option<&str> {
         None
@@ -78,11 +87,11 @@ macro_rules! define_methods {
         }
 
         impl Algorithm {
-            /// This method's keys read from a stage's flat form.
-            pub fn read(self, flat: &FlatStage) -> Result<RlhfKeys, FlatProblem> {
+            /// This method's view of a stage's flat form.
+            pub fn view(self, flat: FlatStage) -> Result<RlhfKeys, FlatProblem> {
                 match self {
                     $($(#[$cfg])* Algorithm::$variant => {
-                        $module::$keys::read(flat).map(RlhfKeys::$variant)
+                        $module::$keys::of(flat).map(RlhfKeys::$variant)
                     })*
                 }
             }
@@ -95,14 +104,8 @@ macro_rules! define_methods {
                 }
             }
 
-            /// The method's side of the spec: writing, checking, its inputs.
+            /// The method's side of the spec: checking, its inputs.
             pub fn spec(&self) -> &dyn RlhfSpec {
-                match self {
-                    $($(#[$cfg])* RlhfKeys::$variant(keys) => keys,)*
-                }
-            }
-
-            pub fn spec_mut(&mut self) -> &mut dyn RlhfSpec {
                 match self {
                     $($(#[$cfg])* RlhfKeys::$variant(keys) => keys,)*
                 }

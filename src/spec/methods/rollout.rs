@@ -1,50 +1,35 @@
-//! What PPO and GRPO share: sampling answers to prompts and clipped policy updates on them,
-//! held near the starting model by a KL penalty.
+//! What PPO and GRPO share with a feedback stage: answers sampled to a file of prompts. The
+//! sampling keys themselves are `FlatStage`'s (`x-stages`), read through each view.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::spec::flat::{FlatProblem, FlatStage};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutKeys {
-    /// A JSONL file of prompts to sample completions for.
-    pub prompts: PathBuf,
-    pub rollout_batch: usize,
-    pub max_new_tokens: usize,
-    pub temperature: f64,
-    pub kl_coef: f64,
-    pub ppo_epochs: usize,
-    pub clip_range: f64,
+/// A stage that samples answers to `prompts`.
+pub trait Rollout: std::ops::Deref<Target = FlatStage> {
+    /// The prompts file: present in every view, since `require_prompts` made it.
+    fn prompts_file(&self) -> &Path {
+        self.prompts
+            .as_deref()
+            .expect("a sampling stage's view is made only with its prompts")
+    }
 }
 
-impl RolloutKeys {
-    /// From the flat form; `algorithm` names the method in the message when `prompts` is
-    /// missing.
-    pub fn read(flat: &FlatStage, algorithm: &str) -> Result<RolloutKeys, FlatProblem> {
-        let prompts = flat.prompts.clone().ok_or_else(|| FlatProblem {
+/// Refuses a sampling stage without `prompts`, telling it `message`.
+pub fn require_prompts(
+    flat: &FlatStage,
+    message: impl FnOnce() -> String,
+) -> Result<(), FlatProblem> {
+    match flat.prompts {
+        Some(_) => Ok(()),
+        None => Err(FlatProblem {
             key: "prompts",
-            message: format!(
-                "{algorithm} needs `prompts`: a JSONL file of prompts to sample completions for"
-            ),
-        })?;
-        Ok(RolloutKeys {
-            prompts,
-            rollout_batch: flat.rollout_batch,
-            max_new_tokens: flat.max_new_tokens,
-            temperature: flat.temperature,
-            kl_coef: flat.kl_coef,
-            ppo_epochs: flat.ppo_epochs,
-            clip_range: flat.clip_range,
-        })
+            message: message(),
+        }),
     }
+}
 
-    pub fn write(&self, flat: &mut FlatStage) {
-        flat.prompts = Some(self.prompts.clone());
-        flat.rollout_batch = self.rollout_batch;
-        flat.max_new_tokens = self.max_new_tokens;
-        flat.temperature = self.temperature;
-        flat.kl_coef = self.kl_coef;
-        flat.ppo_epochs = self.ppo_epochs;
-        flat.clip_range = self.clip_range;
-    }
+/// What PPO and GRPO without `prompts` are told.
+pub fn sample_prompts_needed(method: &str) -> String {
+    format!("{method} needs `prompts`: a JSONL file of prompts to sample completions for")
 }

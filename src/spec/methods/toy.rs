@@ -4,23 +4,14 @@
 //! Its stage side is `stages/rlhf/toy.rs`. The tests load it through `load_spec`, the path
 //! every experiment takes.
 
-use super::RlhfSpec;
+use super::{keys_view, RlhfSpec};
 use crate::spec::flat::{FlatProblem, FlatStage};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToyKeys {
-    pub margin: f64,
-}
+keys_view!(ToyKeys);
 
 impl RlhfSpec for ToyKeys {
-    fn read(flat: &FlatStage) -> Result<Self, FlatProblem> {
-        Ok(ToyKeys {
-            margin: flat.toy_margin,
-        })
-    }
-
-    fn write(&self, flat: &mut FlatStage) {
-        flat.toy_margin = self.margin;
+    fn of(flat: FlatStage) -> Result<Self, FlatProblem> {
+        Ok(ToyKeys(flat))
     }
 
     fn missing_data(&self) -> Option<&'static str> {
@@ -30,7 +21,6 @@ impl RlhfSpec for ToyKeys {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::spec::methods::RlhfKeys;
     use crate::spec::{load_spec, LoadOptions, LoadedSpec, Method};
 
@@ -54,8 +44,11 @@ mod tests {
     #[test]
     fn a_registered_method_parses_with_its_defaults_and_overrides() {
         let loaded = load(SPEC, &[]).unwrap();
-        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { margin: 0.0 }));
-        assert_eq!(loaded.spec.stages[1].method, toy);
+        let margin = |loaded: &LoadedSpec| match &loaded.spec.stages[1].method {
+            Method::Rlhf(RlhfKeys::Toy(keys)) => keys.toy_margin,
+            other => panic!("a toy stage: {other:?}"),
+        };
+        assert_eq!(margin(&loaded), 0.0);
         assert!(
             loaded.summary().contains("rlhf/toy"),
             "{}",
@@ -63,8 +56,7 @@ mod tests {
         );
         assert!(loaded.resolved_toml.contains("algorithm = \"toy\""));
         let set = load(SPEC, &["stages.toy.toy_margin=0.5"]).unwrap();
-        let toy = Method::Rlhf(RlhfKeys::Toy(ToyKeys { margin: 0.5 }));
-        assert_eq!(set.spec.stages[1].method, toy);
+        assert_eq!(margin(&set), 0.5);
         assert_ne!(set.run_id, loaded.run_id);
     }
 

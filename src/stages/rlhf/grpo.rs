@@ -10,6 +10,7 @@ use crate::eval::answers::exact_match;
 use crate::model::sample::SampleOptions;
 use crate::model::{Backend, LanguageModel};
 use crate::spec::methods::grpo::GrpoKeys;
+use crate::spec::Rollout;
 use crate::spec::SampleSettings;
 use crate::stages::env::{load_reward_model, Built, StageEnv};
 use crate::stages::records::Split;
@@ -60,7 +61,7 @@ impl<D: Backend> Grpo<D> {
         Ok(Self {
             prompts,
             val_prompts,
-            reference: (keys.rollout.kl_coef > 0.0).then(|| policy.boxed_clone()),
+            reference: (keys.kl_coef > 0.0).then(|| policy.base_only()),
             reward_model,
             keys: keys.clone(),
             eval_questions: env.stage.eval_batches * 8,
@@ -90,7 +91,7 @@ impl<D: Backend> Grpo<D> {
     ) -> Groups {
         let s = &self.keys;
         let g = s.group_size;
-        let n_prompts = (s.rollout.rollout_batch / g).max(1);
+        let n_prompts = (s.rollout_batch / g).max(1);
         let drawn: Vec<&PromptExample> = (0..n_prompts)
             .map(|_| &self.prompts[ctx.rng.gen_range(0..self.prompts.len())])
             .collect();
@@ -121,9 +122,9 @@ impl<D: Backend> Grpo<D> {
 
 impl<D: Backend> Objective<D> for Grpo<D> {
     fn step(&mut self, ctx: &mut StepContext<'_, D>) -> Result<StepOutput> {
-        let s = &self.keys.rollout;
+        let s = &self.keys;
         let pad = self.tokenizer.special(Special::Pad);
-        let opts = SampleSettings::from(s).into();
+        let opts = SampleSettings::from(&**s).into();
         let Groups {
             samples,
             rewards,
@@ -208,19 +209,14 @@ impl<D: Backend> Objective<D> for Grpo<D> {
         if items.is_empty() {
             return Ok(vec![]);
         }
-        let (score, _, _) = exact_match(
-            model,
-            &self.tokenizer,
-            &items,
-            self.keys.rollout.max_new_tokens,
-        );
+        let (score, _, _) = exact_match(model, &self.tokenizer, &items, self.keys.max_new_tokens);
         Ok(vec![("val/exact_match".into(), score.rate())])
     }
 }
 
 impl RlhfMethod for GrpoKeys {
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        load_prompts(&self.rollout, split)
+        load_prompts(self.prompts_file(), split)
     }
 
     fn objective<'a, D: Backend>(

@@ -362,13 +362,14 @@ impl RlhfMethod for KtoKeys {
 mod tests {
     use super::*;
     use crate::data::{Message, Role};
+    use crate::spec::flat::FlatStage;
+    use crate::spec::StageKind;
 
     fn keys(desirable_weight: f64, undesirable_weight: f64) -> KtoKeys {
-        KtoKeys {
-            beta: 0.1,
-            desirable_weight,
-            undesirable_weight,
-        }
+        let mut flat = FlatStage::new("kto", StageKind::Rlhf);
+        flat.algorithm = Some(crate::spec::Algorithm::Kto);
+        (flat.desirable_weight, flat.undesirable_weight) = (desirable_weight, undesirable_weight);
+        KtoKeys(flat)
     }
 
     fn sigmoid(x: f64) -> f64 {

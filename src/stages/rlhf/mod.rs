@@ -2,8 +2,8 @@
 //! pairs, GRPO with verifiable rewards, and KTO on unpaired 👍/👎 answers;
 //! any of them with the SFT loss in every update (`ptx`).
 //!
-//! A method is its keys struct (`spec/methods/<name>.rs`) and, in `<name>.rs` here, that
-//! struct's `RlhfMethod`: the data it reads and the objective it trains. The list of methods
+//! A method is its view of the stage keys (`spec/methods/<name>.rs`) and, in `<name>.rs`
+//! here, that view's `RlhfMethod`: the data it reads and the objective it trains. The list of methods
 //! is `rlhf_methods!` in `spec/methods/mod.rs`; `load_data` and `objective` below dispatch
 //! on it.
 pub mod clipped;
@@ -28,7 +28,7 @@ use crate::train::trainer::Objective;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-/// What an RLHF method does in a run, implemented by its keys struct.
+/// What an RLHF method does in a run, implemented by its view of the stage keys.
 pub trait RlhfMethod {
     /// Reads the stage's data, before any stage trains (the tokenizer is trained on all of
     /// it), so that bad data fails early; errors name the key through `split`.
@@ -108,7 +108,8 @@ pub fn read_records(
 }
 
 /// The objective of a method that scores records against a frozen reference (DPO, KTO): the
-/// `from` model as it was before any update, copied here; `build` gets it and the records.
+/// `from` model as it was before any update (a copy, or with LoRA the same weights with the
+/// adapters off); `build` gets it and the records.
 pub fn against_reference<'a, D: Backend, O: Objective<D> + 'a>(
     env: &'a StageEnv<D>,
     model: &mut dyn LanguageModel<D>,
@@ -116,7 +117,7 @@ pub fn against_reference<'a, D: Backend, O: Objective<D> + 'a>(
     build: impl FnOnce(&dyn LanguageModel<D>, &[PreferenceRecord], &[PreferenceRecord]) -> Result<O>,
 ) -> Result<Built<'a, D>> {
     let (train, val, sources) = data.records()?;
-    let reference = model.boxed_clone();
+    let reference = model.base_only();
     let objective = build(reference.as_ref(), train, val)?;
     Ok((Box::new(objective), record_usage(env.stage, sources)))
 }

@@ -11,7 +11,9 @@ use crate::data::PromptExample;
 use crate::model::{Backend, LanguageModel};
 use crate::results::weights::{load_weights_from, model_tensors};
 use crate::spec::methods::ppo::PpoKeys;
+use crate::spec::Rollout;
 use crate::spec::SampleSettings;
+use crate::stages::adapters::trainable_copy;
 use crate::stages::env::{load_reward_model, Built, StageEnv};
 use crate::stages::records::Split;
 use crate::tokenizer::{Special, Tokenizer};
@@ -61,8 +63,8 @@ impl<D: Backend> Ppo<D> {
         Ok(Self {
             prompts,
             val_prompts,
-            reference: policy.boxed_clone(),
-            value: reward_model.boxed_clone(),
+            reference: policy.base_only(),
+            value: trainable_copy(env, reward_model.as_ref(), env.spec.seed)?,
             reward_model,
             value_optim: AdamW::new(AdamWConfig {
                 betas: s.betas,
@@ -72,7 +74,7 @@ impl<D: Backend> Ppo<D> {
             }),
             keys: keys.clone(),
             tokenizer: env.tokenizer.clone(),
-            minibatch: s.batch_size.min(keys.rollout.rollout_batch).max(1),
+            minibatch: s.batch_size.min(keys.rollout_batch).max(1),
             dev: env.dev.clone(),
             first_ratios: vec![],
         })
@@ -111,8 +113,8 @@ struct UpdateStats {
 impl<D: Backend> Ppo<D> {
     /// 1. Rollout: one completion per drawn prompt, scored by the reward model.
     fn rollout(&self, ctx: &mut StepContext<'_, D>, pad: u32) -> (Vec<Sample>, Vec<f64>) {
-        let opts = SampleSettings::from(&self.keys.rollout).into();
-        let drawn: Vec<&PromptExample> = (0..self.keys.rollout.rollout_batch)
+        let opts = SampleSettings::from(&*self.keys).into();
+        let drawn: Vec<&PromptExample> = (0..self.keys.rollout_batch)
             .map(|_| &self.prompts[ctx.rng.gen_range(0..self.prompts.len())])
             .collect();
         let samples = sample_groups(ctx.model, &self.tokenizer, &drawn, 1, &opts, ctx.rng);
@@ -135,7 +137,7 @@ impl<D: Backend> Ppo<D> {
         Vec<Vec<f64>>,
         RolloutStats,
     ) {
-        let kl_coef = self.keys.rollout.kl_coef;
+        let kl_coef = self.keys.kl_coef;
         let mut stats = RolloutStats::default();
         let mut offset = 0;
         let mut all_rewards: Vec<Vec<f64>> = Vec::new();
@@ -211,8 +213,8 @@ impl<D: Backend> Ppo<D> {
         minibatches: &[Minibatch<D>],
     ) -> Result<UpdateStats> {
         let mut stats = UpdateStats::default();
-        let clip = self.keys.rollout.clip_range as f32;
-        for epoch in 0..self.keys.rollout.ppo_epochs {
+        let clip = self.keys.clip_range as f32;
+        for epoch in 0..self.keys.ppo_epochs {
             for (mi, mb) in minibatches.iter().enumerate() {
                 let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
                 let count = mb.rb.batch.mask.iter().filter(|&&m| m).count().max(1) as f32;
@@ -246,7 +248,7 @@ impl<D: Backend> Ppo<D> {
     /// value model's own optimiser; returns the loss.
     fn value_update(&mut self, mb: &Minibatch<D>, weights: Flat<D>, lr: f64) -> Result<f64> {
         let shape = (mb.rb.batch.batch, mb.rb.batch.seq);
-        let clip = self.keys.rollout.clip_range as f32;
+        let clip = self.keys.clip_range as f32;
         let old_v: Flat<D> = self.dev.tensor_from_vec(mb.old_values.clone(), shape);
         let ret: Flat<D> = self.dev.tensor_from_vec(mb.returns.clone(), shape);
         let v = self
@@ -353,7 +355,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
         // Greedy answers of the policy and of the frozen reference (the SFT model) to held-out
         // prompts, both scored by the reward model: the mean score and the policy's win rate.
         let pad = self.tokenizer.special(Special::Pad);
-        let opts = SampleSettings::greedy(self.keys.rollout.max_new_tokens).into();
+        let opts = SampleSettings::greedy(self.keys.max_new_tokens).into();
         let answers = |m: &dyn LanguageModel<D>| -> Vec<Sample> {
             let mut rng = rand::rngs::mock::StepRng::new(0, 1);
             let asked: Vec<&PromptExample> = self.val_prompts.iter().take(64).collect();
@@ -390,7 +392,7 @@ impl<D: Backend> Objective<D> for Ppo<D> {
 
 impl RlhfMethod for PpoKeys {
     fn load_data(&self, split: &Split) -> Result<RlhfData> {
-        load_prompts(&self.rollout, split)
+        load_prompts(self.prompts_file(), split)
     }
 
     fn objective<'a, D: Backend>(
@@ -400,7 +402,7 @@ impl RlhfMethod for PpoKeys {
         data: &'a RlhfData,
     ) -> Result<Built<'a, D>> {
         let (train, val) = data.prompts()?;
-        let rm = load_reward_model(env, &self.reward_model)?;
+        let rm = load_reward_model(env, self.reward_stage())?;
         let obj = Ppo::new(env, self, model, rm, train.to_vec(), val.to_vec())?;
         Ok((Box::new(obj), vec![]))
     }
@@ -411,6 +413,7 @@ mod tests {
     use super::*;
     use crate::data::chat::{Message, Role};
     use crate::model::presets::{build_model, model_config};
+    use crate::spec::flat::FlatStage;
     use crate::spec::{Experiment, Method, RlhfKeys};
     use crate::tokenizer::TokenizerKind;
     use crate::train::optim::LrSchedule;
@@ -434,16 +437,14 @@ mod tests {
         )
         .unwrap();
         let mut stage = spec.stages[0].clone();
-        stage.batch_size = 4;
-        let Method::Rlhf(RlhfKeys::Ppo(mut keys)) = stage.method.clone() else {
+        let small = |keys: &mut FlatStage| {
+            keys.batch_size = 4;
+            (keys.rollout_batch, keys.ppo_epochs, keys.max_new_tokens) = (8, 2, 6);
+        };
+        stage.edit(small).unwrap();
+        let Method::Rlhf(RlhfKeys::Ppo(keys)) = stage.method.clone() else {
             panic!("a ppo stage: {:?}", stage.method)
         };
-        let rollout = &mut keys.rollout;
-        (
-            rollout.rollout_batch,
-            rollout.ppo_epochs,
-            rollout.max_new_tokens,
-        ) = (8, 2, 6);
         let dir = tempfile::tempdir().unwrap();
         let env = StageEnv {
             spec: &spec,

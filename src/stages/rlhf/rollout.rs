@@ -39,9 +39,9 @@ impl Sample {
 }
 
 /// The prompts a rollout stage samples from, split into training and validation.
-pub fn load_prompts(keys: &crate::spec::RolloutKeys, split: &Split) -> anyhow::Result<RlhfData> {
-    let prompts = std::slice::from_ref(&keys.prompts);
-    let (train, val) = split.read(prompts, "prompts", crate::data::read_prompts)?;
+pub fn load_prompts(prompts: &std::path::Path, split: &Split) -> anyhow::Result<RlhfData> {
+    let prompts = [prompts.to_path_buf()];
+    let (train, val) = split.read(&prompts, "prompts", crate::data::read_prompts)?;
     Ok(RlhfData::Prompts { train, val })
 }
 
