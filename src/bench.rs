@@ -28,6 +28,9 @@ pub struct TrainBench {
     /// Median over the timed steps; the fastest one is a steadier figure on a shared machine.
     pub ms_per_step: f64,
     pub ms_per_step_min: f64,
+    /// Median CPU time (all threads) of a step: less moved than wall time by other work on a
+    /// shared machine, since time spent waiting for a core is not counted.
+    pub cpu_ms_per_step: f64,
     pub tokens_per_sec: f64,
     pub gflops: f64,
     pub mfu: f64,
@@ -137,12 +140,15 @@ pub fn bench_train<D: Backend>(
         grad_clip: 1.0,
     });
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut times = Vec::new();
+    let (mut times, mut cpu_times) = (Vec::new(), Vec::new());
     let reads_before = crate::util::readback::count();
-    for i in 0..steps + 3 {
+    // Three untimed steps warm the buffer pool and the allocator; fewer when few are timed
+    // (a gpt2 step on the CPU takes seconds).
+    let warmup = (steps / 3).clamp(1, 3);
+    for i in 0..steps + warmup {
         let x: Vec<usize> = (0..batch * seq).map(|_| rng.gen_range(0..vocab)).collect();
         let y: Vec<usize> = (0..batch * seq).map(|_| rng.gen_range(0..vocab)).collect();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), process_cpu_seconds());
         let (w, _) = mask_weights(dev, &vec![true; batch * seq], (batch, seq));
         let logits = model.logits_traced(dev.tensor_from_vec(x, (batch, seq)), Gradients::leaky());
         let loss = masked_cross_entropy(logits, dev.tensor_from_vec(y, (batch, seq)), w);
@@ -152,11 +158,12 @@ pub fn bench_train<D: Backend>(
         // The loss is read as training reads it, after the update: on CUDA, which runs
         // asynchronously, that read also waits for the step before the clock is read.
         std::hint::black_box(crate::util::readback::scalar(&plain));
-        if i >= 3 {
+        if i >= warmup {
             times.push(t.elapsed().as_secs_f64());
+            cpu_times.push(process_cpu_seconds() - cpu);
         }
     }
-    let reads = (crate::util::readback::count() - reads_before) as f64 / (steps + 3) as f64;
+    let reads = (crate::util::readback::count() - reads_before) as f64 / (steps + warmup) as f64;
     let fastest = times.iter().copied().fold(f64::MAX, f64::min);
     let step = median(times);
     let tokens = (batch * seq) as f64;
@@ -169,6 +176,7 @@ pub fn bench_train<D: Backend>(
         params,
         ms_per_step: step * 1e3,
         ms_per_step_min: fastest * 1e3,
+        cpu_ms_per_step: median(cpu_times) * 1e3,
         tokens_per_sec: tokens / step,
         gflops: flops / 1e9,
         mfu: flops / 1e9 / peak,
@@ -247,6 +255,17 @@ fn batched_gen<D: Backend>(model: &dyn LanguageModel<D>, vocab: usize, batch: us
         reads_per_step: reads as f64 / new as f64,
         uploads_per_step: uploads as f64 / new as f64,
     }
+}
+
+/// CPU time this process has used, all threads (user + system), in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given and reads nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// Peak resident memory of this process so far (Linux), in MB.

@@ -42,6 +42,8 @@ pub struct StepRun {
     pub trainable_params: usize,
     pub ms_per_step: f64,
     pub ms_per_step_min: f64,
+    /// CPU time of a step (all threads): the steadier figure on a shared machine.
+    pub cpu_ms_per_step: f64,
     /// The child's peak resident memory: weights, gradients, moments, activations.
     pub peak_rss_mb: f64,
 }
@@ -70,9 +72,11 @@ pub struct LoraBench {
     pub spec: LoraSpec,
     /// Every child, in the order run.
     pub runs: Vec<StepRun>,
-    /// LoRA over full, per pair (each pair run back to back).
+    /// LoRA over full, per pair (each pair run back to back): peak memory, wall time and CPU
+    /// time of a step.
     pub memory_ratio: Vec<f64>,
     pub time_ratio: Vec<f64>,
+    pub cpu_time_ratio: Vec<f64>,
     pub reference: ReferenceMemory,
     /// (policy + reference) / (one copy + adapters), each above the empty process.
     pub reference_ratio: f64,
@@ -105,6 +109,7 @@ fn step_run(mode: &str, steps: usize) -> Result<StepRun> {
         trainable_params: t.params,
         ms_per_step: t.ms_per_step,
         ms_per_step_min: t.ms_per_step_min,
+        cpu_ms_per_step: t.cpu_ms_per_step,
         peak_rss_mb: peak_rss_mb(),
     })
 }
@@ -162,7 +167,7 @@ fn run_child<T: for<'de> Deserialize<'de>>(mode: &str, steps: usize) -> Result<T
 /// The comparison: `PAIRS` pairs of children in alternating order, then the reference.
 pub fn run(steps: usize) -> Result<LoraBench> {
     let mut runs = Vec::new();
-    let (mut memory_ratio, mut time_ratio) = (Vec::new(), Vec::new());
+    let (mut memory_ratio, mut time_ratio, mut cpu_time_ratio) = (vec![], vec![], vec![]);
     for pair in 0..PAIRS {
         let order = if pair % 2 == 0 {
             ["full", "lora"]
@@ -173,8 +178,12 @@ pub fn run(steps: usize) -> Result<LoraBench> {
         for mode in order {
             let run: StepRun = run_child(mode, steps)?;
             eprintln!(
-                "{mode:>5}: {:.0} ms/step (fastest {:.0}), peak {:.0} MB, {} trainable",
-                run.ms_per_step, run.ms_per_step_min, run.peak_rss_mb, run.trainable_params
+                "{mode:>5}: {:.0} ms/step (fastest {:.0}, CPU {:.0}), peak {:.0} MB, {} trainable",
+                run.ms_per_step,
+                run.ms_per_step_min,
+                run.cpu_ms_per_step,
+                run.peak_rss_mb,
+                run.trainable_params
             );
             got.push(run);
         }
@@ -184,6 +193,7 @@ pub fn run(steps: usize) -> Result<LoraBench> {
         };
         memory_ratio.push(lora.peak_rss_mb / full.peak_rss_mb);
         time_ratio.push(lora.ms_per_step / full.ms_per_step);
+        cpu_time_ratio.push(lora.cpu_ms_per_step / full.cpu_ms_per_step);
         runs.extend(got);
     }
     let reference: ReferenceMemory = run_child("reference", steps)?;
@@ -198,6 +208,7 @@ pub fn run(steps: usize) -> Result<LoraBench> {
         runs,
         memory_ratio,
         time_ratio,
+        cpu_time_ratio,
         reference,
         reference_ratio,
     })

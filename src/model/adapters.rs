@@ -4,8 +4,7 @@
 //! peft's: one A `[r, M]` shared by the three, one B `[3M, r]` whose row blocks are q's, k's
 //! and v's updates, so a peft adapter is written and read with no conversion.
 
-use super::block::Block;
-use super::lora::{merge, Adapter, LoraRun, LoraSpec};
+use super::lora::{Adapter, LoraRun, LoraSpec};
 use super::params::ParamFn;
 use super::raw::RawStorage;
 use anyhow::Result;
@@ -94,28 +93,6 @@ impl<const M: usize, const F: usize, D: Device<f32> + RawStorage> Adapters<M, F,
             }
         }
         Ok(())
-    }
-
-    /// Folds every adapter's update into its block's weights (`W + scale·B·A`).
-    pub fn merge_into(&self, blocks: &mut [Block<M, F, D>]) {
-        let scale = self.spec.scale();
-        for (block, ad) in blocks.iter_mut().zip(&self.blocks) {
-            let attn = &mut block.attn;
-            if let Some(a) = &ad.attn.c_attn {
-                attn.q = merge(&attn.q, a, 0..M, scale);
-                attn.k = merge(&attn.k, a, M..2 * M, scale);
-                attn.v = merge(&attn.v, a, 2 * M..3 * M, scale);
-            }
-            if let Some(a) = &ad.attn.c_proj {
-                attn.proj = merge(&attn.proj, a, 0..M, scale);
-            }
-            if let Some(a) = &ad.mlp.c_fc {
-                block.mlp.fc = merge(&block.mlp.fc, a, 0..F, scale);
-            }
-            if let Some(a) = &ad.mlp.c_proj {
-                block.mlp.proj = merge(&block.mlp.proj, a, 0..M, scale);
-            }
-        }
     }
 }
 

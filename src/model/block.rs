@@ -4,7 +4,7 @@ use super::adapters::{BlockAdapters, MlpAdapters};
 use super::attention::{CausalSelfAttention, KvPair};
 use super::kernels::FrozenWeights;
 use super::layers::{LayerNorm, Linear};
-use super::lora::{frozen_linear, FrozenLinear, LoraRun};
+use super::lora::{frozen_linear, merge, FrozenLinear, LoraRun};
 use dfdx::prelude::*;
 
 type Act<const M: usize, D> = Tensor<(usize, usize, Const<M>), f32, D>;
@@ -74,6 +74,26 @@ impl<const M: usize, const F: usize, D: Device<f32> + FrozenLinear> Block<M, F, 
         let (x, tape) = x.split_tape();
         let mlp = lora.map(|(a, run)| (&a.mlp, run));
         (self.mlp).forward(self.ln_2.forward(x.clone().put_tape(tape)), x, mlp)
+    }
+
+    /// Folds `adapters`' updates into this block's weights (`W + scale·B·A`): c_attn's B row
+    /// blocks into q, k and v.
+    pub fn merge(&mut self, adapters: &BlockAdapters<M, F, D>, scale: f32) {
+        let (attn, mlp) = (&mut self.attn, &mut self.mlp);
+        if let Some(a) = &adapters.attn.c_attn {
+            attn.q = merge(&attn.q, a, 0..M, scale);
+            attn.k = merge(&attn.k, a, M..2 * M, scale);
+            attn.v = merge(&attn.v, a, 2 * M..3 * M, scale);
+        }
+        if let Some(a) = &adapters.attn.c_proj {
+            attn.proj = merge(&attn.proj, a, 0..M, scale);
+        }
+        if let Some(a) = &adapters.mlp.c_fc {
+            mlp.fc = merge(&mlp.fc, a, 0..F, scale);
+        }
+        if let Some(a) = &adapters.mlp.c_proj {
+            mlp.proj = merge(&mlp.proj, a, 0..M, scale);
+        }
     }
 
     /// [`Self::forward`] of a prompt, also returning its attention keys and values.

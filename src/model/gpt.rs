@@ -155,7 +155,9 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     pub fn merged(&self) -> Self {
         let mut model = self.base_only();
         if let Some(lora) = &self.lora {
-            lora.merge_into(&mut model.blocks);
+            for (block, adapters) in model.blocks.iter_mut().zip(&lora.blocks) {
+                block.merge(adapters, lora.spec.scale());
+            }
         }
         model
     }

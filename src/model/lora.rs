@@ -128,7 +128,8 @@ impl FrozenLinear for Cpu {
         if super::kernels::portable::portable() || run.dropout > 0.0 {
             return lora_composed(x, base, adapter, rows, run, skip);
         }
-        cpu::forward(x, base, adapter, rows, run.scale, skip)
+        let pair = (adapter.a.clone(), adapter.b.clone());
+        cpu::forward(x, base, pair, rows, run.scale, skip)
     }
 }
 

@@ -4,7 +4,6 @@
 //! `scale·x·Aᵀ` and host copies of A and B; `x` and the base weight are read again from their
 //! tensors, which the tape holds anyway.
 
-use super::Adapter;
 use crate::model::kernels::host::{take_grad, to_host};
 use crate::model::kernels::linear::{self, Weight};
 use crate::model::kernels::pool::recycle;
@@ -14,20 +13,26 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 use std::ops::Range;
 
+/// An adapter's A (`rank × in`) and B (`out × rank`).
+pub type AdapterPair<const I: usize> = (
+    Tensor<(usize, Const<I>), f32, Cpu>,
+    Tensor<(usize, usize), f32, Cpu>,
+);
+
 /// `x·Wᵀ + bias (+ skip) + scale·x·Aᵀ·B[rows]ᵀ`, recording a backward to `x`, `skip`, A and
 /// B[rows] only.
 pub fn forward<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
     x: Act<I, Cpu, T>,
     base: &Linear<I, O, Cpu>,
-    adapter: &Adapter<I, Cpu>,
+    adapter: AdapterPair<I>,
     rows: Range<usize>,
     scale: f32,
     skip: Option<Act<O, Cpu, NoneTape>>,
 ) -> Act<O, Cpu, T> {
     let (x, mut tape) = x.split_tape();
     let (batch, seq, _) = *x.shape();
-    let r = adapter.a.shape().0;
-    let (a, b) = (to_host(&adapter.a), to_host(&adapter.b));
+    let r = adapter.0.shape().0;
+    let (a, b) = (to_host(&adapter.0), to_host(&adapter.1));
     let b_rows = rows.start * r..rows.end * r;
     let (xs, ws, bias) = (to_host(&x), to_host(&base.weight), to_host(&base.bias));
     // u = scale·x·Aᵀ (rows × r), then y = x·Wᵀ + bias (+ skip) + u·B[rows]ᵀ.
@@ -39,18 +44,18 @@ pub fn forward<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
     [xs, ws, bias].into_iter().for_each(recycle);
     let y = x.device().tensor_from_vec(y, (batch, seq, Const::<O>));
     if T::OWNS_TAPE {
-        let handles = (y.clone(), base.weight.clone(), adapter.clone());
+        let handles = (y.clone(), base.weight.clone(), adapter);
         tape.add_backward_op(move |grads| {
-            let (y, w, adapter) = &handles;
+            let (y, w, (a_t, b_t)) = &handles;
             let dy = take_grad(grads, y)?;
             let (xs, ws) = (to_host(&x), to_host(w));
             // du = dy·B[rows]; dB[rows] += dyᵀ·u; the gradient of x·Aᵀ is scale·du.
             let mut du = vec![0.0; u.len()];
             linear::backward_input(&dy, &b[b_rows.clone()], &mut du, r, O);
-            let db = &mut grads.get_or_alloc_mut(&adapter.b)?[b_rows.clone()];
+            let db = &mut grads.get_or_alloc_mut(b_t)?[b_rows.clone()];
             linear::backward_weight(&dy, &u, db, r, O);
             du.iter_mut().for_each(|v| *v *= scale);
-            linear::backward_weight(&du, &xs, grads.get_or_alloc_mut(&adapter.a)?, I, r);
+            linear::backward_weight(&du, &xs, grads.get_or_alloc_mut(a_t)?, I, r);
             let dx = grads.get_or_alloc_mut(&x)?;
             linear::backward_input(&dy, &ws, dx, I, O);
             linear::backward_input(&du, &a, dx, I, r);
