@@ -8,6 +8,7 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod hf;
 pub mod infer;
 pub mod model;
 pub mod report;

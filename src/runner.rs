@@ -9,7 +9,6 @@ mod report_again;
 mod report_eval;
 mod reuse;
 
-pub use pretrained::HfReader;
 pub use report_again::report_again;
 
 pub use report_eval::{baseline_stage, compared_stages, judge_questions};
@@ -40,8 +39,6 @@ pub struct RunOptions {
     pub results_root: PathBuf,
     pub load: LoadOptions,
     pub reuse: Reuse,
-    /// How a `pretrained` stage's folder is read.
-    pub hf: HfReader,
 }
 
 /// Where a stage that this run has not finished may come from instead of training.
@@ -121,8 +118,8 @@ pub fn run_loaded(loaded: &LoadedSpec, run_dir: &Path, opts: &RunOptions) -> Res
 /// report's evaluation files. `run` does this before training and `validate` does the same,
 /// so errors in any file surface before hours of training, naming the file, line and key.
 /// A pretrained base's configuration and tokenizer are checked here too.
-pub fn read_all_data(loaded: &LoadedSpec, hf: &HfReader) -> Result<Vec<Option<StageData>>> {
-    pretrained::check(loaded, hf)?;
+pub fn read_all_data(loaded: &LoadedSpec) -> Result<Vec<Option<StageData>>> {
+    pretrained::check(loaded)?;
     let spec = &loaded.spec;
     let datas: Vec<Option<StageData>> = spec
         .stages
@@ -158,7 +155,7 @@ fn run_on<D: Backend>(
 ) -> Result<()> {
     let spec = &loaded.spec;
     // All data first, before a run folder exists that could be mistaken for a run.
-    let datas = read_all_data(loaded, &opts.hf)?;
+    let datas = read_all_data(loaded)?;
     std::fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create the results folder {}", run_dir.display()))?;
     write_atomic(
@@ -167,7 +164,7 @@ fn run_on<D: Backend>(
     )?;
     let mut meta = start_meta(loaded, run_dir)?;
     let tokenizer = tokenizer_for(loaded, run_dir, &datas)?;
-    let cfg = match pretrained::base_config(loaded, &opts.hf)? {
+    let cfg = match pretrained::base_config(loaded)? {
         Some(cfg) => cfg,
         None => model_config_for(loaded, &tokenizer)?,
     };
@@ -210,7 +207,7 @@ fn run_on<D: Backend>(
                         &late
                     }
                 };
-                make_stage(&env, &cfg, data, &identities[i], opts, &mut meta)?
+                make_stage(&env, &cfg, data, &identities[i], &mut meta)?
             }
         };
         meta.stages.retain(|s| s.name != stage.name);
@@ -227,12 +224,11 @@ fn make_stage<D: Backend>(
     cfg: &ModelConfig,
     data: &StageData,
     identity: &str,
-    opts: &RunOptions,
     meta: &mut RunMeta,
 ) -> Result<StageMeta> {
     let mut sm = match (data, env.stage.pretrained_path()) {
         (StageData::Feedback { .. }, _) => rate_stage(env, data)?,
-        (_, Some(path)) => pretrained::import_stage(&env.stage.name, path, &env.dir, &opts.hf)?,
+        (_, Some(path)) => pretrained::import_stage(&env.stage.name, path, &env.dir)?,
         (_, None) => train_stage(env, cfg, data, meta)?,
     };
     sm.identity = Some(identity.to_string());

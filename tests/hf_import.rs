@@ -13,7 +13,7 @@ use ::safetensors::tensor::{Dtype, TensorView};
 use common::*;
 use dfdx::prelude::*;
 use gptlab::export::hf_gpt2::export_hf_gpt2;
-use gptlab::export::import_hf_model;
+use gptlab::hf::import_hf_model;
 use gptlab::model::gpt::MASKED_LOGIT;
 use gptlab::results::weights::{encode_tensors, read_tensors, save_model};
 use gptlab::tokenizer::{Tokenizer, TokenizerKind};

@@ -158,7 +158,6 @@ fn reads_of_run(dir: &Path, spec: &Path, base_steps: usize, sft_steps: usize) ->
         },
         // Every run trains its stages: one taken from an earlier run would read nothing.
         reuse: gptlab::runner::Reuse::Off,
-        hf: gptlab::export::import::HF_READER,
     };
     let before = readback::count();
     gptlab::runner::run_spec(spec, &options).unwrap();

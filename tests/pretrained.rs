@@ -282,7 +282,7 @@ fn importing_a_124m_folder_as_a_stage_by_hand() {
     let dev = dfdx::tensor::Cpu::default();
     for _ in 0..2 {
         let start = std::time::Instant::now();
-        let (mut model, _) = gptlab::export::import_hf_model(&folder, &dev).unwrap();
+        let (mut model, _) = gptlab::hf::import_hf_model(&folder, &dev).unwrap();
         let read = start.elapsed().as_secs_f64();
         gptlab::results::weights::save_model(model.as_mut(), tmp.path()).unwrap();
         let total = start.elapsed().as_secs_f64();

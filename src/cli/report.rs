@@ -24,12 +24,7 @@ pub fn run(args: ReportArgs) -> Result<bool> {
         println!("{}", path.display());
         return Ok(true);
     }
-    let run = crate::runner::report_again(
-        &args.run,
-        &args.sets,
-        data_root_from(args.data_root),
-        crate::export::import::HF_READER,
-    )?;
+    let run = crate::runner::report_again(&args.run, &args.sets, data_root_from(args.data_root))?;
     println!("{}", run.display());
     Ok(true)
 }

@@ -31,7 +31,6 @@ pub fn run(args: RunArgs) -> Result<bool> {
         } else {
             Reuse::ByIdentity
         },
-        hf: crate::export::import::HF_READER,
     };
     let paths = expand_spec_args(&args.specs)?;
     let mut failed = Vec::new();

@@ -22,8 +22,7 @@ fn validate_specs(specs: &[String], spec: &SpecArgs) -> Result<bool> {
     let mut ok = true;
     for path in expand_spec_args(specs)? {
         let loaded = load_spec(&path, &spec.load_options());
-        let hf = crate::export::import::HF_READER;
-        match loaded.and_then(|l| read_all_data(&l, &hf).map(|_| l)) {
+        match loaded.and_then(|l| read_all_data(&l).map(|_| l)) {
             Ok(l) => println!("ok {}: {}", path.display(), l.summary()),
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -1,9 +1,10 @@
 //! `gptlab export RUN/STAGE --format hf-gpt2 --out DIR`: a folder that Python `transformers`
 //! loads with `GPT2LMHeadModel.from_pretrained(DIR)` and `AutoTokenizer.from_pretrained(DIR)`.
 
-use super::hf_config::hf_config;
 use super::hf_files::{generation_config, special_tokens_map, tokenizer_config};
-use super::layout::{rules, to_hf, TensorList, TensorMap, WTE};
+use crate::hf::config::hf_config;
+pub use crate::hf::layout::SCORE_HEAD_FILE;
+use crate::hf::layout::{rules, to_hf, TensorList, TensorMap, WTE};
 use crate::infer::{open_stage, Stage};
 use crate::model::{Backend, ModelConfig};
 use crate::results::weights::{encode_tensors, model_tensors};
@@ -14,8 +15,6 @@ use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The reward / value head, which GPT-2 has no place for.
-pub const SCORE_HEAD_FILE: &str = "score_head.safetensors";
 const SCORE_TENSORS: [&str; 2] = ["score.weight", "score.bias"];
 
 /// Refuses to mix an export into a folder holding something else.

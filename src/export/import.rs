@@ -2,31 +2,16 @@
 //! any GPT-2 of a compiled preset's shape with a gptlab-layout tokenizer) becomes a gptlab
 //! stage folder, with the tokenizer beside it where `gptlab generate` looks for it.
 
-use super::hf_config::read_hf_config;
-use super::hf_model::import_hf_model;
+use crate::hf::import_hf_model;
 use crate::model::Backend;
 use crate::results::meta::write_stage_record;
 use crate::results::weights::save_model;
 use crate::results::{run_of_stage, StageMeta, CONFIG_FILE, TOKENIZER_FILE};
-use crate::runner::HfReader;
 use crate::spec::StageKind;
 use crate::tokenizer::Tokenizer;
 use crate::util::write_atomic;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-
-/// How a run reads a `pretrained` stage's folder (the runner sits below `export`).
-pub const HF_READER: HfReader = HfReader {
-    config: read_hf_config,
-    write_stage: write_pretrained_stage,
-};
-
-/// A pretrained stage's folder written as a gptlab stage folder. The weights are copied, not
-/// computed with, so the CPU holds them whatever the run's device.
-fn write_pretrained_stage(hf_dir: &Path, stage_dir: &Path) -> Result<()> {
-    let (mut model, _) = import_hf_model(hf_dir, &dfdx::tensor::Cpu::default())?;
-    save_model(model.as_mut(), stage_dir)
-}
 
 /// Reads the GPT-2 folder `hf_dir` into a model on `dev` and saves it as `stage_dir`.
 pub fn import_hf_gpt2<D: Backend>(

@@ -2,7 +2,7 @@
 
 use super::hf_gpt2::{export_hf_gpt2, SCORE_HEAD_FILE};
 use super::import::import_hf_gpt2;
-use super::layout::TensorMap;
+use crate::hf::layout::TensorMap;
 use crate::model::presets::{build_model, model_config};
 use crate::results::weights::{encode_tensors, load_model, read_tensors, save_model};
 use crate::tokenizer::{Tokenizer, TokenizerKind};

@@ -6,34 +6,18 @@
 //! the spec loads (`spec::pretrained`); here, what needs the model configuration or the
 //! tokenizer.
 
-use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use crate::hf::config::read_hf_config;
+use crate::hf::import_hf_model;
 use crate::model::ModelConfig;
+use crate::results::weights::save_model;
 use crate::results::StageMeta;
 use crate::spec::pretrained::{pretrained_base, CONFIG, TOKENIZER_FILES};
 use crate::spec::{LoadedSpec, StageKind};
 use crate::tokenizer::{load_pretrained_tokenizer, Tokenizer};
-
-/// Reads a pretrained stage's Hugging Face GPT-2 folder. The HF format is `export`'s, a layer
-/// above the runner, so the command that starts a run hands its reader down
-/// (`export::import::HF_READER`).
-#[derive(Clone, Copy)]
-pub struct HfReader {
-    /// The compiled model configuration a `config.json` describes; a paragraph naming the
-    /// compiled shapes when none matches.
-    pub config: fn(&Path) -> Result<ModelConfig>,
-    /// Writes the folder's model as a gptlab stage folder (`config.json`, `model.safetensors`).
-    pub write_stage: fn(hf_dir: &Path, stage_dir: &Path) -> Result<()>,
-}
-
-impl fmt::Debug for HfReader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HfReader")
-    }
-}
 
 /// The checkpoint's tokenizer, as the run uses it.
 pub fn tokenizer(dir: &Path) -> Result<Tokenizer> {
@@ -41,19 +25,19 @@ pub fn tokenizer(dir: &Path) -> Result<Tokenizer> {
 }
 
 /// The model configuration of the run's pretrained base, if it has one.
-pub fn base_config(loaded: &LoadedSpec, hf: &HfReader) -> Result<Option<ModelConfig>> {
+pub fn base_config(loaded: &LoadedSpec) -> Result<Option<ModelConfig>> {
     let Some(dir) = pretrained_base(&loaded.spec) else {
         return Ok(None);
     };
-    let cfg = (hf.config)(&dir.join(CONFIG)).with_context(|| loaded.locate("stages[0].path"))?;
+    let cfg = read_hf_config(&dir.join(CONFIG)).with_context(|| loaded.locate("stages[0].path"))?;
     Ok(Some(cfg))
 }
 
 /// Everything about the pretrained base that needs its configuration or tokenizer: a compiled
 /// shape, a tokenizer that fits the model, and `[model]` keys that agree with the checkpoint.
 /// `run` and `validate` call it before anything trains.
-pub fn check(loaded: &LoadedSpec, hf: &HfReader) -> Result<()> {
-    let Some(cfg) = base_config(loaded, hf)? else {
+pub fn check(loaded: &LoadedSpec) -> Result<()> {
+    let Some(cfg) = base_config(loaded)? else {
         return Ok(());
     };
     let dir = pretrained_base(&loaded.spec).expect("a pretrained base");
@@ -108,11 +92,15 @@ fn tokenizer_file(dir: &Path) -> std::path::PathBuf {
     first.unwrap_or_else(|| dir.to_path_buf())
 }
 
-/// The pretrained stage: its folder's model written into the stage folder `dir`.
-pub fn import_stage(name: &str, hf_dir: &Path, dir: &Path, hf: &HfReader) -> Result<StageMeta> {
+/// The pretrained stage: its folder's model written into the stage folder `dir`. The weights
+/// are copied, not computed with, so the CPU holds them whatever the run's device.
+pub fn import_stage(name: &str, hf_dir: &Path, dir: &Path) -> Result<StageMeta> {
     let start = std::time::Instant::now();
-    (hf.write_stage)(hf_dir, dir)
-        .with_context(|| format!("stage `{name}` imports {}", hf_dir.display()))?;
+    let write = || {
+        let (mut model, _) = import_hf_model(hf_dir, &dfdx::tensor::Cpu::default())?;
+        save_model(model.as_mut(), dir)
+    };
+    write().with_context(|| format!("stage `{name}` imports {}", hf_dir.display()))?;
     Ok(StageMeta {
         name: name.to_string(),
         kind: Some(StageKind::Pretrained),

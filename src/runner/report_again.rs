@@ -15,12 +15,7 @@ use std::path::{Path, PathBuf};
 const REPORT_KEYS: &str = "report.";
 
 /// Makes the new run and its report; returns its folder.
-pub fn report_again(
-    run: &Path,
-    sets: &[String],
-    data_root: PathBuf,
-    hf: super::HfReader,
-) -> Result<PathBuf> {
+pub fn report_again(run: &Path, sets: &[String], data_root: PathBuf) -> Result<PathBuf> {
     if let Some(set) = sets
         .iter()
         .find(|s| !s.trim_start().starts_with(REPORT_KEYS))
@@ -82,7 +77,6 @@ pub fn report_again(
         results_root: root.to_path_buf(),
         load: opts,
         reuse: Reuse::FromRun(run.to_path_buf()),
-        hf,
     };
     run_loaded(&loaded, &new_run, &run_opts)?;
     println!(

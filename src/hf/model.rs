@@ -2,9 +2,8 @@
 //! the preset (layers, heads, width, context) and the smallest vocabulary bucket that holds the
 //! checkpoint's vocabulary; `model.safetensors` fills it. The tokenizer is not read here.
 
-use super::hf_config::read_hf_config;
-use super::hf_gpt2::SCORE_HEAD_FILE;
-use super::layout::{from_hf, rules, TensorMap, WTE};
+use super::config::read_hf_config;
+use super::layout::{from_hf, rules, TensorMap, SCORE_HEAD_FILE, WTE};
 use crate::model::presets::build_model;
 use crate::model::{Backend, LanguageModel, ModelConfig};
 use crate::results::weights::{load_weights_from, read_tensors, read_tensors_except};

@@ -19,6 +19,8 @@ pub type TensorList = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// The token embedding, which is also the tied LM head.
 pub const WTE: &str = "transformer.wte.weight";
+/// The reward / value head, which GPT-2 has no place for: a file of its own beside the model.
+pub const SCORE_HEAD_FILE: &str = "score_head.safetensors";
 
 /// One GPT-2 tensor made of gptlab tensors: `parts` stacked along their first axis (one part
 /// for most tensors, q/k/v for `c_attn`), then transposed when `conv1d` and two-dimensional.
