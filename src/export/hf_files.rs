@@ -13,17 +13,9 @@ use serde_json::{json, Value};
 const CHAT_TEMPLATE: &str = "{% for message in messages %}<|{{ message['role'] }}|>\
 {{ message['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
 
-/// The text of the token that ends a turn in `tok`.
-fn end_of_turn(tok: &Tokenizer) -> String {
-    match tok.kind() {
-        TokenizerKind::Pretrained => tok.token_text(tok.special(Special::EndOfTurn)),
-        _ => Special::EndOfTurn.name().to_string(),
-    }
-}
-
 fn specials(tok: &Tokenizer) -> Value {
     if tok.kind() == TokenizerKind::Pretrained {
-        let end = end_of_turn(tok);
+        let end = tok.end_of_turn_text();
         let unk = tok
             .marker(Special::Unk)
             .first()
@@ -63,7 +55,7 @@ pub fn tokenizer_config(tok: &Tokenizer, n_ctx: usize) -> Value {
         "add_bos_token": false,
         "add_eos_token": false,
         "clean_up_tokenization_spaces": false,
-        "chat_template": CHAT_TEMPLATE.replace("<|end|>", &end_of_turn(tok)),
+        "chat_template": CHAT_TEMPLATE.replace("<|end|>", &tok.end_of_turn_text()),
     });
     v.as_object_mut()
         .expect("an object")

@@ -172,6 +172,12 @@ impl Tokenizer {
         }
     }
 
+    /// The text of the token that ends a turn: `<|end|>` in a trained tokenizer, the
+    /// tokenizer's own end token in a pretrained one (for templates written elsewhere).
+    pub fn end_of_turn_text(&self) -> String {
+        self.token_text(self.special(Special::EndOfTurn))
+    }
+
     pub fn is_special(&self, id: u32) -> bool {
         match &self.codec {
             Codec::Pretrained(codec) => codec.is_special(&self.hf, id),
