@@ -13,6 +13,8 @@ const PINNED: &[(&str, &str)] = &[
     ("amusement-park.toml", "b512e723aa7e"),
     ("feedback-kl.toml", "299ff57c86b3"),
     ("feedback.toml", "97988b060f51"),
+    // Added with #35; its base's id is its checkpoint's content hash, so it holds anywhere.
+    ("finetune-gpt2.toml", "b66624ff5444"),
     ("poetry.toml", "290576dd949b"),
     ("quickstart.toml", "4f372708ceee"),
     ("shakespeare-char.toml", "670edbc7da40"),
