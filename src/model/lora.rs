@@ -95,11 +95,12 @@ impl FrozenLinear for Cpu {
         let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
         if T::OWNS_TAPE {
             // The weight is held by reference and copied again in the backward, not kept as
-            // a host copy from the forward: a frozen model's weights are then not in memory
-            // twice for the whole step (the full model's linear keeps its copy; it needs it).
-            let (y_handle, w) = (y.clone(), w.clone());
+            // a host copy from the forward, so a frozen model's weights are not in memory
+            // twice for the whole step; the input's values are not needed at all.
+            let (y, x, w) = (y.ghost(), x.ghost(), w.clone());
+            let skip = skip.map(|s| s.ghost());
             tape.add_backward_op(move |grads| {
-                let dy = take_grad(grads, &y_handle)?;
+                let dy = take_grad!(grads, &y)?;
                 let ws = to_host(&w);
                 linear::backward_input(&dy, &ws, grads.get_or_alloc_mut(&x)?, I, O);
                 if let Some(skip) = &skip {

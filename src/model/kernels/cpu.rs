@@ -3,6 +3,12 @@
 //! id, so inputs that travel without a tape (weights, keys, values, skip connections) still
 //! receive theirs. Host copies and spent output gradients go back to the buffer pool once the
 //! backward (or, without a tape, the forward) is done with them.
+//!
+//! What an op keeps for its backward is kept once: the op that alone reads an input again
+//! keeps its host copy of it; inputs that several ops read (a linear layer's input, the
+//! weights) stay in their shared tensors and are copied again in the backward; outputs and
+//! inputs that only receive a gradient are kept as ghosts (an id and a shape, no buffer), so
+//! that no activation waits for the backward twice.
 
 use super::causal_attention::{self, Dims};
 use super::frozen::FrozenWeights;
@@ -56,11 +62,14 @@ impl FusedOps for Cpu {
             I,
             O,
         );
+        recycle_all([xs, ws]);
         let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
         if T::OWNS_TAPE {
-            let (y_handle, w, b) = (y.clone(), w.clone(), b.cloned());
+            let (y, w, b) = (y.ghost(), w.clone(), b.cloned());
+            let skip = skip.map(|s| s.ghost());
             tape.add_backward_op(move |grads| {
-                let dy = take_grad(grads, &y_handle)?;
+                let dy = take_grad!(grads, &y)?;
+                let (xs, ws) = (to_host(&x), to_host(&w));
                 linear::backward_input(&dy, &ws, grads.get_or_alloc_mut(&x)?, I, O);
                 linear::backward_weight(&dy, &xs, grads.get_or_alloc_mut(&w)?, I, O);
                 if let Some(b) = &b {
@@ -72,8 +81,6 @@ impl FusedOps for Cpu {
                 recycle_all([dy, xs, ws]);
                 Ok(())
             });
-        } else {
-            recycle_all([xs, ws]);
         }
         y.put_tape(tape)
     }
@@ -125,9 +132,9 @@ impl FusedOps for Cpu {
         let (out, probs) = causal_attention::forward(&qs, &ks, &vs, dims);
         let y = q.device().tensor_from_vec(out, (batch, s_q, Const::<M>));
         if T::OWNS_TAPE {
-            let y_handle = y.clone();
+            let (y, q, k, v) = (y.ghost(), q.ghost(), k.ghost(), v.ghost());
             tape.add_backward_op(move |grads| {
-                let dy = take_grad(grads, &y_handle)?;
+                let dy = take_grad!(grads, &y)?;
                 // The three gradient buffers are needed at once: take them out of the
                 // table, add into them, and put them back.
                 let mut dq = std::mem::take(&mut **grads.get_or_alloc_mut(&q)?);
@@ -166,9 +173,9 @@ impl FusedOps for Cpu {
         let (logp, lse) = logprobs::forward(&x, &t, vocab);
         let y = logits.device().tensor_from_vec(logp, (batch, seq));
         if T::OWNS_TAPE {
-            let y_handle = y.clone();
+            let (y, logits) = (y.ghost(), logits.ghost());
             tape.add_backward_op(move |grads| {
-                let g = take_grad(grads, &y_handle)?;
+                let g = take_grad!(grads, &y)?;
                 logprobs::backward(&x, &t, &lse, &g, grads.get_or_alloc_mut(&logits)?, vocab);
                 recycle(x);
                 Ok(())
@@ -189,9 +196,9 @@ impl FusedOps for Cpu {
             .device()
             .tensor_from_vec(simd::gelu_forward(&input), *x.shape());
         if T::OWNS_TAPE {
-            let y_handle = y.clone();
+            let (y, x) = (y.ghost(), x.ghost());
             tape.add_backward_op(move |grads| {
-                let dy = take_grad(grads, &y_handle)?;
+                let dy = take_grad!(grads, &y)?;
                 simd::gelu_backward(&input, &dy, grads.get_or_alloc_mut(&x)?);
                 recycle_all([dy, input]);
                 Ok(())
@@ -216,9 +223,9 @@ impl FusedOps for Cpu {
         let (out, stats) = layer_norm::forward(&input, &weight, &to_host(b), eps);
         let y = x.device().tensor_from_vec(out, *x.shape());
         if T::OWNS_TAPE {
-            let (y_handle, w, b) = (y.clone(), w.clone(), b.clone());
+            let (y, x, w, b) = (y.ghost(), x.ghost(), w.clone(), b.clone());
             tape.add_backward_op(move |grads| {
-                let dy = take_grad(grads, &y_handle)?;
+                let dy = take_grad!(grads, &y)?;
                 let (mut dw, mut db) = (vec![0.0; M], vec![0.0; M]);
                 let dx = grads.get_or_alloc_mut(&x)?;
                 layer_norm::backward(&input, &weight, &stats, &dy, dx, &mut dw, &mut db);

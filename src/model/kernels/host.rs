@@ -2,7 +2,6 @@
 //! (`as_vec` walks an index iterator, a few ns per element: it was 7% of a training step).
 
 use dfdx::prelude::*;
-use dfdx::tensor::Gradients;
 
 /// A copy of a CPU tensor's buffer, by memcpy into a recycled buffer (see `pool`).
 ///
@@ -21,17 +20,21 @@ pub fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     v
 }
 
-/// Takes the finished gradient of an op's output out of the gradient table (no copy).
+/// Takes the finished gradient of an op's output out of the gradient table (no copy): `$y` is
+/// the output or, better, its `ghost()`, which names the gradient without keeping the output's
+/// buffer alive until the backward. A macro because dfdx does not export the trait that
+/// tensors and ghosts share (`Tensorlike`), so no function can take either.
 ///
 /// Sound because the tape runs backward ops in reverse order: every consumer of `y` has
 /// already added to its gradient, and only `y`'s own op reads it after that.
-pub fn take_grad<S: Shape>(
-    grads: &mut Gradients<f32, Cpu>,
-    y: &Tensor<S, f32, Cpu>,
-) -> Result<Vec<f32>, CpuError> {
-    let dy = std::mem::take(&mut **grads.get_or_alloc_mut(y)?);
-    Ok(dy)
+macro_rules! take_grad {
+    ($grads:expr, $y:expr) => {
+        $grads
+            .get_or_alloc_mut($y)
+            .map(|g| std::mem::take(&mut **g))
+    };
 }
+pub(crate) use take_grad;
 
 /// A raw pointer that rayon tasks may share, for kernels whose tasks write disjoint parts of
 /// one buffer (attention heads write interleaved columns of the same rows).

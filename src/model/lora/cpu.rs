@@ -44,10 +44,11 @@ pub fn forward<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
     [xs, ws, bias].into_iter().for_each(recycle);
     let y = x.device().tensor_from_vec(y, (batch, seq, Const::<O>));
     if T::OWNS_TAPE {
-        let handles = (y.clone(), base.weight.clone(), adapter);
+        let handles = (y.ghost(), base.weight.clone(), adapter);
+        let skip = skip.map(|s| s.ghost());
         tape.add_backward_op(move |grads| {
             let (y, w, (a_t, b_t)) = &handles;
-            let dy = take_grad(grads, y)?;
+            let dy = take_grad!(grads, y)?;
             let (xs, ws) = (to_host(&x), to_host(w));
             // du = dy·B[rows]; dB[rows] += dyᵀ·u; the gradient of x·Aᵀ is scale·du.
             let mut du = vec![0.0; u.len()];
