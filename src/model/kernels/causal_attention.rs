@@ -1,7 +1,7 @@
 //! Causal multi-head attention in one op, reading queries, keys and values straight from the
 //! `(batch, time, width)` activations: each (batch, head) pair is one task that multiplies
 //! strided views of its head's columns, so heads are never split, permuted or merged in
-//! memory, and the attention weights are kept for the backward pass. Queries go in blocks of
+//! memory; the backward computes the attention weights again. Queries go in blocks of
 //! `BLOCK` rows that only multiply the keys they can see, which skips part of the masked
 //! upper triangle at long contexts (a quarter of the work at 256 positions).
 
@@ -49,6 +49,10 @@ impl Dims {
                 .add((b * rows + row) * self.width() + h * self.head_dim)
         }
     }
+    /// The weights of one query block: its rows by all keys.
+    fn block_len(&self) -> usize {
+        BLOCK.min(self.s_q) * self.s_k
+    }
     /// Query blocks `(first row, end row, keys the block can see)`.
     fn blocks(&self) -> impl Iterator<Item = (usize, usize, usize)> {
         let (s_q, s_k, past) = (self.s_q, self.s_k, self.past());
@@ -86,18 +90,38 @@ avx2_variants! {
     }
 }
 
-/// Returns the output `(batch, s_q, width)` and the attention weights
-/// `(batch, heads, s_q, s_k)`.
-pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>) {
-    // Fully written: each head's product fills its columns of the output, and each row of the
-    // weights is written up to its visible keys by the product and zeroed after by the softmax.
+/// The attention weights of one head's query rows `r0..r1` over the `w` keys they can see,
+/// into `rows` (`(r1 - r0) × s_k`, zero beyond each row's visible keys).
+///
+/// # Safety
+/// `qh` and `kh` must be views inside live buffers of at least `r1` and `w` rows.
+unsafe fn block_weights(rows: &mut [f32], qh: Mat, kh: Mat, block: (usize, usize, usize), d: Dims) {
+    let (r0, r1, w) = block;
+    let rows = &mut rows[..(r1 - r0) * d.s_k];
+    let (queries, keys) = (qh.rows(r0, r1), kh.rows(0, w));
+    gemm_raw(
+        rows.as_mut_ptr(),
+        d.s_k,
+        queries,
+        keys.t(),
+        d.scale(),
+        false,
+        false,
+    );
+    causal_softmax_rows(rows, d.s_k, d.past() + r0);
+}
+
+/// The output `(batch, s_q, width)`. The attention weights are not kept: the backward
+/// computes them again, block by block (a few percent of a step), rather than hold
+/// `batch × heads × s_q × s_k` floats per layer (as much as four widths of activations per
+/// position at 256 positions and 12 heads) from the forward to the backward.
+pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims) -> Vec<f32> {
+    // Fully written: each head's product fills its columns of the output.
     let mut out = pool::scratch(d.batch * d.s_q * d.width());
-    let mut probs = pool::scratch(d.batch * d.heads * d.s_q * d.s_k);
     let out_ptr = SharedMut(out.as_mut_ptr());
-    probs
-        .par_chunks_mut(d.s_q * d.s_k)
-        .enumerate()
-        .for_each(|(task, p)| {
+    (0..d.batch * d.heads).into_par_iter().for_each_init(
+        || vec![0.0f32; d.block_len()],
+        |p, task| {
             let (b, h) = (task / d.heads, task % d.heads);
             let (qh, kh, vh) = (
                 d.head(q.as_ptr(), b, h, d.s_q),
@@ -105,28 +129,38 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], d: Dims) -> (Vec<f32>, Vec<f32>)
                 d.head(v.as_ptr(), b, h, d.s_k),
             );
             // SAFETY: every view lies inside its buffer; each task writes only its own
-            // weights and its own head's columns of the output.
+            // head's columns of the output.
             for (r0, r1, w) in d.blocks() {
-                let rows = &mut p[r0 * d.s_k..r1 * d.s_k];
                 unsafe {
-                    let keys = kh.rows(0, w);
-                    gemm_raw(
-                        rows.as_mut_ptr(),
-                        d.s_k,
-                        qh.rows(r0, r1),
-                        keys.t(),
-                        d.scale(),
-                        false,
-                        false,
-                    );
-                    causal_softmax_rows(rows, d.s_k, d.past() + r0);
-                    let pm = Mat::strided(rows.as_ptr(), r1 - r0, w, d.s_k);
+                    block_weights(p, qh, kh, (r0, r1, w), d);
+                    let pm = Mat::strided(p.as_ptr(), r1 - r0, w, d.s_k);
                     let out = d.head_mut(out_ptr, b, h, d.s_q, r0);
                     gemm_raw(out, d.width(), pm, vh.rows(0, w), 1.0, false, false);
                 }
             }
+        },
+    );
+    out
+}
+
+/// The attention weights `(batch, heads, s_q, s_k)`, for the explorer.
+pub fn weights(q: &[f32], k: &[f32], d: Dims) -> Vec<f32> {
+    let mut probs = vec![0.0; d.batch * d.heads * d.s_q * d.s_k];
+    probs
+        .par_chunks_mut(d.s_q * d.s_k)
+        .enumerate()
+        .for_each(|(task, p)| {
+            let (b, h) = (task / d.heads, task % d.heads);
+            let (qh, kh) = (
+                d.head(q.as_ptr(), b, h, d.s_q),
+                d.head(k.as_ptr(), b, h, d.s_k),
+            );
+            for (r0, r1, w) in d.blocks() {
+                // SAFETY: as in `forward`; each task writes only its own weights.
+                unsafe { block_weights(&mut p[r0 * d.s_k..], qh, kh, (r0, r1, w), d) };
+            }
         });
-    (out, probs)
+    probs
 }
 
 /// Adds the gradients of q, k and v given the output's gradient `dy`.
@@ -135,7 +169,6 @@ pub fn backward(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    probs: &[f32],
     dy: &[f32],
     dq: &mut [f32],
     dk: &mut [f32],
@@ -149,9 +182,9 @@ pub fn backward(
         SharedMut(dk.as_mut_ptr()),
         SharedMut(dv.as_mut_ptr()),
     );
-    probs.par_chunks(d.s_q * d.s_k).enumerate().for_each_init(
-        || vec![0.0f32; d.s_q * d.s_k],
-        |ds, (task, p)| {
+    (0..d.batch * d.heads).into_par_iter().for_each_init(
+        || (vec![0.0f32; d.block_len()], vec![0.0f32; d.block_len()]),
+        |(p, ds), task| {
             let (b, h) = (task / d.heads, task % d.heads);
             let (qh, kh, vh, dyh) = (
                 d.head(q.as_ptr(), b, h, d.s_q),
@@ -162,7 +195,7 @@ pub fn backward(
             let wd = d.width();
             // SAFETY: as in `forward`; each task adds only into its own head's columns.
             for (r0, r1, w) in d.blocks() {
-                let (p, ds) = (&p[r0 * d.s_k..r1 * d.s_k], &mut ds[r0 * d.s_k..r1 * d.s_k]);
+                let n = (r1 - r0) * d.s_k;
                 let pm = Mat::strided(p.as_ptr(), r1 - r0, w, d.s_k);
                 let (qb, dyb, keys, values) = (
                     qh.rows(r0, r1),
@@ -171,9 +204,10 @@ pub fn backward(
                     vh.rows(0, w),
                 );
                 unsafe {
+                    block_weights(p, qh, kh, (r0, r1, w), d);
                     // dP = dY·Vᵀ, then dS (without the scale, folded into the products below).
                     gemm_raw(ds.as_mut_ptr(), d.s_k, dyb, values.t(), 1.0, false, false);
-                    softmax_backward_rows(p, ds, d.s_k, w);
+                    softmax_backward_rows(&p[..n], &mut ds[..n], d.s_k, w);
                     let dsm = Mat::strided(ds.as_ptr(), r1 - r0, w, d.s_k);
                     gemm_raw(
                         d.head_mut(dv, b, h, d.s_k, 0),

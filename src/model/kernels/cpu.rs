@@ -129,7 +129,7 @@ impl FusedOps for Cpu {
         };
         assert!(dims.s_k >= s_q && k.shape().0 == batch && v.shape() == k.shape());
         let (qs, ks, vs) = (to_host(&q), to_host(&k), to_host(&v));
-        let (out, probs) = causal_attention::forward(&qs, &ks, &vs, dims);
+        let out = causal_attention::forward(&qs, &ks, &vs, dims);
         let y = q.device().tensor_from_vec(out, (batch, s_q, Const::<M>));
         if T::OWNS_TAPE {
             let (y, q, k, v) = (y.ghost(), q.ghost(), k.ghost(), v.ghost());
@@ -140,17 +140,15 @@ impl FusedOps for Cpu {
                 let mut dq = std::mem::take(&mut **grads.get_or_alloc_mut(&q)?);
                 let mut dk = std::mem::take(&mut **grads.get_or_alloc_mut(&k)?);
                 let mut dv = std::mem::take(&mut **grads.get_or_alloc_mut(&v)?);
-                causal_attention::backward(
-                    &qs, &ks, &vs, &probs, &dy, &mut dq, &mut dk, &mut dv, dims,
-                );
+                causal_attention::backward(&qs, &ks, &vs, &dy, &mut dq, &mut dk, &mut dv, dims);
                 **grads.get_or_alloc_mut(&q)? = dq;
                 **grads.get_or_alloc_mut(&k)? = dk;
                 **grads.get_or_alloc_mut(&v)? = dv;
-                recycle_all([dy, qs, ks, vs, probs]);
+                recycle_all([dy, qs, ks, vs]);
                 Ok(())
             });
         } else {
-            recycle_all([qs, ks, vs, probs]);
+            recycle_all([qs, ks, vs]);
         }
         y.put_tape(tape)
     }
