@@ -25,18 +25,18 @@ impl<const M: usize, const F: usize, D: Device<f32> + FrozenLinear> Mlp<M, F, D>
         skip: Tensor<(usize, usize, Const<M>), f32, D>,
         lora: Option<(&MlpAdapters<M, F, D>, LoraRun)>,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        // tanh-approximated GELU, as GPT-2 ("gelu_new"), in the same op as the second
+        // projection when that keeps its input (see `kernels/gelu_input.rs`).
+        let (proj, skip) = (&self.proj, Some(skip));
         let Some((adapters, run)) = lora else {
-            // tanh-approximated GELU, as GPT-2 ("gelu_new").
-            return self.proj.forward_onto(D::gelu(self.fc.forward(x)), skip);
+            let hidden = self.fc.forward(x);
+            return D::gelu_linear(hidden, &proj.weight, Some(&proj.bias), skip);
         };
         let hidden = frozen_linear(&self.fc, adapters.c_fc.as_ref(), run, x, None);
-        frozen_linear(
-            &self.proj,
-            adapters.c_proj.as_ref(),
-            run,
-            D::gelu(hidden),
-            Some(skip),
-        )
+        match adapters.c_proj.as_ref() {
+            Some(a) => D::gelu_linear_lora(hidden, proj, a, run, skip),
+            None => D::linear_frozen_base(D::gelu(hidden), &proj.weight, Some(&proj.bias), skip),
+        }
     }
 
     /// [`Self::forward`] in generation, its weights read from the generation's `frozen`.

@@ -46,6 +46,18 @@ pub trait FrozenLinear: FusedOps {
     ) -> Act<O, Self, T> {
         lora_composed(x, base, adapter, rows, run, skip)
     }
+
+    /// [`Self::linear_lora`] of `gelu(x)`: the MLP's second projection with its activation,
+    /// in one op that keeps only `x` for the backward on the CPU (see `gelu_input.rs`).
+    fn gelu_linear_lora<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        base: &Linear<I, O, Self>,
+        adapter: &Adapter<I, Self>,
+        run: LoraRun,
+        skip: Option<Act<O, Self, NoneTape>>,
+    ) -> Act<O, Self, T> {
+        Self::linear_lora(Self::gelu(x), base, adapter, 0..O, run, skip)
+    }
 }
 
 /// [`FrozenLinear::linear_lora`] from dfdx ops (CUDA, the CPU's portable path, dropout): the
@@ -130,7 +142,21 @@ impl FrozenLinear for Cpu {
             return lora_composed(x, base, adapter, rows, run, skip);
         }
         let pair = (adapter.a.clone(), adapter.b.clone());
-        cpu::forward(x, base, pair, rows, run.scale, skip)
+        cpu::forward(x, base, pair, rows, run.scale, skip, false)
+    }
+
+    fn gelu_linear_lora<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        base: &Linear<I, O, Self>,
+        adapter: &Adapter<I, Self>,
+        run: LoraRun,
+        skip: Option<Act<O, Self, NoneTape>>,
+    ) -> Act<O, Self, T> {
+        if super::kernels::portable::portable() || run.dropout > 0.0 {
+            return lora_composed(Self::gelu(x), base, adapter, 0..O, run, skip);
+        }
+        let pair = (adapter.a.clone(), adapter.b.clone());
+        cpu::forward(x, base, pair, 0..O, run.scale, skip, true)
     }
 }
 

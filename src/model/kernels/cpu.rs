@@ -12,6 +12,7 @@
 
 use super::causal_attention::{self, Dims};
 use super::frozen::FrozenWeights;
+use super::gelu_input::{add_input_grad, product_input, recomputed};
 use super::host::{take_grad, to_host, to_vec};
 use super::linear::{self, Weight};
 use super::pool::recycle;
@@ -50,39 +51,19 @@ impl FusedOps for Cpu {
         if portable() {
             return linear_composed(x, w, b, skip);
         }
-        let (x, mut tape) = x.split_tape();
-        let (batch, seq, _) = *x.shape();
-        let (xs, ws) = (to_host(&x), to_host(w));
-        let start = skip.as_ref().map(to_host);
-        let out = linear::forward(
-            &xs,
-            Weight::OutByIn(&ws),
-            b.map(to_host).as_deref(),
-            start,
-            I,
-            O,
-        );
-        recycle_all([xs, ws]);
-        let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
-        if T::OWNS_TAPE {
-            let (y, w, b) = (y.ghost(), w.clone(), b.cloned());
-            let skip = skip.map(|s| s.ghost());
-            tape.add_backward_op(move |grads| {
-                let dy = take_grad!(grads, &y)?;
-                let (xs, ws) = (to_host(&x), to_host(&w));
-                linear::backward_input(&dy, &ws, grads.get_or_alloc_mut(&x)?, I, O);
-                linear::backward_weight(&dy, &xs, grads.get_or_alloc_mut(&w)?, I, O);
-                if let Some(b) = &b {
-                    linear::backward_bias(&dy, grads.get_or_alloc_mut(b)?);
-                }
-                if let Some(skip) = &skip {
-                    add_into(grads.get_or_alloc_mut(skip)?, &dy);
-                }
-                recycle_all([dy, xs, ws]);
-                Ok(())
-            });
+        linear_op(x, w, b, skip, false)
+    }
+
+    fn gelu_linear<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        w: &Tensor<Rank2<O, I>, f32, Self>,
+        b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
+    ) -> Act<O, Self, T> {
+        if portable() {
+            return linear_composed(gelu_composed(x), w, b, skip);
         }
-        y.put_tape(tape)
+        linear_op(x, w, b, skip, true)
     }
 
     fn linear_frozen<const I: usize, const O: usize>(
@@ -237,4 +218,52 @@ impl FusedOps for Cpu {
         }
         y.put_tape(tape)
     }
+}
+
+/// [`FusedOps::linear`] on the CPU, of `gelu(x)` when `gelu` (see `gelu_input.rs`).
+fn linear_op<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
+    x: Act<I, Cpu, T>,
+    w: &Tensor<Rank2<O, I>, f32, Cpu>,
+    b: Option<&Tensor<Rank1<O>, f32, Cpu>>,
+    skip: Option<Act<O, Cpu, NoneTape>>,
+    gelu: bool,
+) -> Act<O, Cpu, T> {
+    let (x, mut tape) = x.split_tape();
+    let (batch, seq, _) = *x.shape();
+    let (xs, ws) = (product_input(to_host(&x), gelu), to_host(w));
+    let start = skip.as_ref().map(to_host);
+    let out = linear::forward(
+        &xs,
+        Weight::OutByIn(&ws),
+        b.map(to_host).as_deref(),
+        start,
+        I,
+        O,
+    );
+    recycle_all([xs, ws]);
+    let y = x.device().tensor_from_vec(out, (batch, seq, Const::<O>));
+    if T::OWNS_TAPE {
+        let (y, w, b) = (y.ghost(), w.clone(), b.cloned());
+        let skip = skip.map(|s| s.ghost());
+        tape.add_backward_op(move |grads| {
+            let dy = take_grad!(grads, &y)?;
+            let (hs, ws) = (to_host(&x), to_host(&w));
+            let gs = recomputed(&hs, gelu);
+            let xs = gs.as_deref().unwrap_or(&hs);
+            add_input_grad(grads, &x, &hs, gelu, |dx| {
+                linear::backward_input(&dy, &ws, dx, I, O)
+            })?;
+            linear::backward_weight(&dy, xs, grads.get_or_alloc_mut(&w)?, I, O);
+            if let Some(b) = &b {
+                linear::backward_bias(&dy, grads.get_or_alloc_mut(b)?);
+            }
+            if let Some(skip) = &skip {
+                add_into(grads.get_or_alloc_mut(skip)?, &dy);
+            }
+            recycle_all([dy, hs, ws]);
+            gs.into_iter().for_each(recycle);
+            Ok(())
+        });
+    }
+    y.put_tape(tape)
 }

@@ -7,6 +7,7 @@
 pub mod causal_attention;
 mod cpu;
 pub mod frozen;
+pub mod gelu_input;
 pub mod host;
 pub mod layer_norm;
 pub mod linear;
@@ -45,6 +46,16 @@ pub trait FusedOps: Device<f32> {
         b: Option<&Tensor<Rank1<O>, f32, Self>>,
         skip: Option<Act<O, Self, NoneTape>>,
     ) -> Act<O, Self, T>;
+    /// `linear(gelu(x))`: the MLP's second projection with its activation, in one op that
+    /// keeps only `x` for the backward on the CPU (see `gelu_input.rs`).
+    fn gelu_linear<const I: usize, const O: usize, T: Tape<f32, Self>>(
+        x: Act<I, Self, T>,
+        w: &Tensor<Rank2<O, I>, f32, Self>,
+        b: Option<&Tensor<Rank1<O>, f32, Self>>,
+        skip: Option<Act<O, Self, NoneTape>>,
+    ) -> Act<O, Self, T> {
+        Self::linear(Self::gelu(x), w, b, skip)
+    }
     /// `linear` in generation, without a tape: devices that copy a weight to read it (the
     /// CPU) take it from `frozen`, copied once per generation; others read it in place.
     fn linear_frozen<const I: usize, const O: usize>(

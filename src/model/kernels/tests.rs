@@ -68,6 +68,35 @@ fn cpu_linear_matches_the_composed_op_forward_and_backward() {
 }
 
 #[test]
+fn cpu_gelu_linear_matches_the_composed_ops_forward_and_backward() {
+    let dev = Cpu::seed_from_u64(7);
+    let x: Act<6, Cpu, NoneTape> = dev.sample_normal_like(&(3, 7, Const)) * 2.0;
+    let w: Tensor<Rank2<5, 6>, f32, Cpu> = dev.sample_normal();
+    let b: Tensor<Rank1<5>, f32, Cpu> = dev.sample_normal();
+    let skip: Act<5, Cpu, NoneTape> = dev.sample_normal_like(&(3, 7, Const));
+    let g: Act<5, Cpu, NoneTape> = dev.sample_normal_like(&(3, 7, Const));
+    let each = |fast: bool| {
+        let (xt, s) = (x.clone().traced(Gradients::leaky()), Some(skip.clone()));
+        let y = if fast {
+            Cpu::gelu_linear(xt, &w, Some(&b), s)
+        } else {
+            linear_composed(gelu_composed(xt), &w, Some(&b), s)
+        };
+        let (y, tape) = y.split_tape();
+        let out = y.as_vec();
+        let grads = (y.put_tape(tape) * g.clone()).sum().backward();
+        let got = [grads.get(&x).as_vec(), grads.get(&skip).as_vec()];
+        (out, got, grads.get(&w).as_vec(), grads.get(&b).as_vec())
+    };
+    let (fast, slow) = (each(true), each(false));
+    close(&fast.0, &slow.0, 1e-5);
+    close(&fast.1[0], &slow.1[0], 1e-5);
+    close(&fast.1[1], &slow.1[1], 1e-6);
+    close(&fast.2, &slow.2, 1e-5);
+    close(&fast.3, &slow.3, 1e-5);
+}
+
+#[test]
 fn cpu_attention_matches_the_composed_op_forward_and_backward() {
     let dev = Cpu::seed_from_u64(6);
     // Training (s_q = s_k) and generation-style blocks of queries after cached keys; the

@@ -4,6 +4,7 @@
 //! `scale·x·Aᵀ` and host copies of A and B; `x` and the base weight are read again from their
 //! tensors, which the tape holds anyway.
 
+use crate::model::kernels::gelu_input::{add_input_grad, product_input, recomputed};
 use crate::model::kernels::host::{take_grad, to_host};
 use crate::model::kernels::linear::{self, Weight};
 use crate::model::kernels::pool::recycle;
@@ -20,7 +21,9 @@ pub type AdapterPair<const I: usize> = (
 );
 
 /// `x·Wᵀ + bias (+ skip) + scale·x·Aᵀ·B[rows]ᵀ`, recording a backward to `x`, `skip`, A and
-/// B[rows] only.
+/// B[rows] only; of `gelu(x)` in place of `x` when `gelu` (the MLP's second projection,
+/// see `gelu_input.rs`).
+#[allow(clippy::too_many_arguments)]
 pub fn forward<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
     x: Act<I, Cpu, T>,
     base: &Linear<I, O, Cpu>,
@@ -28,13 +31,15 @@ pub fn forward<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
     rows: Range<usize>,
     scale: f32,
     skip: Option<Act<O, Cpu, NoneTape>>,
+    gelu: bool,
 ) -> Act<O, Cpu, T> {
     let (x, mut tape) = x.split_tape();
     let (batch, seq, _) = *x.shape();
     let r = adapter.0.shape().0;
     let (a, b) = (to_host(&adapter.0), to_host(&adapter.1));
     let b_rows = rows.start * r..rows.end * r;
-    let (xs, ws, bias) = (to_host(&x), to_host(&base.weight), to_host(&base.bias));
+    let xs = product_input(to_host(&x), gelu);
+    let (ws, bias) = (to_host(&base.weight), to_host(&base.bias));
     // u = scale·x·Aᵀ (rows × r), then y = x·Wᵀ + bias (+ skip) + u·B[rows]ᵀ.
     let mut u = linear::forward(&xs, Weight::OutByIn(&a), None, None, I, r);
     u.iter_mut().for_each(|v| *v *= scale);
@@ -49,24 +54,27 @@ pub fn forward<const I: usize, const O: usize, T: Tape<f32, Cpu>>(
         tape.add_backward_op(move |grads| {
             let (y, w, (a_t, b_t)) = &handles;
             let dy = take_grad!(grads, y)?;
-            let (xs, ws) = (to_host(&x), to_host(w));
+            let (hs, ws) = (to_host(&x), to_host(w));
+            let gs = recomputed(&hs, gelu);
+            let xs = gs.as_deref().unwrap_or(&hs);
             // du = dy·B[rows]; dB[rows] += dyᵀ·u; the gradient of x·Aᵀ is scale·du.
             let mut du = vec![0.0; u.len()];
             linear::backward_input(&dy, &b[b_rows.clone()], &mut du, r, O);
             let db = &mut grads.get_or_alloc_mut(b_t)?[b_rows.clone()];
             linear::backward_weight(&dy, &u, db, r, O);
             du.iter_mut().for_each(|v| *v *= scale);
-            linear::backward_weight(&du, &xs, grads.get_or_alloc_mut(a_t)?, I, r);
-            let dx = grads.get_or_alloc_mut(&x)?;
-            linear::backward_input(&dy, &ws, dx, I, O);
-            linear::backward_input(&du, &a, dx, I, r);
+            linear::backward_weight(&du, xs, grads.get_or_alloc_mut(a_t)?, I, r);
+            add_input_grad(grads, &x, &hs, gelu, |dx| {
+                linear::backward_input(&dy, &ws, dx, I, O);
+                linear::backward_input(&du, &a, dx, I, r);
+            })?;
             if let Some(skip) = &skip {
                 let ds = grads.get_or_alloc_mut(skip)?;
                 ds.par_iter_mut()
                     .zip(dy.par_iter())
                     .for_each(|(g, d)| *g += d);
             }
-            [dy, xs, ws].into_iter().for_each(recycle);
+            [dy, hs, ws].into_iter().chain(gs).for_each(recycle);
             Ok(())
         });
     }

@@ -26,6 +26,8 @@ struct LoraLinear {
     a: Tensor<(usize, Const<I>), f32, Cpu>,
     b: Tensor<(usize, usize), f32, Cpu>,
     cfg: LoraSpec,
+    /// Whether the layer multiplies gelu(x), as the MLP's second projection does.
+    gelu: bool,
 }
 
 impl LoraLinear {
@@ -37,6 +39,9 @@ impl LoraLinear {
     }
     fn forward<T: Tape<f32, Cpu>>(&self, x: Act<I, Cpu, T>, training: bool) -> Act<O, Cpu, T> {
         let run = LoraRun::new(&self.cfg, training);
+        if self.gelu {
+            return Cpu::gelu_linear_lora(x, &self.base, &self.adapter(), run, None);
+        }
         frozen_linear(&self.base, Some(&self.adapter()), run, x, None)
     }
     fn merged(&self) -> Linear<I, O, Cpu> {
@@ -61,7 +66,13 @@ fn layer(dev: &Cpu, fresh: bool) -> LoraLinear {
     if !fresh {
         b = random(dev, (O, 3), &mut rng);
     }
-    LoraLinear { base, a, b, cfg }
+    LoraLinear {
+        base,
+        a,
+        b,
+        cfg,
+        gelu: false,
+    }
 }
 
 fn input(dev: &Cpu) -> Act<I, Cpu, NoneTape> {
@@ -146,13 +157,18 @@ fn with_entry<S: Shape>(t: &Tensor<S, f32, Cpu>, k: usize, delta: f32) -> Tensor
 #[test]
 fn gradients_of_a_b_and_the_input_match_finite_differences_and_the_base_gets_none() {
     for portable in [false, true] {
-        with_portable(portable, gradients_match_and_the_base_gets_none);
+        for gelu in [false, true] {
+            with_portable(portable, || gradients_match_and_the_base_gets_none(gelu));
+        }
     }
 }
 
-fn gradients_match_and_the_base_gets_none() {
+fn gradients_match_and_the_base_gets_none(gelu: bool) {
     let dev = Cpu::default();
-    let lora = layer(&dev, false);
+    let lora = LoraLinear {
+        gelu,
+        ..layer(&dev, false)
+    };
     let x = input(&dev);
     let r = random(
         &dev,
