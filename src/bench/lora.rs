@@ -46,6 +46,9 @@ pub struct StepRun {
     pub cpu_ms_per_step: f64,
     /// The child's peak resident memory: weights, gradients, moments, activations.
     pub peak_rss_mb: f64,
+    /// A forward of the same batch without a tape (median): about what recomputing the
+    /// activations in the backward (gradient checkpointing) would add to a step.
+    pub forward_ms: f64,
 }
 
 /// Resident memory (VmRSS) of one child as it builds a policy and its reference.
@@ -104,14 +107,35 @@ fn step_run(mode: &str, steps: usize) -> Result<StepRun> {
         1.0,
         lora.as_ref(),
     )?;
+    let peak_rss_mb = peak_rss_mb();
     Ok(StepRun {
         mode: mode.into(),
         trainable_params: t.params,
         ms_per_step: t.ms_per_step,
         ms_per_step_min: t.ms_per_step_min,
         cpu_ms_per_step: t.cpu_ms_per_step,
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb,
+        forward_ms: forward_ms(lora.as_ref(), steps)?,
     })
+}
+
+/// The median time of an untraced forward of one batch, after one untimed.
+fn forward_ms(lora: Option<&LoraSpec>, steps: usize) -> Result<f64> {
+    let dev = Cpu::default();
+    let mut model = build_model(&model_config(PRESET, VOCAB)?, &dev, 0)?;
+    if let Some(spec) = lora {
+        model.add_adapters(spec, 1)?;
+    }
+    let tokens: Vec<usize> = (0..BATCH * SEQ).map(|i| (i * 7919) % VOCAB).collect();
+    let mut times = Vec::new();
+    for _ in 0..=steps {
+        let t = std::time::Instant::now();
+        let logits = model.logits(dev.tensor_from_vec(tokens.clone(), (BATCH, SEQ)));
+        std::hint::black_box(logits);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.remove(0);
+    Ok(super::median(times))
 }
 
 fn reference_memory() -> Result<ReferenceMemory> {
@@ -178,11 +202,12 @@ pub fn run(steps: usize) -> Result<LoraBench> {
         for mode in order {
             let run: StepRun = run_child(mode, steps)?;
             eprintln!(
-                "{mode:>5}: {:.0} ms/step (fastest {:.0}, CPU {:.0}), peak {:.0} MB, {} trainable",
+                "{mode:>5}: {:.0} ms/step (fastest {:.0}, CPU {:.0}), peak {:.0} MB, forward alone {:.0} ms, {} trainable",
                 run.ms_per_step,
                 run.ms_per_step_min,
                 run.cpu_ms_per_step,
                 run.peak_rss_mb,
+                run.forward_ms,
                 run.trainable_params
             );
             got.push(run);

@@ -111,24 +111,9 @@ mod tests {
 
 #[cfg(test)]
 mod spec_tests {
-    use crate::spec::{load_spec, LoadOptions, LoadedSpec};
+    use crate::spec::test_support::{error_text as error, load_text as load};
 
     const SPEC: &str = "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 16\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"base\"\nkind = \"pretrain\"\ndata = \"a.txt\"\n[[stages]]\nname = \"sft\"\nkind = \"sft\"\nfrom = \"base\"\ndata = \"sft.jsonl\"\n";
-
-    fn load(text: &str, sets: &[&str]) -> anyhow::Result<LoadedSpec> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lora.toml");
-        std::fs::write(&path, text).unwrap();
-        let opts = LoadOptions {
-            data_root: dir.path().to_path_buf(),
-            sets: sets.iter().map(|s| s.to_string()).collect(),
-        };
-        load_spec(&path, &opts)
-    }
-
-    fn error(text: &str, sets: &[&str]) -> String {
-        format!("{:#}", load(text, sets).unwrap_err())
-    }
 
     fn with_lora(table: &str) -> String {
         format!("{SPEC}lora = {table}\n")

@@ -47,6 +47,8 @@ pub mod stage;
 pub mod stage_keys;
 pub mod suggest;
 pub mod sweep;
+#[cfg(test)]
+pub mod test_support;
 pub mod validate;
 
 pub use data_entry::{sources_of, DataEntry, Source, Transform};

@@ -22,24 +22,10 @@ impl RlhfSpec for ToyKeys {
 #[cfg(test)]
 mod tests {
     use crate::spec::methods::RlhfKeys;
-    use crate::spec::{load_spec, LoadOptions, LoadedSpec, Method};
+    use crate::spec::test_support::{error_text as error, load_text as load};
+    use crate::spec::{LoadedSpec, Method};
 
     const SPEC: &str = "name = \"t\"\n[model]\npreset = \"nano\"\nblock_size = 16\n[tokenizer]\nkind = \"char\"\nvocab_size = 64\n[[stages]]\nname = \"base\"\nkind = \"pretrain\"\ndata = \"a.txt\"\n[[stages]]\nname = \"toy\"\nkind = \"rlhf\"\nalgorithm = \"toy\"\nfrom = \"base\"\ndata = \"prefs.jsonl\"\n";
-
-    fn load(text: &str, sets: &[&str]) -> anyhow::Result<LoadedSpec> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("toy.toml");
-        std::fs::write(&path, text).unwrap();
-        let opts = LoadOptions {
-            data_root: dir.path().to_path_buf(),
-            sets: sets.iter().map(|s| s.to_string()).collect(),
-        };
-        load_spec(&path, &opts)
-    }
-
-    fn error(text: &str, sets: &[&str]) -> String {
-        format!("{:#}", load(text, sets).unwrap_err())
-    }
 
     #[test]
     fn a_registered_method_parses_with_its_defaults_and_overrides() {
@@ -122,7 +108,7 @@ mod tests {
         );
         let message = error(&text, &[]);
         assert!(
-            message.contains("toy.toml:16:") && message.contains("`stages.toy.toy_margin`"),
+            message.contains("spec.toml:16:") && message.contains("`stages.toy.toy_margin`"),
             "{message}"
         );
         assert!(
