@@ -123,12 +123,14 @@ pub fn bench_train<D: Backend>(
     steps: usize,
     peak: f64,
     lora: Option<&LoraSpec>,
+    checkpoint: bool,
 ) -> Result<TrainBench> {
     let cfg = model_config(preset, vocab)?;
     let mut model = build_model(&cfg, dev, 0)?;
     if let Some(spec) = lora {
         model.add_adapters(spec, 1)?;
     }
+    model.set_checkpointing(checkpoint);
     let params = crate::results::weights::model_tensors(model.as_mut())?
         .iter()
         .map(|t| t.2.len())
@@ -314,7 +316,7 @@ pub fn run_bench<D: Backend>(
         if !wanted {
             continue;
         }
-        let t = bench_train(dev, preset, vocab, batch, seq, steps, peak, None)?;
+        let t = bench_train(dev, preset, vocab, batch, seq, steps, peak, None, false)?;
         eprintln!(
             "{preset:>7} train: {:.1} ms/step (fastest {:.1}), {:.0} tok/s, {:.1} GFLOP/s, MFU {:.1}%",
             t.ms_per_step,

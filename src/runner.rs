@@ -370,10 +370,14 @@ fn train_stage<D: Backend>(
     let params = count(model.as_mut())?;
     meta.params = meta.params.max(params);
     crate::stages::adapters::adapt_for_stage(env, model.as_mut(), spec.seed)?;
-    let trained = match model.lora() {
+    model.set_checkpointing(stage.gradient_checkpointing);
+    let mut trained = match model.lora() {
         Some(_) => format!(" (LoRA: {} trained)", count(model.as_mut())?),
         None => String::new(),
     };
+    if stage.gradient_checkpointing {
+        trained.push_str(", gradient checkpointing");
+    }
     println!(
         "[{}] {} stage, {} parameters{trained}, preset {} (vocab {}), {} steps",
         stage.name,

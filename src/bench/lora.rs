@@ -3,11 +3,16 @@
 //! the CPU, and the memory of a policy with its frozen reference (the base-only view) against
 //! one copy of the weights.
 //!
+//! Both are also measured with gradient checkpointing (each block's activations recomputed
+//! in the backward, not kept): LoRA's memory without its activations, at the time of one more
+//! forward.
+//!
 //! Memory is the peak resident set (VmHWM) of a process that does nothing else: each
 //! measurement runs in a child process (this binary, `bench --lora-child MODE`), so one
 //! mode's allocations (or the allocator's and the buffer pool's retained memory) cannot
-//! inflate the other's. Children run in alternating order (full, LoRA, then LoRA, full, ...),
-//! so that load from other work on the machine falls on both modes alike.
+//! inflate the other's. Children run in alternating order (full, LoRA, LoRA checkpointed,
+//! full checkpointed, then the reverse, ...), so that load from other work on the machine
+//! falls on every mode alike.
 
 use super::{bench_train, peak_rss_mb, TrainBench};
 use crate::model::presets::{build_model, model_config};
@@ -21,7 +26,7 @@ pub const PRESET: &str = "gpt2";
 pub const VOCAB: usize = 8192;
 pub const BATCH: usize = 4;
 pub const SEQ: usize = 256;
-/// Pairs of (full, LoRA) children.
+/// Rounds of children (one of each mode).
 pub const PAIRS: usize = 2;
 
 /// The setting: rank 8, alpha 16, no dropout, attn + mlp.
@@ -66,6 +71,24 @@ pub struct ReferenceMemory {
     pub with_a_second_copy_mb: f64,
 }
 
+/// One mode over another, per round of children (each round run back to back): peak
+/// memory, wall time and CPU time of a step.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Ratios {
+    pub memory: Vec<f64>,
+    pub time: Vec<f64>,
+    pub cpu_time: Vec<f64>,
+}
+
+impl Ratios {
+    fn push(&mut self, of: &StepRun, over: &StepRun) {
+        self.memory.push(of.peak_rss_mb / over.peak_rss_mb);
+        self.time.push(of.ms_per_step / over.ms_per_step);
+        self.cpu_time
+            .push(of.cpu_ms_per_step / over.cpu_ms_per_step);
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct LoraBench {
     pub preset: String,
@@ -75,11 +98,12 @@ pub struct LoraBench {
     pub spec: LoraSpec,
     /// Every child, in the order run.
     pub runs: Vec<StepRun>,
-    /// LoRA over full, per pair (each pair run back to back): peak memory, wall time and CPU
-    /// time of a step.
-    pub memory_ratio: Vec<f64>,
-    pub time_ratio: Vec<f64>,
-    pub cpu_time_ratio: Vec<f64>,
+    /// LoRA over full fine-tuning (neither checkpointed).
+    pub lora_over_full: Ratios,
+    /// Checkpointed LoRA over full fine-tuning (not checkpointed).
+    pub lora_checkpointed_over_full: Ratios,
+    /// Checkpointed LoRA over checkpointed full fine-tuning.
+    pub lora_over_full_both_checkpointed: Ratios,
     pub reference: ReferenceMemory,
     /// (policy + reference) / (one copy + adapters), each above the empty process.
     pub reference_ratio: f64,
@@ -88,15 +112,21 @@ pub struct LoraBench {
 /// What a child prints: its measurement as one JSON line.
 pub fn child(mode: &str, steps: usize) -> Result<String> {
     let json = match mode {
-        "full" | "lora" => serde_json::to_string(&step_run(mode, steps)?)?,
         "reference" => serde_json::to_string(&reference_memory()?)?,
-        other => bail!("unknown --lora-child mode {other:?}: expected full, lora or reference"),
+        _ if MODES.contains(&mode) => serde_json::to_string(&step_run(mode, steps)?)?,
+        other => {
+            bail!("unknown --lora-child mode {other:?}: expected reference or one of {MODES:?}")
+        }
     };
     Ok(json)
 }
 
+/// The training modes, in the order of a round: full, LoRA, then both checkpointed.
+pub const MODES: [&str; 4] = ["full", "lora", "lora-checkpointed", "full-checkpointed"];
+
 fn step_run(mode: &str, steps: usize) -> Result<StepRun> {
-    let lora = (mode == "lora").then(spec);
+    let lora = mode.starts_with("lora").then(spec);
+    let checkpoint = mode.ends_with("checkpointed");
     let t: TrainBench = bench_train(
         &Cpu::default(),
         PRESET,
@@ -106,6 +136,7 @@ fn step_run(mode: &str, steps: usize) -> Result<StepRun> {
         steps,
         1.0,
         lora.as_ref(),
+        checkpoint,
     )?;
     let peak_rss_mb = peak_rss_mb();
     Ok(StepRun {
@@ -188,21 +219,21 @@ fn run_child<T: for<'de> Deserialize<'de>>(mode: &str, steps: usize) -> Result<T
     serde_json::from_str(line.trim()).with_context(|| format!("reading bench child {mode}: {line}"))
 }
 
-/// The comparison: `PAIRS` pairs of children in alternating order, then the reference.
+/// The comparison: `PAIRS` rounds of the four modes, alternating in order, then the
+/// reference.
 pub fn run(steps: usize) -> Result<LoraBench> {
     let mut runs = Vec::new();
-    let (mut memory_ratio, mut time_ratio, mut cpu_time_ratio) = (vec![], vec![], vec![]);
-    for pair in 0..PAIRS {
-        let order = if pair % 2 == 0 {
-            ["full", "lora"]
-        } else {
-            ["lora", "full"]
-        };
+    let mut ratios: [Ratios; 3] = Default::default();
+    for round in 0..PAIRS {
+        let mut order = MODES;
+        if round % 2 == 1 {
+            order.reverse();
+        }
         let mut got: Vec<StepRun> = Vec::new();
         for mode in order {
             let run: StepRun = run_child(mode, steps)?;
             eprintln!(
-                "{mode:>5}: {:.0} ms/step (fastest {:.0}, CPU {:.0}), peak {:.0} MB, forward alone {:.0} ms, {} trainable",
+                "{mode:>17}: {:.0} ms/step (fastest {:.0}, CPU {:.0}), peak {:.0} MB, forward alone {:.0} ms, {} trainable",
                 run.ms_per_step,
                 run.ms_per_step_min,
                 run.cpu_ms_per_step,
@@ -212,13 +243,11 @@ pub fn run(steps: usize) -> Result<LoraBench> {
             );
             got.push(run);
         }
-        let (full, lora) = match got[0].mode == "full" {
-            true => (&got[0], &got[1]),
-            false => (&got[1], &got[0]),
-        };
-        memory_ratio.push(lora.peak_rss_mb / full.peak_rss_mb);
-        time_ratio.push(lora.ms_per_step / full.ms_per_step);
-        cpu_time_ratio.push(lora.cpu_ms_per_step / full.cpu_ms_per_step);
+        let of = |mode: &str| got.iter().find(|r| r.mode == mode).unwrap();
+        let [full, lora, lora_ck, full_ck] = MODES.map(of);
+        ratios[0].push(lora, full);
+        ratios[1].push(lora_ck, full);
+        ratios[2].push(lora_ck, full_ck);
         runs.extend(got);
     }
     let reference: ReferenceMemory = run_child("reference", steps)?;
@@ -231,9 +260,9 @@ pub fn run(steps: usize) -> Result<LoraBench> {
         seq: SEQ,
         spec: spec(),
         runs,
-        memory_ratio,
-        time_ratio,
-        cpu_time_ratio,
+        lora_over_full: ratios[0].clone(),
+        lora_checkpointed_over_full: ratios[1].clone(),
+        lora_over_full_both_checkpointed: ratios[2].clone(),
         reference,
         reference_ratio,
     })

@@ -44,6 +44,9 @@ pub struct Gpt<const V: usize, const C: usize, const M: usize, const F: usize, D
     /// `ModelConfig::real_vocab_size`): 0 on real ids, [`MASKED_LOGIT`] on padding. Not a
     /// parameter; `None` for models trained here, whose head has no bias.
     pub vocab_mask: Option<Tensor<Rank1<V>, f32, D>>,
+    /// Whether a traced forward recomputes each block's activations in the backward
+    /// instead of keeping them (see `checkpoint.rs`).
+    pub checkpoint: bool,
 }
 
 /// The logit of a padding id. Finite, unlike -inf, so that `p · log p` and log-ratios stay
@@ -135,6 +138,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             score: None,
             lora: None,
             vocab_mask: vocab_mask(dev, cfg.real_vocab_size),
+            checkpoint: false,
             cfg,
         }
     }
@@ -175,6 +179,7 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
             score: self.score.clone(),
             lora: None,
             vocab_mask: self.vocab_mask.clone(),
+            checkpoint: self.checkpoint,
         }
     }
 
@@ -217,17 +222,22 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
         tokens: Tensor<(usize, usize), usize, D>,
         tape: T,
     ) -> Tensor<(usize, usize, Const<M>), f32, D, T> {
+        let checkpoint = self.checkpoint && T::OWNS_TAPE;
+        let forward = |block: &Block<M, F, D>, x, lora| match checkpoint {
+            true => block.forward_checkpointed(x, lora),
+            false => block.forward(x, lora),
+        };
         let Some(lora) = &self.lora else {
             let mut x = self.embed(self.wte.clone().put_tape(tape), tokens, 0);
             for block in &self.blocks {
-                x = block.forward(x, None);
+                x = forward(block, x, None);
             }
             return self.ln_f.forward(x);
         };
         let run = lora.run(T::OWNS_TAPE);
         let mut x = self.embed(self.wte.clone(), tokens, 0).put_tape(tape);
         for (block, adapters) in self.blocks.iter().zip(&lora.blocks) {
-            x = block.forward(x, Some((adapters, run)));
+            x = forward(block, x, Some((adapters, run)));
         }
         self.ln_f.forward(x)
     }

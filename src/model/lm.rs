@@ -59,6 +59,9 @@ pub trait LanguageModel<D: Backend> {
     /// The base with the adapters switched off, sharing every tensor with this model (no
     /// copy of the weights): the frozen reference of DPO, KTO and PPO.
     fn base_only(&self) -> Box<dyn LanguageModel<D>>;
+    /// Whether traced forwards recompute each block's activations in the backward
+    /// (gradient checkpointing) instead of keeping them.
+    fn set_checkpointing(&mut self, on: bool);
 }
 
 impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend> LanguageModel<D>
@@ -127,6 +130,9 @@ impl<const V: usize, const C: usize, const M: usize, const F: usize, D: Backend>
     }
     fn base_only(&self) -> Box<dyn LanguageModel<D>> {
         Box::new(Gpt::base_only(self))
+    }
+    fn set_checkpointing(&mut self, on: bool) {
+        self.checkpoint = on;
     }
 }
 

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod attention;
 pub mod batch_cache;
 pub mod block;
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod device_cache;

@@ -126,6 +126,13 @@ pub struct FlatStage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-stages" = ["sft", "reward", "rlhf"]))]
     pub lora: Option<LoraKeys>,
+    /// Recompute each block's activations in the backward instead of keeping them from the
+    /// forward (transformers' `gradient_checkpointing`): a step holds one block's activations
+    /// at a time, for one more forward of the blocks. Same gradients; not with LoRA `dropout`.
+    // Written only when set, so that specs without it keep their run ids.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("x-stages" = ["pretrain", "sft", "reward", "rlhf"]))]
+    pub gradient_checkpointing: bool,
 
     // The keys of some methods only (`x-stages`).
     /// The RLHF method of an rlhf stage.
@@ -303,6 +310,10 @@ fn default_val_fraction() -> f64 {
 fn default_kl_coef() -> f64 {
     0.05
 }
+fn is_false(x: &bool) -> bool {
+    !x
+}
+
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }

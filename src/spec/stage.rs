@@ -171,6 +171,17 @@ impl FlatStage {
                         .into(),
             });
         }
+        let dropout = self.lora.as_ref().map_or(0.0, |lora| lora.dropout);
+        if self.gradient_checkpointing && dropout > 0.0 {
+            return Err(FlatProblem {
+                key: "gradient_checkpointing",
+                message: format!(
+                    "gradient checkpointing runs each block twice and needs the same result \
+                     both times, which LoRA dropout ({dropout}) does not give: set the lora \
+                     table's dropout = 0.0 or leave gradient_checkpointing out"
+                ),
+            });
+        }
         self.min_lr = Some(self.min_lr.unwrap_or(default_min_lr(self.lr)));
         let method = self.method()?;
         Ok(Stage { keys: self, method })

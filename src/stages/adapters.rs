@@ -53,6 +53,7 @@ pub fn trainable_copy<D: Backend>(
     seed: u64,
 ) -> Result<Box<dyn LanguageModel<D>>> {
     let mut copy = source.boxed_clone();
+    copy.set_checkpointing(env.stage.gradient_checkpointing);
     if let Some(keys) = &env.stage.lora {
         copy.add_adapters(
             &lora_spec(keys),
