@@ -21,6 +21,11 @@ impl<const M: usize, const F: usize, D: Device<f32> + FrozenLinear> Block<M, F, 
         x: Act<M, D, T>,
         lora: Option<(&BlockAdapters<M, F, D>, LoraRun)>,
     ) -> Act<M, D, T> {
+        let dropout = lora.map_or(0.0, |(_, run)| run.dropout);
+        assert!(
+            !T::OWNS_TAPE || dropout == 0.0,
+            "a checkpointed block cannot repeat LoRA dropout's mask in its second forward"
+        );
         let (x, mut tape) = x.split_tape();
         let y = self.forward(x.clone(), lora);
         if !T::OWNS_TAPE {
